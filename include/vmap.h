@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmap.h - a concurrent allocator of address ranges, after the Linux 6.9
+ * vmalloc address-space allocator ("vmap nodes").
+ *
+ * A *space* hands out page-aligned ranges [start, end) of an integer
+ * interval [base, limit).  Nothing is mapped: the space only decides where
+ * things go.  Freed ranges become *lazy* and are reused only after a
+ * *purge*, which calls the space's flush callback once for all of them (the
+ * kernel's batched TLB flush).  With more than one node, each CPU keeps
+ * pools of recently purged ranges so that a steady stream of allocations
+ * and frees rarely takes the one global lock.
+ *
+ * Conventions:
+ *  - Every function returning int returns 0 or a negative errno.  Results
+ *    come back through out-parameters, because 0 and every other integer
+ *    can be a valid address in a space.
+ *  - A call that fails leaves the space exactly as it was: vmap_check()
+ *    passes afterwards.
+ *  - Every function is thread-safe unless it says otherwise.
+ */
+#ifndef VMAP_H
+#define VMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VMAP_VERSION_MAJOR 0
+#define VMAP_VERSION_MINOR 1
+#define VMAP_VERSION_PATCH 0
+#define VMAP_VERSION ((VMAP_VERSION_MAJOR << 16) | (VMAP_VERSION_MINOR << 8) | VMAP_VERSION_PATCH)
+
+#if defined(_WIN32)
+#define VMAP_API
+#else
+#define VMAP_API __attribute__((visibility("default")))
+#endif
+
+/* The library's version, (major << 16) | (minor << 8) | patch. */
+VMAP_API unsigned vmap_version(void);
+
+/* The same as a string, "0.1.0". */
+VMAP_API const char *vmap_version_string(void);
+
+/* ------------------------------------------------------------------------
+ * Spaces
+ */
+
+/* Opaque: one independent allocator over [base, limit). */
+struct vmap_space;
+
+/*
+ * Called once per purge, with the one range [start, end) that covers every
+ * lazy range being purged, before any of them can be handed out again.  It
+ * may also cover busy ranges lying between them: it is a flush, not a
+ * release.  Called with the space's purge mutex held; it must not call back
+ * into the same space.
+ */
+typedef void (*vmap_flush_fn)(void *cookie, uint64_t start, uint64_t end);
+
+/*
+ * Called during a purge for each maximal run [start, end) of adjacent lazy
+ * ranges of one node, after the flush and before the run can be handed out
+ * again.  This is where a user that backs ranges with memory releases it
+ * (the vmalloc layer does).  May be called from several purge helper
+ * threads at once; must not call back into the same space.
+ */
+typedef void (*vmap_release_fn)(void *cookie, uint64_t start, uint64_t end);
+
+/* vmap_params.flags */
+enum {
+	/*
+	 * Deterministic mode: a free that takes the lazy count over the
+	 * threshold purges synchronously inside the call, purge helpers run
+	 * inline, and allocations use the node of CPU 0 unless the thread
+	 * set another with vmap_set_thread_cpu().  For replay and tests.
+	 */
+	VMAP_DETERMINISTIC = 1u << 0,
+	/*
+	 * Tag an allocation taken from the global heap with the node of its
+	 * address instead of the node of the allocating CPU (the alternative
+	 * discussed in review of the kernel series; the default is the
+	 * kernel's choice).  The tag decides which node's lazy tree and pools
+	 * the range goes to when freed.
+	 */
+	VMAP_TAG_BY_ADDRESS = 1u << 1,
+};
+
+/*
+ * Parameters of a space.  The zero value of every field means the default;
+ * reserved fields must be zero (vmap_space_create() returns -EINVAL
+ * otherwise), so that fields can be added later without breaking callers.
+ */
+struct vmap_params {
+	/* log2 of the page (granule) size, 12..30; 0 = 12 (4096 bytes). */
+	uint32_t page_shift;
+	/*
+	 * Number of vmap nodes, 1..128; 0 = the number of online CPUs clamped
+	 * to that range.  1 is the design before the node series: one global
+	 * heap and no pools.
+	 */
+	uint32_t nr_nodes;
+	/*
+	 * Lazy pages that may accumulate before a free starts a purge; 0 =
+	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size).
+	 */
+	uint64_t lazy_max_pages;
+	/* VMAP_DETERMINISTIC, VMAP_TAG_BY_ADDRESS. */
+	uint32_t flags;
+	uint32_t reserved0;
+	vmap_flush_fn flush;	/* may be NULL */
+	void *flush_cookie;
+	vmap_release_fn release; /* may be NULL */
+	void *release_cookie;
+	uint64_t reserved[6];
+};
+
+/*
+ * vmap_space_create - create a space over [base, limit).
+ * @base, @limit: page aligned, base < limit, limit - base <= 2^63.
+ * @params: NULL for all defaults.
+ * @out: receives the space.
+ *
+ * Returns 0, -EINVAL (bad bounds, page shift, node count, flags or a
+ * non-zero reserved field) or -ENOMEM.  May block (allocates memory).
+ */
+VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
+			       const struct vmap_params *params,
+			       struct vmap_space **out);
+
+/*
+ * vmap_space_destroy - stop the space's threads and free everything it
+ * owns.  Ranges still busy are forgotten.  No other call on the space may
+ * be in flight or follow.  NULL is a no-op.
+ */
+VMAP_API void vmap_space_destroy(struct vmap_space *space);
+
+/* What a space was created with, after defaults were applied. */
+struct vmap_space_info {
+	uint64_t base, limit;
+	uint64_t page_size;
+	uint64_t lazy_max_pages;
+	uint32_t nr_nodes;
+	uint32_t flags;
+};
+
+/* vmap_space_info - fill @info.  Returns 0 or -EINVAL (a NULL argument). */
+VMAP_API int vmap_space_info(const struct vmap_space *space,
+			     struct vmap_space_info *info);
+
+/* ------------------------------------------------------------------------
+ * Ranges
+ */
+
+/* vmap_alloc() flags */
+enum {
+	/*
+	 * Never wait for a purge: where the request does not fit without
+	 * one, fail with -EBUSY if purging could help, -ENOMEM if not.
+	 * Purge notifiers are not called.
+	 */
+	VMAP_NONBLOCK = 1u << 0,
+};
+
+/*
+ * vmap_alloc - allocate @size bytes aligned to @align within [vstart, vend).
+ * @size: a non-zero multiple of the page size.
+ * @align: a power of two; values below the page size mean the page size.
+ * @vstart, @vend: the window; both 0 means the whole space.  Only requests
+ *	over the whole space are served from the per-node pools.
+ * @flags: VMAP_NONBLOCK or 0.
+ * @addr: receives the start of the range.
+ *
+ * Placement is the lowest address that fits (SPEC section 1; for
+ * alignments above a page, bounded as described there).  When nothing
+ * fits, the call purges once (a full purge, which also empties the pools)
+ * and retries, then calls the purge notifiers and retries only if one of
+ * them freed something.
+ *
+ * Returns 0, -EINVAL (size 0 or not a page multiple, align 0 or not a power
+ * of two, vstart >= vend, a window outside the space or smaller than
+ * @size, size + align overflowing, unknown flags, a NULL argument),
+ * -ENOMEM (no room, or no memory for bookkeeping) or -EBUSY (VMAP_NONBLOCK
+ * and only a purge could make room).  May block: takes the purge mutex on
+ * the slow path and calls the notifiers.
+ */
+VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
+			uint64_t vstart, uint64_t vend, unsigned flags,
+			uint64_t *addr);
+
+/*
+ * vmap_free - give back the busy range starting at @addr.  The range
+ * becomes lazy: it stays reserved until the next purge.  A free that takes
+ * the lazy page count above lazy_max_pages starts a purge (in a drain
+ * thread; in deterministic mode, synchronously inside this call).
+ *
+ * Returns 0 or -ENOENT (@addr is not the start of a busy range: inside
+ * one, in a gap, lazy, already freed, outside the space).
+ */
+VMAP_API int vmap_free(struct vmap_space *space, uint64_t addr);
+
+/* A busy range, as vmap_find() reports it. */
+struct vmap_range {
+	uint64_t start, end;
+	/* The node whose busy tree holds it (the node of its start). */
+	uint32_t node;
+	/* The node whose lazy tree and pools it will go to; -1 for none. */
+	int32_t tag_node;
+};
+
+/*
+ * vmap_find - the busy range containing @addr.
+ * Returns 0, -ENOENT (no busy range contains @addr) or -EINVAL (NULL).
+ */
+VMAP_API int vmap_find(struct vmap_space *space, uint64_t addr,
+		       struct vmap_range *range);
+
+/*
+ * vmap_purge - purge every lazy range now (decaying the pools as every
+ * purge does).  Returns 0.  Takes the purge mutex: may block.
+ */
+VMAP_API int vmap_purge(struct vmap_space *space);
+
+/*
+ * vmap_shrink - empty every pool into the global heap (the kernel's
+ * shrinker), under the purge mutex.  Lazy ranges stay lazy.  Returns 0.
+ * May block.
+ */
+VMAP_API int vmap_shrink(struct vmap_space *space);
+
+/*
+ * vmap_set_thread_cpu - make the calling thread allocate as if it ran on
+ * CPU @cpu (its node is cpu % nr_nodes), in every space; -1 returns to the
+ * CPU the thread runs on.  Useful to schedulers that know their worker
+ * index, and to tests.  Returns 0 or -EINVAL (cpu < -1).
+ */
+VMAP_API int vmap_set_thread_cpu(int cpu);
+
+/* ------------------------------------------------------------------------
+ * Purge notifiers: called when an allocation still fails after a full
+ * purge.  A notifier that gives ranges back (vmap_free on this space is
+ * allowed) adds the number of pages it freed to *freed; the allocation is
+ * retried only if the total is non-zero.
+ */
+typedef void (*vmap_notifier_fn)(struct vmap_space *space, void *cookie,
+				 uint64_t *freed);
+
+/*
+ * vmap_notifier_register - add (@fn, @cookie).  Returns 0, -EEXIST (already
+ * registered), -EINVAL (NULL @fn) or -ENOMEM.  Must not be called from a
+ * notifier.
+ */
+VMAP_API int vmap_notifier_register(struct vmap_space *space,
+				    vmap_notifier_fn fn, void *cookie);
+
+/*
+ * vmap_notifier_unregister - remove (@fn, @cookie).  Returns 0 or -ENOENT.
+ * Must not be called from a notifier.
+ */
+VMAP_API int vmap_notifier_unregister(struct vmap_space *space,
+				      vmap_notifier_fn fn, void *cookie);
+
+/* ------------------------------------------------------------------------
+ * Checking
+ */
+
+/*
+ * vmap_check - verify every invariant of SPEC section 4: free, busy, lazy
+ * and pooled ranges partition the space, the free tree is coalesced with
+ * exact cached maxima and valid red-black colouring, its list agrees with
+ * it, every range is in its node, pools hold only their size class with
+ * exact lengths, and the lazy counter matches the lazy trees.
+ *
+ * It takes every lock of the space, so it is safe to call at any time, but
+ * the partition and counter checks assume that no other call on the space
+ * is in flight.  @msg (may be NULL) receives a one-line description of the
+ * first violation.
+ *
+ * Returns 0 or -EUCLEAN (an invariant is broken).
+ */
+VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
+
+/* ------------------------------------------------------------------------
+ * Statistics.  One list of fields generates the struct, the text and the
+ * JSON output.  Counters count events since creation; gauges are read now.
+ */
+#define VMAP_STAT_FIELDS(X)                                                    \
+	X(allocs, "ranges handed out")                                        \
+	X(alloc_failures, "allocations refused for lack of room")             \
+	X(frees, "ranges given back (made lazy)")                             \
+	X(pool_hits, "allocations served by a node pool")                     \
+	X(pool_misses, "whole-space allocations the pool could not serve")    \
+	X(heap_lock, "global heap lock acquisitions")                         \
+	X(global_lock, "acquisitions of locks shared by all CPUs")            \
+	X(node_lock, "acquisitions of per-node locks")                        \
+	X(cross_node_busy, "busy inserts into a node other than the allocator's") \
+	X(pooled, "ranges put into a pool by a purge")                        \
+	X(pooled_cross_node, "pooled ranges whose address is another node's") \
+	X(purges, "purges that found lazy ranges")                            \
+	X(full_purges, "full purges (allocation failure)")                    \
+	X(shrinks, "calls of vmap_shrink")                                    \
+	X(flushes, "flush callbacks")                                         \
+	X(purge_helpers, "nodes purged by helper threads")                    \
+	X(purged_vas, "lazy ranges purged")                                   \
+	X(purged_pages, "lazy pages purged")                                  \
+	X(decayed_vas, "pooled ranges returned to the heap by decay")         \
+	X(notifier_rounds, "times the purge notifiers were called")           \
+	X(overlaps, "corrupt returns refused (a bug if non-zero)")            \
+	X(lazy_pages, "gauge: pages lazy now")                                \
+	X(pooled_now, "gauge: ranges in pools now")                           \
+	X(free_bytes, "gauge: bytes in the global free heap now")
+
+struct vmap_stats {
+	/* Set by the caller to sizeof(struct vmap_stats) before the call. */
+	uint32_t size;
+	/* Set by the library: VMAP_VERSION of the layout it filled. */
+	uint32_t version;
+#define VMAP_STAT_MEMBER(name, doc) uint64_t name;
+	VMAP_STAT_FIELDS(VMAP_STAT_MEMBER)
+#undef VMAP_STAT_MEMBER
+};
+
+/*
+ * vmap_stats_get - counters of the whole space (@node = -1) or of one node
+ * (space-wide counters such as purges read 0 for a node).  @stats->size
+ * must be set; a smaller struct from an older header is filled as far as
+ * it goes.  Returns 0 or -EINVAL (bad node, NULL, size too small).
+ */
+VMAP_API int vmap_stats_get(struct vmap_space *space, int node,
+			    struct vmap_stats *stats);
+
+enum {
+	VMAP_STATS_JSON = 1u << 0,	/* one JSON object on one line */
+};
+
+/*
+ * vmap_stats_print - write @stats as "name value  # description" lines, or
+ * as JSON with VMAP_STATS_JSON.  Returns 0 or -EIO (write error).
+ */
+VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
+			      unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMAP_H */

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check.c - the invariant checker (SPEC section 4).
+ *
+ * It freezes the space by taking every lock in the documented order
+ * (internal.h), then walks every structure.  The partition check needs
+ * one array of all ranges; it is allocated with no lock held (the rule
+ * that nothing allocates under the heap lock holds here too), sized by a
+ * first locked count, and the count is retried if the space grew between.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct range {
+	uint64_t start, end;
+};
+
+struct checker {
+	struct vmap_space *s;
+	char *msg;
+	size_t msglen;
+	bool failed;
+	struct range *all;
+	size_t nr_all, cap;
+};
+
+__attribute__((format(printf, 2, 3)))
+static bool fail(struct checker *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!c->failed && c->msg && c->msglen) {
+		va_start(ap, fmt);
+		vsnprintf(c->msg, c->msglen, fmt, ap);
+		va_end(ap);
+	}
+	c->failed = true;
+	return false;
+}
+
+static void lock_all(struct vmap_space *s)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&s->purge_lock);
+	pthread_mutex_lock(&s->heap_lock.mutex);
+	for (i = 0; i < s->nr_nodes; i++) {
+		pthread_mutex_lock(&s->nodes[i].busy_lock.mutex);
+		pthread_mutex_lock(&s->nodes[i].lazy_lock.mutex);
+		pthread_mutex_lock(&s->nodes[i].pool_lock.mutex);
+	}
+}
+
+static void unlock_all(struct vmap_space *s)
+{
+	unsigned i = s->nr_nodes;
+
+	while (i--) {
+		pthread_mutex_unlock(&s->nodes[i].pool_lock.mutex);
+		pthread_mutex_unlock(&s->nodes[i].lazy_lock.mutex);
+		pthread_mutex_unlock(&s->nodes[i].busy_lock.mutex);
+	}
+	pthread_mutex_unlock(&s->heap_lock.mutex);
+	pthread_mutex_unlock(&s->purge_lock);
+}
+
+static size_t list_len(const struct vlist *h)
+{
+	const struct vlist *l;
+	size_t n = 0;
+
+	for (l = h->next; l != h; l = l->next)
+		n++;
+	return n;
+}
+
+static size_t count_ranges(struct vmap_space *s)
+{
+	size_t n = list_len(&s->heap.set.list);
+	unsigned i, k;
+
+	for (i = 0; i < s->nr_nodes; i++) {
+		n += list_len(&s->nodes[i].busy.list);
+		n += list_len(&s->nodes[i].lazy.list);
+		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
+			n += list_len(&s->nodes[i].pools[k].head);
+	}
+	return n;
+}
+
+static bool check_range(struct checker *c, const char *what, const struct va *va)
+{
+	struct vmap_space *s = c->s;
+
+	if (va->start >= va->end || va->start < s->base || va->end > s->limit)
+		return fail(c, "%s range [0x%llx, 0x%llx) is empty or outside the space",
+			    what, (unsigned long long)va->start,
+			    (unsigned long long)va->end);
+	if ((va->start | va->end) & (s->page_size - 1))
+		return fail(c, "%s range [0x%llx, 0x%llx) is not page aligned", what,
+			    (unsigned long long)va->start,
+			    (unsigned long long)va->end);
+	if (c->nr_all < c->cap) {
+		c->all[c->nr_all].start = va->start;
+		c->all[c->nr_all].end = va->end;
+	}
+	c->nr_all++;
+	return true;
+}
+
+/* Tree and list hold the same records in strictly increasing order. */
+static bool check_set(struct checker *c, const char *what,
+		      const struct va_set *set)
+{
+	const struct tree_node *n = tree_first(&set->root);
+	const struct vlist *l = set->list.next;
+	const struct va *prev = NULL, *va;
+
+	if (tree_verify(&set->root) < 0)
+		return fail(c, "%s tree breaks the red-black rules", what);
+	for (; n; n = tree_next(n), l = l->next) {
+		va = va_of_node(n);
+		if (l == &set->list || va_of_link(l) != va)
+			return fail(c, "%s tree and list disagree", what);
+		if (prev && prev->end > va->start)
+			return fail(c, "%s ranges out of order or overlapping at 0x%llx",
+				    what, (unsigned long long)va->start);
+		prev = va;
+	}
+	if (l != &set->list)
+		return fail(c, "%s list longer than its tree", what);
+	return true;
+}
+
+static uint64_t check_max(struct checker *c, const struct tree_node *n)
+{
+	uint64_t m, l, r;
+
+	if (!n)
+		return 0;
+	l = check_max(c, n->left);
+	r = check_max(c, n->right);
+	m = va_size(va_of_node(n));
+	m = l > m ? l : m;
+	m = r > m ? r : m;
+	if (va_of_node(n)->subtree_max != m)
+		fail(c, "cached maximum at 0x%llx is %llu, subtree holds %llu",
+		     (unsigned long long)va_of_node(n)->start,
+		     (unsigned long long)va_of_node(n)->subtree_max,
+		     (unsigned long long)m);
+	return m;
+}
+
+static void check_heap(struct checker *c)
+{
+	const struct heap *h = &c->s->heap;
+	const struct va *va, *prev = NULL;
+	uint64_t bytes = 0;
+
+	if (!check_set(c, "free", &h->set))
+		return;
+	check_max(c, h->set.root.top);
+	vlist_for_each_va(va, &h->set.list) {
+		if (!check_range(c, "free", va))
+			return;
+		if (prev && prev->end == va->start) {
+			fail(c, "free ranges at 0x%llx are not coalesced",
+			     (unsigned long long)va->start);
+			return;
+		}
+		bytes += va_size(va);
+		prev = va;
+	}
+	if (bytes != atomic_load(&h->free_bytes))
+		fail(c, "free byte count %llu, free ranges hold %llu",
+		     (unsigned long long)atomic_load(&h->free_bytes),
+		     (unsigned long long)bytes);
+}
+
+static uint64_t check_node(struct checker *c, struct vmap_node *vn)
+{
+	struct vmap_space *s = c->s;
+	uint64_t lazy_pages = 0;
+	struct va *va;
+	size_t n;
+	unsigned k;
+
+	if (!check_set(c, "busy", &vn->busy) || !check_set(c, "lazy", &vn->lazy))
+		return 0;
+	vlist_for_each_va(va, &vn->busy.list) {
+		if (!check_range(c, "busy", va))
+			return 0;
+		if (addr_to_node(s, va->start) != vn->id)
+			fail(c, "busy range at 0x%llx is in node %u, not its start's %u",
+			     (unsigned long long)va->start, vn->id,
+			     addr_to_node(s, va->start));
+	}
+	vlist_for_each_va(va, &vn->lazy.list) {
+		if (!check_range(c, "lazy", va))
+			return 0;
+		if (lazy_node_of(s, va) != vn)
+			fail(c, "lazy range at 0x%llx is in node %u, not its tag's",
+			     (unsigned long long)va->start, vn->id);
+		lazy_pages += va_pages(s, va);
+	}
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
+		n = 0;
+		vlist_for_each_va(va, &vn->pools[k].head) {
+			if (!check_range(c, "pooled", va))
+				return 0;
+			if (va_pages(s, va) != k + 1)
+				fail(c, "pool %u of node %u holds a %llu-page range",
+				     k, vn->id, (unsigned long long)va_pages(s, va));
+			if (va->tag != vn->id + 1)
+				fail(c, "pooled range at 0x%llx in node %u has tag %u",
+				     (unsigned long long)va->start, vn->id, va->tag);
+			n++;
+		}
+		if (n != atomic_load(&vn->pools[k].len))
+			fail(c, "pool %u of node %u: length %zu, list holds %zu", k,
+			     vn->id, (size_t)atomic_load(&vn->pools[k].len), n);
+	}
+	if (!vlist_empty(&vn->purge_list))
+		fail(c, "node %u has a purge work item outside a purge", vn->id);
+	return lazy_pages;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void check_partition(struct checker *c)
+{
+	struct vmap_space *s = c->s;
+	uint64_t at = s->base;
+	size_t i;
+
+	qsort(c->all, c->nr_all, sizeof(*c->all), cmp_range);
+	for (i = 0; i < c->nr_all; i++) {
+		if (c->all[i].start != at) {
+			fail(c, c->all[i].start > at ?
+			     "[0x%llx, 0x%llx) is in no structure (lost)" :
+			     "ranges overlap at 0x%llx (next starts 0x%llx)",
+			     (unsigned long long)at,
+			     (unsigned long long)c->all[i].start);
+			return;
+		}
+		at = c->all[i].end;
+	}
+	if (at != s->limit)
+		fail(c, "[0x%llx, 0x%llx) is in no structure (lost)",
+		     (unsigned long long)at, (unsigned long long)s->limit);
+}
+
+int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
+{
+	struct checker c = { .s = s, .msg = msg, .msglen = msglen };
+	uint64_t lazy_pages = 0;
+	unsigned i;
+
+	if (!s)
+		return -EINVAL;
+	if (msg && msglen)
+		msg[0] = '\0';
+	for (;;) {
+		lock_all(s);
+		c.cap = count_ranges(s);
+		unlock_all(s);
+		c.all = malloc((c.cap + 1) * sizeof(*c.all));
+		if (!c.all)
+			return -ENOMEM;
+		lock_all(s);
+		if (count_ranges(s) <= c.cap)
+			break;
+		unlock_all(s);
+		free(c.all);
+	}
+	check_heap(&c);
+	for (i = 0; i < s->nr_nodes && !c.failed; i++)
+		lazy_pages += check_node(&c, &s->nodes[i]);
+	if (!c.failed && lazy_pages != atomic_load(&s->lazy_nr))
+		fail(&c, "lazy counter %llu, lazy trees hold %llu pages",
+		     (unsigned long long)atomic_load(&s->lazy_nr),
+		     (unsigned long long)lazy_pages);
+	if (!c.failed)
+		check_partition(&c);
+	unlock_all(s);
+	free(c.all);
+	return c.failed ? -EUCLEAN : 0;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - struct vmap_space and struct vmap_node, and the lock rules.
+ *
+ * LOCK ORDER (the one place it is written down)
+ *
+ *   purge_lock  >  heap_lock  >  node[i].busy_lock > node[i].lazy_lock >
+ *   node[i].pool_lock (i ascending)  >  purge helpers' work lock
+ *
+ * In normal operation no two of these are ever held together: an
+ * allocation takes a pool lock, then (after dropping it) the heap lock,
+ * then a busy lock; a free takes a busy lock, then a lazy lock; a purge
+ * holds purge_lock throughout and takes the others one at a time.  Only
+ * vmap_check() nests them all, in the order above, to see a frozen space.
+ * The notifier rwlock is taken with no other lock held, and notifiers run
+ * with no lock of the space held, so that they may free ranges.
+ *
+ * WHAT GUARDS WHAT
+ *   heap_lock          the free heap (heap.h)
+ *   busy_lock          a node's busy set
+ *   lazy_lock          a node's lazy set
+ *   pool_lock          a node's 256 pools (lists; lengths are written
+ *                      under it and may be read without it)
+ *   purge_lock         one purge or shrink at a time, and each node's
+ *                      purge work item (purge_list, skip_populate)
+ *   lazy_nr            atomic, no lock
+ *   counters           relaxed atomics, no lock
+ */
+#ifndef VMAP_INTERNAL_H
+#define VMAP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "heap.h"
+#include "lock.h"
+#include "va.h"
+#include "vmap.h"
+
+/*
+ * Pools hold ranges of 1..256 pages, one size class per page count.
+ * 256 pages (1 MiB with 4 KiB pages) covers thread stacks, the kernel's
+ * common vmalloc sizes and most JIT regions; larger ranges are rare enough
+ * that the global heap serves them without contention, and pooling them
+ * would pin large amounts of address space per node.
+ */
+#define MAX_VA_SIZE_PAGES 256
+
+/*
+ * A node's share of the address space is every nr_nodes-th zone of 16
+ * pages.  Small zones spread neighbouring busy ranges over all nodes'
+ * busy trees (and locks); a range always lives in the node of its start,
+ * so lookups of inner addresses walk back at most nr_nodes nodes.
+ *
+ *   addr:  | zone 0 | zone 1 | zone 2 | zone 3 | zone 4 | ...
+ *   node:  |   0    |   1    |   2    |   0    |   1    | ...  (3 nodes)
+ */
+#define ZONE_PAGES 16
+
+#define MAX_NODES 128
+
+struct pool {
+	struct vlist head;	/* LIFO: most recently purged first */
+	atomic_size_t len;
+};
+
+/* Per-node event counters; see VMAP_STAT_FIELDS for their meaning. */
+struct node_counters {
+	atomic_uint_fast64_t allocs, alloc_failures, frees;
+	atomic_uint_fast64_t pool_hits, pool_misses, cross_node_busy;
+	atomic_uint_fast64_t pooled, pooled_cross_node, decayed_vas;
+};
+
+/*
+ * A vmap node: the busy ranges that start in its zones, and the lazy and
+ * pooled ranges tagged with it (those its CPUs allocated, by default).
+ * Each has its own lock so that CPUs on different nodes never meet.
+ */
+struct vmap_node {
+	alignas(64) struct vlock busy_lock;
+	struct va_set busy;
+	alignas(64) struct vlock lazy_lock;
+	struct va_set lazy;
+	alignas(64) struct vlock pool_lock;
+	struct pool pools[MAX_VA_SIZE_PAGES];
+	/* The purge work item, owned by the purge in progress. */
+	struct vlist purge_list;
+	bool skip_populate;
+	unsigned id;
+	struct node_counters count;
+};
+
+struct notifier {
+	vmap_notifier_fn fn;
+	void *cookie;
+};
+
+/* Purge helper threads: a small pool started on demand (purge.c). */
+struct purge_helpers {
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct vmap_node **queue;	/* nr_nodes slots */
+	unsigned queued, pending;
+	pthread_t *threads;		/* nr_nodes - 1 slots */
+	unsigned nr_threads;
+	bool stop;
+};
+
+/* The drain thread: runs a purge when frees cross the threshold. */
+struct drain {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool started, requested, stop;
+	atomic_bool pending;
+	pthread_t thread;
+};
+
+struct vmap_space {
+	uint64_t base, limit;
+	uint64_t page_size;
+	uint64_t lazy_max_pages;
+	unsigned page_shift, zone_shift;
+	unsigned nr_nodes;
+	unsigned flags;
+	vmap_flush_fn flush;
+	void *flush_cookie;
+	vmap_release_fn release;
+	void *release_cookie;
+	struct vmap_node *nodes;
+
+	alignas(64) struct vlock heap_lock;
+	struct heap heap;
+
+	alignas(64) atomic_uint_fast64_t lazy_nr;
+
+	alignas(64) pthread_mutex_t purge_lock;
+	atomic_uint_fast64_t purges, full_purges, shrinks, flushes;
+	atomic_uint_fast64_t purge_helpers, purged_vas, purged_pages;
+	atomic_uint_fast64_t notifier_rounds;
+	atomic_uint_fast64_t set_overlaps;	/* corrupt busy/lazy inserts */
+	struct purge_helpers helpers;
+	struct drain drain;
+
+	pthread_rwlock_t notifier_lock;
+	struct notifier *notifiers;
+	unsigned nr_notifiers;
+};
+
+/* node.c */
+static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)
+{
+	return (unsigned)((addr >> s->zone_shift) % s->nr_nodes);
+}
+
+static inline bool tag_valid(const struct vmap_space *s, uint32_t tag)
+{
+	return tag >= 1 && tag <= s->nr_nodes;
+}
+
+static inline uint64_t va_pages(const struct vmap_space *s, const struct va *va)
+{
+	return va_size(va) >> s->page_shift;
+}
+
+int nodes_create(struct vmap_space *s);
+void global_heap_return(struct vmap_space *s, struct vlist *list);
+void nodes_destroy(struct vmap_space *s);
+unsigned this_cpu_node(const struct vmap_space *s);
+int thread_cpu_set(int cpu);
+bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
+struct va *busy_unlink(struct vmap_space *s, uint64_t addr);
+int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
+bool lazy_insert(struct vmap_space *s, struct va *va);
+struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
+
+/* pool.c */
+struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
+		     uint64_t size, uint64_t align);
+bool pool_put(struct vmap_space *s, struct vmap_node *vn, struct va *va);
+void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
+bool pools_empty(struct vmap_space *s);
+
+/* purge.c */
+int purge_init(struct vmap_space *s);
+void purge_fini(struct vmap_space *s);
+bool purge_locked(struct vmap_space *s, bool full);
+void purge_now(struct vmap_space *s, bool full);
+void purge_kick(struct vmap_space *s);
+void shrink_now(struct vmap_space *s);
+unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
+			    unsigned marked);
+
+
+#endif /* VMAP_INTERNAL_H */

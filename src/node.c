@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * node.c - vmap nodes: the zone-to-node mapping, the allocating CPU's
+ * node, each node's busy and lazy sets, and the one locked pass that
+ * returns records to the global heap.
+ *
+ * Locks: a node's busy_lock guards its busy set, its lazy_lock its lazy
+ * set; global_heap_return() takes the heap lock.  No function here holds
+ * two locks at once.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "debug.h"
+#include "fault.h"
+#include "internal.h"
+#include "os.h"
+
+static _Thread_local int thread_cpu = -1;
+
+int thread_cpu_set(int cpu)
+{
+	if (cpu < -1)
+		return -EINVAL;
+	thread_cpu = cpu;
+	return 0;
+}
+
+unsigned this_cpu_node(const struct vmap_space *s)
+{
+	unsigned cpu;
+
+	if (thread_cpu >= 0)
+		cpu = (unsigned)thread_cpu;
+	else if (s->flags & VMAP_DETERMINISTIC)
+		cpu = 0;
+	else
+		cpu = os_current_cpu();
+	return cpu % s->nr_nodes;
+}
+
+int nodes_create(struct vmap_space *s)
+{
+	struct vmap_node *vn;
+	unsigned i, k;
+
+	if (fault_hit(FAULT_SPACE_ALLOC))
+		return -ENOMEM;
+	s->nodes = aligned_alloc(64, sizeof(*s->nodes) * s->nr_nodes);
+	if (!s->nodes)
+		return -ENOMEM;
+	for (i = 0; i < s->nr_nodes; i++) {
+		vn = &s->nodes[i];
+		vn->id = i;
+		vlock_init(&vn->busy_lock);
+		vlock_init(&vn->lazy_lock);
+		vlock_init(&vn->pool_lock);
+		va_set_init(&vn->busy);
+		va_set_init(&vn->lazy);
+		for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
+			vlist_init(&vn->pools[k].head);
+			atomic_init(&vn->pools[k].len, 0);
+		}
+		vlist_init(&vn->purge_list);
+		vn->skip_populate = false;
+		atomic_init(&vn->count.allocs, 0);
+		atomic_init(&vn->count.alloc_failures, 0);
+		atomic_init(&vn->count.frees, 0);
+		atomic_init(&vn->count.pool_hits, 0);
+		atomic_init(&vn->count.pool_misses, 0);
+		atomic_init(&vn->count.cross_node_busy, 0);
+		atomic_init(&vn->count.pooled, 0);
+		atomic_init(&vn->count.pooled_cross_node, 0);
+		atomic_init(&vn->count.decayed_vas, 0);
+	}
+	return 0;
+}
+
+void nodes_destroy(struct vmap_space *s)
+{
+	struct vmap_node *vn;
+	unsigned i, k;
+
+	if (!s->nodes)
+		return;
+	for (i = 0; i < s->nr_nodes; i++) {
+		vn = &s->nodes[i];
+		va_delete_list(&vn->busy.list);
+		va_delete_list(&vn->lazy.list);
+		va_delete_list(&vn->purge_list);
+		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
+			va_delete_list(&vn->pools[k].head);
+		vlock_destroy(&vn->busy_lock);
+		vlock_destroy(&vn->lazy_lock);
+		vlock_destroy(&vn->pool_lock);
+	}
+	free(s->nodes);
+	s->nodes = NULL;
+}
+
+void global_heap_return(struct vmap_space *s, struct vlist *list)
+{
+	struct vlist garbage;
+
+	if (vlist_empty(list))
+		return;
+	vlist_init(&garbage);
+	vlock_acquire(&s->heap_lock);
+	heap_return_list(&s->heap, list, &garbage);
+	vlock_release(&s->heap_lock);
+	va_delete_list(&garbage);
+}
+
+bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
+{
+	bool ok;
+
+	vlock_acquire(&vn->busy_lock);
+	ok = va_set_insert(&vn->busy, va);
+	vlock_release(&vn->busy_lock);
+	if (!ok) {
+		counter_add(&s->set_overlaps, 1);
+		vmap_bug("busy range [0x%llx, 0x%llx) overlaps another",
+			 (unsigned long long)va->start,
+			 (unsigned long long)va->end);
+	}
+	return ok;
+}
+
+/*
+ * A busy range lives in the node of its start, which is at or below any
+ * address inside it: start at the address's node and walk the nodes
+ * backwards, wrapping, until one holds a range containing the address.
+ */
+static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
+			    struct vmap_range *out)
+{
+	unsigned first = addr_to_node(s, addr), i = first;
+	struct vmap_node *vn;
+	struct va *va;
+
+	do {
+		vn = &s->nodes[i];
+		vlock_acquire(&vn->busy_lock);
+		va = va_set_find(&vn->busy, addr);
+		if (va) {
+			if (unlink && va->start == addr)
+				va_set_erase(&vn->busy, va, NULL);
+			else if (unlink)
+				va = NULL;
+			if (out && va) {
+				out->start = va->start;
+				out->end = va->end;
+				out->node = i;
+				out->tag_node = tag_valid(s, va->tag) ?
+					(int32_t)va->tag - 1 : -1;
+			}
+			vlock_release(&vn->busy_lock);
+			return va;
+		}
+		vlock_release(&vn->busy_lock);
+		i = i ? i - 1 : s->nr_nodes - 1;
+	} while (i != first);
+	return NULL;
+}
+
+struct va *busy_unlink(struct vmap_space *s, uint64_t addr)
+{
+	return busy_walk(s, addr, true, NULL);
+}
+
+int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
+{
+	return busy_walk(s, addr, false, out) ? 0 : -ENOENT;
+}
+
+struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
+{
+	if (tag_valid(s, va->tag))
+		return &s->nodes[va->tag - 1];
+	return &s->nodes[addr_to_node(s, va->start)];
+}
+
+bool lazy_insert(struct vmap_space *s, struct va *va)
+{
+	struct vmap_node *vn = lazy_node_of(s, va);
+	bool ok;
+
+	vlock_acquire(&vn->lazy_lock);
+	ok = va_set_insert(&vn->lazy, va);
+	vlock_release(&vn->lazy_lock);
+	if (!ok) {
+		counter_add(&s->set_overlaps, 1);
+		vmap_bug("lazy range [0x%llx, 0x%llx) overlaps another",
+			 (unsigned long long)va->start,
+			 (unsigned long long)va->end);
+	}
+	return ok;
+}

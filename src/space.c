@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * space.c - the public API of a space: creation, allocation, free, find,
+ * purge, shrink and purge notifiers.  Argument checking happens here and
+ * only here, before anything is touched, so a refused call changes
+ * nothing.
+ *
+ * Locks: see internal.h.  An allocation takes at most one lock at a time
+ * (a pool lock, then the heap lock, then a busy lock); the notifier
+ * rwlock is held while notifiers run, with no other lock held.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "debug.h"
+#include "fault.h"
+#include "internal.h"
+#include "os.h"
+
+/*
+ * After a full purge and a round of notifiers that reported progress, an
+ * allocation tries again; this bounds the rounds so that a notifier that
+ * claims progress without making any cannot hold a caller forever.
+ */
+#define MAX_NOTIFIER_ROUNDS 8
+
+unsigned vmap_version(void)
+{
+	return VMAP_VERSION;
+}
+
+const char *vmap_version_string(void)
+{
+#define VMAP_STR2(x) #x
+#define VMAP_STR(x) VMAP_STR2(x)
+	return VMAP_STR(VMAP_VERSION_MAJOR) "." VMAP_STR(VMAP_VERSION_MINOR)
+		"." VMAP_STR(VMAP_VERSION_PATCH);
+}
+
+static unsigned fls_u(unsigned x)
+{
+	unsigned n = 0;
+
+	while (x) {
+		n++;
+		x >>= 1;
+	}
+	return n;
+}
+
+static int check_params(uint64_t base, uint64_t limit,
+			const struct vmap_params *p)
+{
+	unsigned i;
+	uint64_t page;
+
+	if (p->reserved0 || (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS)))
+		return -EINVAL;
+	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
+		if (p->reserved[i])
+			return -EINVAL;
+	if (p->page_shift && (p->page_shift < 12 || p->page_shift > 30))
+		return -EINVAL;
+	if (p->nr_nodes > MAX_NODES)
+		return -EINVAL;
+	page = 1ull << (p->page_shift ? p->page_shift : 12);
+	if (base >= limit || (base & (page - 1)) || (limit & (page - 1)))
+		return -EINVAL;
+	if (limit - base > (1ull << 63))
+		return -EINVAL;
+	return 0;
+}
+
+static void space_free(struct vmap_space *s)
+{
+	va_delete_list(&s->heap.set.list);
+	nodes_destroy(s);
+	vlock_destroy(&s->heap_lock);
+	pthread_mutex_destroy(&s->purge_lock);
+	pthread_rwlock_destroy(&s->notifier_lock);
+	free(s->notifiers);
+	free(s);
+}
+
+int vmap_space_create(uint64_t base, uint64_t limit,
+		      const struct vmap_params *params, struct vmap_space **out)
+{
+	static const struct vmap_params defaults;
+	const struct vmap_params *p = params ? params : &defaults;
+	unsigned cpus = os_nr_cpus();
+	struct vmap_space *s;
+	struct va *whole;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = check_params(base, limit, p);
+	if (rc)
+		return rc;
+	if (fault_hit(FAULT_SPACE_ALLOC))
+		return -ENOMEM;
+	s = aligned_alloc(64, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->base = base;
+	s->limit = limit;
+	s->page_shift = p->page_shift ? p->page_shift : 12;
+	s->page_size = 1ull << s->page_shift;
+	s->zone_shift = s->page_shift + 4;	/* ZONE_PAGES = 16 */
+	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
+		(cpus > MAX_NODES ? MAX_NODES : cpus);
+	s->lazy_max_pages = p->lazy_max_pages;
+	if (!s->lazy_max_pages) {
+		s->lazy_max_pages = fls_u(cpus) * ((32ull << 20) >> s->page_shift);
+		if (!s->lazy_max_pages)
+			s->lazy_max_pages = 1;
+	}
+	s->flags = p->flags;
+	s->flush = p->flush;
+	s->flush_cookie = p->flush_cookie;
+	s->release = p->release;
+	s->release_cookie = p->release_cookie;
+
+	vlock_init(&s->heap_lock);
+	heap_init(&s->heap);
+	pthread_mutex_init(&s->purge_lock, NULL);
+	pthread_rwlock_init(&s->notifier_lock, NULL);
+	rc = nodes_create(s);
+	if (rc)
+		goto fail;
+	whole = va_new();
+	if (!whole) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	whole->start = base;
+	whole->end = limit;
+	heap_return(&s->heap, whole, NULL);
+	rc = purge_init(s);
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	space_free(s);
+	return rc;
+}
+
+void vmap_space_destroy(struct vmap_space *s)
+{
+	if (!s)
+		return;
+	purge_fini(s);
+	space_free(s);
+}
+
+int vmap_space_info(const struct vmap_space *s, struct vmap_space_info *info)
+{
+	if (!s || !info)
+		return -EINVAL;
+	info->base = s->base;
+	info->limit = s->limit;
+	info->page_size = s->page_size;
+	info->lazy_max_pages = s->lazy_max_pages;
+	info->nr_nodes = s->nr_nodes;
+	info->flags = s->flags;
+	return 0;
+}
+
+int vmap_set_thread_cpu(int cpu)
+{
+	return thread_cpu_set(cpu);
+}
+
+/*
+ * The spare record a split needs is obtained before the heap lock is
+ * taken (SPEC 1).  Each thread keeps one across calls, since most
+ * allocations do not split; a thread-exit destructor frees it.
+ */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct va *spare_cached;
+
+static void spare_key_create(void)
+{
+	pthread_key_create(&spare_key, (void (*)(void *))va_delete);
+}
+
+static void spare_set(struct va *va)
+{
+	spare_cached = va;
+	pthread_once(&spare_once, spare_key_create);
+	pthread_setspecific(spare_key, va);
+}
+
+static struct va *spare_get(void)
+{
+	if (!spare_cached)
+		spare_set(va_new());
+	return spare_cached;
+}
+
+/* After a heap call: forget a consumed spare, refill it from @garbage. */
+static void spare_settle(struct va *left, struct vlist *garbage)
+{
+	struct va *va;
+
+	if (!left && !vlist_empty(garbage)) {
+		va = va_of_link(garbage->next);
+		vlist_del(&va->link);
+		left = va;
+	}
+	if (left != spare_cached)
+		spare_set(left);
+	va_delete_list(garbage);
+}
+
+static uint64_t call_notifiers(struct vmap_space *s)
+{
+	uint64_t freed = 0;
+	unsigned i;
+
+	pthread_rwlock_rdlock(&s->notifier_lock);
+	for (i = 0; i < s->nr_notifiers; i++)
+		s->notifiers[i].fn(s, s->notifiers[i].cookie, &freed);
+	pthread_rwlock_unlock(&s->notifier_lock);
+	counter_add(&s->notifier_rounds, 1);
+	return freed;
+}
+
+static bool reclaimable(struct vmap_space *s)
+{
+	return atomic_load(&s->lazy_nr) || !pools_empty(s);
+}
+
+/*
+ * Take a range from the global heap.  No fit: one full purge and retry,
+ * then the notifiers, and another round only if they freed something.
+ */
+static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
+		     uint64_t vstart, uint64_t vend, unsigned flags,
+		     uint64_t *start)
+{
+	unsigned rounds = 0;
+	bool purged = false;
+	struct vlist garbage;
+	struct va *spare;
+	int rc;
+
+	for (;;) {
+		spare = spare_get();
+		if (!spare)
+			return -ENOMEM;
+		vlist_init(&garbage);
+		vlock_acquire(&s->heap_lock);
+		rc = heap_alloc(&s->heap, size, align, s->page_size, vstart,
+				vend, &spare, &garbage, start);
+		vlock_release(&s->heap_lock);
+		spare_settle(spare, &garbage);
+		if (!rc)
+			return 0;
+		if (flags & VMAP_NONBLOCK)
+			return reclaimable(s) ? -EBUSY : -ENOMEM;
+		if (!purged) {
+			purge_now(s, true);
+			purged = true;
+			continue;
+		}
+		if (!call_notifiers(s) || ++rounds >= MAX_NOTIFIER_ROUNDS)
+			return -ENOMEM;
+		purged = false;
+	}
+}
+
+int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
+	       uint64_t vstart, uint64_t vend, unsigned flags, uint64_t *addr)
+{
+	struct vmap_node *cpu_vn;
+	bool whole, pooled;
+	struct va *va;
+	uint64_t start;
+	int rc;
+
+	if (!s || !addr || (flags & ~VMAP_NONBLOCK))
+		return -EINVAL;
+	if (!size || (size & (s->page_size - 1)))
+		return -EINVAL;
+	if (!align || (align & (align - 1)))
+		return -EINVAL;
+	if (align < s->page_size)
+		align = s->page_size;
+	if (!vstart && !vend) {
+		vstart = s->base;
+		vend = s->limit;
+	}
+	if (vstart >= vend || vstart < s->base || vend > s->limit)
+		return -EINVAL;
+	if (size > vend - vstart || size > UINT64_MAX - align)
+		return -EINVAL;
+
+	whole = vstart == s->base && vend == s->limit;
+	pooled = whole && s->nr_nodes > 1;
+	cpu_vn = &s->nodes[this_cpu_node(s)];
+	va = NULL;
+	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
+		va = pool_take(s, cpu_vn, size, align);
+		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+	}
+	if (!va) {
+		va = va_new();
+		if (!va)
+			return -ENOMEM;
+		rc = heap_take(s, size, align, vstart, vend, flags, &start);
+		if (rc) {
+			va_delete(va);
+			counter_add(&cpu_vn->count.alloc_failures, 1);
+			return rc;
+		}
+		va->start = start;
+		va->end = start + size;
+	}
+	/*
+	 * The tag names the node whose lazy tree and pools take the range
+	 * when it is freed: by default the allocating CPU's, also after a
+	 * pool miss, so pools fill with what their CPUs ask for (SPEC 3.2).
+	 */
+	va->tag = 0;
+	if (pooled)
+		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ?
+			       addr_to_node(s, va->start) : cpu_vn->id);
+	VMAP_ASSERT(va->start >= vstart && va->end <= vend);
+	VMAP_ASSERT(!(va->start & (align - 1)));
+	start = va->start;
+	if (!busy_insert(s, &s->nodes[addr_to_node(s, start)], va)) {
+		va_delete(va);
+		return -EUCLEAN;
+	}
+	if (addr_to_node(s, start) != cpu_vn->id)
+		counter_add(&cpu_vn->count.cross_node_busy, 1);
+	counter_add(&cpu_vn->count.allocs, 1);
+	*addr = start;
+	return 0;
+}
+
+int vmap_free(struct vmap_space *s, uint64_t addr)
+{
+	uint64_t pages, nr_lazy;
+	struct va *va;
+
+	if (!s)
+		return -EINVAL;
+	if (addr < s->base || addr >= s->limit)
+		return -ENOENT;
+	va = busy_unlink(s, addr);
+	if (!va)
+		return -ENOENT;
+	pages = va_pages(s, va);
+	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
+	if (!lazy_insert(s, va)) {
+		atomic_fetch_sub(&s->lazy_nr, pages);
+		va_delete(va);
+		return -EUCLEAN;
+	}
+	counter_add(&s->nodes[this_cpu_node(s)].count.frees, 1);
+	if (nr_lazy > s->lazy_max_pages)
+		purge_kick(s);
+	return 0;
+}
+
+int vmap_find(struct vmap_space *s, uint64_t addr, struct vmap_range *range)
+{
+	if (!s || !range)
+		return -EINVAL;
+	if (addr < s->base || addr >= s->limit)
+		return -ENOENT;
+	return busy_lookup(s, addr, range);
+}
+
+int vmap_purge(struct vmap_space *s)
+{
+	if (!s)
+		return -EINVAL;
+	purge_now(s, false);
+	return 0;
+}
+
+int vmap_shrink(struct vmap_space *s)
+{
+	if (!s)
+		return -EINVAL;
+	shrink_now(s);
+	return 0;
+}
+
+static int notifier_index(struct vmap_space *s, vmap_notifier_fn fn,
+			  void *cookie)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nr_notifiers; i++)
+		if (s->notifiers[i].fn == fn && s->notifiers[i].cookie == cookie)
+			return (int)i;
+	return -1;
+}
+
+int vmap_notifier_register(struct vmap_space *s, vmap_notifier_fn fn,
+			   void *cookie)
+{
+	struct notifier *grown;
+	int rc = 0;
+
+	if (!s || !fn)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&s->notifier_lock);
+	if (notifier_index(s, fn, cookie) >= 0) {
+		rc = -EEXIST;
+	} else if (fault_hit(FAULT_SPACE_ALLOC) ||
+		   !(grown = realloc(s->notifiers,
+				     (s->nr_notifiers + 1) * sizeof(*grown)))) {
+		rc = -ENOMEM;
+	} else {
+		s->notifiers = grown;
+		s->notifiers[s->nr_notifiers].fn = fn;
+		s->notifiers[s->nr_notifiers].cookie = cookie;
+		s->nr_notifiers++;
+	}
+	pthread_rwlock_unlock(&s->notifier_lock);
+	return rc;
+}
+
+int vmap_notifier_unregister(struct vmap_space *s, vmap_notifier_fn fn,
+			     void *cookie)
+{
+	int i, rc = 0;
+
+	if (!s)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&s->notifier_lock);
+	i = notifier_index(s, fn, cookie);
+	if (i < 0) {
+		rc = -ENOENT;
+	} else {
+		s->notifiers[i] = s->notifiers[--s->nr_notifiers];
+	}
+	pthread_rwlock_unlock(&s->notifier_lock);
+	return rc;
+}

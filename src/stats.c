@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.c - gathering and printing the counters of VMAP_STAT_FIELDS.
+ *
+ * Reads relaxed atomics only and takes no lock, so it never disturbs the
+ * lock counts it reports.  Counters read while other threads run are each
+ * exact but not a consistent snapshot of one another.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void add_node(struct vmap_node *vn,
+		     struct vmap_stats *st)
+{
+	unsigned k;
+
+	st->allocs += counter_read(&vn->count.allocs);
+	st->alloc_failures += counter_read(&vn->count.alloc_failures);
+	st->frees += counter_read(&vn->count.frees);
+	st->pool_hits += counter_read(&vn->count.pool_hits);
+	st->pool_misses += counter_read(&vn->count.pool_misses);
+	st->cross_node_busy += counter_read(&vn->count.cross_node_busy);
+	st->pooled += counter_read(&vn->count.pooled);
+	st->pooled_cross_node += counter_read(&vn->count.pooled_cross_node);
+	st->decayed_vas += counter_read(&vn->count.decayed_vas);
+	st->node_lock += vlock_count(&vn->busy_lock) +
+		vlock_count(&vn->lazy_lock) + vlock_count(&vn->pool_lock);
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
+		st->pooled_now += atomic_load_explicit(&vn->pools[k].len,
+						       memory_order_relaxed);
+}
+
+int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
+{
+	struct vmap_stats st;
+	unsigned i;
+
+	if (!s || !out || out->size < offsetof(struct vmap_stats, allocs) ||
+	    node < -1 || node >= (int)s->nr_nodes)
+		return -EINVAL;
+	memset(&st, 0, sizeof(st));
+	if (node >= 0) {
+		add_node(&s->nodes[node], &st);
+	} else {
+		for (i = 0; i < s->nr_nodes; i++)
+			add_node(&s->nodes[i], &st);
+		st.heap_lock = vlock_count(&s->heap_lock);
+		/* With one node, its locks are as global as the heap's. */
+		st.global_lock = st.heap_lock +
+			(s->nr_nodes == 1 ? st.node_lock : 0);
+		st.purges = counter_read(&s->purges);
+		st.full_purges = counter_read(&s->full_purges);
+		st.shrinks = counter_read(&s->shrinks);
+		st.flushes = counter_read(&s->flushes);
+		st.purge_helpers = counter_read(&s->purge_helpers);
+		st.purged_vas = counter_read(&s->purged_vas);
+		st.purged_pages = counter_read(&s->purged_pages);
+		st.notifier_rounds = counter_read(&s->notifier_rounds);
+		st.overlaps = atomic_load(&s->heap.overlaps) +
+			counter_read(&s->set_overlaps);
+		st.lazy_pages = atomic_load(&s->lazy_nr);
+		st.free_bytes = atomic_load(&s->heap.free_bytes);
+	}
+	st.size = out->size < sizeof(st) ? out->size : (uint32_t)sizeof(st);
+	st.version = VMAP_VERSION;
+	memcpy(out, &st, st.size);
+	return 0;
+}
+
+int vmap_stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
+{
+	const char *sep = "";
+
+	if (!st || !out)
+		return -EINVAL;
+	if (flags & VMAP_STATS_JSON) {
+		fputc('{', out);
+#define VMAP_STAT_JSON(name, doc) \
+		fprintf(out, "%s\"%s\":%llu", sep, #name, (unsigned long long)st->name); \
+		sep = ",";
+		VMAP_STAT_FIELDS(VMAP_STAT_JSON)
+#undef VMAP_STAT_JSON
+		fputs("}\n", out);
+	} else {
+#define VMAP_STAT_TEXT(name, doc) \
+		fprintf(out, "%-18s %20llu  # %s\n", #name, (unsigned long long)st->name, doc);
+		VMAP_STAT_FIELDS(VMAP_STAT_TEXT)
+#undef VMAP_STAT_TEXT
+		(void)sep;
+	}
+	return ferror(out) ? -EIO : 0;
+}

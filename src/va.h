@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * va.h - the range record (struct va) and the ordered set it lives in.
+ *
+ * A struct va describes one range [start, end) and is, at any time, in
+ * exactly one place: the free heap, a node's busy tree, a node's lazy
+ * tree, a node's pool, or a private list of a thread moving it between
+ * them.  The same two links serve all of them: @node for the tree, @link
+ * for the address-ordered list (or a pool's LIFO list, which has no tree).
+ *
+ * struct va_set is a tree and a list over the same records, kept in
+ * address order, so that neighbours are O(1) and lookups O(log n).  It
+ * takes no lock; its owner does.
+ */
+#ifndef VMAP_VA_H
+#define VMAP_VA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tree.h"
+
+/* A circular doubly linked list; an empty list points at itself. */
+struct vlist {
+	struct vlist *prev, *next;
+};
+
+static inline void vlist_init(struct vlist *h)
+{
+	h->prev = h->next = h;
+}
+
+static inline bool vlist_empty(const struct vlist *h)
+{
+	return h->next == h;
+}
+
+static inline void vlist_insert_between(struct vlist *n, struct vlist *prev,
+					struct vlist *next)
+{
+	n->prev = prev;
+	n->next = next;
+	prev->next = n;
+	next->prev = n;
+}
+
+static inline void vlist_add_head(struct vlist *n, struct vlist *h)
+{
+	vlist_insert_between(n, h, h->next);
+}
+
+static inline void vlist_add_tail(struct vlist *n, struct vlist *h)
+{
+	vlist_insert_between(n, h->prev, h);
+}
+
+static inline void vlist_del(struct vlist *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+/* Move every entry of @from to the front of @to; @from ends empty. */
+static inline void vlist_splice_head(struct vlist *from, struct vlist *to)
+{
+	if (vlist_empty(from))
+		return;
+	from->prev->next = to->next;
+	to->next->prev = from->prev;
+	to->next = from->next;
+	from->next->prev = to;
+	vlist_init(from);
+}
+
+/* Move every entry of @from to @to, which must be empty. */
+static inline void vlist_move_all(struct vlist *from, struct vlist *to)
+{
+	vlist_init(to);
+	vlist_splice_head(from, to);
+}
+
+struct va {
+	struct tree_node node;
+	struct vlist link;
+	uint64_t start, end;
+	/* Free heap only: the largest block size in this subtree. */
+	uint64_t subtree_max;
+	/* 0 = no node, otherwise node id + 1 (SPEC 3.1). */
+	uint32_t tag;
+};
+
+#define va_of_node(n) tree_entry(n, struct va, node)
+#define va_of_link(l) tree_entry(l, struct va, link)
+#define vlist_for_each_va(va, head) \
+	for (va = va_of_link((head)->next); &va->link != (head); \
+	     va = va_of_link(va->link.next))
+#define vlist_for_each_va_safe(va, tmp, head)                             \
+	for (va = va_of_link((head)->next), tmp = va_of_link(va->link.next); \
+	     &va->link != (head); va = tmp, tmp = va_of_link(va->link.next))
+
+static inline uint64_t va_size(const struct va *va)
+{
+	return va->end - va->start;
+}
+
+/*
+ * A bookkeeping record.  Allocation may fail (also by fault injection):
+ * callers obtain records before taking any lock.
+ */
+struct va *va_new(void);
+void va_delete(struct va *va);
+void va_delete_list(struct vlist *list);
+
+struct va_set {
+	struct tree_root root;
+	struct vlist list;
+};
+
+static inline void va_set_init(struct va_set *set)
+{
+	set->root.top = NULL;
+	vlist_init(&set->list);
+}
+
+/*
+ * Where @va would go: the slot to link it at and its parent, or NULL if
+ * it overlaps a range already in @set.  The in-order neighbours of the
+ * slot are ancestors on the descent, so checking every node met finds any
+ * overlap.
+ */
+struct tree_node **va_set_slot(struct va_set *set, const struct va *va,
+			       struct tree_node **parent);
+
+/*
+ * Link @va at a slot found by va_set_slot(), in tree and list.  Values of
+ * an augmented tree are the caller's to update before the fixup, so this
+ * only links; va_set_insert() does everything for a plain set.
+ */
+void va_set_link(struct va_set *set, struct va *va, struct tree_node *parent,
+		 struct tree_node **slot);
+
+/* Insert into a plain set; false (nothing done) if @va overlaps. */
+bool va_set_insert(struct va_set *set, struct va *va);
+
+/* Remove from tree and list. */
+void va_set_erase(struct va_set *set, struct va *va,
+		  const struct tree_augment *aug);
+
+/* The range containing @addr, or NULL. */
+struct va *va_set_find(const struct va_set *set, uint64_t addr);
+
+/* Take every record out of @set onto @out (empty), in address order. */
+void va_set_take_all(struct va_set *set, struct vlist *out);
+
+#endif /* VMAP_VA_H */
