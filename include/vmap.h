@@ -184,7 +184,7 @@ enum {
  *
  * Returns 0, -EINVAL (size 0 or not a page multiple, align 0 or not a power
  * of two, vstart >= vend, a window outside the space or smaller than
- * @size, size + align overflowing, unknown flags, a NULL argument),
+ * @size, size + align - 1 overflowing, unknown flags, a NULL argument),
  * -ENOMEM (no room, or no memory for bookkeeping) or -EBUSY (VMAP_NONBLOCK
  * and only a purge could make room).  May block: takes the purge mutex on
  * the slow path and calls the notifiers.

@@ -10,18 +10,23 @@
 static atomic_uint armed_sites;
 static atomic_long countdown;
 static atomic_long calls;
+static atomic_bool sticky_fail;
 
 bool fault_hit(enum fault_site site)
 {
+	long left;
+
 	if (!(atomic_load_explicit(&armed_sites, memory_order_relaxed) &
 	      (1u << site)))
 		return false;
 	atomic_fetch_add(&calls, 1);
-	return atomic_fetch_sub(&countdown, 1) == 1;
+	left = atomic_fetch_sub(&countdown, 1);
+	return left == 1 || (left < 1 && atomic_load(&sticky_fail));
 }
 
-void fault_arm(unsigned site_mask, long nth)
+void fault_arm(unsigned site_mask, long nth, bool sticky)
 {
+	atomic_store(&sticky_fail, sticky);
 	atomic_store(&calls, 0);
 	atomic_store(&countdown, nth);
 	atomic_store(&armed_sites, site_mask);

@@ -297,7 +297,7 @@ int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
 	}
 	if (vstart >= vend || vstart < s->base || vend > s->limit)
 		return -EINVAL;
-	if (size > vend - vstart || size > UINT64_MAX - align)
+	if (size > vend - vstart || size - 1 > UINT64_MAX - align)
 		return -EINVAL;
 
 	whole = vstart == s->base && vend == s->limit;

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness.h - the in-tree test harness.
+ *
+ *   TEST(name) { ... }          define a test
+ *   return test_main(argc, argv, (struct test[]){ T(a), T(b), {0} });
+ *
+ *   expect_*(...)               record a failure, print both sides, go on
+ *   assert_*(...)               the same, then end the current test
+ *   test_skip("why")            end the current test as skipped
+ *
+ * Environment: VMAP_TEST_SEED (the seed of every randomized test; printed
+ * on failure), VMAP_TEST_SCALE (multiplies iteration counts: 0.1 for a
+ * slow machine or a sanitizer, 10 for a long run), VMAP_TEST_FILTER (run
+ * only tests whose name contains it).  Exit code: 0 all passed, 1 a
+ * failure, 77 all skipped.  The last line is "name: N passed, N failed".
+ */
+#ifndef VMAP_TEST_HARNESS_H
+#define VMAP_TEST_HARNESS_H
+
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct test {
+	const char *name;
+	void (*fn)(void);
+};
+
+#define TEST(name) static void name(void)
+#define T(name) { #name, name }
+
+static uint64_t test_seed = 1;
+static double test_scale = 1.0;
+static int test_failed_now, test_skipped_now;
+static jmp_buf test_jmp;
+
+static inline void test_fail_at(const char *file, int line)
+{
+	fprintf(stderr, "  at %s:%d (seed %" PRIu64 ", VMAP_TEST_SEED to repeat)\n",
+		file, line, test_seed);
+	test_failed_now = 1;
+}
+
+#define test_check(ok, fatal, fmt, ...)                                    \
+	do {                                                               \
+		if (!(ok)) {                                               \
+			fprintf(stderr, "FAIL: " fmt "\n", __VA_ARGS__);   \
+			test_fail_at(__FILE__, __LINE__);                  \
+			if (fatal)                                         \
+				longjmp(test_jmp, 1);                      \
+		}                                                          \
+	} while (0)
+
+#define test_cmp_int(a, op, b, fatal)                                       \
+	do {                                                               \
+		long long va_ = (long long)(a), vb_ = (long long)(b);      \
+		test_check(va_ op vb_, fatal, "%s %s %s: %lld vs %lld", #a, #op, \
+			   #b, va_, vb_);                                  \
+	} while (0)
+
+#define test_cmp_u64(a, op, b, fatal)                                       \
+	do {                                                               \
+		uint64_t va_ = (uint64_t)(a), vb_ = (uint64_t)(b);         \
+		test_check(va_ op vb_, fatal, "%s %s %s: 0x%" PRIx64 " vs 0x%" PRIx64, \
+			   #a, #op, #b, va_, vb_);                         \
+	} while (0)
+
+#define expect_int(a, op, b) test_cmp_int(a, op, b, 0)
+#define assert_int(a, op, b) test_cmp_int(a, op, b, 1)
+#define expect_u64(a, op, b) test_cmp_u64(a, op, b, 0)
+#define assert_u64(a, op, b) test_cmp_u64(a, op, b, 1)
+#define expect_true(c) test_check((c), 0, "%s", #c)
+#define assert_true(c) test_check((c), 1, "%s", #c)
+
+/* A vmap_check() that must pass; prints what broke. */
+#define assert_space_ok(space)                                             \
+	do {                                                               \
+		char msg_[256];                                            \
+		int rc_ = vmap_check((space), msg_, sizeof(msg_));         \
+		test_check(rc_ == 0, 1, "vmap_check: %d: %s", rc_, msg_);  \
+	} while (0)
+
+#define test_skip(why)                                                     \
+	do {                                                               \
+		fprintf(stderr, "SKIP: %s\n", why);                        \
+		test_skipped_now = 1;                                      \
+		longjmp(test_jmp, 1);                                      \
+	} while (0)
+
+/* splitmix64: small, fast, and every seed is a good one. */
+static uint64_t rnd_state;
+
+static inline uint64_t rnd(void)
+{
+	uint64_t z = (rnd_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi]. */
+static inline uint64_t rnd_range(uint64_t lo, uint64_t hi)
+{
+	return lo + rnd() % (hi - lo + 1);
+}
+
+static inline long scaled(long n)
+{
+	long v = (long)(n * test_scale);
+
+	return v < 1 ? 1 : v;
+}
+
+static inline int test_main(int argc, char **argv, const struct test *tests)
+{
+	const char *env, *filter = getenv("VMAP_TEST_FILTER");
+	int passed = 0, failed = 0, skipped = 0;
+	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+
+	(void)argc;
+	if ((env = getenv("VMAP_TEST_SEED")))
+		test_seed = strtoull(env, NULL, 0);
+	if ((env = getenv("VMAP_TEST_SCALE")))
+		test_scale = strtod(env, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (; tests->name; tests++) {
+		if (filter && !strstr(tests->name, filter))
+			continue;
+		test_failed_now = test_skipped_now = 0;
+		rnd_state = test_seed;
+		if (!setjmp(test_jmp))
+			tests->fn();
+		if (test_skipped_now && !test_failed_now) {
+			printf("skip %s\n", tests->name);
+			skipped++;
+		} else if (test_failed_now) {
+			printf("FAIL %s\n", tests->name);
+			failed++;
+		} else {
+			printf("ok   %s\n", tests->name);
+			passed++;
+		}
+	}
+	printf("%s: %d passed, %d failed, %d skipped\n", prog, passed, failed,
+	       skipped);
+	if (failed)
+		return 1;
+	return passed ? 0 : 77;
+}
+
+#endif /* VMAP_TEST_HARNESS_H */

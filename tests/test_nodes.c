@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_nodes.c - vmap nodes (SPEC 3), one behaviour per test: pool size
+ * classes, head rotation, tagging on a miss and its address-based
+ * alternative, restricted windows never pooled, decay arithmetic, full
+ * purge and shrink, the helper formula and the inline fallback, lookups
+ * across zones and the wrap to node 0, a base in a non-zero node.
+ *
+ * White-box only where the public API cannot reach: the helper formula,
+ * holding the purge mutex to build a backlog, and failing thread starts.
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "../src/fault.h"
+#include "../src/internal.h"
+#include "harness.h"
+
+#define PAGE 4096ull
+#define ZONE (16 * PAGE)
+#define BASE 0x10000000ull	/* zone 4096: node 0 of 4 (and of 2) */
+
+static struct vmap_space *nodes_space(unsigned nodes, uint64_t pages,
+				      unsigned flags, uint64_t lazy_max)
+{
+	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = lazy_max,
+				 .flags = flags | VMAP_DETERMINISTIC };
+	struct vmap_space *s = NULL;
+
+	if (vmap_space_create(BASE, BASE + pages * PAGE, &p, &s))
+		return NULL;
+	return s;
+}
+
+static struct vmap_stats node_stats(struct vmap_space *s, int node)
+{
+	struct vmap_stats st = { .size = sizeof(st) };
+
+	vmap_stats_get(s, node, &st);
+	return st;
+}
+
+static uint64_t alloc_on(struct vmap_space *s, int cpu, uint64_t pages,
+			 uint64_t align)
+{
+	uint64_t a = 0;
+
+	vmap_set_thread_cpu(cpu);
+	if (vmap_alloc(s, pages * PAGE, align, 0, 0, 0, &a))
+		a = ~0ull;
+	vmap_set_thread_cpu(-1);
+	return a;
+}
+
+TEST(pool_class_is_page_count)
+{
+	struct vmap_space *s = nodes_space(4, 4096, 0, 1 << 20);
+	static const uint64_t sizes[] = { 1, 2, 256, 257 };
+	uint64_t a[4];
+	int i;
+
+	assert_true(s != NULL);
+	for (i = 0; i < 4; i++)
+		a[i] = alloc_on(s, 0, sizes[i], PAGE);
+	for (i = 0; i < 4; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	assert_int(vmap_purge(s), ==, 0);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 3);	/* 257 pages: not pooled */
+	/* Each size comes back from its own class. */
+	expect_u64(alloc_on(s, 0, 2, PAGE), ==, a[1]);
+	expect_u64(alloc_on(s, 0, 256, PAGE), ==, a[2]);
+	expect_u64(alloc_on(s, 0, 1, PAGE), ==, a[0]);
+	expect_u64(node_stats(s, 0).pool_hits, ==, 3);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 0);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(misaligned_head_rotates_to_tail)
+{
+	struct vmap_space *s = nodes_space(4, 4096, 0, 1 << 20);
+	uint64_t a0, a1, x;
+
+	assert_true(s != NULL);
+	a0 = alloc_on(s, 0, 1, PAGE);
+	a1 = alloc_on(s, 0, 1, PAGE);
+	assert_u64(a0, ==, BASE);	/* 8 KiB aligned */
+	assert_u64(a1, ==, BASE + PAGE);	/* not */
+	vmap_free(s, a0);
+	vmap_free(s, a1);
+	vmap_purge(s);	/* LIFO: a1 is the head */
+	x = alloc_on(s, 0, 1, 2 * PAGE);
+	expect_u64(x, !=, a0);	/* head a1 misaligned: rotated, miss */
+	expect_u64(x, !=, a1);
+	expect_u64(node_stats(s, 0).pool_misses, ==, 3);
+	expect_u64(alloc_on(s, 0, 1, 2 * PAGE), ==, a0);	/* a0 is head now */
+	expect_u64(alloc_on(s, 0, 1, PAGE), ==, a1);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+static void tagging_case(unsigned flags, int expect_node)
+{
+	struct vmap_space *s = nodes_space(4, 4096, flags, 1 << 20);
+	struct vmap_range r;
+	uint64_t a;
+
+	assert_true(s != NULL);
+	a = alloc_on(s, 1, 1, PAGE);	/* CPU 1: node 1; pool empty: miss */
+	assert_u64(a, ==, BASE);	/* address in node 0's zone */
+	assert_int(vmap_find(s, a, &r), ==, 0);
+	expect_int(r.node, ==, 0);	/* busy: the node of its start */
+	expect_int(r.tag_node, ==, expect_node);
+	expect_u64(node_stats(s, 1).cross_node_busy, ==, 1);
+	vmap_free(s, a);
+	vmap_purge(s);
+	expect_u64(node_stats(s, expect_node).pooled_now, ==, 1);
+	expect_u64(node_stats(s, 1 - expect_node).pooled_now, ==, 0);
+	expect_u64(node_stats(s, -1).pooled_cross_node, ==, expect_node == 1);
+	assert_space_ok(s);
+	/* Only an allocation on the pool's node sees it. */
+	expect_u64(alloc_on(s, 1 - expect_node, 1, PAGE), !=, a);
+	expect_u64(alloc_on(s, expect_node, 1, PAGE), ==, a);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(miss_tags_allocating_node)
+{
+	tagging_case(0, 1);
+}
+
+TEST(address_tag_alternative)
+{
+	tagging_case(VMAP_TAG_BY_ADDRESS, 0);
+}
+
+TEST(restricted_window_never_pooled)
+{
+	struct vmap_space *s = nodes_space(4, 4096, 0, 1 << 20);
+	struct vmap_range r;
+	uint64_t a;
+
+	assert_true(s != NULL);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + ZONE, BASE + 2 * ZONE, 0, &a), ==, 0);
+	assert_int(vmap_find(s, a, &r), ==, 0);
+	expect_int(r.tag_node, ==, -1);
+	expect_int(r.node, ==, 1);
+	vmap_free(s, a);
+	vmap_purge(s);
+	expect_u64(node_stats(s, -1).pooled_now, ==, 0);
+	expect_u64(node_stats(s, -1).free_bytes, ==, 4096 * PAGE);
+	/* A window equal to the whole space counts as the whole space. */
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE, BASE + 4096 * PAGE, 0, &a), ==, 0);
+	assert_int(vmap_find(s, a, &r), ==, 0);
+	expect_int(r.tag_node, ==, 0);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(decay_gives_back_a_quarter)
+{
+	static const uint64_t expect_len[] = { 10, 8, 6, 5, 4, 3, 3, 3 };
+	struct vmap_space *s = nodes_space(2, 4096, 0, 1 << 20);
+	uint64_t a[10];
+	int i;
+
+	assert_true(s != NULL);
+	for (i = 0; i < 10; i++)
+		a[i] = alloc_on(s, 0, 1, PAGE);
+	for (i = 0; i < 10; i++)
+		vmap_free(s, a[i]);
+	for (i = 0; i < 8; i++) {
+		vmap_purge(s);
+		expect_u64(node_stats(s, 0).pooled_now, ==, expect_len[i]);
+		assert_space_ok(s);
+	}
+	expect_u64(node_stats(s, 0).decayed_vas, ==, 7);
+	vmap_space_destroy(s);
+}
+
+static void fill_pools(struct vmap_space *s, int nodes, int per_node)
+{
+	uint64_t a[64];
+	int cpu, i;
+
+	for (cpu = 0; cpu < nodes; cpu++) {
+		for (i = 0; i < per_node; i++)
+			a[i] = alloc_on(s, cpu, 1 + (uint64_t)i % 3, PAGE);
+		for (i = 0; i < per_node; i++)
+			vmap_free(s, a[i]);
+	}
+	vmap_purge(s);
+}
+
+TEST(shrink_empties_every_pool)
+{
+	struct vmap_space *s = nodes_space(4, 4096, 0, 1 << 20);
+
+	assert_true(s != NULL);
+	fill_pools(s, 4, 12);
+	expect_u64(node_stats(s, -1).pooled_now, ==, 48);
+	assert_int(vmap_shrink(s), ==, 0);
+	expect_u64(node_stats(s, -1).pooled_now, ==, 0);
+	expect_u64(node_stats(s, -1).free_bytes, ==, 4096 * PAGE);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+static int notifier_calls;
+
+static void count_notifier(struct vmap_space *s, void *cookie, uint64_t *freed)
+{
+	notifier_calls++;
+}
+
+TEST(full_purge_on_failure_merges_pools)
+{
+	/* 96 pages, all pooled as 1-3 page ranges: a 96-page request needs them all. */
+	struct vmap_space *s = nodes_space(4, 96, 0, 1 << 20);
+	uint64_t a;
+
+	assert_true(s != NULL);
+	fill_pools(s, 4, 12);
+	assert_u64(node_stats(s, -1).pooled_now, ==, 48);
+	vmap_notifier_register(s, count_notifier, NULL);
+	notifier_calls = 0;
+	assert_int(vmap_alloc(s, 96 * PAGE, PAGE, 0, 0, 0, &a), ==, 0);
+	expect_u64(a, ==, BASE);
+	expect_u64(node_stats(s, -1).full_purges, ==, 1);
+	expect_int(notifier_calls, ==, 0);
+	expect_u64(node_stats(s, -1).pooled_now, ==, 0);
+	vmap_free(s, a);
+	/* Skip-populate: a full purge does not refill the pools. */
+	expect_int(vmap_alloc(s, 97 * PAGE, PAGE, 0, 0, 0, &a), ==, -EINVAL);
+	assert_int(vmap_alloc(s, 2 * PAGE, PAGE, BASE, BASE + 96 * PAGE - PAGE, 0, &a), ==, 0);
+	expect_u64(node_stats(s, -1).pooled_now, ==, 0);
+	expect_int(notifier_calls, ==, 0);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(helper_count_formula)
+{
+	/* clamp(lazy / lazy_max, 1, marked) - 1 */
+	expect_int(purge_helper_count(0, 100, 4), ==, 0);
+	expect_int(purge_helper_count(150, 100, 4), ==, 0);
+	expect_int(purge_helper_count(200, 100, 4), ==, 1);
+	expect_int(purge_helper_count(399, 100, 4), ==, 2);
+	expect_int(purge_helper_count(10000, 100, 4), ==, 3);
+	expect_int(purge_helper_count(10000, 100, 1), ==, 0);
+}
+
+/*
+ * Build a backlog of 4 x lazy_max pages on 4 nodes while the test holds
+ * the purge mutex, so the drain thread waits; then let it purge.
+ */
+static void backlog_purge(bool threads_fail, uint64_t *helpers)
+{
+	struct vmap_params p = { .nr_nodes = 4, .lazy_max_pages = 16 };
+	struct vmap_space *s;
+	uint64_t a[4][16];
+	int cpu, i, spins;
+
+	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
+	for (cpu = 0; cpu < 4; cpu++)
+		for (i = 0; i < 16; i++)
+			a[cpu][i] = alloc_on(s, cpu, 1, PAGE);
+	pthread_mutex_lock(&s->purge_lock);
+	for (cpu = 0; cpu < 4; cpu++) {
+		vmap_set_thread_cpu(cpu);
+		for (i = 0; i < 16; i++)
+			assert_int(vmap_free(s, a[cpu][i]), ==, 0);
+	}
+	vmap_set_thread_cpu(-1);
+	if (threads_fail)
+		fault_arm(1u << FAULT_THREAD, 1, true);
+	pthread_mutex_unlock(&s->purge_lock);
+	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
+		usleep(1000);
+	fault_disarm();
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
+	expect_u64(node_stats(s, -1).purged_vas, ==, 64);
+	*helpers = node_stats(s, -1).purge_helpers;
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(helpers_purge_a_backlog)
+{
+	uint64_t helpers;
+
+	backlog_purge(false, &helpers);
+	expect_u64(helpers, ==, 3);	/* 64 / 16 = 4 nodes' worth: 3 helpers */
+}
+
+TEST(inline_when_helpers_cannot_start)
+{
+	uint64_t helpers;
+
+	backlog_purge(true, &helpers);
+	expect_u64(helpers, ==, 0);
+}
+
+TEST(lookup_walks_back_and_wraps)
+{
+	struct vmap_space *s = nodes_space(4, 4096, 0, 1 << 20);
+	struct vmap_range r;
+	uint64_t a, b;
+
+	assert_true(s != NULL);
+	/* 40 pages from node 0's zone into nodes 1 and 2. */
+	assert_int(vmap_alloc(s, 40 * PAGE, PAGE, BASE, BASE + ZONE * 8, 0, &a), ==, 0);
+	assert_int(vmap_find(s, a + 20 * PAGE, &r), ==, 0);
+	expect_u64(r.start, ==, a);
+	expect_int(r.node, ==, 0);
+	assert_int(vmap_find(s, a + 39 * PAGE, &r), ==, 0);
+	expect_u64(r.start, ==, a);
+	/* From node 3's zone into the next zone, node 0: the walk wraps. */
+	assert_int(vmap_alloc(s, 20 * PAGE, PAGE, BASE + 7 * ZONE, BASE + 9 * ZONE, 0, &b), ==, 0);
+	assert_u64(b, ==, BASE + 7 * ZONE);
+	assert_int(vmap_find(s, BASE + 8 * ZONE + PAGE, &r), ==, 0);
+	expect_u64(r.start, ==, b);
+	expect_int(r.node, ==, 3);
+	/* Longer than nr_nodes zones: every node is walked. */
+	assert_int(vmap_alloc(s, 100 * PAGE, PAGE, BASE + 16 * ZONE, BASE + 32 * ZONE, 0, &a), ==, 0);
+	assert_int(vmap_find(s, a + 99 * PAGE, &r), ==, 0);
+	expect_u64(r.start, ==, a);
+	assert_int(vmap_free(s, b), ==, 0);
+	expect_int(vmap_find(s, BASE + 8 * ZONE + PAGE, &r), ==, -ENOENT);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(base_in_a_non_zero_node)
+{
+	struct vmap_params p = { .nr_nodes = 4, .flags = VMAP_DETERMINISTIC };
+	uint64_t base = BASE + 2 * ZONE + 3 * PAGE;
+	struct vmap_space *s;
+	struct vmap_range r;
+	uint64_t a;
+
+	assert_int(vmap_space_create(base, base + 1024 * PAGE, &p, &s), ==, 0);
+	assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a), ==, 0);
+	expect_u64(a, ==, base);
+	assert_int(vmap_find(s, a, &r), ==, 0);
+	expect_int(r.node, ==, 2);
+	expect_int(r.tag_node, ==, 0);
+	vmap_free(s, a);
+	vmap_purge(s);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 1);
+	expect_u64(node_stats(s, 0).pooled_cross_node, ==, 1);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(one_node_has_no_pools)
+{
+	struct vmap_space *s = nodes_space(1, 4096, 0, 1 << 20);
+	struct vmap_range r;
+	uint64_t a;
+
+	assert_true(s != NULL);
+	a = alloc_on(s, 3, 1, PAGE);
+	assert_int(vmap_find(s, a, &r), ==, 0);
+	expect_int(r.tag_node, ==, -1);
+	vmap_free(s, a);
+	vmap_purge(s);
+	expect_u64(node_stats(s, -1).pooled_now, ==, 0);
+	expect_u64(node_stats(s, -1).pool_misses, ==, 0);
+	vmap_space_destroy(s);
+}
+
+int main(int argc, char **argv)
+{
+	return test_main(argc, argv, (struct test[]){
+		T(pool_class_is_page_count),
+		T(misaligned_head_rotates_to_tail),
+		T(miss_tags_allocating_node),
+		T(address_tag_alternative),
+		T(restricted_window_never_pooled),
+		T(decay_gives_back_a_quarter),
+		T(shrink_empties_every_pool),
+		T(full_purge_on_failure_merges_pools),
+		T(helper_count_formula),
+		T(helpers_purge_a_backlog),
+		T(inline_when_helpers_cannot_start),
+		T(lookup_walks_back_and_wraps),
+		T(base_in_a_non_zero_node),
+		T(one_node_has_no_pools),
+		{ 0 } });
+}

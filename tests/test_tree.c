@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_tree.c - white-box tests of the tree and the free heap: random
+ * insert/erase against a sorted reference with every red-black and
+ * augmented invariant checked after each step; the four clip cases;
+ * coalescing; overlap refusal; the O(log n) lowest-fit search against a
+ * linear scan of the same heap.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../src/heap.h"
+#include "harness.h"
+
+static bool max_recompute(struct tree_node *n)
+{
+	struct va *va = va_of_node(n);
+	uint64_t m = va_size(va);
+
+	if (n->left && va_of_node(n->left)->subtree_max > m)
+		m = va_of_node(n->left)->subtree_max;
+	if (n->right && va_of_node(n->right)->subtree_max > m)
+		m = va_of_node(n->right)->subtree_max;
+	if (m == va->subtree_max)
+		return false;
+	va->subtree_max = m;
+	return true;
+}
+
+static void max_rotate(struct tree_node *old_top, struct tree_node *new_top)
+{
+	va_of_node(new_top)->subtree_max = va_of_node(old_top)->subtree_max;
+	va_of_node(old_top)->subtree_max = 0;
+	max_recompute(old_top);
+}
+
+static const struct tree_augment test_aug = { max_recompute, max_rotate };
+
+/* Recompute every maximum from scratch; false if any cached one differs. */
+static bool maxima_exact(struct tree_node *n, uint64_t *out)
+{
+	uint64_t l = 0, r = 0, m;
+	bool ok = true;
+
+	if (!n) {
+		*out = 0;
+		return true;
+	}
+	ok &= maxima_exact(n->left, &l);
+	ok &= maxima_exact(n->right, &r);
+	m = va_size(va_of_node(n));
+	m = l > m ? l : m;
+	m = r > m ? r : m;
+	*out = m;
+	return ok && va_of_node(n)->subtree_max == m;
+}
+
+/* Tree, list and the sorted reference hold the same starts. */
+static void expect_set_matches(struct va_set *set, const uint64_t *ref, size_t n)
+{
+	struct tree_node *t = tree_first(&set->root);
+	struct vlist *l = set->list.next;
+	uint64_t dummy;
+	size_t i;
+
+	assert_int(tree_verify(&set->root), >=, 1);
+	assert_true(maxima_exact(set->root.top, &dummy));
+	for (i = 0; i < n; i++, t = tree_next(t), l = l->next) {
+		assert_true(t != NULL);
+		assert_u64(va_of_node(t)->start, ==, ref[i]);
+		assert_true(va_of_link(l) == va_of_node(t));
+	}
+	assert_true(t == NULL);
+	assert_true(l == &set->list);
+}
+
+TEST(tree_random_insert_erase)
+{
+	enum { KEYS = 512 };
+	static struct va recs[KEYS];
+	static bool present[KEYS];
+	uint64_t ref[KEYS];
+	struct tree_node *parent, **slot;
+	struct va_set set;
+	long step, steps = scaled(20000);
+	size_t i, n;
+	unsigned k;
+
+	va_set_init(&set);
+	memset(present, 0, sizeof(present));
+	for (k = 0; k < KEYS; k++) {
+		recs[k].start = (uint64_t)k * 100;
+		recs[k].end = recs[k].start + 1 + rnd() % 99;
+	}
+	for (step = 0; step < steps; step++) {
+		k = (unsigned)(rnd() % KEYS);
+		if (present[k]) {
+			tree_erase(&set.root, &recs[k].node, &test_aug);
+			vlist_del(&recs[k].link);
+		} else {
+			slot = va_set_slot(&set, &recs[k], &parent);
+			assert_true(slot != NULL);
+			va_set_link(&set, &recs[k], parent, slot);
+			recs[k].subtree_max = va_size(&recs[k]);
+			if (parent)
+				tree_propagate(parent, &test_aug, true);
+			tree_insert_fixup(&set.root, &recs[k].node, &test_aug);
+		}
+		present[k] = !present[k];
+		for (i = 0, n = 0; i < KEYS; i++)
+			if (present[i])
+				ref[n++] = recs[i].start;
+		expect_set_matches(&set, ref, n);
+		if (test_failed_now)
+			return;
+	}
+}
+
+TEST(plain_set_find_and_overlap)
+{
+	struct va a = { .start = 100, .end = 200 }, b = { .start = 200, .end = 300 };
+	struct va c = { .start = 150, .end = 250 };
+	struct va_set set;
+
+	va_set_init(&set);
+	assert_true(va_set_insert(&set, &a));
+	assert_true(va_set_insert(&set, &b));
+	expect_true(!va_set_insert(&set, &c));
+	expect_true(va_set_find(&set, 100) == &a);
+	expect_true(va_set_find(&set, 199) == &a);
+	expect_true(va_set_find(&set, 200) == &b);
+	expect_true(va_set_find(&set, 300) == NULL);
+	expect_true(va_set_find(&set, 99) == NULL);
+	assert_int(tree_verify(&set.root), >=, 1);
+}
+
+static struct va *rec(uint64_t start, uint64_t end)
+{
+	struct va *va = va_new();
+
+	va->start = start;
+	va->end = end;
+	return va;
+}
+
+static size_t heap_blocks(struct heap *h)
+{
+	struct va *va;
+	size_t n = 0;
+
+	vlist_for_each_va(va, &h->set.list)
+		n++;
+	return n;
+}
+
+TEST(heap_coalesces_both_sides)
+{
+	struct vlist garbage;
+	struct heap h;
+	uint64_t dummy;
+
+	heap_init(&h);
+	vlist_init(&garbage);
+	heap_return(&h, rec(0, 10), &garbage);
+	heap_return(&h, rec(20, 30), &garbage);
+	heap_return(&h, rec(40, 50), &garbage);
+	expect_int(heap_blocks(&h), ==, 3);
+	heap_return(&h, rec(10, 20), &garbage);	/* joins left and right */
+	expect_int(heap_blocks(&h), ==, 2);
+	heap_return(&h, rec(35, 40), &garbage);	/* joins right only */
+	heap_return(&h, rec(30, 33), &garbage);	/* joins left only */
+	expect_int(heap_blocks(&h), ==, 2);
+	expect_u64(atomic_load(&h.free_bytes), ==, 48);
+	heap_return(&h, rec(33, 35), &garbage);
+	assert_int(heap_blocks(&h), ==, 1);
+	expect_u64(va_of_link(h.set.list.next)->end, ==, 50);
+	expect_true(maxima_exact(h.set.root.top, &dummy));
+	va_delete_list(&garbage);
+	va_delete_list(&h.set.list);
+}
+
+TEST(heap_refuses_overlap)
+{
+	struct vlist garbage;
+	struct heap h;
+	pid_t pid;
+	int status;
+
+	heap_init(&h);
+	vlist_init(&garbage);
+	heap_return(&h, rec(100, 200), &garbage);
+	/* A debug build aborts on corruption; check that in a child. */
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		freopen("/dev/null", "w", stderr);
+		_exit(heap_return(&h, rec(150, 250), &garbage) ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+#ifdef VMAP_DEBUG
+	expect_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+#else
+	expect_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+	va_delete_list(&garbage);
+	va_delete_list(&h.set.list);
+}
+
+/* The four ways to take a range out of one block, checked by their effect. */
+TEST(heap_clip_cases)
+{
+	static const struct {
+		uint64_t a, size;
+		size_t blocks;
+		uint64_t first_end;
+	} cases[] = {
+		{ 0x1000, 0x4000, 0, 0 },	/* whole */
+		{ 0x1000, 0x1000, 1, 0x5000 },	/* left edge */
+		{ 0x4000, 0x1000, 1, 0x4000 },	/* right edge */
+		{ 0x2000, 0x1000, 2, 0x2000 },	/* middle */
+	};
+	struct vlist garbage;
+	struct va *spare;
+	struct heap h;
+	uint64_t start;
+	unsigned i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		heap_init(&h);
+		vlist_init(&garbage);
+		heap_return(&h, rec(0x1000, 0x5000), &garbage);
+		spare = va_new();
+		assert_int(heap_alloc(&h, cases[i].size, 0x1000, 0x1000, cases[i].a,
+				      0x5000, &spare, &garbage, &start), ==, 0);
+		expect_u64(start, ==, cases[i].a);
+		expect_int(heap_blocks(&h), ==, cases[i].blocks);
+		expect_true((spare == NULL) == (cases[i].blocks == 2));
+		if (cases[i].blocks)
+			expect_u64(va_of_link(h.set.list.next)->end, ==,
+				   cases[i].first_end);
+		expect_u64(atomic_load(&h.free_bytes), ==, 0x4000 - cases[i].size);
+		va_delete(spare);
+		va_delete_list(&garbage);
+		va_delete_list(&h.set.list);
+	}
+}
+
+/* The kernel's debug self-check: tree search against a linear scan. */
+TEST(lowest_fit_matches_linear_scan)
+{
+	static const uint64_t aligns[] = { 1, 2, 4, 8, 16, 64, 512 };
+	struct vlist garbage;
+	struct heap h;
+	struct va *va, *lin;
+	uint64_t a_tree, a_lin, size, align, vstart, length, x;
+	long round, q, rounds = scaled(200);
+
+	for (round = 0; round < rounds; round++) {
+		heap_init(&h);
+		vlist_init(&garbage);
+		/* Random free blocks in [0, 4096) units. */
+		for (x = rnd() % 8; x < 4096;) {
+			size = 1 + rnd() % 24;
+			if (x + size > 4096)
+				break;
+			heap_return(&h, rec(x, x + size), &garbage);
+			x += size + 1 + rnd() % 24;
+		}
+		for (q = 0; q < 200; q++) {
+			size = 1 + rnd() % 20;
+			align = aligns[rnd() % 7];
+			vstart = rnd() % 4200;
+			length = rnd() % 2 ? size : size + align - 1;
+			va = heap_lowest_fit(&h, size, align, vstart, length, &a_tree);
+			lin = NULL;
+			vlist_for_each_va(lin, &h.set.list) {
+				uint64_t from = lin->start > vstart ? lin->start : vstart;
+
+				a_lin = (from + align - 1) & ~(align - 1);
+				if (va_size(lin) >= length && a_lin + size <= lin->end)
+					break;
+			}
+			if (&lin->link == &h.set.list)
+				lin = NULL;
+			/* Exact when the length is the size; bounded otherwise. */
+			if (length == size) {
+				assert_true(va == lin);
+				if (va)
+					assert_u64(a_tree, ==, a_lin);
+			} else if (lin) {
+				assert_true(va != NULL);
+				assert_u64(a_tree, <=, a_lin);
+			}
+		}
+		va_delete_list(&garbage);
+		va_delete_list(&h.set.list);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	return test_main(argc, argv, (struct test[]){
+		T(tree_random_insert_erase),
+		T(plain_set_find_and_overlap),
+		T(heap_coalesces_both_sides),
+		T(heap_refuses_overlap),
+		T(heap_clip_cases),
+		T(lowest_fit_matches_linear_scan),
+		{ 0 } });
+}
