@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmap-replay - replay an allocation trace deterministically (SPEC 6).
+ *
+ *   alloc ID SIZE ALIGN [VSTART VEND]
+ *   free ID
+ *   purge
+ *
+ * One output line per alloc: "ID 0xADDR", "ID ENOMEM" or "ID EINVAL".
+ * One thread, synchronous drain: the same trace gives the same output on
+ * every machine.  Uses the public API only.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmap.h"
+
+#define MAX_ID 128
+
+static const char *prog = "vmap-replay";
+
+/* IDs are any tokens: an open-addressing table maps them to live starts. */
+struct slot {
+	char id[MAX_ID];
+	uint64_t start;
+	bool used, live;
+};
+
+struct ids {
+	struct slot *slots;
+	size_t cap, used;
+};
+
+static uint64_t hash_id(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static struct slot *ids_find(struct ids *t, const char *id, bool create);
+
+static void ids_grow(struct ids *t)
+{
+	struct ids old = *t;
+	struct slot *s;
+	size_t i;
+
+	t->cap = old.cap ? old.cap * 2 : 1024;
+	t->slots = calloc(t->cap, sizeof(*t->slots));
+	t->used = 0;
+	if (!t->slots) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		exit(1);
+	}
+	for (i = 0; i < old.cap; i++) {
+		if (!old.slots[i].used || !old.slots[i].live)
+			continue;
+		s = ids_find(t, old.slots[i].id, true);
+		s->start = old.slots[i].start;
+		s->live = true;
+	}
+	free(old.slots);
+}
+
+static struct slot *ids_find(struct ids *t, const char *id, bool create)
+{
+	size_t i;
+
+	if (create && (t->used + 1) * 2 > t->cap)
+		ids_grow(t);
+	if (!t->cap)
+		return NULL;
+	for (i = hash_id(id) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->slots[i].used) {
+			if (!create)
+				return NULL;
+			t->slots[i].used = true;
+			snprintf(t->slots[i].id, MAX_ID, "%s", id);
+			t->used++;
+			return &t->slots[i];
+		}
+		if (!strcmp(t->slots[i].id, id))
+			return &t->slots[i];
+	}
+}
+
+/* Decimal, or hexadecimal with 0x; nothing else, and no trailing junk. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	int base = 10;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return false;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		if (!*s)
+			return false;
+	}
+	errno = 0;
+	*out = strtoull(s, &end, base);
+	return !errno && !*end;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: %s [options] [TRACE]    (TRACE omitted or '-': stdin)\n"
+		"  --base=ADDR            space start (default 0xffffc90000000000)\n"
+		"  --limit=ADDR           space end (default 0xffffe90000000000)\n"
+		"  --page-shift=N         page size 2^N, 12..30 (default 12)\n"
+		"  --nodes=N              vmap nodes, 1..128 (default 1)\n"
+		"  --lazy-max-pages=N     purge threshold (default: the kernel's formula for one CPU)\n"
+		"  --check                run the invariant checker after every line\n"
+		"  --stats                print the space's counters on stderr at the end\n"
+		"trace lines: 'alloc ID SIZE ALIGN [VSTART VEND]', 'free ID', 'purge'\n",
+		prog);
+}
+
+static void die_line(long line, const char *msg, const char *detail)
+{
+	fprintf(stderr, "%s: line %ld: %s%s%s\n", prog, line, msg,
+		detail ? ": " : "", detail ? detail : "");
+	exit(2);
+}
+
+struct options {
+	uint64_t base, limit;
+	struct vmap_params params;
+	bool check, stats;
+	const char *path;
+};
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "base", required_argument, NULL, 'b' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "page-shift", required_argument, NULL, 'p' },
+		{ "nodes", required_argument, NULL, 'n' },
+		{ "lazy-max-pages", required_argument, NULL, 'z' },
+		{ "check", no_argument, NULL, 'c' },
+		{ "stats", no_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->base = 0xffffc90000000000ull;
+	o->limit = 0xffffe90000000000ull;
+	o->params.nr_nodes = 1;
+	o->params.flags = VMAP_DETERMINISTIC;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (c == 'c' || c == 's') {
+			*(c == 'c' ? &o->check : &o->stats) = true;
+			continue;
+		}
+		if (c == '?') {
+			fprintf(stderr, "%s: see --help\n", prog);
+			exit(2);
+		}
+		if (!parse_u64(optarg, &v)) {
+			fprintf(stderr, "%s: bad number '%s' (see --help)\n", prog, optarg);
+			exit(2);
+		}
+		switch (c) {
+		case 'b': o->base = v; break;
+		case 'l': o->limit = v; break;
+		case 'p': o->params.page_shift = (uint32_t)(v ? v : 99); break;
+		case 'n': o->params.nr_nodes = (uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000); break;
+		case 'z': o->params.lazy_max_pages = v; break;
+		}
+	}
+	if (optind + 1 < argc) {
+		fprintf(stderr, "%s: one trace file at most\n", prog);
+		exit(2);
+	}
+	o->path = optind < argc ? argv[optind] : "-";
+	if (!o->params.lazy_max_pages) {
+		/* fls(1) * 32 MiB of pages: one CPU, for the same output everywhere. */
+		unsigned shift = o->params.page_shift ? o->params.page_shift : 12;
+
+		o->params.lazy_max_pages = shift < 25 ? (32ull << 20) >> shift : 1;
+	}
+}
+
+static void check_space(struct vmap_space *s, long line)
+{
+	char msg[256];
+
+	if (vmap_check(s, msg, sizeof(msg))) {
+		fprintf(stderr, "%s: line %ld: invariant broken: %s\n", prog, line, msg);
+		exit(1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	char buf[4096], *tok[8], *save, *hash;
+	uint64_t size, align, vstart, vend, addr;
+	struct vmap_space *space;
+	struct ids ids = { 0 };
+	struct options o;
+	struct slot *sl;
+	long line = 0;
+	FILE *in;
+	int n, rc;
+
+	parse_options(argc, argv, &o);
+	in = strcmp(o.path, "-") ? fopen(o.path, "r") : stdin;
+	if (!in) {
+		fprintf(stderr, "%s: %s: %s\n", prog, o.path, strerror(errno));
+		return 2;
+	}
+	rc = vmap_space_create(o.base, o.limit, &o.params, &space);
+	if (rc) {
+		fprintf(stderr, "%s: cannot create a space over [0x%llx, 0x%llx): %s\n",
+			prog, (unsigned long long)o.base, (unsigned long long)o.limit,
+			strerror(-rc));
+		return 2;
+	}
+	while (fgets(buf, sizeof(buf), in)) {
+		line++;
+		if (!strchr(buf, '\n') && !feof(in))
+			die_line(line, "line too long", NULL);
+		if ((hash = strchr(buf, '#')))
+			*hash = '\0';
+		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); tok[n] && n < 7;)
+			tok[++n] = strtok_r(NULL, " \t\r\n", &save);
+		if (n == 0)
+			continue;
+		if (!strcmp(tok[0], "alloc")) {
+			if (n != 4 && n != 6)
+				die_line(line, "alloc takes ID SIZE ALIGN [VSTART VEND]", NULL);
+			if (strlen(tok[1]) >= MAX_ID)
+				die_line(line, "ID too long", tok[1]);
+			if (!parse_u64(tok[2], &size) || !parse_u64(tok[3], &align))
+				die_line(line, "bad number", NULL);
+			vstart = vend = 0;
+			if (n == 6 && (!parse_u64(tok[4], &vstart) || !parse_u64(tok[5], &vend)))
+				die_line(line, "bad number", NULL);
+			sl = ids_find(&ids, tok[1], false);
+			if (sl && sl->live)
+				die_line(line, "ID already holds a range", tok[1]);
+			rc = vmap_alloc(space, size, align, vstart, vend, 0, &addr);
+			if (rc == 0) {
+				sl = ids_find(&ids, tok[1], true);
+				sl->start = addr;
+				sl->live = true;
+				printf("%s 0x%llx\n", tok[1], (unsigned long long)addr);
+			} else {
+				printf("%s %s\n", tok[1], rc == -EINVAL ? "EINVAL" : "ENOMEM");
+			}
+		} else if (!strcmp(tok[0], "free")) {
+			if (n != 2)
+				die_line(line, "free takes one ID", NULL);
+			sl = ids_find(&ids, tok[1], false);
+			if (!sl || !sl->live) {
+				fprintf(stderr, "%s: line %ld: warning: %s holds no range, skipped\n",
+					prog, line, tok[1]);
+				continue;
+			}
+			rc = vmap_free(space, sl->start);
+			if (rc) {
+				fprintf(stderr, "%s: line %ld: free of %s failed: %s\n", prog,
+					line, tok[1], strerror(-rc));
+				return 1;
+			}
+			sl->live = false;
+		} else if (!strcmp(tok[0], "purge")) {
+			if (n != 1)
+				die_line(line, "purge takes no argument", NULL);
+			vmap_purge(space);
+		} else {
+			die_line(line, "unknown operation", tok[0]);
+		}
+		if (o.check)
+			check_space(space, line);
+	}
+	if (ferror(in)) {
+		fprintf(stderr, "%s: %s: read error\n", prog, o.path);
+		return 2;
+	}
+	if (o.stats) {
+		struct vmap_stats st = { .size = sizeof(st) };
+
+		vmap_stats_get(space, -1, &st);
+		vmap_stats_print(&st, stderr, 0);
+	}
+	vmap_space_destroy(space);
+	free(ids.slots);
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "%s: write error\n", prog);
+		return 1;
+	}
+	return 0;
+}
