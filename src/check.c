@@ -84,7 +84,7 @@ static size_t count_ranges(struct vmap_space *s)
 
 	for (i = 0; i < s->nr_nodes; i++) {
 		n += list_len(&s->nodes[i].busy.list);
-		n += list_len(&s->nodes[i].lazy.list);
+		n += s->nodes[i].lazy->count;
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
 			n += list_len(&s->nodes[i].pools[k].head);
 	}
@@ -180,6 +180,56 @@ static void check_heap(struct checker *c)
 		     (unsigned long long)bytes);
 }
 
+/*
+ * The lazy set frees go to: every range in the node of its tag, each
+ * pool-bound range on the list of its size, the other list holding only
+ * ranges no pool takes, and the set's counts and bounds exact.
+ */
+static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
+{
+	struct vmap_space *s = c->s;
+	const struct lazy_set *ls = vn->lazy;
+	uint64_t pages = 0, lo = UINT64_MAX, hi = 0;
+	size_t count = 0, n;
+	struct va *va;
+	unsigned k;
+
+	for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
+		const struct vlist *list = k < MAX_VA_SIZE_PAGES ? &ls->by_class[k] : &ls->other;
+		bool pool_bound;
+
+		n = 0;
+		vlist_for_each_va(va, list) {
+			if (!check_range(c, "lazy", va))
+				return 0;
+			if (lazy_node_of(s, va) != vn)
+				fail(c, "lazy range at 0x%llx is in node %u, not its tag's",
+				     (unsigned long long)va->start, vn->id);
+			pool_bound = tag_valid(s, va->tag) &&
+				va_pages(s, va) <= MAX_VA_SIZE_PAGES;
+			if (k < MAX_VA_SIZE_PAGES ? va_pages(s, va) != k + 1 || !pool_bound :
+			    pool_bound)
+				fail(c, "lazy range at 0x%llx is filed in the wrong list",
+				     (unsigned long long)va->start);
+			pages += va_pages(s, va);
+			lo = va->start < lo ? va->start : lo;
+			hi = va->end > hi ? va->end : hi;
+			n++;
+		}
+		if (k < MAX_VA_SIZE_PAGES && n != ls->class_len[k])
+			fail(c, "lazy class %u of node %u: length %zu, list holds %zu",
+			     k, vn->id, ls->class_len[k], n);
+		count += n;
+	}
+	if (count != ls->count || pages != ls->pages)
+		fail(c, "lazy set of node %u counts %zu ranges and %llu pages, holds %zu and %llu",
+		     vn->id, ls->count, (unsigned long long)ls->pages, count,
+		     (unsigned long long)pages);
+	if (count && (lo < ls->lo || hi > ls->hi))
+		fail(c, "lazy bounds of node %u do not cover its ranges", vn->id);
+	return pages;
+}
+
 static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 {
 	struct vmap_space *s = c->s;
@@ -188,7 +238,7 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 	size_t n;
 	unsigned k;
 
-	if (!check_set(c, "busy", &vn->busy) || !check_set(c, "lazy", &vn->lazy))
+	if (!check_set(c, "busy", &vn->busy))
 		return 0;
 	vlist_for_each_va(va, &vn->busy.list) {
 		if (!check_range(c, "busy", va))
@@ -198,14 +248,7 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 			     (unsigned long long)va->start, vn->id,
 			     addr_to_node(s, va->start));
 	}
-	vlist_for_each_va(va, &vn->lazy.list) {
-		if (!check_range(c, "lazy", va))
-			return 0;
-		if (lazy_node_of(s, va) != vn)
-			fail(c, "lazy range at 0x%llx is in node %u, not its tag's",
-			     (unsigned long long)va->start, vn->id);
-		lazy_pages += va_pages(s, va);
-	}
+	lazy_pages = check_lazy(c, vn);
 	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
 		n = 0;
 		vlist_for_each_va(va, &vn->pools[k].head) {
@@ -223,7 +266,7 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 			fail(c, "pool %u of node %u: length %zu, list holds %zu", k,
 			     vn->id, (size_t)atomic_load(&vn->pools[k].len), n);
 	}
-	if (!vlist_empty(&vn->purge_list))
+	if (vn->purging)
 		fail(c, "node %u has a purge work item outside a purge", vn->id);
 	return lazy_pages;
 }
@@ -285,7 +328,7 @@ int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
 	for (i = 0; i < s->nr_nodes && !c.failed; i++)
 		lazy_pages += check_node(&c, &s->nodes[i]);
 	if (!c.failed && lazy_pages != atomic_load(&s->lazy_nr))
-		fail(&c, "lazy counter %llu, lazy trees hold %llu pages",
+		fail(&c, "lazy counter %llu, lazy lists hold %llu pages",
 		     (unsigned long long)atomic_load(&s->lazy_nr),
 		     (unsigned long long)lazy_pages);
 	if (!c.failed)

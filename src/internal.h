@@ -18,11 +18,11 @@
  * WHAT GUARDS WHAT
  *   heap_lock          the free heap (heap.h)
  *   busy_lock          a node's busy set
- *   lazy_lock          a node's lazy set
+ *   lazy_lock          which lazy set of a node frees go to, and that set
  *   pool_lock          a node's 256 pools (lists; lengths are written
  *                      under it and may be read without it)
  *   purge_lock         one purge or shrink at a time, and each node's
- *                      purge work item (purge_list, skip_populate)
+ *                      purge work item (purging, skip_populate)
  *   lazy_nr            atomic, no lock
  *   counters           relaxed atomics, no lock
  */
@@ -75,6 +75,28 @@ struct node_counters {
 };
 
 /*
+ * One node's lazy ranges, filed at free time by where the purge will send
+ * them: a pool-bound range (tagged with this node, 1..256 pages) on the
+ * list of its size class, anything else (untagged, or too large for a
+ * pool) on @other.  Each list is newest first.  So a free costs O(1), and
+ * a purge fills each pool with one splice instead of visiting its ranges:
+ * the kernel keeps lazy ranges in an address-ordered tree and visits
+ * every one, which costs a tree insert per free and, at tens of thousands
+ * of ranges, a purge long enough for the pools to run dry meanwhile.
+ * Pools therefore receive a purge's ranges newest-freed first, where the
+ * kernel's receive them in address order (see pool.c).
+ */
+struct lazy_set {
+	struct vlist by_class[MAX_VA_SIZE_PAGES];
+	size_t class_len[MAX_VA_SIZE_PAGES];
+	struct vlist other;
+	uint64_t lo, hi;	/* bounds, for the one flush */
+	uint64_t pages;
+	size_t count;
+	size_t cross;	/* pool-bound ranges whose address is another node's */
+};
+
+/*
  * A vmap node: the busy ranges that start in its zones, and the lazy and
  * pooled ranges tagged with it (those its CPUs allocated, by default).
  * Each has its own lock so that CPUs on different nodes never meet.
@@ -83,12 +105,16 @@ struct vmap_node {
 	alignas(64) struct vlock busy_lock;
 	struct va_set busy;
 	alignas(64) struct vlock lazy_lock;
-	struct va_set lazy;
+	struct lazy_set *lazy;		/* the set frees go to */
 	alignas(64) struct vlock pool_lock;
 	struct pool pools[MAX_VA_SIZE_PAGES];
-	/* The purge work item, owned by the purge in progress. */
-	struct vlist purge_list;
+	/*
+	 * The purge work item, owned by the purge in progress: the lazy set
+	 * it detached by swapping @lazy to the other buffer.
+	 */
+	struct lazy_set *purging;
 	bool skip_populate;
+	struct lazy_set lazy_sets[2];
 	unsigned id;
 	struct node_counters count;
 };
@@ -140,7 +166,7 @@ struct vmap_space {
 	atomic_uint_fast64_t purges, full_purges, shrinks, flushes;
 	atomic_uint_fast64_t purge_helpers, purged_vas, purged_pages;
 	atomic_uint_fast64_t notifier_rounds;
-	atomic_uint_fast64_t set_overlaps;	/* corrupt busy/lazy inserts */
+	atomic_uint_fast64_t set_overlaps;	/* corrupt busy inserts */
 	struct purge_helpers helpers;
 	struct drain drain;
 
@@ -173,13 +199,16 @@ int thread_cpu_set(int cpu);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
-bool lazy_insert(struct vmap_space *s, struct va *va);
+void lazy_insert(struct vmap_space *s, struct va *va);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 
 /* pool.c */
 struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 		     uint64_t size, uint64_t align);
-bool pool_put(struct vmap_space *s, struct vmap_node *vn, struct va *va);
+void pool_fill(struct vmap_node *vn, struct lazy_set *ls);
+void lazy_set_init(struct lazy_set *ls);
+void lazy_set_delete(struct lazy_set *ls);
+void lazy_set_gather(struct lazy_set *ls, struct vlist *out);
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
 bool pools_empty(struct vmap_space *s);
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * node.c - vmap nodes: the zone-to-node mapping, the allocating CPU's
- * node, each node's busy and lazy sets, and the one locked pass that
+ * node, each node's busy set and lazy sets, and the one locked pass that
  * returns records to the global heap.
  *
- * Locks: a node's busy_lock guards its busy set, its lazy_lock its lazy
- * set; global_heap_return() takes the heap lock.  No function here holds
+ * Locks: a node's busy_lock guards its busy set, its lazy_lock the lazy
+ * set frees go to; global_heap_return() takes the heap lock.  No function here holds
  * two locks at once.
  */
 #include <errno.h>
@@ -56,12 +56,14 @@ int nodes_create(struct vmap_space *s)
 		vlock_init(&vn->lazy_lock);
 		vlock_init(&vn->pool_lock);
 		va_set_init(&vn->busy);
-		va_set_init(&vn->lazy);
+		lazy_set_init(&vn->lazy_sets[0]);
+		lazy_set_init(&vn->lazy_sets[1]);
+		vn->lazy = &vn->lazy_sets[0];
+		vn->purging = NULL;
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
 			vlist_init(&vn->pools[k].head);
 			atomic_init(&vn->pools[k].len, 0);
 		}
-		vlist_init(&vn->purge_list);
 		vn->skip_populate = false;
 		atomic_init(&vn->count.allocs, 0);
 		atomic_init(&vn->count.alloc_failures, 0);
@@ -86,8 +88,8 @@ void nodes_destroy(struct vmap_space *s)
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
 		va_delete_list(&vn->busy.list);
-		va_delete_list(&vn->lazy.list);
-		va_delete_list(&vn->purge_list);
+		lazy_set_delete(&vn->lazy_sets[0]);
+		lazy_set_delete(&vn->lazy_sets[1]);
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
 			va_delete_list(&vn->pools[k].head);
 		vlock_destroy(&vn->busy_lock);
@@ -181,19 +183,62 @@ struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
 	return &s->nodes[addr_to_node(s, va->start)];
 }
 
-bool lazy_insert(struct vmap_space *s, struct va *va)
+void lazy_set_init(struct lazy_set *ls)
+{
+	unsigned k;
+
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
+		vlist_init(&ls->by_class[k]);
+		ls->class_len[k] = 0;
+	}
+	vlist_init(&ls->other);
+	ls->lo = ls->hi = 0;
+	ls->pages = 0;
+	ls->count = ls->cross = 0;
+}
+
+/* Move every record of @ls onto @out and leave @ls empty. */
+void lazy_set_gather(struct lazy_set *ls, struct vlist *out)
+{
+	unsigned k;
+
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
+		vlist_splice_head(&ls->by_class[k], out);
+	vlist_splice_head(&ls->other, out);
+	lazy_set_init(ls);
+}
+
+void lazy_set_delete(struct lazy_set *ls)
+{
+	struct vlist all;
+
+	vlist_init(&all);
+	lazy_set_gather(ls, &all);
+	va_delete_list(&all);
+}
+
+void lazy_insert(struct vmap_space *s, struct va *va)
 {
 	struct vmap_node *vn = lazy_node_of(s, va);
-	bool ok;
+	uint64_t pages = va_pages(s, va);
+	bool pool_bound = tag_valid(s, va->tag) && pages <= MAX_VA_SIZE_PAGES;
+	bool cross = pool_bound && addr_to_node(s, va->start) != vn->id;
+	struct lazy_set *ls;
 
 	vlock_acquire(&vn->lazy_lock);
-	ok = va_set_insert(&vn->lazy, va);
-	vlock_release(&vn->lazy_lock);
-	if (!ok) {
-		counter_add(&s->set_overlaps, 1);
-		vmap_bug("lazy range [0x%llx, 0x%llx) overlaps another",
-			 (unsigned long long)va->start,
-			 (unsigned long long)va->end);
+	ls = vn->lazy;
+	if (!ls->count || va->start < ls->lo)
+		ls->lo = va->start;
+	if (!ls->count || va->end > ls->hi)
+		ls->hi = va->end;
+	if (pool_bound) {
+		vlist_add_head(&va->link, &ls->by_class[pages - 1]);
+		ls->class_len[pages - 1]++;
+	} else {
+		vlist_add_head(&va->link, &ls->other);
 	}
-	return ok;
+	ls->pages += pages;
+	ls->count++;
+	ls->cross += cross;
+	vlock_release(&vn->lazy_lock);
 }

@@ -59,20 +59,32 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 	return va;
 }
 
-bool pool_put(struct vmap_space *s, struct vmap_node *vn, struct va *va)
+/*
+ * Put a purged lazy set's pool-bound ranges into @vn's pools: one lock
+ * hold, one splice per size class, newest-freed first in front of what
+ * the pool held.  The kernel adds a purge's ranges one at a time in
+ * address order; a splice keeps the pool LIFO without visiting (and
+ * missing the cache on) every range.
+ */
+void pool_fill(struct vmap_node *vn, struct lazy_set *ls)
 {
-	struct pool *p = pool_for(s, vn, va_size(va));
+	struct pool *p;
+	size_t pooled = 0;
+	unsigned k;
 
-	if (!p)
-		return false;
 	vlock_acquire(&vn->pool_lock);
-	vlist_add_head(&va->link, &p->head);
-	pool_len_set(p, pool_len(p) + 1);
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
+		if (!ls->class_len[k])
+			continue;
+		p = &vn->pools[k];
+		vlist_splice_head(&ls->by_class[k], &p->head);
+		pool_len_set(p, pool_len(p) + ls->class_len[k]);
+		pooled += ls->class_len[k];
+		ls->class_len[k] = 0;
+	}
 	vlock_release(&vn->pool_lock);
-	counter_add(&vn->count.pooled, 1);
-	if (addr_to_node(s, va->start) != vn->id)
-		counter_add(&vn->count.pooled_cross_node, 1);
-	return true;
+	counter_add(&vn->count.pooled, pooled);
+	counter_add(&vn->count.pooled_cross_node, ls->cross);
 }
 
 bool pools_empty(struct vmap_space *s)
@@ -94,18 +106,19 @@ bool pools_empty(struct vmap_space *s)
  * down to 1-3 entries after about log4(n) purges (integer division leaves
  * pools of 1-3 entries alone unless @full).
  *
- * Each pool's list is detached under the lock, trimmed without it, and
- * spliced back in front of whatever was added meanwhile: the kernel
- * replaced the list on re-attach and lost such entries.  The removed
- * ranges are first coalesced in a private heap, then moved into the global
- * heap in one locked pass.
+ * Each pool's list is detached under the lock, the quarter to give back
+ * is cut off its head (the most recently pooled ranges, as the kernel
+ * does), and the rest is spliced back at once, in front of whatever was
+ * added meanwhile: the kernel replaced the list on re-attach and lost such
+ * entries.  Only then are the cut ranges coalesced, in a private heap,
+ * and moved into the global heap in one locked pass, so that the pool
+ * looks empty to its node's allocations only for the length of the cut.
  */
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 {
-	struct vlist detached, merged;
+	struct vlist detached, decayed, merged;
 	struct heap local;
-	struct va *va;
-	size_t len, n_decay, k;
+	size_t len, n_decay;
 	struct pool *p;
 	unsigned i;
 
@@ -122,18 +135,15 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 		vlock_release(&vn->pool_lock);
 
 		n_decay = full ? len : len / 4;
-		for (k = 0; k < n_decay; k++) {
-			va = va_of_link(detached.next);
-			vlist_del(&va->link);
-			heap_return(&local, va, &merged);
+		vlist_cut_head(&detached, n_decay, &decayed);
+		if (!vlist_empty(&detached)) {
+			vlock_acquire(&vn->pool_lock);
+			vlist_splice_head(&detached, &p->head);
+			pool_len_set(p, pool_len(p) + len - n_decay);
+			vlock_release(&vn->pool_lock);
 		}
+		heap_return_list(&local, &decayed, &merged);
 		counter_add(&vn->count.decayed_vas, n_decay);
-		if (vlist_empty(&detached))
-			continue;
-		vlock_acquire(&vn->pool_lock);
-		vlist_splice_head(&detached, &p->head);
-		pool_len_set(p, pool_len(p) + len - n_decay);
-		vlock_release(&vn->pool_lock);
 	}
 	va_set_take_all(&local.set, &detached);
 	global_heap_return(s, &detached);

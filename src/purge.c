@@ -4,7 +4,7 @@
  * helper threads, the drain thread that starts it, and shrink.
  *
  * Locks: purge_lock serialises purges and shrinks and owns every node's
- * purge work item (purge_list, skip_populate) while held.  Helpers work
+ * purge work item (purging, skip_populate) while held.  Helpers work
  * under the purging thread's purge_lock (it waits for them before
  * dropping it); the helpers' own mutex guards only their queue.  The
  * drain mutex guards only the drain thread's request flags.
@@ -28,51 +28,75 @@ unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 	return (unsigned)n - 1;
 }
 
-/* Tell the release callback about each run of adjacent ranges. */
-static void release_runs(struct vmap_space *s, struct vlist *list)
+static int cmp_start(const void *x, const void *y)
 {
-	uint64_t start = 0, end = 0;
-	struct va *va;
+	const struct va *const *a = x, *const *b = y;
 
-	vlist_for_each_va(va, list) {
-		if (end && va->start == end) {
-			end = va->end;
+	return (*a)->start < (*b)->start ? -1 : (*a)->start > (*b)->start;
+}
+
+/*
+ * Tell the release callback about each maximal run of adjacent ranges of
+ * @ls, so that memory behind them goes back in as few calls as possible.
+ * Sorting needs a scratch array; without one, each range goes alone.
+ */
+static void release_runs(struct vmap_space *s, struct lazy_set *ls)
+{
+	struct va **sorted = NULL, *va;
+	uint64_t start = 0, end = 0;
+	size_t n = 0, i;
+	unsigned k;
+
+	if (!fault_hit(FAULT_VA_ALLOC))
+		sorted = malloc(ls->count * sizeof(*sorted));
+	for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
+		struct vlist *list = k < MAX_VA_SIZE_PAGES ? &ls->by_class[k] : &ls->other;
+
+		vlist_for_each_va(va, list) {
+			if (sorted)
+				sorted[n++] = va;
+			else
+				s->release(s->release_cookie, va->start, va->end);
+		}
+	}
+	if (!sorted)
+		return;
+	qsort(sorted, n, sizeof(*sorted), cmp_start);
+	for (i = 0; i < n; i++) {
+		if (end && sorted[i]->start == end) {
+			end = sorted[i]->end;
 			continue;
 		}
 		if (end)
 			s->release(s->release_cookie, start, end);
-		start = va->start;
-		end = va->end;
+		start = sorted[i]->start;
+		end = sorted[i]->end;
 	}
 	if (end)
 		s->release(s->release_cookie, start, end);
+	free(sorted);
 }
 
 /*
- * Purge one node's work item: each range goes to its tag's pool (which
- * is this node: lazy ranges live in the node of their tag) unless pools
- * are skipped, the rest to the global heap in one locked pass.  The lazy
- * count drops only now, after the ranges are usable again.
+ * Purge one node's work item: pool-bound ranges to this node's pools
+ * (lazy ranges live in the node of their tag) unless pools are skipped,
+ * the rest to the global heap in one locked pass.  The lazy count drops
+ * only now, after the ranges are usable again.
  */
 static void purge_node(struct vmap_space *s, struct vmap_node *vn)
 {
-	uint64_t pages = 0, nr = 0;
+	struct lazy_set *ls = vn->purging;
+	uint64_t pages = ls->pages, nr = ls->count;
 	struct vlist to_heap;
-	struct va *va, *tmp;
 
 	if (s->release)
-		release_runs(s, &vn->purge_list);
+		release_runs(s, ls);
+	if (!vn->skip_populate)
+		pool_fill(vn, ls);
 	vlist_init(&to_heap);
-	vlist_for_each_va_safe(va, tmp, &vn->purge_list) {
-		vlist_del(&va->link);
-		pages += va_pages(s, va);
-		nr++;
-		if (!vn->skip_populate && tag_valid(s, va->tag) &&
-		    pool_put(s, vn, va))
-			continue;
-		vlist_add_tail(&va->link, &to_heap);
-	}
+	lazy_set_gather(ls, &to_heap);
 	global_heap_return(s, &to_heap);
+	vn->purging = NULL;
 	atomic_fetch_sub(&s->lazy_nr, pages);
 	counter_add(&s->purged_vas, nr);
 	counter_add(&s->purged_pages, pages);
@@ -159,16 +183,17 @@ bool purge_locked(struct vmap_space *s, bool full)
 		vn->skip_populate = full;
 		pool_decay(s, vn, full);
 
+		/* Detach the node's lazy set by pointing frees at the other one. */
 		vlock_acquire(&vn->lazy_lock);
-		va_set_take_all(&vn->lazy, &vn->purge_list);
+		if (vn->lazy->count) {
+			vn->purging = vn->lazy;
+			vn->lazy = &vn->lazy_sets[vn->lazy == &vn->lazy_sets[0]];
+			start = vn->purging->lo < start ? vn->purging->lo : start;
+			end = vn->purging->hi > end ? vn->purging->hi : end;
+		}
 		vlock_release(&vn->lazy_lock);
-		if (vlist_empty(&vn->purge_list))
-			continue;
-		if (va_of_link(vn->purge_list.next)->start < start)
-			start = va_of_link(vn->purge_list.next)->start;
-		if (va_of_link(vn->purge_list.prev)->end > end)
-			end = va_of_link(vn->purge_list.prev)->end;
-		marked[nr_marked++] = vn;
+		if (vn->purging)
+			marked[nr_marked++] = vn;
 	}
 	if (full)
 		counter_add(&s->full_purges, 1);
@@ -199,6 +224,22 @@ void purge_now(struct vmap_space *s, bool full)
 	pthread_mutex_unlock(&s->purge_lock);
 }
 
+/*
+ * The drain's purge, only if the lazy count is still over the threshold
+ * once the purge mutex is ours.  Frees that land while a purge runs see
+ * the count before that purge subtracts it and ask for another drain; the
+ * kernel's drain purges regardless, and that second purge finds almost
+ * nothing lazy yet decays the pools the first one just filled (in a
+ * one-thread fix_size run, 22% of allocations then missed their pool).
+ */
+static void drain_purge(struct vmap_space *s)
+{
+	pthread_mutex_lock(&s->purge_lock);
+	if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
+		purge_locked(s, false);
+	pthread_mutex_unlock(&s->purge_lock);
+}
+
 void shrink_now(struct vmap_space *s)
 {
 	unsigned i;
@@ -225,7 +266,7 @@ static void *drain_main(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		/* Re-arm before purging: frees during the purge may need another. */
 		atomic_store(&d->pending, false);
-		purge_now(s, false);
+		drain_purge(s);
 		pthread_mutex_lock(&d->lock);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -244,7 +285,7 @@ void purge_kick(struct vmap_space *s)
 	bool inline_purge = false;
 
 	if (s->flags & VMAP_DETERMINISTIC) {
-		purge_now(s, false);
+		drain_purge(s);
 		return;
 	}
 	if (atomic_exchange(&d->pending, true))
@@ -261,7 +302,7 @@ void purge_kick(struct vmap_space *s)
 	pthread_mutex_unlock(&d->lock);
 	if (inline_purge) {
 		atomic_store(&d->pending, false);
-		purge_now(s, false);
+		drain_purge(s);
 	}
 }
 

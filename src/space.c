@@ -322,7 +322,7 @@ int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
 		va->end = start + size;
 	}
 	/*
-	 * The tag names the node whose lazy tree and pools take the range
+	 * The tag names the node whose lazy list and pools take the range
 	 * when it is freed: by default the allocating CPU's, also after a
 	 * pool miss, so pools fill with what their CPUs ask for (SPEC 3.2).
 	 */
@@ -358,11 +358,7 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 		return -ENOENT;
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
-	if (!lazy_insert(s, va)) {
-		atomic_fetch_sub(&s->lazy_nr, pages);
-		va_delete(va);
-		return -EUCLEAN;
-	}
+	lazy_insert(s, va);
 	counter_add(&s->nodes[this_cpu_node(s)].count.frees, 1);
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s);

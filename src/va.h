@@ -16,6 +16,7 @@
 #define VMAP_VA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tree.h"
@@ -71,6 +72,24 @@ static inline void vlist_splice_head(struct vlist *from, struct vlist *to)
 	to->next = from->next;
 	from->next->prev = to;
 	vlist_init(from);
+}
+
+/* Move the first @n entries of @from (it has at least @n) to @to. */
+static inline void vlist_cut_head(struct vlist *from, size_t n, struct vlist *to)
+{
+	struct vlist *last = from;
+
+	vlist_init(to);
+	if (!n)
+		return;
+	while (n--)
+		last = last->next;
+	to->next = from->next;
+	to->prev = last;
+	from->next = last->next;
+	last->next->prev = from;
+	to->next->prev = to;
+	last->next = to;
 }
 
 /* Move every entry of @from to @to, which must be empty. */

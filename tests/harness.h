@@ -117,10 +117,12 @@ static inline long scaled(long n)
 	return v < 1 ? 1 : v;
 }
 
-static inline int test_main(int argc, char **argv, const struct test *tests)
+static inline int test_main(int argc, char **argv, const struct test *test_list)
 {
 	const char *env, *filter = getenv("VMAP_TEST_FILTER");
-	int passed = 0, failed = 0, skipped = 0;
+	/* Static: setjmp() may not preserve automatic variables. */
+	static int passed, failed, skipped;
+	static const struct test *tests;
 	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 
 	(void)argc;
@@ -129,7 +131,7 @@ static inline int test_main(int argc, char **argv, const struct test *tests)
 	if ((env = getenv("VMAP_TEST_SCALE")))
 		test_scale = strtod(env, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (; tests->name; tests++) {
+	for (tests = test_list; tests->name; tests++) {
 		if (filter && !strstr(tests->name, filter))
 			continue;
 		test_failed_now = test_skipped_now = 0;

@@ -52,7 +52,7 @@ static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max, long ops
 {
 	struct vmap_params p = { .nr_nodes = 1, .lazy_max_pages = lazy_max,
 				 .flags = VMAP_DETERMINISTIC };
-	uint64_t size, align, vstart, vend, addr, lo, hi, purges, span;
+	uint64_t size, align, vstart, vend, addr, lo = 0, hi = 0, purges, span;
 	struct live *live = calloc((size_t)ops, sizeof(*live));
 	size_t nlive = 0, i;
 	struct vmap_space *s;

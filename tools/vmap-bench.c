@@ -1,0 +1,913 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmap-bench - the kernel's lib/test_vmalloc.c workloads against libvmap,
+ * the one-lock design (1 node) beside the node design in one run, with
+ * what a program would do without us (mmap/munmap, malloc) as baselines.
+ *
+ * Each (test, backend, thread count) is one phase: a fresh space, all
+ * threads released together by a barrier, every thread running the test
+ * test_repeat_count times.  Phases are isolated so that the space's
+ * counters (lock acquisitions, pool hits) belong to one test; with
+ * sequential_test_order=0 the order of the phases is shuffled instead of
+ * each thread's order (see --help).  Uses the public header only.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmap.h"
+
+static const char *prog = "vmap-bench";
+
+#define PAGE 4096ull
+#define RANGE_BASE 0x100000000000ull
+#define RANGE_SIZE (1ull << 46)
+#define THREAD_ALIGN (4 * PAGE)	/* x86-64 THREAD_SIZE: 16 KiB */
+#define LONG_BUSY_AREAS 15000
+#define MAX_THREADS 1024
+
+/* ------------------------------------------------------------------------
+ * Parameters: the kernel module's names first, then ours.
+ */
+struct params {
+	unsigned long run_test_mask;
+	unsigned nr_threads;
+	unsigned test_repeat_count;
+	unsigned long test_loop_count;
+	unsigned nr_pages;
+	bool sequential_test_order;
+	char nodes[256];
+	char baselines[64];
+	char live[256];
+	char csv[256];
+	char tag[16];
+	bool json, scale;
+	uint64_t seed;
+};
+
+/* ------------------------------------------------------------------------
+ * Backends: what a test allocates from.
+ */
+struct phase;
+struct worker;
+
+struct backend {
+	const char *mode;	/* one-lock, nodes, mmap, malloc */
+	unsigned nodes;		/* range modes: 1 or 0 = auto */
+	int (*alloc)(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr);
+	void (*free)(struct phase *ph, uint64_t addr, uint64_t size);
+};
+
+struct phase {
+	const struct backend *be;
+	struct vmap_space *space;
+	const struct params *p;
+	pthread_barrier_t start;
+	int (*fn)(struct worker *w);
+	unsigned long loops;
+	unsigned threads;
+};
+
+static int range_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	return vmap_alloc(ph->space, size, align, 0, 0, 0, addr);
+}
+
+static void range_free(struct phase *ph, uint64_t addr, uint64_t size)
+{
+	(void)size;
+	vmap_free(ph->space, addr);
+}
+
+/*
+ * Address space the way a program gets it without us: one mmap per
+ * range (PROT_NONE: a reservation, like ours), trimmed to the alignment.
+ */
+static int mmap_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	uint64_t extra = align > PAGE ? align : 0, a, start;
+	void *p;
+
+	(void)ph;
+	if (size + extra < size)
+		return -ENOMEM;
+	p = mmap(NULL, size + extra, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	start = (uint64_t)(uintptr_t)p;
+	a = extra ? (start + align - 1) & ~(align - 1) : start;
+	if (a > start)
+		munmap(p, a - start);
+	if (extra && start + size + extra > a + size)
+		munmap((void *)(uintptr_t)(a + size), start + size + extra - a - size);
+	*addr = a;
+	return 0;
+}
+
+static void mmap_free(struct phase *ph, uint64_t addr, uint64_t size)
+{
+	(void)ph;
+	munmap((void *)(uintptr_t)addr, size);
+}
+
+static const struct backend backends[] = {
+	{ "one-lock", 1, range_alloc, range_free },
+	{ "nodes", 0, range_alloc, range_free },
+	{ "mmap", 0, mmap_alloc, mmap_free },
+};
+
+/* ------------------------------------------------------------------------
+ * The tests, after lib/test_vmalloc.c.  Each returns 0 or -1 (an
+ * allocation failed) and counts the alloc+free pairs it made.
+ */
+struct worker {
+	struct phase *ph;
+	pthread_t tid;
+	unsigned id;
+	uint64_t rng;
+	uint64_t pairs;
+	unsigned passed, failed;
+	double usec;
+};
+
+static uint64_t wrnd(struct worker *w)
+{
+	uint64_t z = (w->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static int alloc_pages(struct worker *w, uint64_t pages, uint64_t align, uint64_t *addr)
+{
+	return w->ph->be->alloc(w->ph, pages * PAGE, align, addr);
+}
+
+static void free_pages(struct worker *w, uint64_t addr, uint64_t pages)
+{
+	w->ph->be->free(w->ph, addr, pages * PAGE);
+	w->pairs++;
+}
+
+static int fix_size_alloc_test(struct worker *w)
+{
+	uint64_t a, n = w->ph->p->nr_pages;
+	unsigned long i;
+
+	for (i = 0; i < w->ph->loops; i++) {
+		if (alloc_pages(w, n, PAGE, &a))
+			return -1;
+		free_pages(w, a, n);
+	}
+	return 0;
+}
+
+static unsigned fls_u(unsigned long x)
+{
+	unsigned n = 0;
+
+	while (x) {
+		n++;
+		x >>= 1;
+	}
+	return n;
+}
+
+/*
+ * Interleave live and junk pages, free the junk (it turns lazy, then is
+ * purged into one-page holes), then allocate pages that exactly fit the
+ * holes.  The junk count is the kernel's lazy_max_pages, so the frees
+ * themselves trigger purges.
+ */
+static int full_fit_alloc_test(struct worker *w)
+{
+	unsigned long junk = fls_u((unsigned long)sysconf(_SC_NPROCESSORS_ONLN)) *
+		((32ul << 20) / PAGE), i, made = 0;
+	uint64_t *live = calloc(junk, sizeof(*live)), *holes = calloc(junk, sizeof(*holes)), a;
+	int rc = -1;
+
+	if (!live || !holes)
+		goto out;
+	for (i = 0; i < junk; i++, made++) {
+		if (alloc_pages(w, 1, PAGE, &live[i]))
+			goto out;
+		if (alloc_pages(w, 1, PAGE, &holes[i])) {
+			free_pages(w, live[i], 1);
+			goto out;
+		}
+	}
+	for (i = 0; i < junk; i++)
+		free_pages(w, holes[i], 1);
+	for (i = 0; i < w->ph->loops; i++) {
+		if (alloc_pages(w, 1, PAGE, &a))
+			goto out;
+		free_pages(w, a, 1);
+	}
+	rc = 0;
+out:
+	for (i = 0; i < made; i++)
+		free_pages(w, live[i], 1);
+	free(live);
+	free(holes);
+	return rc;
+}
+
+static int long_busy_list_alloc_test(struct worker *w)
+{
+	uint64_t *busy = calloc(LONG_BUSY_AREAS, sizeof(*busy)), a, b;
+	unsigned long i, made = 0;
+	int rc = -1;
+
+	if (!busy)
+		return -1;
+	for (; made < LONG_BUSY_AREAS; made++)
+		if (alloc_pages(w, 1, PAGE, &busy[made]))
+			goto out;
+	for (i = 0; i < w->ph->loops; i++) {
+		if (alloc_pages(w, 100, PAGE, &a))
+			goto out;
+		if (alloc_pages(w, 1, PAGE, &b)) {
+			free_pages(w, a, 100);
+			goto out;
+		}
+		free_pages(w, a, 100);
+		free_pages(w, b, 1);
+	}
+	rc = 0;
+out:
+	for (i = 0; i < made; i++)
+		free_pages(w, busy[i], 1);
+	free(busy);
+	return rc;
+}
+
+static int random_size_alloc_test(struct worker *w)
+{
+	unsigned long i;
+	uint64_t a, n;
+
+	for (i = 0; i < w->ph->loops; i++) {
+		n = 1 + wrnd(w) % 100;
+		if (alloc_pages(w, n, PAGE, &a))
+			return -1;
+		free_pages(w, a, n);
+	}
+	return 0;
+}
+
+static int fix_align_alloc_test(struct worker *w)
+{
+	unsigned long i;
+	uint64_t a;
+
+	for (i = 0; i < w->ph->loops; i++) {
+		if (alloc_pages(w, 1, THREAD_ALIGN, &a))
+			return -1;
+		free_pages(w, a, 1);
+	}
+	return 0;
+}
+
+static int random_size_align_alloc_test(struct worker *w)
+{
+	uint64_t a, rnd, align, pages;
+	unsigned long i;
+
+	for (i = 0; i < w->ph->loops; i++) {
+		rnd = wrnd(w) & 0xff;
+		align = 1ull << (rnd % 23);	/* up to 1024 pages */
+		pages = rnd % 10 + 1;
+		if (alloc_pages(w, pages, align, &a))
+			return -1;
+		free_pages(w, a, pages);
+	}
+	return 0;
+}
+
+/* Every alignment from 1 to 2^63: the large ones must fail. */
+static int align_shift_alloc_test(struct worker *w)
+{
+	uint64_t a;
+	unsigned i;
+
+	for (i = 0; i < 64; i++) {
+		if (alloc_pages(w, 1, 1ull << i, &a))
+			return -1;
+		free_pages(w, a, 1);
+	}
+	return 0;
+}
+
+struct test_case {
+	const char *name;
+	int (*fn)(struct worker *w);
+	bool expect_fail;
+};
+
+/* Indexes are the kernel's bits in run_test_mask. */
+static const struct test_case tests[] = {
+	{ "fix_size_alloc_test", fix_size_alloc_test, false },
+	{ "full_fit_alloc_test", full_fit_alloc_test, false },
+	{ "long_busy_list_alloc_test", long_busy_list_alloc_test, false },
+	{ "random_size_alloc_test", random_size_alloc_test, false },
+	{ "fix_align_alloc_test", fix_align_alloc_test, false },
+	{ "random_size_align_alloc_test", random_size_align_alloc_test, false },
+	{ "align_shift_alloc_test", align_shift_alloc_test, true },
+	{ "pcpu_alloc_test", NULL, false },
+	{ "kvfree_rcu_1_arg_vmalloc_test", NULL, false },
+	{ "kvfree_rcu_2_arg_vmalloc_test", NULL, false },
+	{ "vm_map_ram_test", NULL, false },
+};
+#define NR_TESTS (sizeof(tests) / sizeof(tests[0]))
+
+/* ------------------------------------------------------------------------
+ * Running a phase.
+ */
+static double now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+struct row {
+	const char *test;
+	const char *mode;
+	unsigned nodes, threads;
+	unsigned long loops;
+	uint64_t live;
+	uint64_t pairs;
+	double wall_usec, ns_per_pair, pairs_per_sec;
+	double global_lock_per_pair, heap_lock_per_pair, pool_hit_rate;
+	double cross_busy_per_pair, pooled_cross_fraction;
+	uint64_t purges;
+	unsigned passed, failed;
+	bool expect_fail, range;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	const struct params *p = w->ph->p;
+	double t0;
+	unsigned r;
+
+	pthread_barrier_wait(&w->ph->start);
+	t0 = now_usec();
+	for (r = 0; r < p->test_repeat_count; r++) {
+		if (w->ph->fn(w))
+			w->failed++;
+		else
+			w->passed++;
+	}
+	w->usec = now_usec() - t0;
+	return NULL;
+}
+
+static bool verbose_summary = true;
+
+static void summary_line(const char *name, const struct worker *w,
+			 const struct params *p)
+{
+	FILE *out = p->json ? stderr : stdout;
+
+	if (!verbose_summary)
+		return;
+	fprintf(out, "Summary: %s passed: %u failed: %u repeat: %u loops: %lu avg: %.0f usec\n",
+		name, w->passed, w->failed, p->test_repeat_count, w->ph->loops,
+		w->usec / p->test_repeat_count);
+}
+
+static int make_space(struct phase *ph, unsigned nodes)
+{
+	struct vmap_params vp = { .nr_nodes = nodes };
+
+	if (!strcmp(ph->p->tag, "address"))
+		vp.flags |= VMAP_TAG_BY_ADDRESS;
+	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
+}
+
+/* Keep @n areas busy for the whole phase (the --live workloads). */
+static uint64_t *prefill(struct phase *ph, uint64_t n)
+{
+	uint64_t *a = calloc(n ? n : 1, sizeof(*a)), i;
+
+	for (i = 0; a && i < n; i++) {
+		if (ph->be->alloc(ph, PAGE, PAGE, &a[i])) {
+			fprintf(stderr, "%s: %s: could not keep %" PRIu64 " areas busy (%" PRIu64 " made)\n",
+				prog, ph->be->mode, n, i);
+			while (i--)
+				ph->be->free(ph, a[i], PAGE);
+			free(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static int run_phase(const struct params *p, const struct backend *be,
+		     const char *name, int (*fn)(struct worker *), bool expect_fail,
+		     unsigned threads, uint64_t live, struct row *row)
+{
+	struct worker *w = calloc(threads, sizeof(*w));
+	struct vmap_stats st = { .size = sizeof(st) };
+	struct vmap_space_info info;
+	struct phase ph = { .be = be, .p = p, .fn = fn, .loops = p->test_loop_count,
+			    .threads = threads };
+	uint64_t *kept = NULL, i;
+	double t0, t1, lat = 0;
+	unsigned k;
+	int rc;
+
+	memset(row, 0, sizeof(*row));
+	if (!w)
+		return -ENOMEM;
+	row->range = be->alloc == range_alloc;
+	if (row->range) {
+		rc = make_space(&ph, be->nodes);
+		if (rc) {
+			free(w);
+			return rc;
+		}
+	}
+	if (live && !(kept = prefill(&ph, live))) {
+		vmap_space_destroy(ph.space);
+		free(w);
+		return -ENOMEM;
+	}
+	if (row->range)
+		vmap_stats_get(ph.space, -1, &st);
+	pthread_barrier_init(&ph.start, NULL, threads + 1);
+	for (k = 0; k < threads; k++) {
+		w[k].ph = &ph;
+		w[k].id = k;
+		w[k].rng = p->seed * 7919 + k;
+		if (pthread_create(&w[k].tid, NULL, worker_main, &w[k])) {
+			fprintf(stderr, "%s: cannot start thread %u\n", prog, k);
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&ph.start);
+	t0 = now_usec();
+	for (k = 0; k < threads; k++)
+		pthread_join(w[k].tid, NULL);
+	t1 = now_usec();
+	pthread_barrier_destroy(&ph.start);
+
+	row->test = name;
+	row->mode = be->mode;
+	row->threads = threads;
+	row->loops = p->test_loop_count;
+	row->live = live;
+	row->expect_fail = expect_fail;
+	row->wall_usec = t1 - t0;
+	for (k = 0; k < threads; k++) {
+		row->pairs += w[k].pairs;
+		row->passed += w[k].passed;
+		row->failed += w[k].failed;
+		if (w[k].pairs)
+			lat += w[k].usec * 1e3 / w[k].pairs;
+		summary_line(name, &w[k], p);
+	}
+	row->ns_per_pair = lat / threads;
+	row->pairs_per_sec = row->pairs / (row->wall_usec / 1e6);
+	row->global_lock_per_pair = row->heap_lock_per_pair = NAN;
+	row->pool_hit_rate = row->cross_busy_per_pair = row->pooled_cross_fraction = NAN;
+	if (row->range) {
+		struct vmap_stats before = st;
+
+		vmap_stats_get(ph.space, -1, &st);
+		vmap_space_info(ph.space, &info);
+		row->nodes = info.nr_nodes;
+		if (row->pairs) {
+			row->global_lock_per_pair = (double)(st.global_lock - before.global_lock) / row->pairs;
+			row->heap_lock_per_pair = (double)(st.heap_lock - before.heap_lock) / row->pairs;
+			row->cross_busy_per_pair = (double)(st.cross_node_busy - before.cross_node_busy) / row->pairs;
+		}
+		if (st.pool_hits + st.pool_misses - before.pool_hits - before.pool_misses)
+			row->pool_hit_rate = (double)(st.pool_hits - before.pool_hits) /
+				(st.pool_hits + st.pool_misses - before.pool_hits - before.pool_misses);
+		if (st.pooled - before.pooled)
+			row->pooled_cross_fraction = (double)(st.pooled_cross_node - before.pooled_cross_node) /
+				(st.pooled - before.pooled);
+		row->purges = st.purges - before.purges;
+	}
+	for (i = 0; kept && i < live; i++)
+		be->free(&ph, kept[i], PAGE);
+	free(kept);
+	if (row->range) {
+		char msg[200];
+
+		vmap_purge(ph.space);
+		vmap_shrink(ph.space);
+		if (vmap_check(ph.space, msg, sizeof(msg))) {
+			fprintf(stderr, "%s: invariant broken after %s: %s\n", prog, name, msg);
+			exit(1);
+		}
+		vmap_space_destroy(ph.space);
+	}
+	free(w);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Output.
+ */
+static FILE *csv_out;
+
+static void json_num(FILE *out, const char *key, double v, const char *fmt)
+{
+	fprintf(out, ",\"%s\":", key);
+	if (isnan(v))
+		fputs("null", out);
+	else
+		fprintf(out, fmt, v);
+}
+
+static void emit_json(const struct row *r)
+{
+	printf("{\"test\":\"%s\",\"mode\":\"%s\",\"nodes\":%u,\"threads\":%u,\"loops\":%lu",
+	       r->test, r->mode, r->nodes, r->threads, r->loops);
+	if (r->live)
+		printf(",\"live\":%" PRIu64, r->live);
+	json_num(stdout, "ns_per_pair", r->ns_per_pair, "%.1f");
+	json_num(stdout, "pairs_per_sec", r->pairs_per_sec, "%.0f");
+	json_num(stdout, "global_lock_per_pair", r->global_lock_per_pair, "%.5f");
+	json_num(stdout, "heap_lock_per_pair", r->heap_lock_per_pair, "%.5f");
+	json_num(stdout, "pool_hit_rate", r->pool_hit_rate, "%.4f");
+	json_num(stdout, "cross_node_busy_per_pair", r->cross_busy_per_pair, "%.4f");
+	json_num(stdout, "pooled_cross_node_fraction", r->pooled_cross_fraction, "%.4f");
+	printf(",\"purges\":%" PRIu64 ",\"passed\":%u,\"failed\":%u,\"expect_fail\":%s}\n",
+	       r->purges, r->passed, r->failed, r->expect_fail ? "true" : "false");
+}
+
+static void emit_csv(const struct row *r)
+{
+	static bool header;
+
+	if (!csv_out)
+		return;
+	if (!header) {
+		fputs("test,mode,nodes,threads,loops,live,ns_per_pair,pairs_per_sec,"
+		      "global_lock_per_pair,heap_lock_per_pair,pool_hit_rate,"
+		      "cross_node_busy_per_pair,pooled_cross_node_fraction,purges,passed,failed\n",
+		      csv_out);
+		header = true;
+	}
+	fprintf(csv_out, "%s,%s,%u,%u,%lu,%" PRIu64 ",%.1f,%.0f,%.5f,%.5f,%.4f,%.4f,%.4f,%" PRIu64 ",%u,%u\n",
+		r->test, r->mode, r->nodes, r->threads, r->loops, r->live, r->ns_per_pair,
+		r->pairs_per_sec, r->global_lock_per_pair, r->heap_lock_per_pair,
+		r->pool_hit_rate, r->cross_busy_per_pair, r->pooled_cross_fraction,
+		r->purges, r->passed, r->failed);
+}
+
+static void fmt_opt(char *buf, size_t len, double v, const char *fmt)
+{
+	if (isnan(v))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, fmt, v);
+}
+
+static void print_table(const struct row *rows, size_t n)
+{
+	char glock[16], hit[16], ratio[16], live[16];
+	const struct row *r, *base;
+	size_t i, j;
+
+	printf("\n%-30s %-8s %5s %7s %8s %10s %12s %10s %8s %7s %11s\n", "test", "mode",
+	       "nodes", "threads", "live", "ns/pair", "pairs/s", "glock/pair",
+	       "pool-hit", "purges", "vs one-lock");
+	for (i = 0; i < n; i++) {
+		r = &rows[i];
+		base = NULL;
+		for (j = 0; j < n; j++)
+			if (!strcmp(rows[j].mode, "one-lock") && !strcmp(rows[j].test, r->test) &&
+			    rows[j].threads == r->threads && rows[j].live == r->live)
+				base = &rows[j];
+		fmt_opt(glock, sizeof(glock), r->global_lock_per_pair, "%.4f");
+		fmt_opt(hit, sizeof(hit), r->pool_hit_rate * 100, "%.1f%%");
+		fmt_opt(ratio, sizeof(ratio), base ? r->pairs_per_sec / base->pairs_per_sec : NAN,
+			"%.2fx");
+		snprintf(live, sizeof(live), "%" PRIu64, r->live);
+		printf("%-30s %-8s %5u %7u %8s %10.1f %12.0f %10s %8s %7" PRIu64 " %11s%s\n",
+		       r->test, r->mode, r->nodes, r->threads, r->live ? live : "-",
+		       r->ns_per_pair, r->pairs_per_sec, glock, hit, r->purges, ratio,
+		       r->failed ? (r->expect_fail ? "  (failed, as expected)" : "  FAILED") : "");
+	}
+}
+
+/* Scaling efficiency: throughput at N / (N x throughput at 1). */
+static void print_scaling(const struct row *rows, size_t n)
+{
+	const struct row *one;
+	size_t i, j;
+
+	printf("\nscaling efficiency (pairs/s at N threads / (N x pairs/s at 1 thread))\n");
+	printf("%-30s %-8s %7s %12s %10s\n", "test", "mode", "threads", "pairs/s", "efficiency");
+	for (i = 0; i < n; i++) {
+		one = NULL;
+		for (j = 0; j < n; j++)
+			if (rows[j].threads == 1 && !strcmp(rows[j].test, rows[i].test) &&
+			    !strcmp(rows[j].mode, rows[i].mode) && rows[j].live == rows[i].live)
+				one = &rows[j];
+		if (!one)
+			continue;
+		printf("%-30s %-8s %7u %12.0f %9.1f%%\n", rows[i].test, rows[i].mode,
+		       rows[i].threads, rows[i].pairs_per_sec,
+		       100.0 * rows[i].pairs_per_sec / (rows[i].threads * one->pairs_per_sec));
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Command line.
+ */
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out,
+		"usage: %s [name=value | --name=value] ...\n"
+		"Parameters of the kernel's test_vmalloc module:\n"
+		"  run_test_mask=MASK          bit i runs test i (default: tests 0-6)\n"
+		"  nr_threads=N                worker threads (default: online CPUs)\n"
+		"  test_repeat_count=N         runs of each test per thread (default 1)\n"
+		"  test_loop_count=N           iterations inside a test (default 1000000)\n"
+		"  nr_pages=N                  pages for fix_size_alloc_test (default 1)\n"
+		"  sequential_test_order=0|1   0 shuffles the order of the test phases;\n"
+		"                              every thread runs the same test at a time,\n"
+		"                              so each row's counters belong to one test\n"
+		"Ours:\n"
+		"  nodes=LIST                  node settings to compare, 1 = one-lock,\n"
+		"                              auto = online CPUs (default 1,auto)\n"
+		"  baselines=LIST              mmap, or none (default mmap)\n"
+		"  tag=kernel|address          pool tagging on a miss (default kernel)\n"
+		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
+		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
+		"  scale                       threads 1, 2, 4 ... nr_threads; prints efficiency\n"
+		"  json                        one JSON object per row on stdout\n"
+		"  csv=FILE                    rows as CSV into FILE\n"
+		"  seed=N                      random seed (default 1)\n"
+		"Tests (bit: name):\n",
+		prog);
+	for (i = 0; i < NR_TESTS; i++)
+		fprintf(out, "  %2zu: %s%s\n", i, tests[i].name,
+			!tests[i].fn ? "  (kernel-only, skipped here)" :
+			tests[i].expect_fail ? "  (expected to fail)" : "");
+}
+
+static bool parse_ulong(const char *s, unsigned long *v)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return false;
+	errno = 0;
+	*v = strtoul(s, &end, 0);
+	return !errno && !*end;
+}
+
+static void bad_arg(const char *arg, const char *why)
+{
+	fprintf(stderr, "%s: %s: %s (see --help)\n", prog, arg, why);
+	exit(2);
+}
+
+static void copy_str(char *dst, size_t len, const char *arg, const char *val)
+{
+	if (strlen(val) >= len)
+		bad_arg(arg, "value too long");
+	memcpy(dst, val, strlen(val) + 1);
+}
+
+static void parse_args(int argc, char **argv, struct params *p)
+{
+	unsigned long v;
+	char key[64];
+	const char *arg, *eq, *val;
+	int i;
+
+	memset(p, 0, sizeof(*p));
+	p->run_test_mask = 0x7f;
+	p->test_repeat_count = 1;
+	p->test_loop_count = 1000000;
+	p->nr_pages = 1;
+	p->seed = 1;
+	strcpy(p->nodes, "1,auto");
+	strcpy(p->baselines, "mmap");
+	strcpy(p->tag, "kernel");
+	for (i = 1; i < argc; i++) {
+		arg = argv[i];
+		while (*arg == '-')
+			arg++;
+		if (!strcmp(arg, "help") || !strcmp(arg, "h")) {
+			usage(stdout);
+			exit(0);
+		}
+		eq = strchr(arg, '=');
+		val = eq ? eq + 1 : "1";
+		if ((eq ? (size_t)(eq - arg) : strlen(arg)) >= sizeof(key))
+			bad_arg(argv[i], "unknown parameter");
+		snprintf(key, sizeof(key), "%.*s", (int)(eq ? eq - arg : (long)strlen(arg)), arg);
+		if (!strcmp(key, "nodes")) {
+			copy_str(p->nodes, sizeof(p->nodes), argv[i], val);
+		} else if (!strcmp(key, "baselines")) {
+			copy_str(p->baselines, sizeof(p->baselines), argv[i], val);
+		} else if (!strcmp(key, "live")) {
+			copy_str(p->live, sizeof(p->live), argv[i], val);
+		} else if (!strcmp(key, "csv")) {
+			copy_str(p->csv, sizeof(p->csv), argv[i], val);
+		} else if (!strcmp(key, "tag")) {
+			if (strcmp(val, "kernel") && strcmp(val, "address"))
+				bad_arg(argv[i], "tag is kernel or address");
+			copy_str(p->tag, sizeof(p->tag), argv[i], val);
+		} else if (!strcmp(key, "mode")) {
+			if (strcmp(val, "range"))
+				bad_arg(argv[i], "mode is range (vmalloc: not built in this version)");
+		} else {
+			if (!parse_ulong(val, &v))
+				bad_arg(argv[i], "not a number");
+			if (!strcmp(key, "run_test_mask")) {
+				if (!v || v >> NR_TESTS)
+					bad_arg(argv[i], "no such test bit");
+				p->run_test_mask = v;
+			} else if (!strcmp(key, "nr_threads")) {
+				if (v > MAX_THREADS)
+					bad_arg(argv[i], "at most 1024 threads");
+				p->nr_threads = (unsigned)v;
+			} else if (!strcmp(key, "test_repeat_count")) {
+				if (!v || v > 1000000)
+					bad_arg(argv[i], "1..1000000");
+				p->test_repeat_count = (unsigned)v;
+			} else if (!strcmp(key, "test_loop_count")) {
+				if (!v)
+					bad_arg(argv[i], "at least 1");
+				p->test_loop_count = v;
+			} else if (!strcmp(key, "nr_pages")) {
+				if (!v || v > (1ul << 20))
+					bad_arg(argv[i], "1..1048576");
+				p->nr_pages = (unsigned)v;
+			} else if (!strcmp(key, "sequential_test_order")) {
+				p->sequential_test_order = v != 0;
+			} else if (!strcmp(key, "json")) {
+				p->json = v != 0;
+			} else if (!strcmp(key, "scale")) {
+				p->scale = v != 0;
+			} else if (!strcmp(key, "seed")) {
+				p->seed = v;
+			} else {
+				bad_arg(argv[i], "unknown parameter");
+			}
+		}
+	}
+	if (!p->nr_threads)
+		p->nr_threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* Split a comma list; returns the count. */
+static size_t split(char *list, char **items, size_t max)
+{
+	size_t n = 0;
+	char *save, *t;
+
+	for (t = strtok_r(list, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save))
+		items[n++] = t;
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	static struct backend chosen[16];
+	static struct row rows[4096];
+	char nodes[256], baselines[64], live[256], *items[32];
+	unsigned threads_list[16], nt = 0, t, order[NR_TESTS], nr_order = 0;
+	uint64_t lives[16];
+	size_t nb = 0, nrows = 0, i, k, n, nl;
+	struct params p;
+	unsigned long v;
+	double start;
+	bool failed = false;
+
+	parse_args(argc, argv, &p);
+	memcpy(nodes, p.nodes, sizeof(nodes));
+	memcpy(baselines, p.baselines, sizeof(baselines));
+	memcpy(live, p.live, sizeof(live));
+
+	n = split(nodes, items, 32);
+	for (i = 0; i < n && nb < 12; i++) {
+		if (!strcmp(items[i], "auto")) {
+			chosen[nb] = backends[1];
+		} else if (parse_ulong(items[i], &v) && v >= 1 && v <= 128) {
+			chosen[nb] = v == 1 ? backends[0] : backends[1];
+			chosen[nb].nodes = (unsigned)v;
+		} else {
+			bad_arg(items[i], "a node setting is 1..128 or auto");
+		}
+		nb++;
+	}
+	n = split(baselines, items, 32);
+	for (i = 0; i < n; i++) {
+		if (!strcmp(items[i], "mmap"))
+			chosen[nb++] = backends[2];
+		else if (strcmp(items[i], "none"))
+			bad_arg(items[i], "baselines are mmap or none");
+	}
+	nl = p.live[0] ? split(live, items, 16) : 0;
+	for (i = 0; i < nl; i++) {
+		if (!parse_ulong(items[i], &v) || !v || v > 100000000)
+			bad_arg(items[i], "a live count is 1..100000000");
+		lives[i] = v;
+	}
+	if (p.scale) {
+		for (t = 1; t < p.nr_threads && nt < 15; t *= 2)
+			threads_list[nt++] = t;
+	}
+	threads_list[nt++] = p.nr_threads;
+	if (p.csv[0] && !(csv_out = fopen(p.csv, "w"))) {
+		fprintf(stderr, "%s: %s: %s\n", prog, p.csv, strerror(errno));
+		return 2;
+	}
+
+	for (i = 0; i < NR_TESTS; i++) {
+		if (!(p.run_test_mask & (1ul << i)))
+			continue;
+		if (!tests[i].fn) {
+			fprintf(stderr, "%s: %s has no userspace equivalent, skipped\n", prog,
+				tests[i].name);
+			continue;
+		}
+		order[nr_order++] = (unsigned)i;
+	}
+	if (!p.sequential_test_order) {
+		uint64_t s = p.seed;
+
+		for (i = nr_order; i > 1; i--) {
+			unsigned tmp;
+
+			s = s * 6364136223846793005ull + 1442695040888963407ull;
+			k = (size_t)((s >> 33) % i);
+			tmp = order[i - 1];
+			order[i - 1] = order[k];
+			order[k] = tmp;
+		}
+	}
+	verbose_summary = !nl;
+	start = now_usec();
+	{
+		size_t total = (nl ? nl : nr_order) * nt * nb, done = 0;
+
+		for (i = 0; i < (nl ? nl : nr_order); i++) {
+			for (t = 0; t < nt; t++) {
+				for (k = 0; k < nb; k++) {
+					const struct test_case *tc = nl ? NULL : &tests[order[i]];
+					struct row *r = &rows[nrows];
+					int rc;
+
+					if (now_usec() - start > 3e6)
+						fprintf(stderr, "%s: [%zu/%zu] %s %s %u threads\n", prog,
+							done + 1, total, tc ? tc->name : "live",
+							chosen[k].mode, threads_list[t]);
+					rc = run_phase(&p, &chosen[k], tc ? tc->name : "live_fix_size_test",
+						       tc ? tc->fn : fix_size_alloc_test,
+						       tc ? tc->expect_fail : false, threads_list[t],
+						       nl ? lives[i] : 0, r);
+					done++;
+					if (rc) {
+						fprintf(stderr, "%s: %s: phase skipped: %s\n", prog,
+							chosen[k].mode, strerror(-rc));
+						continue;
+					}
+					if (r->failed && !r->expect_fail)
+						failed = true;
+					if (p.json)
+						emit_json(r);
+					emit_csv(r);
+					nrows++;
+				}
+			}
+		}
+	}
+	if (!p.json) {
+		print_table(rows, nrows);
+		if (p.scale)
+			print_scaling(rows, nrows);
+	}
+	if (csv_out && fclose(csv_out)) {
+		fprintf(stderr, "%s: %s: write error\n", prog, p.csv);
+		return 1;
+	}
+	return failed ? 1 : 0;
+}
