@@ -33,7 +33,7 @@ check-tsan:
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) --output-on-failure -L mt
 
 bench: all
-	./build/tools/vmap-bench
+	./build/tools/vmap-bench run_test_mask=13 test_loop_count=200000 tag=kernel,address
 
 install: all
 	$(CMAKE) --install build --prefix $(PREFIX)

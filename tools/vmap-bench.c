@@ -50,7 +50,7 @@ struct params {
 	char baselines[64];
 	char live[256];
 	char csv[256];
-	char tag[16];
+	char tag[32];
 	bool json, scale;
 	uint64_t seed;
 };
@@ -64,6 +64,7 @@ struct worker;
 struct backend {
 	const char *mode;	/* one-lock, nodes, mmap, malloc */
 	unsigned nodes;		/* range modes: 1 or 0 = auto */
+	const char *tag;	/* nodes: kernel or address tagging */
 	int (*alloc)(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr);
 	void (*free)(struct phase *ph, uint64_t addr, uint64_t size);
 };
@@ -122,9 +123,9 @@ static void mmap_free(struct phase *ph, uint64_t addr, uint64_t size)
 }
 
 static const struct backend backends[] = {
-	{ "one-lock", 1, range_alloc, range_free },
-	{ "nodes", 0, range_alloc, range_free },
-	{ "mmap", 0, mmap_alloc, mmap_free },
+	{ "one-lock", 1, "-", range_alloc, range_free },
+	{ "nodes", 0, "kernel", range_alloc, range_free },
+	{ "mmap", 0, "-", mmap_alloc, mmap_free },
 };
 
 /* ------------------------------------------------------------------------
@@ -346,6 +347,7 @@ static double now_usec(void)
 struct row {
 	const char *test;
 	const char *mode;
+	const char *tag;
 	unsigned nodes, threads;
 	unsigned long loops;
 	uint64_t live;
@@ -395,7 +397,7 @@ static int make_space(struct phase *ph, unsigned nodes)
 {
 	struct vmap_params vp = { .nr_nodes = nodes };
 
-	if (!strcmp(ph->p->tag, "address"))
+	if (!strcmp(ph->be->tag, "address"))
 		vp.flags |= VMAP_TAG_BY_ADDRESS;
 	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
 }
@@ -469,6 +471,7 @@ static int run_phase(const struct params *p, const struct backend *be,
 
 	row->test = name;
 	row->mode = be->mode;
+	row->tag = be->tag;
 	row->threads = threads;
 	row->loops = p->test_loop_count;
 	row->live = live;
@@ -539,8 +542,8 @@ static void json_num(FILE *out, const char *key, double v, const char *fmt)
 
 static void emit_json(const struct row *r)
 {
-	printf("{\"test\":\"%s\",\"mode\":\"%s\",\"nodes\":%u,\"threads\":%u,\"loops\":%lu",
-	       r->test, r->mode, r->nodes, r->threads, r->loops);
+	printf("{\"test\":\"%s\",\"mode\":\"%s\",\"tag\":\"%s\",\"nodes\":%u,\"threads\":%u,\"loops\":%lu",
+	       r->test, r->mode, r->tag, r->nodes, r->threads, r->loops);
 	if (r->live)
 		printf(",\"live\":%" PRIu64, r->live);
 	json_num(stdout, "ns_per_pair", r->ns_per_pair, "%.1f");
@@ -561,14 +564,14 @@ static void emit_csv(const struct row *r)
 	if (!csv_out)
 		return;
 	if (!header) {
-		fputs("test,mode,nodes,threads,loops,live,ns_per_pair,pairs_per_sec,"
+		fputs("test,mode,tag,nodes,threads,loops,live,ns_per_pair,pairs_per_sec,"
 		      "global_lock_per_pair,heap_lock_per_pair,pool_hit_rate,"
 		      "cross_node_busy_per_pair,pooled_cross_node_fraction,purges,passed,failed\n",
 		      csv_out);
 		header = true;
 	}
-	fprintf(csv_out, "%s,%s,%u,%u,%lu,%" PRIu64 ",%.1f,%.0f,%.5f,%.5f,%.4f,%.4f,%.4f,%" PRIu64 ",%u,%u\n",
-		r->test, r->mode, r->nodes, r->threads, r->loops, r->live, r->ns_per_pair,
+	fprintf(csv_out, "%s,%s,%s,%u,%u,%lu,%" PRIu64 ",%.1f,%.0f,%.5f,%.5f,%.4f,%.4f,%.4f,%" PRIu64 ",%u,%u\n",
+		r->test, r->mode, r->tag, r->nodes, r->threads, r->loops, r->live, r->ns_per_pair,
 		r->pairs_per_sec, r->global_lock_per_pair, r->heap_lock_per_pair,
 		r->pool_hit_rate, r->cross_busy_per_pair, r->pooled_cross_fraction,
 		r->purges, r->passed, r->failed);
@@ -588,8 +591,8 @@ static void print_table(const struct row *rows, size_t n)
 	const struct row *r, *base;
 	size_t i, j;
 
-	printf("\n%-30s %-8s %5s %7s %8s %10s %12s %10s %8s %7s %11s\n", "test", "mode",
-	       "nodes", "threads", "live", "ns/pair", "pairs/s", "glock/pair",
+	printf("\n%-30s %-8s %-7s %5s %7s %8s %10s %12s %10s %8s %7s %11s\n", "test", "mode",
+	       "tag", "nodes", "threads", "live", "ns/pair", "pairs/s", "glock/pair",
 	       "pool-hit", "purges", "vs one-lock");
 	for (i = 0; i < n; i++) {
 		r = &rows[i];
@@ -603,8 +606,8 @@ static void print_table(const struct row *rows, size_t n)
 		fmt_opt(ratio, sizeof(ratio), base ? r->pairs_per_sec / base->pairs_per_sec : NAN,
 			"%.2fx");
 		snprintf(live, sizeof(live), "%" PRIu64, r->live);
-		printf("%-30s %-8s %5u %7u %8s %10.1f %12.0f %10s %8s %7" PRIu64 " %11s%s\n",
-		       r->test, r->mode, r->nodes, r->threads, r->live ? live : "-",
+		printf("%-30s %-8s %-7s %5u %7u %8s %10.1f %12.0f %10s %8s %7" PRIu64 " %11s%s\n",
+		       r->test, r->mode, r->tag, r->nodes, r->threads, r->live ? live : "-",
 		       r->ns_per_pair, r->pairs_per_sec, glock, hit, r->purges, ratio,
 		       r->failed ? (r->expect_fail ? "  (failed, as expected)" : "  FAILED") : "");
 	}
@@ -617,17 +620,19 @@ static void print_scaling(const struct row *rows, size_t n)
 	size_t i, j;
 
 	printf("\nscaling efficiency (pairs/s at N threads / (N x pairs/s at 1 thread))\n");
-	printf("%-30s %-8s %7s %12s %10s\n", "test", "mode", "threads", "pairs/s", "efficiency");
+	printf("%-30s %-8s %-7s %7s %12s %10s\n", "test", "mode", "tag", "threads", "pairs/s",
+	       "efficiency");
 	for (i = 0; i < n; i++) {
 		one = NULL;
 		for (j = 0; j < n; j++)
 			if (rows[j].threads == 1 && !strcmp(rows[j].test, rows[i].test) &&
-			    !strcmp(rows[j].mode, rows[i].mode) && rows[j].live == rows[i].live)
+			    !strcmp(rows[j].mode, rows[i].mode) && !strcmp(rows[j].tag, rows[i].tag) &&
+			    rows[j].live == rows[i].live)
 				one = &rows[j];
 		if (!one)
 			continue;
-		printf("%-30s %-8s %7u %12.0f %9.1f%%\n", rows[i].test, rows[i].mode,
-		       rows[i].threads, rows[i].pairs_per_sec,
+		printf("%-30s %-8s %-7s %7u %12.0f %9.1f%%\n", rows[i].test, rows[i].mode,
+		       rows[i].tag, rows[i].threads, rows[i].pairs_per_sec,
 		       100.0 * rows[i].pairs_per_sec / (rows[i].threads * one->pairs_per_sec));
 	}
 }
@@ -654,7 +659,8 @@ static void usage(FILE *out)
 		"  nodes=LIST                  node settings to compare, 1 = one-lock,\n"
 		"                              auto = online CPUs (default 1,auto)\n"
 		"  baselines=LIST              mmap, or none (default mmap)\n"
-		"  tag=kernel|address          pool tagging on a miss (default kernel)\n"
+		"  tag=LIST                    pool tagging on a miss for node rows: kernel,\n"
+		"                              address or both (default kernel)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
 		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
 		"  scale                       threads 1, 2, 4 ... nr_threads; prints efficiency\n"
@@ -731,8 +737,6 @@ static void parse_args(int argc, char **argv, struct params *p)
 		} else if (!strcmp(key, "csv")) {
 			copy_str(p->csv, sizeof(p->csv), argv[i], val);
 		} else if (!strcmp(key, "tag")) {
-			if (strcmp(val, "kernel") && strcmp(val, "address"))
-				bad_arg(argv[i], "tag is kernel or address");
 			copy_str(p->tag, sizeof(p->tag), argv[i], val);
 		} else if (!strcmp(key, "mode")) {
 			if (strcmp(val, "range"))
@@ -792,10 +796,10 @@ int main(int argc, char **argv)
 {
 	static struct backend chosen[16];
 	static struct row rows[4096];
-	char nodes[256], baselines[64], live[256], *items[32];
+	char nodes[256], baselines[64], live[256], tags[32], *items[32], *tag_items[2];
 	unsigned threads_list[16], nt = 0, t, order[NR_TESTS], nr_order = 0;
 	uint64_t lives[16];
-	size_t nb = 0, nrows = 0, i, k, n, nl;
+	size_t nb = 0, nrows = 0, i, k, n, nl, ntags;
 	struct params p;
 	unsigned long v;
 	double start;
@@ -805,18 +809,28 @@ int main(int argc, char **argv)
 	memcpy(nodes, p.nodes, sizeof(nodes));
 	memcpy(baselines, p.baselines, sizeof(baselines));
 	memcpy(live, p.live, sizeof(live));
+	memcpy(tags, p.tag, sizeof(tags));
 
+	ntags = split(tags, tag_items, 2);
+	for (i = 0; i < ntags; i++)
+		if (strcmp(tag_items[i], "kernel") && strcmp(tag_items[i], "address"))
+			bad_arg(tag_items[i], "tag is kernel, address or both");
 	n = split(nodes, items, 32);
 	for (i = 0; i < n && nb < 12; i++) {
 		if (!strcmp(items[i], "auto")) {
-			chosen[nb] = backends[1];
-		} else if (parse_ulong(items[i], &v) && v >= 1 && v <= 128) {
-			chosen[nb] = v == 1 ? backends[0] : backends[1];
-			chosen[nb].nodes = (unsigned)v;
-		} else {
+			v = 0;
+		} else if (!parse_ulong(items[i], &v) || v < 1 || v > 128) {
 			bad_arg(items[i], "a node setting is 1..128 or auto");
 		}
-		nb++;
+		if (v == 1) {
+			chosen[nb++] = backends[0];
+			continue;
+		}
+		for (k = 0; k < ntags; k++) {
+			chosen[nb] = backends[1];
+			chosen[nb].nodes = (unsigned)v;
+			chosen[nb++].tag = tag_items[k];
+		}
 	}
 	n = split(baselines, items, 32);
 	for (i = 0; i < n; i++) {

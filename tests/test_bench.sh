@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# vmap-bench as a user runs it, briefly: every row of the JSON output has
+# the documented keys, every test passes except the one the kernel marks
+# as expected to fail, the kernel's summary lines are there, and bad
+# parameters are refused with one line and exit 2.
+# Usage: test_bench.sh PATH-TO-vmap-bench
+set -u
+bench=$1
+passed=0 failed=0
+check() { # description, command...
+	local what=$1; shift
+	if "$@"; then passed=$((passed + 1)); else echo "FAIL: $what"; failed=$((failed + 1)); fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+args="run_test_mask=127 test_loop_count=300 nr_threads=2 nodes=1,2 tag=kernel,address"
+
+"$bench" $args json=1 csv="$tmp/rows.csv" >"$tmp/json" 2>"$tmp/err"
+rc=$?
+check "exit status 0 (got $rc)" test "$rc" -eq 0
+# 7 tests x (one-lock, nodes/kernel, nodes/address, mmap)
+check "28 JSON rows" test "$(wc -l <"$tmp/json")" -eq 28
+for key in test mode tag nodes threads loops ns_per_pair pairs_per_sec \
+	global_lock_per_pair heap_lock_per_pair pool_hit_rate purges passed failed; do
+	check "every row has $key" test "$(grep -c "\"$key\":" "$tmp/json")" -eq 28
+done
+check "no unexpected failure" test "$(grep -v '"expect_fail":true' "$tmp/json" | grep -vc '"failed":0,')" -eq 0
+check "align_shift fails as the kernel says" \
+	test "$(grep '"test":"align_shift_alloc_test"' "$tmp/json" | grep -c '"failed":[1-9]')" -eq 4
+check "one-lock rows have one node" test "$(grep '"mode":"one-lock"' "$tmp/json" | grep -vc '"nodes":1,')" -eq 0
+check "node rows use the pools" test "$(grep '"mode":"nodes"' "$tmp/json" | grep -c '"pool_hit_rate":0\.[0-9]*[1-9]')" -ge 1
+check "CSV has a header and 28 rows" test "$(wc -l <"$tmp/rows.csv")" -eq 29
+check "summaries go to stderr with json" test "$(grep -c '^Summary: ' "$tmp/err")" -eq 56
+
+"$bench" $args >"$tmp/text" 2>/dev/null
+check "56 kernel summary lines" test "$(grep -cE '^Summary: [a-z_]+ passed: [0-9]+ failed: [0-9]+ repeat: 1 loops: 300 avg: [0-9]+ usec$' "$tmp/text")" -eq 56
+check "table with a ratio column" grep -q 'vs one-lock' "$tmp/text"
+
+"$bench" $args scale=1 nr_threads=2 run_test_mask=1 >"$tmp/scale" 2>/dev/null
+check "scaling table" grep -q '^scaling efficiency' "$tmp/scale"
+"$bench" live=100,1000 test_loop_count=200 nr_threads=1 json=1 >"$tmp/live" 2>/dev/null
+check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 3
+
+for bad in run_test_mask=0 run_test_mask=0x800 nr_threads=x nodes=0 tag=foo bogus=1 \
+	test_loop_count=0 baselines=mmap,foo live=0; do
+	"$bench" "$bad" >/dev/null 2>"$tmp/bad"
+	rc=$?
+	check "$bad refused with exit 2 (got $rc)" test "$rc" -eq 2
+	check "$bad: one line on stderr" test "$(wc -l <"$tmp/bad")" -eq 1
+done
+echo "test_bench: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
