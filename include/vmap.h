@@ -204,13 +204,32 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  */
 VMAP_API int vmap_free(struct vmap_space *space, uint64_t addr);
 
-/* A busy range, as vmap_find() reports it. */
+/*
+ * vmap_alloc_user - vmap_alloc() that also attaches @user, a word of the
+ * caller's, to the range; vmap_find() and vmap_snapshot() report it.
+ * Same arguments, errors and context otherwise.
+ */
+VMAP_API int vmap_alloc_user(struct vmap_space *space, uint64_t size,
+			     uint64_t align, uint64_t vstart, uint64_t vend,
+			     unsigned flags, uint64_t user, uint64_t *addr);
+
+/* vmap_range.state */
+enum {
+	VMAP_RANGE_BUSY = 0,	/* handed out */
+	VMAP_RANGE_LAZY = 1,	/* freed, waiting for a purge */
+};
+
+/* A range, as vmap_find() and vmap_snapshot() report it. */
 struct vmap_range {
 	uint64_t start, end;
-	/* The node whose busy tree holds it (the node of its start). */
+	/* Busy: the node whose busy tree holds it (the node of its start);
+	 * lazy: the node whose lazy set holds it. */
 	uint32_t node;
-	/* The node whose lazy tree and pools it will go to; -1 for none. */
+	/* The node whose lazy set and pools it goes to; -1 for none. */
 	int32_t tag_node;
+	uint64_t user;		/* as given to vmap_alloc_user(), else 0 */
+	uint32_t state;		/* VMAP_RANGE_BUSY or VMAP_RANGE_LAZY */
+	uint32_t reserved;
 };
 
 /*
@@ -219,6 +238,17 @@ struct vmap_range {
  */
 VMAP_API int vmap_find(struct vmap_space *space, uint64_t addr,
 		       struct vmap_range *range);
+
+/*
+ * vmap_snapshot - every busy and lazy range, node by node: each node's busy
+ * ranges in address order, then its lazy ranges in address order (the
+ * order of /proc/vmallocinfo).  *@ranges is allocated with malloc(); the
+ * caller frees it with free().  Ranges change meanwhile: the snapshot is
+ * consistent per node, not across nodes.
+ * Returns 0, -EINVAL (NULL) or -ENOMEM.
+ */
+VMAP_API int vmap_snapshot(struct vmap_space *space, struct vmap_range **ranges,
+			   size_t *count);
 
 /*
  * vmap_purge - purge every lazy range now (decaying the pools as every
@@ -344,6 +374,122 @@ enum {
  */
 VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
 			      unsigned flags);
+
+/* ------------------------------------------------------------------------
+ * The vmalloc layer: real memory behind a space (SPEC section 5).
+ *
+ * A heap reserves one large region of virtual memory (PROT_NONE,
+ * MAP_NORESERVE) and hands out areas of it with a space.  Every area
+ * carries one guard page (inside its range, as in the kernel: it counts in
+ * the pool class and in vmallocinfo), which faults when touched.  vfree
+ * makes an area lazy; its memory goes back to the system in the purge, one
+ * madvise per run of adjacent freed ranges, so a stream of vmalloc/vfree
+ * costs far fewer system calls than mmap/munmap.
+ *
+ * Guarantees: every byte of an area is readable and writable; the guard
+ * page faults (SIGSEGV); memory reads zero when handed out (it is fresh,
+ * or was released by MADV_DONTNEED before reuse), except with
+ * VMAP_HEAP_MADV_FREE, where only vzalloc() is zeroed.  Pages of a freed
+ * area keep their protection after release so that a pool can hand the
+ * area out again without a system call; free address space may therefore
+ * be readable where an area of another shape was before.
+ *
+ * Live areas are bounded by the kernel's map count (vm.max_map_count,
+ * 65530 by default): each area with its guard can take two mappings.
+ */
+
+struct vmap_heap;
+
+/* vmap_heap_params.flags */
+enum {
+	VMAP_HEAP_NO_GUARD = 1u << 0,	 /* areas without a guard page */
+	VMAP_HEAP_GUARD_BELOW = 1u << 1, /* guard before the area: for stacks */
+	VMAP_HEAP_MADV_FREE = 1u << 2,	 /* release with MADV_FREE */
+};
+
+struct vmap_heap_params {
+	uint64_t reserve_bytes;	/* 0 = 64 GiB */
+	uint32_t nr_nodes;	/* 0 = online CPUs, as vmap_params */
+	uint32_t flags;		/* VMAP_HEAP_* */
+	uint64_t lazy_max_pages; /* 0 = the kernel's formula */
+	uint64_t reserved[4];	/* must be zero */
+};
+
+/*
+ * vmap_heap_create - reserve a region and build a heap over it.
+ * Returns 0, -EINVAL (bad flags or a reserved field set) or -ENOMEM (the
+ * reservation was refused: address space or overcommit limits).
+ */
+VMAP_API int vmap_heap_create(const struct vmap_heap_params *params,
+			      struct vmap_heap **out);
+
+/* vmap_heap_destroy - unmap everything; no call on the heap may follow. */
+VMAP_API void vmap_heap_destroy(struct vmap_heap *heap);
+
+/* The heap's space, for vmap_stats_get(), vmap_check() and vmap_purge(). */
+VMAP_API struct vmap_space *vmap_heap_space(struct vmap_heap *heap);
+
+/* The process-wide heap behind vmalloc(), created on first use; NULL if
+ * it cannot be created. */
+VMAP_API struct vmap_heap *vmap_default_heap(void);
+
+/*
+ * vmap_heap_vmalloc, _vfree, _vrealloc, _size, _info: the vmalloc family on
+ * an explicit heap; vmalloc() and the rest use the default heap.
+ */
+VMAP_API void *vmap_heap_vmalloc(struct vmap_heap *heap, size_t size);
+VMAP_API void vmap_heap_vfree(struct vmap_heap *heap, const void *addr);
+VMAP_API void *vmap_heap_vrealloc(struct vmap_heap *heap, void *addr, size_t size);
+VMAP_API size_t vmap_heap_size(struct vmap_heap *heap, const void *addr);
+VMAP_API int vmap_heap_info(struct vmap_heap *heap, FILE *out);
+
+struct vmap_heap_stats {
+	uint32_t size;		/* set by the caller: sizeof(struct vmap_heap_stats) */
+	uint32_t version;
+	uint64_t live_areas, live_bytes;	/* bytes include guard pages */
+	uint64_t lazy_areas, lazy_bytes;
+	uint64_t syscalls_mprotect, syscalls_madvise;
+	uint64_t released_runs, released_bytes;
+};
+
+/* vmap_heap_stats - fill @stats (walks every area: O(n)).  0 or -EINVAL. */
+VMAP_API int vmap_heap_stats(struct vmap_heap *heap, struct vmap_heap_stats *stats);
+
+/*
+ * vmalloc - @size bytes (rounded up to pages) of zeroed memory followed by
+ * a guard page, or NULL (size 0, no room, or the system refused: errno
+ * ENOMEM).  Thread-safe; may block on the slow path (a purge).
+ */
+VMAP_API void *vmalloc(size_t size);
+
+/* vzalloc - vmalloc() whose memory is guaranteed zeroed. */
+VMAP_API void *vzalloc(size_t size);
+
+/*
+ * vfree - give back an area from vmalloc().  NULL is a no-op.  A pointer
+ * vmalloc() did not return (or already freed) is refused with a message
+ * on stderr, and nothing changes.
+ */
+VMAP_API void vfree(const void *addr);
+
+/* vmalloc_size - usable bytes of the area at @addr (without the guard), 0
+ * if @addr is not the start of a live area. */
+VMAP_API size_t vmalloc_size(const void *addr);
+
+/*
+ * vrealloc - resize: in place when the area's pages hold @size (the tail
+ * beyond @size is zeroed when shrinking), else a new area with the
+ * contents copied.  NULL @addr: vmalloc(@size); @size 0: vfree(@addr),
+ * returns NULL.  On failure returns NULL and leaves @addr intact.
+ */
+VMAP_API void *vrealloc(void *addr, size_t size);
+
+/*
+ * vmallocinfo - the /proc/vmallocinfo format: node by node, each busy area
+ * in address order as "0xSTART-0xEND SIZE CALLER pages=N vmalloc", then
+ * the lazy ones as "0xSTART-0xEND SIZE unpurged vm_area".  0 or -EIO.
+ */
+VMAP_API int vmallocinfo(FILE *out);
 
 #ifdef __cplusplus
 }

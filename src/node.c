@@ -154,6 +154,8 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 				out->start = va->start;
 				out->end = va->end;
 				out->node = i;
+				out->user = va->user;
+				out->state = VMAP_RANGE_BUSY;
 				out->tag_node = tag_valid(s, va->tag) ?
 					(int32_t)va->tag - 1 : -1;
 			}

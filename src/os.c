@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -36,4 +37,28 @@ int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 	if (fault_hit(FAULT_THREAD))
 		return -EAGAIN;
 	return -pthread_create(thread, NULL, fn, arg);
+}
+
+void *os_reserve(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void os_unreserve(void *addr, size_t len)
+{
+	munmap(addr, len);
+}
+
+int os_protect(void *addr, size_t len, int readwrite)
+{
+	return mprotect(addr, len, readwrite ? PROT_READ | PROT_WRITE : PROT_NONE) ?
+		-errno : 0;
+}
+
+int os_discard(void *addr, size_t len, int lazily)
+{
+	return madvise(addr, len, lazily ? MADV_FREE : MADV_DONTNEED) ? -errno : 0;
 }

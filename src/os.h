@@ -10,6 +10,13 @@
  *                     where the system cannot tell.
  *  os_thread_start()  a joinable thread; 0 or a negative errno (also by
  *                     fault injection, site FAULT_THREAD).
+ *  os_reserve()       @len bytes of address space, inaccessible and not
+ *                     charged to overcommit; NULL if refused.
+ *  os_unreserve()     give a reservation back.
+ *  os_protect()       make pages read-write or inaccessible; 0 or -errno.
+ *  os_discard()       release the memory behind pages, keeping them
+ *                     mapped (MADV_DONTNEED: they read zero afterwards;
+ *                     MADV_FREE: lazily, contents undefined until then).
  */
 #ifndef VMAP_OS_H
 #define VMAP_OS_H
@@ -20,5 +27,9 @@
 unsigned os_nr_cpus(void);
 unsigned os_current_cpu(void);
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
+void *os_reserve(size_t len);
+void os_unreserve(void *addr, size_t len);
+int os_protect(void *addr, size_t len, int readwrite);
+int os_discard(void *addr, size_t len, int lazily);
 
 #endif /* VMAP_OS_H */

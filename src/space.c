@@ -277,6 +277,13 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
 	       uint64_t vstart, uint64_t vend, unsigned flags, uint64_t *addr)
 {
+	return vmap_alloc_user(s, size, align, vstart, vend, flags, 0, addr);
+}
+
+int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
+		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
+		    uint64_t *addr)
+{
 	struct vmap_node *cpu_vn;
 	bool whole, pooled;
 	struct va *va;
@@ -330,6 +337,7 @@ int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
 	if (pooled)
 		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ?
 			       addr_to_node(s, va->start) : cpu_vn->id);
+	va->user = user;
 	VMAP_ASSERT(va->start >= vstart && va->end <= vend);
 	VMAP_ASSERT(!(va->start & (align - 1)));
 	start = va->start;

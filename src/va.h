@@ -103,8 +103,12 @@ struct va {
 	struct tree_node node;
 	struct vlist link;
 	uint64_t start, end;
-	/* Free heap only: the largest block size in this subtree. */
-	uint64_t subtree_max;
+	union {
+		/* Free heap: the largest block size in this subtree. */
+		uint64_t subtree_max;
+		/* Elsewhere: the word the allocating caller attached. */
+		uint64_t user;
+	};
 	/* 0 = no node, otherwise node id + 1 (SPEC 3.1). */
 	uint32_t tag;
 };

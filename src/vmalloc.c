@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmalloc.c - the vmalloc layer: areas of real memory with guard pages,
+ * over a space that covers one reserved region (SPEC section 5).
+ *
+ * It uses the space through the public API only.  Locks: none of its
+ * own.  The per-page protection map is written only by the owner of the
+ * area the page belongs to (ownership passes through the space's locks),
+ * and counters are relaxed atomics.
+ *
+ * Guard pages use mprotect: PROT_NONE pages fault on every kernel, and a
+ * pooled area comes back with the same shape (body read-write, guard
+ * inaccessible), so reuse from a pool costs no system call: the map of
+ * page protections tells which pages already have the wanted one.  Each
+ * area boundary splits a mapping, so live areas are bounded by
+ * vm.max_map_count (two mappings per area, about 32k areas by default).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "os.h"
+#include "vmap.h"
+
+#define DEFAULT_RESERVE (64ull << 30)
+
+struct vmap_heap {
+	struct vmap_space *space;
+	uint64_t base, size;
+	uint64_t page;
+	unsigned flags;
+	unsigned char *prot;	/* per page: 1 = read-write, 0 = inaccessible */
+	atomic_uint_fast64_t sys_mprotect, sys_madvise;
+	atomic_uint_fast64_t released_runs, released_bytes;
+};
+
+static void count(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static uint64_t guard_bytes(const struct vmap_heap *h)
+{
+	return (h->flags & VMAP_HEAP_NO_GUARD) ? 0 : h->page;
+}
+
+/* Where the usable part of the area at @start begins. */
+static uint64_t body_of(const struct vmap_heap *h, uint64_t start)
+{
+	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) : start;
+}
+
+/* The purge's release callback: give the memory of a run back. */
+static void release_run(void *cookie, uint64_t start, uint64_t end)
+{
+	struct vmap_heap *h = cookie;
+
+	os_discard((void *)(uintptr_t)start, end - start,
+		   !!(h->flags & VMAP_HEAP_MADV_FREE));
+	count(&h->sys_madvise, 1);
+	count(&h->released_runs, 1);
+	count(&h->released_bytes, end - start);
+}
+
+/* Give pages [first, first + n) protection @rw, one call per run to change. */
+static int set_prot(struct vmap_heap *h, uint64_t first, uint64_t n, unsigned char rw)
+{
+	uint64_t i = 0, j;
+	int rc;
+
+	while (i < n) {
+		if (h->prot[first + i] == rw) {
+			i++;
+			continue;
+		}
+		for (j = i; j < n && h->prot[first + j] != rw; j++)
+			;
+		rc = os_protect((void *)(uintptr_t)(h->base + (first + i) * h->page),
+				(j - i) * h->page, rw);
+		count(&h->sys_mprotect, 1);
+		if (rc)
+			return rc;
+		memset(h->prot + first + i, rw, j - i);
+		i = j;
+	}
+	return 0;
+}
+
+int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **out)
+{
+	static const struct vmap_heap_params defaults;
+	const struct vmap_heap_params *p = params ? params : &defaults;
+	struct vmap_params sp = { 0 };
+	struct vmap_heap *h;
+	unsigned i;
+	int rc;
+
+	if (!out || (p->flags & ~(VMAP_HEAP_NO_GUARD | VMAP_HEAP_GUARD_BELOW |
+				  VMAP_HEAP_MADV_FREE)))
+		return -EINVAL;
+	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
+		if (p->reserved[i])
+			return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->page = (uint64_t)sysconf(_SC_PAGESIZE);
+	h->flags = p->flags;
+	h->size = (p->reserve_bytes ? p->reserve_bytes : DEFAULT_RESERVE) & ~(h->page - 1);
+	if (!h->size) {
+		free(h);
+		return -EINVAL;
+	}
+	h->base = (uint64_t)(uintptr_t)os_reserve(h->size);
+	h->prot = os_reserve(h->size / h->page);
+	if (!h->base || !h->prot ||
+	    os_protect(h->prot, h->size / h->page, 1)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	sp.page_shift = (uint32_t)__builtin_ctzll(h->page);
+	sp.nr_nodes = p->nr_nodes;
+	sp.lazy_max_pages = p->lazy_max_pages;
+	sp.release = release_run;
+	sp.release_cookie = h;
+	rc = vmap_space_create(h->base, h->base + h->size, &sp, &h->space);
+	if (rc)
+		goto fail;
+	*out = h;
+	return 0;
+fail:
+	if (h->base)
+		os_unreserve((void *)(uintptr_t)h->base, h->size);
+	if (h->prot)
+		os_unreserve(h->prot, h->size / h->page);
+	free(h);
+	return rc;
+}
+
+void vmap_heap_destroy(struct vmap_heap *h)
+{
+	if (!h)
+		return;
+	vmap_space_destroy(h->space);
+	os_unreserve((void *)(uintptr_t)h->base, h->size);
+	os_unreserve(h->prot, h->size / h->page);
+	free(h);
+}
+
+struct vmap_space *vmap_heap_space(struct vmap_heap *h)
+{
+	return h ? h->space : NULL;
+}
+
+static void *heap_alloc(struct vmap_heap *h, size_t size, const void *caller)
+{
+	uint64_t body_pages, start, body;
+	int rc;
+
+	if (!h || !size || size > h->size) {
+		errno = h && size ? ENOMEM : EINVAL;
+		return NULL;
+	}
+	body_pages = (size + h->page - 1) / h->page;
+	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), h->page,
+			     0, 0, 0, (uint64_t)(uintptr_t)caller, &start);
+	if (rc) {
+		errno = -rc;
+		return NULL;
+	}
+	body = body_of(h, start);
+	rc = set_prot(h, (body - h->base) / h->page, body_pages, 1);
+	if (!rc && guard_bytes(h))
+		rc = set_prot(h, (start == body ? body + body_pages * h->page : start) /
+			      h->page - h->base / h->page, 1, 0);
+	if (rc) {
+		vmap_free(h->space, start);
+		errno = -rc;
+		return NULL;
+	}
+	return (void *)(uintptr_t)body;
+}
+
+/* The area whose usable part starts at @addr, or -ENOENT. */
+static int area_of(struct vmap_heap *h, const void *addr, struct vmap_range *r)
+{
+	uint64_t a = (uint64_t)(uintptr_t)addr, start;
+
+	if (!h || a < h->base || a >= h->base + h->size || (a & (h->page - 1)))
+		return -ENOENT;
+	start = (h->flags & VMAP_HEAP_GUARD_BELOW) ? a - guard_bytes(h) : a;
+	if (vmap_find(h->space, start, r) || r->start != start)
+		return -ENOENT;
+	return 0;
+}
+
+static void heap_free(struct vmap_heap *h, const void *addr)
+{
+	struct vmap_range r;
+
+	if (!addr)
+		return;
+	if (area_of(h, addr, &r) || vmap_free(h->space, r.start))
+		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
+			addr);
+}
+
+static size_t heap_size(struct vmap_heap *h, const void *addr)
+{
+	struct vmap_range r;
+
+	if (area_of(h, addr, &r))
+		return 0;
+	return (size_t)(r.end - r.start - guard_bytes(h));
+}
+
+static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
+			  const void *caller)
+{
+	size_t old;
+	void *moved;
+
+	if (!addr)
+		return heap_alloc(h, size, caller);
+	if (!size) {
+		heap_free(h, addr);
+		return NULL;
+	}
+	old = heap_size(h, addr);
+	if (!old) {
+		fprintf(stderr, "vrealloc: %p is not an area from vmalloc; refused\n", addr);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (size <= old) {
+		memset((char *)addr + size, 0, old - size);
+		return addr;
+	}
+	moved = heap_alloc(h, size, caller);
+	if (!moved)
+		return NULL;
+	memcpy(moved, addr, old);
+	heap_free(h, addr);
+	return moved;
+}
+
+/* "symbol+0xoff/0xsize" like the kernel's %pS, else the bare address. */
+static void format_caller(uint64_t caller, char *buf, size_t len)
+{
+	const ElfW(Sym) *sym = NULL;
+	Dl_info info;
+
+	if (caller && dladdr1((void *)(uintptr_t)caller, &info, (void **)&sym,
+			      RTLD_DL_SYMENT) && info.dli_sname && sym) {
+		snprintf(buf, len, "%s+0x%llx/0x%llx", info.dli_sname,
+			 (unsigned long long)(caller - (uint64_t)(uintptr_t)info.dli_saddr),
+			 (unsigned long long)sym->st_size);
+		return;
+	}
+	snprintf(buf, len, "0x%llx", (unsigned long long)caller);
+}
+
+int vmap_heap_info(struct vmap_heap *h, FILE *out)
+{
+	struct vmap_range *r;
+	char caller[256];
+	size_t n, i;
+	int rc;
+
+	if (!h || !out)
+		return -EINVAL;
+	rc = vmap_snapshot(h->space, &r, &n);
+	if (rc)
+		return rc;
+	for (i = 0; i < n; i++) {
+		fprintf(out, "0x%016llx-0x%016llx %7llu ", (unsigned long long)r[i].start,
+			(unsigned long long)r[i].end,
+			(unsigned long long)(r[i].end - r[i].start));
+		if (r[i].state == VMAP_RANGE_LAZY) {
+			fputs("unpurged vm_area\n", out);
+			continue;
+		}
+		format_caller(r[i].user, caller, sizeof(caller));
+		fprintf(out, "%s pages=%llu vmalloc\n", caller,
+			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page));
+	}
+	free(r);
+	return ferror(out) ? -EIO : 0;
+}
+
+int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
+{
+	struct vmap_heap_stats st;
+	struct vmap_range *r;
+	size_t n, i;
+	int rc;
+
+	if (!h || !out || out->size < 2 * sizeof(uint32_t))
+		return -EINVAL;
+	rc = vmap_snapshot(h->space, &r, &n);
+	if (rc)
+		return rc;
+	memset(&st, 0, sizeof(st));
+	for (i = 0; i < n; i++) {
+		if (r[i].state == VMAP_RANGE_LAZY) {
+			st.lazy_areas++;
+			st.lazy_bytes += r[i].end - r[i].start;
+		} else {
+			st.live_areas++;
+			st.live_bytes += r[i].end - r[i].start;
+		}
+	}
+	free(r);
+	st.syscalls_mprotect = atomic_load(&h->sys_mprotect);
+	st.syscalls_madvise = atomic_load(&h->sys_madvise);
+	st.released_runs = atomic_load(&h->released_runs);
+	st.released_bytes = atomic_load(&h->released_bytes);
+	st.size = out->size < sizeof(st) ? out->size : (uint32_t)sizeof(st);
+	st.version = VMAP_VERSION;
+	memcpy(out, &st, st.size);
+	return 0;
+}
+
+void *vmap_heap_vmalloc(struct vmap_heap *h, size_t size)
+{
+	return heap_alloc(h, size, __builtin_return_address(0));
+}
+
+void vmap_heap_vfree(struct vmap_heap *h, const void *addr)
+{
+	heap_free(h, addr);
+}
+
+void *vmap_heap_vrealloc(struct vmap_heap *h, void *addr, size_t size)
+{
+	return heap_realloc(h, addr, size, __builtin_return_address(0));
+}
+
+size_t vmap_heap_size(struct vmap_heap *h, const void *addr)
+{
+	return heap_size(h, addr);
+}
+
+/* The default heap, created on first use from any thread. */
+static struct vmap_heap *default_heap;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_create(void)
+{
+	if (vmap_heap_create(NULL, &default_heap))
+		default_heap = NULL;
+}
+
+struct vmap_heap *vmap_default_heap(void)
+{
+	pthread_once(&default_once, default_create);
+	return default_heap;
+}
+
+void *vmalloc(size_t size)
+{
+	return heap_alloc(vmap_default_heap(), size, __builtin_return_address(0));
+}
+
+void *vzalloc(size_t size)
+{
+	struct vmap_heap *h = vmap_default_heap();
+	void *p = heap_alloc(h, size, __builtin_return_address(0));
+
+	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
+		memset(p, 0, size);
+	return p;
+}
+
+void vfree(const void *addr)
+{
+	if (addr)
+		heap_free(vmap_default_heap(), addr);
+}
+
+size_t vmalloc_size(const void *addr)
+{
+	return heap_size(vmap_default_heap(), addr);
+}
+
+void *vrealloc(void *addr, size_t size)
+{
+	return heap_realloc(vmap_default_heap(), addr, size, __builtin_return_address(0));
+}
+
+int vmallocinfo(FILE *out)
+{
+	struct vmap_heap *h = vmap_default_heap();
+
+	return h ? vmap_heap_info(h, out) : -ENOMEM;
+}
