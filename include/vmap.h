@@ -438,6 +438,15 @@ VMAP_API struct vmap_heap *vmap_default_heap(void);
  * an explicit heap; vmalloc() and the rest use the default heap.
  */
 VMAP_API void *vmap_heap_vmalloc(struct vmap_heap *heap, size_t size);
+
+/*
+ * vmap_heap_vmalloc_align - an area whose start is aligned to @align (a
+ * power of two; below a page means a page), like the kernel's
+ * __vmalloc_node().  NULL with errno EINVAL for a bad alignment, or for
+ * an alignment above a page on a VMAP_HEAP_GUARD_BELOW heap.
+ */
+VMAP_API void *vmap_heap_vmalloc_align(struct vmap_heap *heap, size_t size,
+				       size_t align);
 VMAP_API void vmap_heap_vfree(struct vmap_heap *heap, const void *addr);
 VMAP_API void *vmap_heap_vrealloc(struct vmap_heap *heap, void *addr, size_t size);
 VMAP_API size_t vmap_heap_size(struct vmap_heap *heap, const void *addr);

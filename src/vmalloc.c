@@ -20,6 +20,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,17 +158,23 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 	return h ? h->space : NULL;
 }
 
-static void *heap_alloc(struct vmap_heap *h, size_t size, const void *caller)
+static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
+			const void *caller)
 {
 	uint64_t body_pages, start, body;
 	int rc;
 
-	if (!h || !size || size > h->size) {
-		errno = h && size ? ENOMEM : EINVAL;
+	if (!h || !size || !align || (align & (align - 1)) ||
+	    (align > h->page && (h->flags & VMAP_HEAP_GUARD_BELOW))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (size > h->size) {
+		errno = ENOMEM;
 		return NULL;
 	}
 	body_pages = (size + h->page - 1) / h->page;
-	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), h->page,
+	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), align,
 			     0, 0, 0, (uint64_t)(uintptr_t)caller, &start);
 	if (rc) {
 		errno = -rc;
@@ -186,26 +193,39 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, const void *caller)
 	return (void *)(uintptr_t)body;
 }
 
+/*
+ * Where the area whose usable part starts at @addr would start; false if
+ * @addr cannot be one (outside the heap, not page aligned).
+ */
+static bool area_start(const struct vmap_heap *h, const void *addr, uint64_t *start)
+{
+	uint64_t a = (uint64_t)(uintptr_t)addr;
+
+	if (!h || a < h->base || a >= h->base + h->size || (a & (h->page - 1)))
+		return false;
+	*start = (h->flags & VMAP_HEAP_GUARD_BELOW) ? a - guard_bytes(h) : a;
+	return true;
+}
+
 /* The area whose usable part starts at @addr, or -ENOENT. */
 static int area_of(struct vmap_heap *h, const void *addr, struct vmap_range *r)
 {
-	uint64_t a = (uint64_t)(uintptr_t)addr, start;
+	uint64_t start;
 
-	if (!h || a < h->base || a >= h->base + h->size || (a & (h->page - 1)))
-		return -ENOENT;
-	start = (h->flags & VMAP_HEAP_GUARD_BELOW) ? a - guard_bytes(h) : a;
-	if (vmap_find(h->space, start, r) || r->start != start)
+	if (!area_start(h, addr, &start) || vmap_find(h->space, start, r) ||
+	    r->start != start)
 		return -ENOENT;
 	return 0;
 }
 
 static void heap_free(struct vmap_heap *h, const void *addr)
 {
-	struct vmap_range r;
+	uint64_t start;
 
 	if (!addr)
 		return;
-	if (area_of(h, addr, &r) || vmap_free(h->space, r.start))
+	/* vmap_free() refuses anything but the start of a busy area. */
+	if (!area_start(h, addr, &start) || vmap_free(h->space, start))
 		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
 			addr);
 }
@@ -226,7 +246,7 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 	void *moved;
 
 	if (!addr)
-		return heap_alloc(h, size, caller);
+		return heap_alloc(h, size, 1, caller);
 	if (!size) {
 		heap_free(h, addr);
 		return NULL;
@@ -241,7 +261,7 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 		memset((char *)addr + size, 0, old - size);
 		return addr;
 	}
-	moved = heap_alloc(h, size, caller);
+	moved = heap_alloc(h, size, 1, caller);
 	if (!moved)
 		return NULL;
 	memcpy(moved, addr, old);
@@ -328,7 +348,12 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 
 void *vmap_heap_vmalloc(struct vmap_heap *h, size_t size)
 {
-	return heap_alloc(h, size, __builtin_return_address(0));
+	return heap_alloc(h, size, 1, __builtin_return_address(0));
+}
+
+void *vmap_heap_vmalloc_align(struct vmap_heap *h, size_t size, size_t align)
+{
+	return heap_alloc(h, size, align, __builtin_return_address(0));
 }
 
 void vmap_heap_vfree(struct vmap_heap *h, const void *addr)
@@ -364,13 +389,13 @@ struct vmap_heap *vmap_default_heap(void)
 
 void *vmalloc(size_t size)
 {
-	return heap_alloc(vmap_default_heap(), size, __builtin_return_address(0));
+	return heap_alloc(vmap_default_heap(), size, 1, __builtin_return_address(0));
 }
 
 void *vzalloc(size_t size)
 {
 	struct vmap_heap *h = vmap_default_heap();
-	void *p = heap_alloc(h, size, __builtin_return_address(0));
+	void *p = heap_alloc(h, size, 1, __builtin_return_address(0));
 
 	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
 		memset(p, 0, size);

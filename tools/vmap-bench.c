@@ -16,6 +16,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,7 +52,8 @@ struct params {
 	char live[256];
 	char csv[256];
 	char tag[32];
-	bool json, scale;
+	bool json, scale, vmalloc;
+	bool baselines_set;
 	uint64_t seed;
 };
 
@@ -63,21 +65,53 @@ struct worker;
 
 struct backend {
 	const char *mode;	/* one-lock, nodes, mmap, malloc */
-	unsigned nodes;		/* range modes: 1 or 0 = auto */
+	unsigned nodes;		/* our modes: 1 or 0 = auto */
 	const char *tag;	/* nodes: kernel or address tagging */
+	int (*setup)(struct phase *ph);		/* may be NULL */
+	void (*teardown)(struct phase *ph);	/* may be NULL */
 	int (*alloc)(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr);
 	void (*free)(struct phase *ph, uint64_t addr, uint64_t size);
 };
 
 struct phase {
 	const struct backend *be;
-	struct vmap_space *space;
+	struct vmap_space *space;	/* ours: the space counted in the row */
+	struct vmap_heap *heap;		/* vmalloc layer */
 	const struct params *p;
 	pthread_barrier_t start;
 	int (*fn)(struct worker *w);
 	unsigned long loops;
 	unsigned threads;
+	bool vmalloc;			/* real memory: touch what is allocated */
+	atomic_uint_fast64_t syscalls;	/* mmap baseline: calls made */
 };
+
+static int range_setup(struct phase *ph)
+{
+	struct vmap_params vp = { .nr_nodes = ph->be->nodes };
+
+	if (!strcmp(ph->be->tag, "address"))
+		vp.flags |= VMAP_TAG_BY_ADDRESS;
+	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
+}
+
+static void check_space(struct phase *ph)
+{
+	char msg[200];
+
+	vmap_purge(ph->space);
+	vmap_shrink(ph->space);
+	if (vmap_check(ph->space, msg, sizeof(msg))) {
+		fprintf(stderr, "%s: invariant broken: %s\n", prog, msg);
+		exit(1);
+	}
+}
+
+static void range_teardown(struct phase *ph)
+{
+	check_space(ph);
+	vmap_space_destroy(ph->space);
+}
 
 static int range_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
 {
@@ -90,43 +124,109 @@ static void range_free(struct phase *ph, uint64_t addr, uint64_t size)
 	vmap_free(ph->space, addr);
 }
 
+static int vmalloc_setup(struct phase *ph)
+{
+	struct vmap_heap_params hp = { .nr_nodes = ph->be->nodes };
+	int rc = vmap_heap_create(&hp, &ph->heap);
+
+	if (!rc)
+		ph->space = vmap_heap_space(ph->heap);
+	return rc;
+}
+
+static void vmalloc_teardown(struct phase *ph)
+{
+	check_space(ph);
+	vmap_heap_destroy(ph->heap);
+}
+
+/* The kernel's size is the usable size: the guard page comes on top. */
+static int vmalloc_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	void *p = vmap_heap_vmalloc_align(ph->heap, size, align);
+
+	if (!p)
+		return -errno;
+	*addr = (uint64_t)(uintptr_t)p;
+	return 0;
+}
+
+static void vmalloc_free(struct phase *ph, uint64_t addr, uint64_t size)
+{
+	(void)size;
+	vmap_heap_vfree(ph->heap, (void *)(uintptr_t)addr);
+}
+
+static int malloc_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	void *p;
+
+	(void)ph;
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (size > SIZE_MAX || align > SIZE_MAX || posix_memalign(&p, (size_t)align, (size_t)size))
+		return -ENOMEM;
+	*addr = (uint64_t)(uintptr_t)p;
+	return 0;
+}
+
+static void malloc_free(struct phase *ph, uint64_t addr, uint64_t size)
+{
+	(void)ph;
+	(void)size;
+	free((void *)(uintptr_t)addr);
+}
+
 /*
- * Address space the way a program gets it without us: one mmap per
- * range (PROT_NONE: a reservation, like ours), trimmed to the alignment.
+ * Memory the way a program gets it without us: one mmap per allocation
+ * (PROT_NONE in range mode: a reservation, like a space; read-write in
+ * vmalloc mode), trimmed to the alignment; munmap to free.
  */
 static int mmap_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
 {
 	uint64_t extra = align > PAGE ? align : 0, a, start;
+	int prot = ph->vmalloc ? PROT_READ | PROT_WRITE : PROT_NONE;
 	void *p;
 
-	(void)ph;
 	if (size + extra < size)
 		return -ENOMEM;
-	p = mmap(NULL, size + extra, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
+	p = mmap(NULL, size + extra, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	atomic_fetch_add_explicit(&ph->syscalls, 1, memory_order_relaxed);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
 	start = (uint64_t)(uintptr_t)p;
 	a = extra ? (start + align - 1) & ~(align - 1) : start;
-	if (a > start)
+	if (a > start) {
 		munmap(p, a - start);
-	if (extra && start + size + extra > a + size)
+		atomic_fetch_add_explicit(&ph->syscalls, 1, memory_order_relaxed);
+	}
+	if (extra && start + size + extra > a + size) {
 		munmap((void *)(uintptr_t)(a + size), start + size + extra - a - size);
+		atomic_fetch_add_explicit(&ph->syscalls, 1, memory_order_relaxed);
+	}
 	*addr = a;
 	return 0;
 }
 
 static void mmap_free(struct phase *ph, uint64_t addr, uint64_t size)
 {
-	(void)ph;
 	munmap((void *)(uintptr_t)addr, size);
+	atomic_fetch_add_explicit(&ph->syscalls, 1, memory_order_relaxed);
 }
 
-static const struct backend backends[] = {
-	{ "one-lock", 1, "-", range_alloc, range_free },
-	{ "nodes", 0, "kernel", range_alloc, range_free },
-	{ "mmap", 0, "-", mmap_alloc, mmap_free },
+static const struct backend range_backends[] = {
+	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
+	{ "nodes", 0, "kernel", range_setup, range_teardown, range_alloc, range_free },
 };
+
+static const struct backend vmalloc_backends[] = {
+	{ "one-lock", 1, "-", vmalloc_setup, vmalloc_teardown, vmalloc_alloc, vmalloc_free },
+	{ "nodes", 0, "kernel", vmalloc_setup, vmalloc_teardown, vmalloc_alloc, vmalloc_free },
+};
+
+static const struct backend mmap_backend = { "mmap", 0, "-", NULL, NULL, mmap_alloc, mmap_free };
+static const struct backend malloc_backend = { "malloc", 0, "-", NULL, NULL, malloc_alloc,
+					       malloc_free };
 
 /* ------------------------------------------------------------------------
  * The tests, after lib/test_vmalloc.c.  Each returns 0 or -1 (an
@@ -151,9 +251,14 @@ static uint64_t wrnd(struct worker *w)
 	return z ^ (z >> 31);
 }
 
+/* With real memory, write the first byte, as the kernel's tests do. */
 static int alloc_pages(struct worker *w, uint64_t pages, uint64_t align, uint64_t *addr)
 {
-	return w->ph->be->alloc(w->ph, pages * PAGE, align, addr);
+	int rc = w->ph->be->alloc(w->ph, pages * PAGE, align, addr);
+
+	if (!rc && w->ph->vmalloc)
+		*(volatile char *)(uintptr_t)*addr = 1;
+	return rc;
 }
 
 static void free_pages(struct worker *w, uint64_t addr, uint64_t pages)
@@ -348,13 +453,15 @@ struct row {
 	const char *test;
 	const char *mode;
 	const char *tag;
+	const char *layer;
+	unsigned nr_pages;
 	unsigned nodes, threads;
 	unsigned long loops;
 	uint64_t live;
 	uint64_t pairs;
 	double wall_usec, ns_per_pair, pairs_per_sec;
 	double global_lock_per_pair, heap_lock_per_pair, pool_hit_rate;
-	double cross_busy_per_pair, pooled_cross_fraction;
+	double cross_busy_per_pair, pooled_cross_fraction, syscalls_per_pair;
 	uint64_t purges;
 	unsigned passed, failed;
 	bool expect_fail, range;
@@ -393,15 +500,6 @@ static void summary_line(const char *name, const struct worker *w,
 		w->usec / p->test_repeat_count);
 }
 
-static int make_space(struct phase *ph, unsigned nodes)
-{
-	struct vmap_params vp = { .nr_nodes = nodes };
-
-	if (!strcmp(ph->be->tag, "address"))
-		vp.flags |= VMAP_TAG_BY_ADDRESS;
-	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
-}
-
 /* Keep @n areas busy for the whole phase (the --live workloads). */
 static uint64_t *prefill(struct phase *ph, uint64_t n)
 {
@@ -426,9 +524,10 @@ static int run_phase(const struct params *p, const struct backend *be,
 {
 	struct worker *w = calloc(threads, sizeof(*w));
 	struct vmap_stats st = { .size = sizeof(st) };
+	struct vmap_heap_stats hst = { .size = sizeof(hst) }, hst_end = { .size = sizeof(hst) };
 	struct vmap_space_info info;
 	struct phase ph = { .be = be, .p = p, .fn = fn, .loops = p->test_loop_count,
-			    .threads = threads };
+			    .threads = threads, .vmalloc = p->vmalloc };
 	uint64_t *kept = NULL, i;
 	double t0, t1, lat = 0;
 	unsigned k;
@@ -437,21 +536,23 @@ static int run_phase(const struct params *p, const struct backend *be,
 	memset(row, 0, sizeof(*row));
 	if (!w)
 		return -ENOMEM;
-	row->range = be->alloc == range_alloc;
-	if (row->range) {
-		rc = make_space(&ph, be->nodes);
-		if (rc) {
-			free(w);
-			return rc;
-		}
+	atomic_init(&ph.syscalls, 0);
+	rc = be->setup ? be->setup(&ph) : 0;
+	if (rc) {
+		free(w);
+		return rc;
 	}
+	row->range = ph.space != NULL;
 	if (live && !(kept = prefill(&ph, live))) {
-		vmap_space_destroy(ph.space);
+		if (be->teardown)
+			be->teardown(&ph);
 		free(w);
 		return -ENOMEM;
 	}
 	if (row->range)
 		vmap_stats_get(ph.space, -1, &st);
+	if (ph.heap)
+		vmap_heap_stats(ph.heap, &hst);
 	pthread_barrier_init(&ph.start, NULL, threads + 1);
 	for (k = 0; k < threads; k++) {
 		w[k].ph = &ph;
@@ -472,6 +573,8 @@ static int run_phase(const struct params *p, const struct backend *be,
 	row->test = name;
 	row->mode = be->mode;
 	row->tag = be->tag;
+	row->layer = p->vmalloc ? "vmalloc" : "range";
+	row->nr_pages = p->nr_pages;
 	row->threads = threads;
 	row->loops = p->test_loop_count;
 	row->live = live;
@@ -489,6 +592,15 @@ static int run_phase(const struct params *p, const struct backend *be,
 	row->pairs_per_sec = row->pairs / (row->wall_usec / 1e6);
 	row->global_lock_per_pair = row->heap_lock_per_pair = NAN;
 	row->pool_hit_rate = row->cross_busy_per_pair = row->pooled_cross_fraction = NAN;
+	row->syscalls_per_pair = NAN;
+	if (be->alloc == mmap_alloc && row->pairs)
+		row->syscalls_per_pair = (double)atomic_load(&ph.syscalls) / row->pairs;
+	if (ph.heap && row->pairs) {
+		vmap_heap_stats(ph.heap, &hst_end);
+		row->syscalls_per_pair = (double)(hst_end.syscalls_mprotect + hst_end.syscalls_madvise -
+						  hst.syscalls_mprotect - hst.syscalls_madvise) /
+			row->pairs;
+	}
 	if (row->range) {
 		struct vmap_stats before = st;
 
@@ -511,17 +623,8 @@ static int run_phase(const struct params *p, const struct backend *be,
 	for (i = 0; kept && i < live; i++)
 		be->free(&ph, kept[i], PAGE);
 	free(kept);
-	if (row->range) {
-		char msg[200];
-
-		vmap_purge(ph.space);
-		vmap_shrink(ph.space);
-		if (vmap_check(ph.space, msg, sizeof(msg))) {
-			fprintf(stderr, "%s: invariant broken after %s: %s\n", prog, name, msg);
-			exit(1);
-		}
-		vmap_space_destroy(ph.space);
-	}
+	if (be->teardown)
+		be->teardown(&ph);
 	free(w);
 	return 0;
 }
@@ -542,8 +645,9 @@ static void json_num(FILE *out, const char *key, double v, const char *fmt)
 
 static void emit_json(const struct row *r)
 {
-	printf("{\"test\":\"%s\",\"mode\":\"%s\",\"tag\":\"%s\",\"nodes\":%u,\"threads\":%u,\"loops\":%lu",
-	       r->test, r->mode, r->tag, r->nodes, r->threads, r->loops);
+	printf("{\"test\":\"%s\",\"layer\":\"%s\",\"mode\":\"%s\",\"tag\":\"%s\",\"nodes\":%u,"
+	       "\"threads\":%u,\"loops\":%lu,\"nr_pages\":%u",
+	       r->test, r->layer, r->mode, r->tag, r->nodes, r->threads, r->loops, r->nr_pages);
 	if (r->live)
 		printf(",\"live\":%" PRIu64, r->live);
 	json_num(stdout, "ns_per_pair", r->ns_per_pair, "%.1f");
@@ -553,6 +657,7 @@ static void emit_json(const struct row *r)
 	json_num(stdout, "pool_hit_rate", r->pool_hit_rate, "%.4f");
 	json_num(stdout, "cross_node_busy_per_pair", r->cross_busy_per_pair, "%.4f");
 	json_num(stdout, "pooled_cross_node_fraction", r->pooled_cross_fraction, "%.4f");
+	json_num(stdout, "syscalls_per_pair", r->syscalls_per_pair, "%.4f");
 	printf(",\"purges\":%" PRIu64 ",\"passed\":%u,\"failed\":%u,\"expect_fail\":%s}\n",
 	       r->purges, r->passed, r->failed, r->expect_fail ? "true" : "false");
 }
@@ -566,15 +671,17 @@ static void emit_csv(const struct row *r)
 	if (!header) {
 		fputs("test,mode,tag,nodes,threads,loops,live,ns_per_pair,pairs_per_sec,"
 		      "global_lock_per_pair,heap_lock_per_pair,pool_hit_rate,"
-		      "cross_node_busy_per_pair,pooled_cross_node_fraction,purges,passed,failed\n",
+		      "cross_node_busy_per_pair,pooled_cross_node_fraction,purges,passed,failed,"
+		      "layer,nr_pages,syscalls_per_pair\n",
 		      csv_out);
 		header = true;
 	}
-	fprintf(csv_out, "%s,%s,%s,%u,%u,%lu,%" PRIu64 ",%.1f,%.0f,%.5f,%.5f,%.4f,%.4f,%.4f,%" PRIu64 ",%u,%u\n",
+	fprintf(csv_out, "%s,%s,%s,%u,%u,%lu,%" PRIu64 ",%.1f,%.0f,%.5f,%.5f,%.4f,%.4f,%.4f,%" PRIu64 ",%u,%u",
 		r->test, r->mode, r->tag, r->nodes, r->threads, r->loops, r->live, r->ns_per_pair,
 		r->pairs_per_sec, r->global_lock_per_pair, r->heap_lock_per_pair,
 		r->pool_hit_rate, r->cross_busy_per_pair, r->pooled_cross_fraction,
 		r->purges, r->passed, r->failed);
+	fprintf(csv_out, ",%s,%u,%.4f\n", r->layer, r->nr_pages, r->syscalls_per_pair);
 }
 
 static void fmt_opt(char *buf, size_t len, double v, const char *fmt)
@@ -587,13 +694,13 @@ static void fmt_opt(char *buf, size_t len, double v, const char *fmt)
 
 static void print_table(const struct row *rows, size_t n)
 {
-	char glock[16], hit[16], ratio[16], live[16];
+	char glock[16], hit[16], ratio[16], live[16], sys[16];
 	const struct row *r, *base;
 	size_t i, j;
 
-	printf("\n%-30s %-8s %-7s %5s %7s %8s %10s %12s %10s %8s %7s %11s\n", "test", "mode",
+	printf("\n%-30s %-8s %-7s %5s %7s %8s %10s %12s %10s %8s %7s %8s %11s\n", "test", "mode",
 	       "tag", "nodes", "threads", "live", "ns/pair", "pairs/s", "glock/pair",
-	       "pool-hit", "purges", "vs one-lock");
+	       "pool-hit", "purges", "sys/pair", "vs one-lock");
 	for (i = 0; i < n; i++) {
 		r = &rows[i];
 		base = NULL;
@@ -605,10 +712,11 @@ static void print_table(const struct row *rows, size_t n)
 		fmt_opt(hit, sizeof(hit), r->pool_hit_rate * 100, "%.1f%%");
 		fmt_opt(ratio, sizeof(ratio), base ? r->pairs_per_sec / base->pairs_per_sec : NAN,
 			"%.2fx");
+		fmt_opt(sys, sizeof(sys), r->syscalls_per_pair, "%.4f");
 		snprintf(live, sizeof(live), "%" PRIu64, r->live);
-		printf("%-30s %-8s %-7s %5u %7u %8s %10.1f %12.0f %10s %8s %7" PRIu64 " %11s%s\n",
+		printf("%-30s %-8s %-7s %5u %7u %8s %10.1f %12.0f %10s %8s %7" PRIu64 " %8s %11s%s\n",
 		       r->test, r->mode, r->tag, r->nodes, r->threads, r->live ? live : "-",
-		       r->ns_per_pair, r->pairs_per_sec, glock, hit, r->purges, ratio,
+		       r->ns_per_pair, r->pairs_per_sec, glock, hit, r->purges, sys, ratio,
 		       r->failed ? (r->expect_fail ? "  (failed, as expected)" : "  FAILED") : "");
 	}
 }
@@ -658,7 +766,10 @@ static void usage(FILE *out)
 		"Ours:\n"
 		"  nodes=LIST                  node settings to compare, 1 = one-lock,\n"
 		"                              auto = online CPUs (default 1,auto)\n"
-		"  baselines=LIST              mmap, or none (default mmap)\n"
+		"  mode=range|vmalloc          address ranges only, or real memory through the\n"
+		"                              vmalloc layer, touching each area (default range)\n"
+		"  baselines=LIST              mmap, malloc or none (default: mmap; vmalloc\n"
+		"                              mode: mmap,malloc)\n"
 		"  tag=LIST                    pool tagging on a miss for node rows: kernel,\n"
 		"                              address or both (default kernel)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
@@ -732,6 +843,7 @@ static void parse_args(int argc, char **argv, struct params *p)
 			copy_str(p->nodes, sizeof(p->nodes), argv[i], val);
 		} else if (!strcmp(key, "baselines")) {
 			copy_str(p->baselines, sizeof(p->baselines), argv[i], val);
+			p->baselines_set = true;
 		} else if (!strcmp(key, "live")) {
 			copy_str(p->live, sizeof(p->live), argv[i], val);
 		} else if (!strcmp(key, "csv")) {
@@ -739,8 +851,9 @@ static void parse_args(int argc, char **argv, struct params *p)
 		} else if (!strcmp(key, "tag")) {
 			copy_str(p->tag, sizeof(p->tag), argv[i], val);
 		} else if (!strcmp(key, "mode")) {
-			if (strcmp(val, "range"))
-				bad_arg(argv[i], "mode is range (vmalloc: not built in this version)");
+			if (strcmp(val, "range") && strcmp(val, "vmalloc"))
+				bad_arg(argv[i], "mode is range or vmalloc");
+			p->vmalloc = !strcmp(val, "vmalloc");
 		} else {
 			if (!parse_ulong(val, &v))
 				bad_arg(argv[i], "not a number");
@@ -779,6 +892,8 @@ static void parse_args(int argc, char **argv, struct params *p)
 	}
 	if (!p->nr_threads)
 		p->nr_threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	if (p->vmalloc && !p->baselines_set)
+		strcpy(p->baselines, "mmap,malloc");
 }
 
 /* Split a comma list; returns the count. */
@@ -796,6 +911,7 @@ int main(int argc, char **argv)
 {
 	static struct backend chosen[16];
 	static struct row rows[4096];
+	const struct backend *ours;
 	char nodes[256], baselines[64], live[256], tags[32], *items[32], *tag_items[2];
 	unsigned threads_list[16], nt = 0, t, order[NR_TESTS], nr_order = 0;
 	uint64_t lives[16];
@@ -806,6 +922,7 @@ int main(int argc, char **argv)
 	bool failed = false;
 
 	parse_args(argc, argv, &p);
+	ours = p.vmalloc ? vmalloc_backends : range_backends;
 	memcpy(nodes, p.nodes, sizeof(nodes));
 	memcpy(baselines, p.baselines, sizeof(baselines));
 	memcpy(live, p.live, sizeof(live));
@@ -823,11 +940,11 @@ int main(int argc, char **argv)
 			bad_arg(items[i], "a node setting is 1..128 or auto");
 		}
 		if (v == 1) {
-			chosen[nb++] = backends[0];
+			chosen[nb++] = ours[0];
 			continue;
 		}
 		for (k = 0; k < ntags; k++) {
-			chosen[nb] = backends[1];
+			chosen[nb] = ours[1];
 			chosen[nb].nodes = (unsigned)v;
 			chosen[nb++].tag = tag_items[k];
 		}
@@ -835,9 +952,11 @@ int main(int argc, char **argv)
 	n = split(baselines, items, 32);
 	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "mmap"))
-			chosen[nb++] = backends[2];
+			chosen[nb++] = mmap_backend;
+		else if (!strcmp(items[i], "malloc"))
+			chosen[nb++] = malloc_backend;
 		else if (strcmp(items[i], "none"))
-			bad_arg(items[i], "baselines are mmap or none");
+			bad_arg(items[i], "baselines are mmap, malloc or none");
 	}
 	nl = p.live[0] ? split(live, items, 16) : 0;
 	for (i = 0; i < nl; i++) {
