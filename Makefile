@@ -3,6 +3,9 @@
 #   make check        every test under ASan+UBSan, then the multi-thread
 #                     tests under TSan; non-zero exit on any failure
 #   make bench        the one-lock against vmap-nodes comparison
+#   make fuzz         libFuzzer on the space for FUZZ_SECONDS (clang)
+#   make soak         the soak test for SOAK_SECONDS
+#   make valgrind     unit tests and a short soak under valgrind memcheck
 #   make install PREFIX=/usr/local
 #   make clean
 
@@ -11,14 +14,16 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE  ?= cmake
 CTEST  ?= ctest
 WERROR ?= $(if $(CI),ON,OFF)
+FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 180
 
-.PHONY: all check check-asan check-tsan bench install clean
+.PHONY: all check check-asan check-tsan check-fuzz bench fuzz soak valgrind install clean
 
 all:
 	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMAP_WERROR=$(WERROR)
 	$(CMAKE) --build build -j $(JOBS)
 
-check: check-asan check-tsan
+check: check-asan check-tsan check-fuzz
 
 check-asan:
 	$(CMAKE) -S . -B build-check -DCMAKE_BUILD_TYPE=Debug -DVMAP_DEBUG=ON \
@@ -32,6 +37,25 @@ check-tsan:
 	$(CMAKE) --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) --output-on-failure -L mt
 
+# The corpus replays in check-asan with any compiler; with clang, 30 s
+# of coverage-guided fuzzing as well.
+check-fuzz:
+	@if command -v clang >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30; \
+	else \
+		echo "check-fuzz: clang is not installed: fuzzing skipped (the corpus was replayed)"; \
+	fi
+
+fuzz:
+	@command -v clang >/dev/null 2>&1 || { echo "make fuzz: needs clang (apt-get install clang)"; exit 2; }
+	$(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DVMAP_DEBUG=ON -DVMAP_SANITIZE=address -DVMAP_FUZZ=ON -DVMAP_TESTS=OFF \
+		-DVMAP_TOOLS=OFF -DVMAP_WERROR=$(WERROR)
+	$(CMAKE) --build build-fuzz -j $(JOBS) --target fuzz_space
+	mkdir -p build-fuzz/corpus
+	./build-fuzz/fuzz/fuzz_space -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
+		-print_final_stats=1 build-fuzz/corpus fuzz/corpus
+
 bench: all
 	./build/tools/vmap-bench run_test_mask=13 test_loop_count=200000 tag=kernel,address
 
@@ -39,4 +63,4 @@ install: all
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-check build-tsan
+	rm -rf build build-check build-tsan build-fuzz
