@@ -56,6 +56,20 @@ fuzz:
 	./build-fuzz/fuzz/fuzz_space -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
 		-print_final_stats=1 build-fuzz/corpus fuzz/corpus
 
+soak: all
+	./build/tests/soak $(SOAK_SECONDS)
+
+# Memcheck on the unit tests and a short soak (slow: on demand, not in CI).
+# test_vmalloc is left out: its guard pages split the reservation into more
+# mappings than valgrind's address-space manager tracks (VG_N_SEGMENTS).
+VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+valgrind: all
+	@for t in test_tree test_api test_placement test_nodes test_fault; do \
+		echo "valgrind: $$t"; \
+		VMAP_TEST_SCALE=0.2 $(VALGRIND) ./build/tests/$$t >/dev/null || exit 1; \
+	done
+	$(VALGRIND) ./build/tests/soak 5 6
+
 bench: all
 	./build/tools/vmap-bench run_test_mask=13 test_loop_count=200000 tag=kernel,address
 

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stress.h - the shadow-map stress worker shared by test_mt and soak.
+ *
+ * Every page of the space has an owner word: a thread claims each page of
+ * a range it was given with a compare-and-swap from "nobody" (a failed CAS
+ * is a range handed out twice), and checks and clears its stamp before
+ * freeing.  stress_step() is one random operation: an allocation (mixed
+ * sizes and alignments, sometimes in a restricted window, sometimes
+ * non-blocking), a free, or a lookup of an inner address that must find
+ * the thread's own range.
+ */
+#ifndef VMAP_TEST_STRESS_H
+#define VMAP_TEST_STRESS_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vmap.h"
+
+#define PAGE 4096ull
+#define BASE 0x7f0000000000ull
+#define MAX_LIVE 48
+
+struct run {
+	struct vmap_space *s;
+	uint64_t pages;
+	atomic_uint *owner;	/* per page: 0 or thread id + 1 */
+	atomic_bool stop;
+	atomic_int errors;
+	atomic_long ops;
+	long ops_per_thread;
+	unsigned max_pages;
+};
+
+struct held {
+	uint64_t start, pages;
+};
+
+struct worker {
+	struct run *run;
+	unsigned id;
+	uint64_t seed;
+	struct held live[MAX_LIVE];
+	unsigned nlive;
+};
+
+static uint64_t wrnd(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void report(struct run *r, const char *what, uint64_t addr)
+{
+	if (atomic_fetch_add(&r->errors, 1) < 5)
+		fprintf(stderr, "FAIL: %s at 0x%llx\n", what, (unsigned long long)addr);
+}
+
+static bool claim(struct run *r, unsigned id, uint64_t start, uint64_t pages)
+{
+	uint64_t first = (start - BASE) / PAGE, i;
+	unsigned nobody;
+
+	for (i = 0; i < pages; i++) {
+		nobody = 0;
+		if (!atomic_compare_exchange_strong(&r->owner[first + i], &nobody, id + 1)) {
+			report(r, "range handed out twice", start + i * PAGE);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void release(struct run *r, unsigned id, const struct held *h)
+{
+	uint64_t first = (h->start - BASE) / PAGE, i;
+
+	for (i = 0; i < h->pages; i++) {
+		if (atomic_load(&r->owner[first + i]) != id + 1)
+			report(r, "stamp changed under its owner", h->start + i * PAGE);
+		atomic_store(&r->owner[first + i], 0);
+	}
+	if (vmap_free(r->s, h->start))
+		report(r, "free of a live range refused", h->start);
+}
+
+static void stress_step(struct worker *w)
+{
+	struct run *r = w->run;
+	uint64_t pages, align, addr, lo, hi;
+	unsigned kind = (unsigned)(wrnd(&w->seed) % 16), i;
+	struct vmap_range found;
+	int rc;
+
+	if (kind < 8 && w->nlive < MAX_LIVE) {
+		pages = 1 + wrnd(&w->seed) % r->max_pages;
+		align = PAGE << (wrnd(&w->seed) % 4);
+		lo = hi = 0;
+		if (kind == 0) {
+			/* A restricted window somewhere in the space. */
+			lo = BASE + (wrnd(&w->seed) % (r->pages / 2)) * PAGE;
+			hi = lo + (r->pages / 4) * PAGE;
+		}
+		rc = vmap_alloc(r->s, pages * PAGE, align, lo, hi,
+				kind == 7 ? VMAP_NONBLOCK : 0, &addr);
+		if (rc == -ENOMEM || rc == -EBUSY)
+			return;
+		if (rc) {
+			report(r, "allocation error", (uint64_t)-rc);
+			return;
+		}
+		if (addr & (align - 1) || addr < BASE ||
+		    addr + pages * PAGE > BASE + r->pages * PAGE ||
+		    (hi && (addr < lo || addr + pages * PAGE > hi)))
+			report(r, "range outside its window or misaligned", addr);
+		else if (claim(r, w->id, addr, pages)) {
+			w->live[w->nlive].start = addr;
+			w->live[w->nlive].pages = pages;
+			w->nlive++;
+		}
+	} else if (kind < 14 && w->nlive) {
+		i = (unsigned)(wrnd(&w->seed) % w->nlive);
+		release(r, w->id, &w->live[i]);
+		w->live[i] = w->live[--w->nlive];
+	} else if (w->nlive) {
+		i = (unsigned)(wrnd(&w->seed) % w->nlive);
+		addr = w->live[i].start + (wrnd(&w->seed) % w->live[i].pages) * PAGE + 7;
+		if (vmap_find(r->s, addr, &found) || found.start != w->live[i].start ||
+		    found.end != w->live[i].start + w->live[i].pages * PAGE)
+			report(r, "lookup found the wrong range", addr);
+	}
+	atomic_fetch_add_explicit(&r->ops, 1, memory_order_relaxed);
+}
+
+static void stress_release_all(struct worker *w)
+{
+	while (w->nlive)
+		release(w->run, w->id, &w->live[--w->nlive]);
+}
+
+/* Everything back: check passes and the free heap is the whole space. */
+static int stress_conserved(struct run *r, char *msg, size_t len)
+{
+	struct vmap_stats st = { .size = sizeof(st) };
+	int rc;
+
+	vmap_purge(r->s);
+	vmap_shrink(r->s);
+	rc = vmap_check(r->s, msg, len);
+	if (rc)
+		return rc;
+	vmap_stats_get(r->s, -1, &st);
+	if (st.free_bytes != r->pages * PAGE || st.lazy_pages || st.pooled_now ||
+	    st.overlaps || st.allocs != st.frees) {
+		snprintf(msg, len, "not conserved: free %llu of %llu bytes, %llu lazy pages, "
+			 "%llu pooled, %llu overlaps, %llu allocs, %llu frees",
+			 (unsigned long long)st.free_bytes,
+			 (unsigned long long)(r->pages * PAGE),
+			 (unsigned long long)st.lazy_pages, (unsigned long long)st.pooled_now,
+			 (unsigned long long)st.overlaps, (unsigned long long)st.allocs,
+			 (unsigned long long)st.frees);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+#endif /* VMAP_TEST_STRESS_H */
