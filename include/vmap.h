@@ -258,8 +258,8 @@ VMAP_API int vmap_purge(struct vmap_space *space);
 
 /*
  * vmap_shrink - empty every pool into the global heap (the kernel's
- * shrinker), under the purge mutex.  Lazy ranges stay lazy.  Returns 0.
- * May block.
+ * shrinker), under the purge mutex.  Lazy ranges stay lazy.  Returns 0
+ * or -EINVAL (NULL).  May block.
  */
 VMAP_API int vmap_shrink(struct vmap_space *space);
 
@@ -311,7 +311,8 @@ VMAP_API int vmap_notifier_unregister(struct vmap_space *space,
  * is in flight.  @msg (may be NULL) receives a one-line description of the
  * first violation.
  *
- * Returns 0 or -EUCLEAN (an invariant is broken).
+ * Returns 0, -EUCLEAN (an invariant is broken), -EINVAL (NULL @space) or
+ * -ENOMEM (no memory for its scratch array; nothing was checked).
  */
 VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 
@@ -370,7 +371,8 @@ enum {
 
 /*
  * vmap_stats_print - write @stats as "name value  # description" lines, or
- * as JSON with VMAP_STATS_JSON.  Returns 0 or -EIO (write error).
+ * as JSON with VMAP_STATS_JSON.  Returns 0, -EINVAL (NULL) or -EIO
+ * (write error).  @stats must be a whole struct of this header's version.
  */
 VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
 			      unsigned flags);
@@ -423,10 +425,12 @@ struct vmap_heap_params {
 VMAP_API int vmap_heap_create(const struct vmap_heap_params *params,
 			      struct vmap_heap **out);
 
-/* vmap_heap_destroy - unmap everything; no call on the heap may follow. */
+/* vmap_heap_destroy - unmap everything; no call on the heap may follow or
+ * be in flight.  NULL is a no-op. */
 VMAP_API void vmap_heap_destroy(struct vmap_heap *heap);
 
-/* The heap's space, for vmap_stats_get(), vmap_check() and vmap_purge(). */
+/* The heap's space, for vmap_stats_get(), vmap_check() and vmap_purge();
+ * NULL for a NULL heap.  Do not allocate or free in it directly. */
 VMAP_API struct vmap_space *vmap_heap_space(struct vmap_heap *heap);
 
 /* The process-wide heap behind vmalloc(), created on first use; NULL if
@@ -435,7 +439,9 @@ VMAP_API struct vmap_heap *vmap_default_heap(void);
 
 /*
  * vmap_heap_vmalloc, _vfree, _vrealloc, _size, _info: the vmalloc family on
- * an explicit heap; vmalloc() and the rest use the default heap.
+ * an explicit heap, with the errors of vmalloc() and the rest below, which
+ * use the default heap.  vmap_heap_info() returns 0, -EINVAL (NULL),
+ * -ENOMEM or -EIO.
  */
 VMAP_API void *vmap_heap_vmalloc(struct vmap_heap *heap, size_t size);
 
@@ -461,7 +467,8 @@ struct vmap_heap_stats {
 	uint64_t released_runs, released_bytes;
 };
 
-/* vmap_heap_stats - fill @stats (walks every area: O(n)).  0 or -EINVAL. */
+/* vmap_heap_stats - fill @stats (walks every area: O(n)).  0, -EINVAL (NULL
+ * or @stats->size too small) or -ENOMEM. */
 VMAP_API int vmap_heap_stats(struct vmap_heap *heap, struct vmap_heap_stats *stats);
 
 /*
