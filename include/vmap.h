@@ -65,10 +65,11 @@ typedef void (*vmap_flush_fn)(void *cookie, uint64_t start, uint64_t end);
 
 /*
  * Called during a purge for each maximal run [start, end) of adjacent lazy
- * ranges of one node, after the flush and before the run can be handed out
- * again.  This is where a user that backs ranges with memory releases it
- * (the vmalloc layer does).  May be called from several purge helper
- * threads at once; must not call back into the same space.
+ * ranges being purged (across all nodes), after the flush and before any
+ * of them can be handed out again.  This is where a user that backs ranges
+ * with memory releases it (the vmalloc layer does).  Called by the purging
+ * thread with the purge mutex held; must not call back into the same
+ * space.
  */
 typedef void (*vmap_release_fn)(void *cookie, uint64_t start, uint64_t end);
 

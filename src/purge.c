@@ -36,27 +36,36 @@ static int cmp_start(const void *x, const void *y)
 }
 
 /*
- * Tell the release callback about each maximal run of adjacent ranges of
- * @ls, so that memory behind them goes back in as few calls as possible.
- * Sorting needs a scratch array; without one, each range goes alone.
+ * Tell the release callback about each maximal run of adjacent ranges
+ * among everything this purge takes, across nodes, so that the memory
+ * behind them goes back in as few calls as possible (per node, ranges of
+ * neighbouring zones would be released apart).  Sorting needs a scratch
+ * array; without one, each range goes alone.
  */
-static void release_runs(struct vmap_space *s, struct lazy_set *ls)
+static void release_runs(struct vmap_space *s, struct vmap_node **marked,
+			 unsigned nr_marked)
 {
 	struct va **sorted = NULL, *va;
 	uint64_t start = 0, end = 0;
-	size_t n = 0, i;
-	unsigned k;
+	size_t total = 0, n = 0, i;
+	unsigned m, k;
 
+	for (m = 0; m < nr_marked; m++)
+		total += marked[m]->purging->count;
 	if (!fault_hit(FAULT_VA_ALLOC))
-		sorted = malloc(ls->count * sizeof(*sorted));
-	for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
-		struct vlist *list = k < MAX_VA_SIZE_PAGES ? &ls->by_class[k] : &ls->other;
+		sorted = malloc(total * sizeof(*sorted));
+	for (m = 0; m < nr_marked; m++) {
+		struct lazy_set *ls = marked[m]->purging;
 
-		vlist_for_each_va(va, list) {
-			if (sorted)
-				sorted[n++] = va;
-			else
-				s->release(s->release_cookie, va->start, va->end);
+		for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
+			struct vlist *list = k < MAX_VA_SIZE_PAGES ? &ls->by_class[k] : &ls->other;
+
+			vlist_for_each_va(va, list) {
+				if (sorted)
+					sorted[n++] = va;
+				else
+					s->release(s->release_cookie, va->start, va->end);
+			}
 		}
 	}
 	if (!sorted)
@@ -89,8 +98,6 @@ static void purge_node(struct vmap_space *s, struct vmap_node *vn)
 	uint64_t pages = ls->pages, nr = ls->count;
 	struct vlist to_heap;
 
-	if (s->release)
-		release_runs(s, ls);
 	if (!vn->skip_populate)
 		pool_fill(vn, ls);
 	vlist_init(&to_heap);
@@ -204,6 +211,8 @@ bool purge_locked(struct vmap_space *s, bool full)
 		s->flush(s->flush_cookie, start, end);
 		counter_add(&s->flushes, 1);
 	}
+	if (s->release)
+		release_runs(s, marked, nr_marked);
 	nr_helpers = 0;
 	if (!(s->flags & VMAP_DETERMINISTIC))
 		nr_helpers = purge_helper_count(atomic_load(&s->lazy_nr),
