@@ -139,6 +139,15 @@ static void stress_step(struct worker *w)
 	atomic_fetch_add_explicit(&r->ops, 1, memory_order_relaxed);
 }
 
+/* What the purging thread does each round: a purge, every fourth a shrink. */
+static void stress_purge_step(struct run *r, unsigned *round)
+{
+	if ((*round)++ % 4 == 3)
+		vmap_shrink(r->s);
+	else
+		vmap_purge(r->s);
+}
+
 static void stress_release_all(struct worker *w)
 {
 	while (w->nlive)

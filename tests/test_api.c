@@ -26,6 +26,15 @@ static struct vmap_space *one_node(uint64_t pages, uint64_t lazy_max)
 	return s;
 }
 
+/* @n one-page ranges, each must succeed. */
+static void fill_pages(struct vmap_space *s, uint64_t *a, int n, unsigned flags)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, flags, &a[i]), ==, 0);
+}
+
 static struct vmap_stats stats(struct vmap_space *s)
 {
 	struct vmap_stats st = { .size = sizeof(st) };
@@ -197,8 +206,7 @@ TEST(threshold_is_strictly_above_lazy_max)
 	int i;
 
 	assert_true(s != NULL);
-	for (i = 0; i < 10; i++)
-		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a[i]), ==, 0);
+	fill_pages(s, a, 10, 0);
 	for (i = 0; i < 8; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
 	expect_u64(stats(s).purges, ==, 0);	/* exactly at the limit */
@@ -218,8 +226,7 @@ TEST(threshold_starts_async_drain)
 	int i, spins;
 
 	assert_int(vmap_space_create(BASE, BASE + 256 * PAGE, &p, &s), ==, 0);
-	for (i = 0; i < 8; i++)
-		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a[i]), ==, 0);
+	fill_pages(s, a, 8, 0);
 	for (i = 0; i < 5; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
 	/* The drain thread runs on its own time: wait up to ~10 s. */
@@ -233,11 +240,9 @@ TEST(exhaustion_then_recovery)
 {
 	struct vmap_space *s = one_node(16, 1 << 20);
 	uint64_t a[16], x;
-	int i;
 
 	assert_true(s != NULL);
-	for (i = 0; i < 16; i++)
-		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a[i]), ==, 0);
+	fill_pages(s, a, 16, 0);
 	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &x), ==, -ENOMEM);
 	expect_u64(stats(s).alloc_failures, ==, 1);
 	assert_space_ok(s);
@@ -276,15 +281,13 @@ TEST(one_full_purge_then_notifiers)
 	struct vmap_space *s = one_node(8, 1 << 20);
 	struct notifier_state ns = { 0 };
 	uint64_t a[8], x;
-	int i;
 
 	assert_true(s != NULL);
 	ns.s = s;
 	assert_int(vmap_notifier_register(s, free_victim, &ns), ==, 0);
 	expect_int(vmap_notifier_register(s, free_victim, &ns), ==, -EEXIST);
 	expect_int(vmap_notifier_register(s, NULL, &ns), ==, -EINVAL);
-	for (i = 0; i < 8; i++)
-		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a[i]), ==, 0);
+	fill_pages(s, a, 8, 0);
 	/* Full: one full purge, notifiers free a page, retry succeeds. */
 	ns.victim = a[3];
 	assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &x), ==, 0);
@@ -308,11 +311,9 @@ TEST(nonblocking_never_purges)
 {
 	struct vmap_space *s = one_node(4, 1 << 20);
 	uint64_t a[4], x;
-	int i;
 
 	assert_true(s != NULL);
-	for (i = 0; i < 4; i++)
-		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &a[i]), ==, 0);
+	fill_pages(s, a, 4, VMAP_NONBLOCK);
 	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &x), ==, -ENOMEM);
 	assert_int(vmap_free(s, a[0]), ==, 0);
 	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &x), ==, -EBUSY);

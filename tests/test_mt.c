@@ -42,13 +42,10 @@ static void *worker_main(void *arg)
 static void *purger_main(void *arg)
 {
 	struct run *r = arg;
-	unsigned n = 0;
+	unsigned round = 0;
 
 	while (!atomic_load(&r->stop)) {
-		if (n++ % 4 == 3)
-			vmap_shrink(r->s);
-		else
-			vmap_purge(r->s);
+		stress_purge_step(r, &round);
 		sched_yield();
 	}
 	return NULL;

@@ -267,17 +267,23 @@ static void free_pages(struct worker *w, uint64_t addr, uint64_t pages)
 	w->pairs++;
 }
 
-static int fix_size_alloc_test(struct worker *w)
+/* The loop at the heart of several tests: allocate, touch, free. */
+static int pair_loop(struct worker *w, uint64_t pages, uint64_t align)
 {
-	uint64_t a, n = w->ph->p->nr_pages;
 	unsigned long i;
+	uint64_t a;
 
 	for (i = 0; i < w->ph->loops; i++) {
-		if (alloc_pages(w, n, PAGE, &a))
+		if (alloc_pages(w, pages, align, &a))
 			return -1;
-		free_pages(w, a, n);
+		free_pages(w, a, pages);
 	}
 	return 0;
+}
+
+static int fix_size_alloc_test(struct worker *w)
+{
+	return pair_loop(w, w->ph->p->nr_pages, PAGE);
 }
 
 static unsigned fls_u(unsigned long x)
@@ -301,7 +307,7 @@ static int full_fit_alloc_test(struct worker *w)
 {
 	unsigned long junk = fls_u((unsigned long)sysconf(_SC_NPROCESSORS_ONLN)) *
 		((32ul << 20) / PAGE), i, made = 0;
-	uint64_t *live = calloc(junk, sizeof(*live)), *holes = calloc(junk, sizeof(*holes)), a;
+	uint64_t *live = calloc(junk, sizeof(*live)), *holes = calloc(junk, sizeof(*holes));
 	int rc = -1;
 
 	if (!live || !holes)
@@ -316,12 +322,7 @@ static int full_fit_alloc_test(struct worker *w)
 	}
 	for (i = 0; i < junk; i++)
 		free_pages(w, holes[i], 1);
-	for (i = 0; i < w->ph->loops; i++) {
-		if (alloc_pages(w, 1, PAGE, &a))
-			goto out;
-		free_pages(w, a, 1);
-	}
-	rc = 0;
+	rc = pair_loop(w, 1, PAGE);
 out:
 	for (i = 0; i < made; i++)
 		free_pages(w, live[i], 1);
@@ -375,15 +376,7 @@ static int random_size_alloc_test(struct worker *w)
 
 static int fix_align_alloc_test(struct worker *w)
 {
-	unsigned long i;
-	uint64_t a;
-
-	for (i = 0; i < w->ph->loops; i++) {
-		if (alloc_pages(w, 1, THREAD_ALIGN, &a))
-			return -1;
-		free_pages(w, a, 1);
-	}
-	return 0;
+	return pair_loop(w, 1, THREAD_ALIGN);
 }
 
 static int random_size_align_alloc_test(struct worker *w)
