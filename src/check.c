@@ -46,11 +46,11 @@ static void lock_all(struct vmap_space *s)
 	unsigned i;
 
 	pthread_mutex_lock(&s->purge_lock);
-	pthread_mutex_lock(&s->heap_lock.mutex);
+	vlock_take(&s->heap_lock);
 	for (i = 0; i < s->nr_nodes; i++) {
-		pthread_mutex_lock(&s->nodes[i].busy_lock.mutex);
-		pthread_mutex_lock(&s->nodes[i].lazy_lock.mutex);
-		pthread_mutex_lock(&s->nodes[i].pool_lock.mutex);
+		vlock_take(&s->nodes[i].busy_lock);
+		vlock_take(&s->nodes[i].lazy_lock);
+		vlock_take(&s->nodes[i].pool_lock);
 	}
 }
 
@@ -59,11 +59,11 @@ static void unlock_all(struct vmap_space *s)
 	unsigned i = s->nr_nodes;
 
 	while (i--) {
-		pthread_mutex_unlock(&s->nodes[i].pool_lock.mutex);
-		pthread_mutex_unlock(&s->nodes[i].lazy_lock.mutex);
-		pthread_mutex_unlock(&s->nodes[i].busy_lock.mutex);
+		vlock_release(&s->nodes[i].pool_lock);
+		vlock_release(&s->nodes[i].lazy_lock);
+		vlock_release(&s->nodes[i].busy_lock);
 	}
-	pthread_mutex_unlock(&s->heap_lock.mutex);
+	vlock_release(&s->heap_lock);
 	pthread_mutex_unlock(&s->purge_lock);
 }
 

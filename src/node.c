@@ -92,9 +92,6 @@ void nodes_destroy(struct vmap_space *s)
 		lazy_set_delete(&vn->lazy_sets[1]);
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
 			va_delete_list(&vn->pools[k].head);
-		vlock_destroy(&vn->busy_lock);
-		vlock_destroy(&vn->lazy_lock);
-		vlock_destroy(&vn->pool_lock);
 	}
 	free(s->nodes);
 	s->nodes = NULL;

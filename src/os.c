@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -37,6 +39,16 @@ int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 	if (fault_hit(FAULT_THREAD))
 		return -EAGAIN;
 	return -pthread_create(thread, NULL, fn, arg);
+}
+
+void os_futex_wait(atomic_int *word, int val)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void os_futex_wake(atomic_int *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 void *os_reserve(size_t len)

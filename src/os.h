@@ -10,6 +10,9 @@
  *                     where the system cannot tell.
  *  os_thread_start()  a joinable thread; 0 or a negative errno (also by
  *                     fault injection, site FAULT_THREAD).
+ *  os_futex_wait()    sleep while *@word == @val (or until woken; may
+ *                     return spuriously).  os_futex_wake(): wake one.
+ *  os_cpu_relax()     a pause for spin loops.
  *  os_reserve()       @len bytes of address space, inaccessible and not
  *                     charged to overcommit; NULL if refused.
  *  os_unreserve()     give a reservation back.
@@ -22,11 +25,23 @@
 #define VMAP_OS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 unsigned os_nr_cpus(void);
 unsigned os_current_cpu(void);
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
+void os_futex_wait(atomic_int *word, int val);
+void os_futex_wake(atomic_int *word);
+
+static inline void os_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
 void *os_reserve(size_t len);
 void os_unreserve(void *addr, size_t len);
 int os_protect(void *addr, size_t len, int readwrite);

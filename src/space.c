@@ -76,7 +76,6 @@ static void space_free(struct vmap_space *s)
 {
 	va_delete_list(&s->heap.set.list);
 	nodes_destroy(s);
-	vlock_destroy(&s->heap_lock);
 	pthread_mutex_destroy(&s->purge_lock);
 	pthread_rwlock_destroy(&s->notifier_lock);
 	free(s->notifiers);
