@@ -48,7 +48,7 @@ check-fuzz:
 
 fuzz:
 	@command -v clang >/dev/null 2>&1 || { echo "make fuzz: needs clang (apt-get install clang)"; exit 2; }
-	$(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	$(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DVMAP_DEBUG=ON -DVMAP_SANITIZE=address -DVMAP_FUZZ=ON -DVMAP_TESTS=OFF \
 		-DVMAP_TOOLS=OFF -DVMAP_WERROR=$(WERROR)
 	$(CMAKE) --build build-fuzz -j $(JOBS) --target fuzz_space

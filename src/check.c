@@ -77,6 +77,12 @@ static size_t list_len(const struct vlist *h)
 	return n;
 }
 
+/*
+ * How many ranges the partition check must hold: the busy lists walked,
+ * pools and lazy sets by their counters.  Only a capacity: the counters
+ * themselves are verified against their lists below, and check_range()
+ * never writes past the array.
+ */
 static size_t count_ranges(struct vmap_space *s)
 {
 	size_t n = list_len(&s->heap.set.list);
@@ -86,7 +92,8 @@ static size_t count_ranges(struct vmap_space *s)
 		n += list_len(&s->nodes[i].busy.list);
 		n += s->nodes[i].lazy->count;
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
-			n += list_len(&s->nodes[i].pools[k].head);
+			n += atomic_load_explicit(&s->nodes[i].pools[k].len,
+						  memory_order_relaxed);
 	}
 	return n;
 }
@@ -331,6 +338,8 @@ int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
 		fail(&c, "lazy counter %llu, lazy lists hold %llu pages",
 		     (unsigned long long)atomic_load(&s->lazy_nr),
 		     (unsigned long long)lazy_pages);
+	if (!c.failed && c.nr_all > c.cap)
+		fail(&c, "range counters disagree with the lists");
 	if (!c.failed)
 		check_partition(&c);
 	unlock_all(s);
