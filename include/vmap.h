@@ -397,8 +397,12 @@ VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
  * area out again without a system call; free address space may therefore
  * be readable where an area of another shape was before.
  *
- * Live areas are bounded by the kernel's map count (vm.max_map_count,
- * 65530 by default): each area with its guard can take two mappings.
+ * Guard pages are guard markers (MADV_GUARD_INSTALL, Linux 6.13+) where
+ * the kernel has them: live areas are then bounded by the reservation
+ * alone, but free address space in the reservation does not fault.  Else,
+ * or with VMAP_HEAP_MPROTECT_GUARDS, they are PROT_NONE pages: every stray
+ * access faults, but each area can take two mappings, so live areas are
+ * bounded by vm.max_map_count (32 751 with the default 65530).
  */
 
 struct vmap_heap;
@@ -408,6 +412,8 @@ enum {
 	VMAP_HEAP_NO_GUARD = 1u << 0,	 /* areas without a guard page */
 	VMAP_HEAP_GUARD_BELOW = 1u << 1, /* guard before the area: for stacks */
 	VMAP_HEAP_MADV_FREE = 1u << 2,	 /* release with MADV_FREE */
+	/* Guards by mprotect even where guard markers exist (see below). */
+	VMAP_HEAP_MPROTECT_GUARDS = 1u << 3,
 };
 
 struct vmap_heap_params {
@@ -466,6 +472,9 @@ struct vmap_heap_stats {
 	uint64_t lazy_areas, lazy_bytes;
 	uint64_t syscalls_mprotect, syscalls_madvise;
 	uint64_t released_runs, released_bytes;
+	uint64_t syscalls_guard;	/* MADV_GUARD_INSTALL and _REMOVE */
+	uint32_t guard_markers;		/* 1: guard markers, 0: mprotect */
+	uint32_t reserved;
 };
 
 /* vmap_heap_stats - fill @stats (walks every area: O(n)).  0, -EINVAL (NULL

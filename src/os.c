@@ -59,6 +59,26 @@ void *os_reserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+void *os_reserve_open(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Not in every libc's headers yet: the values are the kernel's ABI. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+
+int os_guard(void *addr, size_t len, int install)
+{
+	return madvise(addr, len, install ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE) ?
+		-errno : 0;
+}
+
 void os_unreserve(void *addr, size_t len)
 {
 	munmap(addr, len);

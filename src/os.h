@@ -17,6 +17,12 @@
  *                     charged to overcommit; NULL if refused.
  *  os_unreserve()     give a reservation back.
  *  os_protect()       make pages read-write or inaccessible; 0 or -errno.
+ *  os_reserve_open()  the same, but readable and writable (still not
+ *                     charged: memory comes on first touch).
+ *  os_guard()         install (or remove) guard markers on pages:
+ *                     touching them faults, without splitting the
+ *                     mapping (MADV_GUARD_INSTALL, Linux 6.13+); -EINVAL
+ *                     where the kernel lacks it.
  *  os_discard()       release the memory behind pages, keeping them
  *                     mapped (MADV_DONTNEED: they read zero afterwards;
  *                     MADV_FREE: lazily, contents undefined until then).
@@ -43,6 +49,8 @@ static inline void os_cpu_relax(void)
 #endif
 }
 void *os_reserve(size_t len);
+void *os_reserve_open(size_t len);
+int os_guard(void *addr, size_t len, int install);
 void os_unreserve(void *addr, size_t len);
 int os_protect(void *addr, size_t len, int readwrite);
 int os_discard(void *addr, size_t len, int lazily);

@@ -8,12 +8,21 @@
  * area the page belongs to (ownership passes through the space's locks),
  * and counters are relaxed atomics.
  *
- * Guard pages use mprotect: PROT_NONE pages fault on every kernel, and a
- * pooled area comes back with the same shape (body read-write, guard
- * inaccessible), so reuse from a pool costs no system call: the map of
- * page protections tells which pages already have the wanted one.  Each
- * area boundary splits a mapping, so live areas are bounded by
- * vm.max_map_count (two mappings per area, about 32k areas by default).
+ * Guard pages, two mechanisms, chosen when the heap is created:
+ *  - guard markers (MADV_GUARD_INSTALL, Linux 6.13+), preferred: the
+ *    reservation is one read-write mapping, and a guard page is a marker
+ *    in its page table that faults.  Markers do not split the mapping, so
+ *    live areas are bounded by the reservation alone; free address space
+ *    does not fault, though (touching it allocates memory).
+ *  - mprotect, where markers are missing or VMAP_HEAP_MPROTECT_GUARDS asks
+ *    for it: the reservation is PROT_NONE, bodies are made read-write.
+ *    Every stray access faults, but each area boundary splits a mapping,
+ *    so live areas are bounded by vm.max_map_count (two mappings per
+ *    area: 32 751 areas under the default 65530, measured).
+ * Either way a pooled area comes back with the same shape (body usable,
+ * guard faulting), so reuse from a pool costs no system call: the map of
+ * page states tells which pages already are as wanted, and memory
+ * released at the purge (MADV_DONTNEED) keeps markers and protections.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -35,8 +44,13 @@ struct vmap_heap {
 	uint64_t base, size;
 	uint64_t page;
 	unsigned flags;
-	unsigned char *prot;	/* per page: 1 = read-write, 0 = inaccessible */
-	atomic_uint_fast64_t sys_mprotect, sys_madvise;
+	bool markers;		/* guard markers, else mprotect */
+	/*
+	 * Per page: 1 if it is not as the reservation made it, that is
+	 * read-write under mprotect, a guard marker with markers.
+	 */
+	unsigned char *changed;
+	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard;
 	atomic_uint_fast64_t released_runs, released_bytes;
 };
 
@@ -68,28 +82,61 @@ static void release_run(void *cookie, uint64_t start, uint64_t end)
 	count(&h->released_bytes, end - start);
 }
 
-/* Give pages [first, first + n) protection @rw, one call per run to change. */
-static int set_prot(struct vmap_heap *h, uint64_t first, uint64_t n, unsigned char rw)
+/* One system call turning pages usable (@usable) or into guards. */
+static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 {
+	void *addr = (void *)(uintptr_t)(h->base + first * h->page);
+
+	if (h->markers) {
+		count(&h->sys_guard, 1);
+		return os_guard(addr, n * h->page, !usable);
+	}
+	count(&h->sys_mprotect, 1);
+	return os_protect(addr, n * h->page, usable);
+}
+
+/* Make pages [first, first + n) usable or guards, one call per run to change. */
+static int set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
+{
+	unsigned char want = usable != h->markers;
 	uint64_t i = 0, j;
 	int rc;
 
 	while (i < n) {
-		if (h->prot[first + i] == rw) {
+		if (h->changed[first + i] == want) {
 			i++;
 			continue;
 		}
-		for (j = i; j < n && h->prot[first + j] != rw; j++)
+		for (j = i; j < n && h->changed[first + j] != want; j++)
 			;
-		rc = os_protect((void *)(uintptr_t)(h->base + (first + i) * h->page),
-				(j - i) * h->page, rw);
-		count(&h->sys_mprotect, 1);
+		rc = change_pages(h, first + i, j - i, usable);
 		if (rc)
 			return rc;
-		memset(h->prot + first + i, rw, j - i);
+		memset(h->changed + first + i, want, j - i);
 		i = j;
 	}
 	return 0;
+}
+
+/*
+ * Reserve the region: with guard markers where the kernel has them (a
+ * probe installs and removes one), else inaccessible for mprotect.
+ */
+static int reserve(struct vmap_heap *h)
+{
+	void *base;
+
+	if (!(h->flags & VMAP_HEAP_MPROTECT_GUARDS) && (base = os_reserve_open(h->size))) {
+		if (!os_guard(base, h->page, 1) && !os_guard(base, h->page, 0)) {
+			h->markers = true;
+			h->base = (uint64_t)(uintptr_t)base;
+			return 0;
+		}
+		os_unreserve(base, h->size);
+	}
+	base = os_reserve(h->size);
+	h->base = (uint64_t)(uintptr_t)base;
+	return base ? 0 : -ENOMEM;
 }
 
 int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **out)
@@ -102,7 +149,7 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 	int rc;
 
 	if (!out || (p->flags & ~(VMAP_HEAP_NO_GUARD | VMAP_HEAP_GUARD_BELOW |
-				  VMAP_HEAP_MADV_FREE)))
+				  VMAP_HEAP_MADV_FREE | VMAP_HEAP_MPROTECT_GUARDS)))
 		return -EINVAL;
 	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
 		if (p->reserved[i])
@@ -117,10 +164,8 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 		free(h);
 		return -EINVAL;
 	}
-	h->base = (uint64_t)(uintptr_t)os_reserve(h->size);
-	h->prot = os_reserve(h->size / h->page);
-	if (!h->base || !h->prot ||
-	    os_protect(h->prot, h->size / h->page, 1)) {
+	h->changed = os_reserve_open(h->size / h->page);
+	if (!h->changed || reserve(h)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -137,8 +182,8 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 fail:
 	if (h->base)
 		os_unreserve((void *)(uintptr_t)h->base, h->size);
-	if (h->prot)
-		os_unreserve(h->prot, h->size / h->page);
+	if (h->changed)
+		os_unreserve(h->changed, h->size / h->page);
 	free(h);
 	return rc;
 }
@@ -149,7 +194,7 @@ void vmap_heap_destroy(struct vmap_heap *h)
 		return;
 	vmap_space_destroy(h->space);
 	os_unreserve((void *)(uintptr_t)h->base, h->size);
-	os_unreserve(h->prot, h->size / h->page);
+	os_unreserve(h->changed, h->size / h->page);
 	free(h);
 }
 
@@ -181,10 +226,10 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		return NULL;
 	}
 	body = body_of(h, start);
-	rc = set_prot(h, (body - h->base) / h->page, body_pages, 1);
+	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
 	if (!rc && guard_bytes(h))
-		rc = set_prot(h, (start == body ? body + body_pages * h->page : start) /
-			      h->page - h->base / h->page, 1, 0);
+		rc = set_pages(h, (start == body ? body + body_pages * h->page : start) /
+			       h->page - h->base / h->page, 1, false);
 	if (rc) {
 		vmap_free(h->space, start);
 		errno = -rc;
@@ -338,6 +383,8 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 	free(r);
 	st.syscalls_mprotect = atomic_load(&h->sys_mprotect);
 	st.syscalls_madvise = atomic_load(&h->sys_madvise);
+	st.syscalls_guard = atomic_load(&h->sys_guard);
+	st.guard_markers = h->markers;
 	st.released_runs = atomic_load(&h->released_runs);
 	st.released_bytes = atomic_load(&h->released_bytes);
 	st.size = out->size < sizeof(st) ? out->size : (uint32_t)sizeof(st);

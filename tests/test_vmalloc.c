@@ -80,26 +80,73 @@ static void touch_byte(void *p)
 	*(volatile char *)p = 1;
 }
 
-TEST(guard_page_faults)
+/* Both mechanisms: guard markers (where the kernel has them) and mprotect. */
+static void guards_fault(unsigned mechanism)
 {
-	struct vmap_heap *below = new_heap(VMAP_HEAP_GUARD_BELOW, 0);
-	char *a = vmalloc(3 * page), *b;
+	struct vmap_heap *h = new_heap(mechanism, 0);
+	struct vmap_heap *below = new_heap(mechanism | VMAP_HEAP_GUARD_BELOW, 0);
+	char *a, *b, *c;
 
-	assert_true(a != NULL && below != NULL);
+	assert_true(h != NULL && below != NULL);
+	a = vmap_heap_vmalloc(h, 3 * page);
+	assert_true(a != NULL);
 	expect_int(signal_of(touch_byte, a + 3 * page - 1), ==, 0);
 	expect_int(signal_of(touch_byte, a + 3 * page), ==, SIGSEGV);	/* one byte over */
 	/* A reused area keeps its guard: free, purge, allocate the same size. */
-	vfree(a);
-	vmap_purge(vmap_heap_space(vmap_default_heap()));
-	a = vmalloc(3 * page);
+	vmap_heap_vfree(h, a);
+	vmap_purge(vmap_heap_space(h));
+	a = vmap_heap_vmalloc(h, 3 * page);
 	expect_int(signal_of(touch_byte, a + 3 * page), ==, SIGSEGV);
+	/* Another shape over the same pages: old guards gone, new one there. */
+	vmap_heap_vfree(h, a);
+	vmap_purge(vmap_heap_space(h));
+	vmap_shrink(vmap_heap_space(h));
+	c = vmap_heap_vmalloc(h, 5 * page);
+	expect_true(c == a);
+	expect_int(signal_of(touch_byte, c + 3 * page), ==, 0);
+	expect_int(signal_of(touch_byte, c + 5 * page), ==, SIGSEGV);
 	/* Guard below, for stacks that grow down. */
 	b = vmap_heap_vmalloc(below, page);
 	expect_int(signal_of(touch_byte, b), ==, 0);
 	expect_int(signal_of(touch_byte, b - 1), ==, SIGSEGV);
-	vfree(a);
+	vmap_heap_vfree(h, c);
 	vmap_heap_vfree(below, b);
+	vmap_heap_destroy(h);
 	vmap_heap_destroy(below);
+}
+
+TEST(guard_page_faults_markers)
+{
+	struct vmap_heap_stats st = { .size = sizeof(st) };
+	struct vmap_heap *h = new_heap(0, 0);
+
+	assert_true(h != NULL);
+	vmap_heap_stats(h, &st);
+	vmap_heap_destroy(h);
+	if (!st.guard_markers)
+		test_skip("this kernel has no MADV_GUARD_INSTALL");
+	guards_fault(0);
+}
+
+TEST(guard_page_faults_mprotect)
+{
+	struct vmap_heap_stats st = { .size = sizeof(st) };
+	struct vmap_heap *h = new_heap(VMAP_HEAP_MPROTECT_GUARDS, 0);
+
+	assert_true(h != NULL);
+	vmap_heap_stats(h, &st);
+	expect_int(st.guard_markers, ==, 0);
+	vmap_heap_destroy(h);
+	guards_fault(VMAP_HEAP_MPROTECT_GUARDS);
+}
+
+TEST(default_heap_guard)
+{
+	char *a = vmalloc(3 * page);
+
+	assert_true(a != NULL);
+	expect_int(signal_of(touch_byte, a + 3 * page), ==, SIGSEGV);
+	vfree(a);
 }
 
 TEST(memory_reads_zero)
@@ -220,7 +267,8 @@ TEST(steady_stream_needs_few_system_calls)
 	vmap_set_thread_cpu(-1);
 	vmap_heap_stats(h, &st);
 	/* mmap+munmap would make 2 per pair; pools reuse shaped areas. */
-	expect_u64(st.syscalls_mprotect + st.syscalls_madvise, <, (uint64_t)n / 2);
+	expect_u64(st.syscalls_mprotect + st.syscalls_madvise + st.syscalls_guard, <,
+		   (uint64_t)n / 2);
 	vmap_heap_destroy(h);
 }
 
@@ -420,7 +468,9 @@ int main(int argc, char **argv)
 	page = (size_t)sysconf(_SC_PAGESIZE);
 	return test_main(argc, argv, (struct test[]){
 		T(every_byte_usable),
-		T(guard_page_faults),
+		T(guard_page_faults_markers),
+		T(guard_page_faults_mprotect),
+		T(default_heap_guard),
 		T(memory_reads_zero),
 		T(vrealloc_keeps_contents),
 		T(purge_releases_memory_in_batches),
