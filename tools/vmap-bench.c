@@ -590,8 +590,9 @@ static int run_phase(const struct params *p, const struct backend *be,
 		row->syscalls_per_pair = (double)atomic_load(&ph.syscalls) / row->pairs;
 	if (ph.heap && row->pairs) {
 		vmap_heap_stats(ph.heap, &hst_end);
-		row->syscalls_per_pair = (double)(hst_end.syscalls_mprotect + hst_end.syscalls_madvise -
-						  hst.syscalls_mprotect - hst.syscalls_madvise) /
+		row->syscalls_per_pair = (double)(hst_end.syscalls_mprotect + hst_end.syscalls_madvise +
+						  hst_end.syscalls_guard - hst.syscalls_mprotect -
+						  hst.syscalls_madvise - hst.syscalls_guard) /
 			row->pairs;
 	}
 	if (row->range) {
