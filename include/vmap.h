@@ -241,9 +241,9 @@ VMAP_API int vmap_find(struct vmap_space *space, uint64_t addr,
 		       struct vmap_range *range);
 
 /*
- * vmap_snapshot - every busy and lazy range, node by node: each node's busy
- * ranges in address order, then its lazy ranges in address order (the
- * order of /proc/vmallocinfo).  *@ranges is allocated with malloc(); the
+ * vmap_snapshot - every busy and lazy range in the order of
+ * /proc/vmallocinfo: the busy ranges node by node, each node's in address
+ * order, then the lazy ranges node by node, likewise.  *@ranges is allocated with malloc(); the
  * caller frees it with free().  Ranges change meanwhile: the snapshot is
  * consistent per node, not across nodes.
  * Returns 0, -EINVAL (NULL) or -ENOMEM.
@@ -513,7 +513,7 @@ VMAP_API void *vrealloc(void *addr, size_t size);
 /*
  * vmallocinfo - the /proc/vmallocinfo format: node by node, each busy area
  * in address order as "0xSTART-0xEND SIZE CALLER pages=N vmalloc", then
- * the lazy ones as "0xSTART-0xEND SIZE unpurged vm_area".  0 or -EIO.
+ * every lazy one as "0xSTART-0xEND SIZE unpurged vm_area".  0 or -EIO.
  */
 VMAP_API int vmallocinfo(FILE *out);
 

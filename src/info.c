@@ -8,6 +8,7 @@
  * if the space grew before it was filled.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -46,20 +47,26 @@ static int cmp_range_start(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Copy one node's ranges into @r (room for @cap); returns how many it has. */
-static size_t copy_node(struct vmap_space *s, struct vmap_node *vn,
+/*
+ * Copy one node's busy ranges (@lazy false) or lazy ranges into @r, room
+ * for @cap; returns how many the node has.  Lazy ones are sorted here:
+ * their lists are filed by size class, not by address.
+ */
+static size_t copy_node(struct vmap_space *s, struct vmap_node *vn, bool lazy,
 			struct vmap_range *r, size_t cap)
 {
-	size_t n = 0, first_lazy;
+	size_t n = 0;
 	struct va *va;
 	unsigned k;
 
-	vlock_acquire(&vn->busy_lock);
-	vlist_for_each_va(va, &vn->busy.list)
-		if (n++ < cap)
-			fill(s, &r[n - 1], va, vn->id, VMAP_RANGE_BUSY);
-	vlock_release(&vn->busy_lock);
-	first_lazy = n;
+	if (!lazy) {
+		vlock_acquire(&vn->busy_lock);
+		vlist_for_each_va(va, &vn->busy.list)
+			if (n++ < cap)
+				fill(s, &r[n - 1], va, vn->id, VMAP_RANGE_BUSY);
+		vlock_release(&vn->busy_lock);
+		return n;
+	}
 	vlock_acquire(&vn->lazy_lock);
 	for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
 		struct vlist *list = k < MAX_VA_SIZE_PAGES ?
@@ -71,15 +78,15 @@ static size_t copy_node(struct vmap_space *s, struct vmap_node *vn,
 	}
 	vlock_release(&vn->lazy_lock);
 	if (n <= cap)
-		qsort(r + first_lazy, n - first_lazy, sizeof(*r), cmp_range_start);
+		qsort(r, n, sizeof(*r), cmp_range_start);
 	return n;
 }
 
 int vmap_snapshot(struct vmap_space *s, struct vmap_range **ranges, size_t *count)
 {
-	size_t cap = 0, n, got;
+	size_t cap = 0, n, got = 0;
 	struct vmap_range *r;
-	unsigned i;
+	unsigned i, pass;
 
 	if (!s || !ranges || !count)
 		return -EINVAL;
@@ -90,13 +97,18 @@ int vmap_snapshot(struct vmap_space *s, struct vmap_range **ranges, size_t *coun
 		r = malloc(cap * sizeof(*r));
 		if (!r)
 			return -ENOMEM;
-		for (i = 0, n = 0; i < s->nr_nodes; i++) {
-			got = copy_node(s, &s->nodes[i], r + n, cap - n);
-			if (got > cap - n)
+		n = 0;
+		for (pass = 0; pass < 2; pass++) {
+			for (i = 0; i < s->nr_nodes; i++) {
+				got = copy_node(s, &s->nodes[i], pass, r + n, cap - n);
+				if (got > cap - n)
+					break;
+				n += got;
+			}
+			if (i < s->nr_nodes)
 				break;
-			n += got;
 		}
-		if (i == s->nr_nodes)
+		if (pass == 2)
 			break;
 		free(r);
 		cap = n + got;

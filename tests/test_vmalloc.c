@@ -422,7 +422,8 @@ TEST(vmallocinfo_format)
 	struct vmap_heap *h = new_heap(0, 1 << 20);
 	char line[512], *buf = NULL;
 	size_t len = 0;
-	int busy = 0, lazy = 0, named = 0;
+	int busy = 0, lazy = 0, named = 0, busy_after_lazy = 0, cpu;
+	void *more[4];
 	regex_t busy_re, lazy_re;
 	void *a, *b;
 	FILE *f;
@@ -435,6 +436,14 @@ TEST(vmallocinfo_format)
 	a = named_caller(h);
 	b = vmap_heap_vmalloc(h, page);
 	vmap_heap_vfree(h, b);
+	/* Areas of other CPUs' nodes, half of them lazy. */
+	for (cpu = 0; cpu < 4; cpu++) {
+		vmap_set_thread_cpu(cpu);
+		more[cpu] = vmap_heap_vmalloc(h, (size_t)(cpu + 1) * page);
+		if (cpu % 2)
+			vmap_heap_vfree(h, more[cpu]);
+	}
+	vmap_set_thread_cpu(-1);
 	f = open_memstream(&buf, &len);
 	assert_int(vmap_heap_info(h, f), ==, 0);
 	fclose(f);
@@ -443,6 +452,7 @@ TEST(vmallocinfo_format)
 		line[strcspn(line, "\n")] = '\0';
 		if (!regexec(&busy_re, line, 0, NULL, 0)) {
 			busy++;
+			busy_after_lazy += lazy > 0;	/* the kernel lists lazy ones last */
 			/* 4 pages + guard = 20480 bytes, as the kernel prints. */
 			named += strstr(line, " 20480 named_caller+0x") && strstr(line, "pages=4");
 		} else if (!regexec(&lazy_re, line, 0, NULL, 0)) {
@@ -454,12 +464,15 @@ TEST(vmallocinfo_format)
 	}
 	fclose(f);
 	free(buf);
-	expect_int(busy, ==, 1);
-	expect_int(lazy, ==, 1);
+	expect_int(busy, ==, 3);
+	expect_int(lazy, ==, 3);
 	expect_int(named, ==, 1);
+	expect_int(busy_after_lazy, ==, 0);
 	regfree(&busy_re);
 	regfree(&lazy_re);
 	vmap_heap_vfree(h, a);
+	vmap_heap_vfree(h, more[0]);
+	vmap_heap_vfree(h, more[2]);
 	vmap_heap_destroy(h);
 }
 
