@@ -88,6 +88,7 @@ static void guards_fault(unsigned mechanism)
 	char *a, *b, *c;
 
 	assert_true(h != NULL && below != NULL);
+	vmap_set_thread_cpu(0);	/* one node's pool, whatever CPU runs us */
 	a = vmap_heap_vmalloc(h, 3 * page);
 	assert_true(a != NULL);
 	expect_int(signal_of(touch_byte, a + 3 * page - 1), ==, 0);
@@ -111,6 +112,7 @@ static void guards_fault(unsigned mechanism)
 	expect_int(signal_of(touch_byte, b - 1), ==, SIGSEGV);
 	vmap_heap_vfree(h, c);
 	vmap_heap_vfree(below, b);
+	vmap_set_thread_cpu(-1);
 	vmap_heap_destroy(h);
 	vmap_heap_destroy(below);
 }
@@ -162,6 +164,7 @@ TEST(memory_reads_zero)
 		bad += p[i] != 0;
 	vfree(p);
 	/* Dirty an area, free it, purge: the same range comes back zeroed. */
+	vmap_set_thread_cpu(0);
 	p = vmap_heap_vmalloc(h, 2 * page);
 	memset(p, 0xa5, 2 * page);
 	vmap_heap_vfree(h, p);
@@ -172,6 +175,7 @@ TEST(memory_reads_zero)
 		bad += q[i] != 0;
 	expect_u64(bad, ==, 0);
 	vmap_heap_vfree(h, q);
+	vmap_set_thread_cpu(-1);
 	vmap_heap_destroy(h);
 }
 
