@@ -270,9 +270,15 @@ TEST(steady_stream_needs_few_system_calls)
 	}
 	vmap_set_thread_cpu(-1);
 	vmap_heap_stats(h, &st);
-	/* mmap+munmap would make 2 per pair; pools reuse shaped areas. */
+	/*
+	 * Frees are released in batches at the purge, not one call each;
+	 * and all calls together stay well under mmap+munmap's 2 per pair,
+	 * even counting the first fill of the pool, where each area is new
+	 * and gets its guard (the first lazy_max_pages / 2 pairs).
+	 */
+	expect_u64(st.syscalls_madvise, <=, (uint64_t)n / 100);
 	expect_u64(st.syscalls_mprotect + st.syscalls_madvise + st.syscalls_guard, <,
-		   (uint64_t)n / 2);
+		   (uint64_t)n);
 	vmap_heap_destroy(h);
 }
 
