@@ -256,15 +256,6 @@ struct tree_node *tree_first(const struct tree_root *root)
 	return n;
 }
 
-struct tree_node *tree_last(const struct tree_root *root)
-{
-	struct tree_node *n = root->top;
-
-	while (n && n->right)
-		n = n->right;
-	return n;
-}
-
 struct tree_node *tree_next(const struct tree_node *n)
 {
 	struct tree_node *p;
@@ -276,21 +267,6 @@ struct tree_node *tree_next(const struct tree_node *n)
 		return (struct tree_node *)n;
 	}
 	while ((p = n->parent) && n == p->right)
-		n = p;
-	return p;
-}
-
-struct tree_node *tree_prev(const struct tree_node *n)
-{
-	struct tree_node *p;
-
-	if (n->left) {
-		n = n->left;
-		while (n->right)
-			n = n->right;
-		return (struct tree_node *)n;
-	}
-	while ((p = n->parent) && n == p->left)
 		n = p;
 	return p;
 }

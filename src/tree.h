@@ -71,9 +71,7 @@ void tree_propagate(struct tree_node *n, const struct tree_augment *aug,
 		    bool stop_early);
 
 struct tree_node *tree_first(const struct tree_root *root);
-struct tree_node *tree_last(const struct tree_root *root);
 struct tree_node *tree_next(const struct tree_node *n);
-struct tree_node *tree_prev(const struct tree_node *n);
 
 /*
  * Verify parent links, colours (no red node with a red child, a black
