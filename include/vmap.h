@@ -324,7 +324,7 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 #define VMAP_STAT_FIELDS(X)                                                    \
 	X(allocs, "ranges handed out")                                        \
 	X(alloc_failures, "allocations refused for lack of room")             \
-	X(frees, "ranges given back (made lazy)")                             \
+	X(frees, "ranges given back (made lazy; per node: into its lazy set)") \
 	X(pool_hits, "allocations served by a node pool")                     \
 	X(pool_misses, "whole-space allocations the pool could not serve")    \
 	X(heap_lock, "global heap lock acquisitions")                         \

@@ -240,4 +240,5 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	ls->count++;
 	ls->cross += cross;
 	vlock_release(&vn->lazy_lock);
+	counter_add(&vn->count.frees, 1);
 }

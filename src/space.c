@@ -285,6 +285,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 {
 	struct vmap_node *cpu_vn;
 	bool whole, pooled;
+	unsigned addr_node;
 	struct va *va;
 	uint64_t start;
 	int rc;
@@ -332,19 +333,19 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	 * when it is freed: by default the allocating CPU's, also after a
 	 * pool miss, so pools fill with what their CPUs ask for (SPEC 3.2).
 	 */
+	start = va->start;
+	addr_node = addr_to_node(s, start);
 	va->tag = 0;
 	if (pooled)
-		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ?
-			       addr_to_node(s, va->start) : cpu_vn->id);
+		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ? addr_node : cpu_vn->id);
 	va->user = user;
 	VMAP_ASSERT(va->start >= vstart && va->end <= vend);
 	VMAP_ASSERT(!(va->start & (align - 1)));
-	start = va->start;
-	if (!busy_insert(s, &s->nodes[addr_to_node(s, start)], va)) {
+	if (!busy_insert(s, &s->nodes[addr_node], va)) {
 		va_delete(va);
 		return -EUCLEAN;
 	}
-	if (addr_to_node(s, start) != cpu_vn->id)
+	if (addr_node != cpu_vn->id)
 		counter_add(&cpu_vn->count.cross_node_busy, 1);
 	counter_add(&cpu_vn->count.allocs, 1);
 	*addr = start;
@@ -366,7 +367,6 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 	lazy_insert(s, va);
-	counter_add(&s->nodes[this_cpu_node(s)].count.frees, 1);
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s);
 	return 0;
