@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "track.h"
 #include "vmap.h"
 
 #define DEFAULT_RESERVE (64ull << 30)
@@ -192,6 +193,8 @@ void vmap_heap_destroy(struct vmap_heap *h)
 {
 	if (!h)
 		return;
+	/* The region goes back to the system: nothing of it stays poisoned. */
+	track_usable((void *)(uintptr_t)h->base, h->size);
 	vmap_space_destroy(h->space);
 	os_unreserve((void *)(uintptr_t)h->base, h->size);
 	os_unreserve(h->changed, h->size / h->page);
@@ -235,6 +238,7 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		errno = -rc;
 		return NULL;
 	}
+	track_usable((void *)(uintptr_t)body, body_pages * h->page);
 	return (void *)(uintptr_t)body;
 }
 
@@ -265,10 +269,14 @@ static int area_of(struct vmap_heap *h, const void *addr, struct vmap_range *r)
 
 static void heap_free(struct vmap_heap *h, const void *addr)
 {
+	struct vmap_range r;
 	uint64_t start;
 
 	if (!addr)
 		return;
+	/* A checker needs the size, which costs a lookup: only then. */
+	if (track_enabled && !area_of(h, addr, &r))
+		track_freed((void *)addr, r.end - r.start - guard_bytes(h));
 	/* vmap_free() refuses anything but the start of a busy area. */
 	if (!area_start(h, addr, &start) || vmap_free(h->space, start))
 		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",

@@ -180,6 +180,41 @@ TEST(memory_reads_zero)
 }
 
 /* The kernel's vrealloc_test: 1 page, 4 pages, 1 page, half a page, a page. */
+/* Under ASan, a vfree'd area is poisoned at once: the next access reports. */
+TEST(use_after_vfree_reported)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	char *p = vmalloc(page), report[4096] = "";
+	FILE *log = tmpfile();
+	int status;
+	pid_t pid;
+
+	assert_true(p != NULL && log != NULL);
+	p[0] = 1;
+	vfree(p);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fileno(log), 2);
+		*(volatile char *)p = 2;
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	rewind(log);
+	report[fread(report, 1, sizeof(report) - 1, log)] = '\0';
+	fclose(log);
+	expect_true(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+	expect_true(strstr(report, "use-after-poison") != NULL);
+	/* Handed out again, the same pages are usable. */
+	vmap_purge(vmap_heap_space(vmap_default_heap()));
+	p = vmalloc(page);
+	p[0] = 3;
+	vfree(p);
+#else
+	test_skip("not built with AddressSanitizer");
+#endif
+}
+
 TEST(vrealloc_keeps_contents)
 {
 	static const double steps[] = { 1, 4, 1, 0.5, 1 };
@@ -495,6 +530,7 @@ int main(int argc, char **argv)
 		T(guard_page_faults_mprotect),
 		T(default_heap_guard),
 		T(memory_reads_zero),
+		T(use_after_vfree_reported),
 		T(vrealloc_keeps_contents),
 		T(purge_releases_memory_in_batches),
 		T(steady_stream_needs_few_system_calls),
