@@ -89,6 +89,7 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	const struct vmap_params *p = params ? params : &defaults;
 	unsigned cpus = os_nr_cpus();
 	struct vmap_space *s;
+	struct vlist garbage;
 	struct va *whole;
 	int rc;
 
@@ -136,7 +137,8 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	}
 	whole->start = base;
 	whole->end = limit;
-	heap_return(&s->heap, whole, NULL);
+	vlist_init(&garbage);
+	heap_return(&s->heap, whole, &garbage);	/* an empty heap: nothing merges */
 	rc = purge_init(s);
 	if (rc)
 		goto fail;

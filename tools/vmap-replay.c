@@ -240,7 +240,7 @@ int main(int argc, char **argv)
 			die_line(line, "line too long", NULL);
 		if ((hash = strchr(buf, '#')))
 			*hash = '\0';
-		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); tok[n] && n < 7;)
+		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); n < 7 && tok[n];)
 			tok[++n] = strtok_r(NULL, " \t\r\n", &save);
 		if (n == 0)
 			continue;
