@@ -201,12 +201,11 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 	struct va *va;
 	unsigned k;
 
-	for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
-		const struct vlist *list = k < MAX_VA_SIZE_PAGES ? &ls->by_class[k] : &ls->other;
+	for (k = 0; k < LAZY_LISTS; k++) {
 		bool pool_bound;
 
 		n = 0;
-		vlist_for_each_va(va, list) {
+		vlist_for_each_va(va, &ls->lists[k]) {
 			if (!check_range(c, "lazy", va))
 				return 0;
 			if (lazy_node_of(s, va) != vn)
@@ -214,7 +213,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 				     (unsigned long long)va->start, vn->id);
 			pool_bound = tag_valid(s, va->tag) &&
 				va_pages(s, va) <= MAX_VA_SIZE_PAGES;
-			if (k < MAX_VA_SIZE_PAGES ? va_pages(s, va) != k + 1 || !pool_bound :
+			if (k != LAZY_OTHER ? va_pages(s, va) != k + 1 || !pool_bound :
 			    pool_bound)
 				fail(c, "lazy range at 0x%llx is filed in the wrong list",
 				     (unsigned long long)va->start);
@@ -223,7 +222,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 			hi = va->end > hi ? va->end : hi;
 			n++;
 		}
-		if (k < MAX_VA_SIZE_PAGES && n != ls->class_len[k])
+		if (k != LAZY_OTHER && n != ls->class_len[k])
 			fail(c, "lazy class %u of node %u: length %zu, list holds %zu",
 			     k, vn->id, ls->class_len[k], n);
 		count += n;

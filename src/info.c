@@ -68,14 +68,10 @@ static size_t copy_node(struct vmap_space *s, struct vmap_node *vn, bool lazy,
 		return n;
 	}
 	vlock_acquire(&vn->lazy_lock);
-	for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
-		struct vlist *list = k < MAX_VA_SIZE_PAGES ?
-			&vn->lazy->by_class[k] : &vn->lazy->other;
-
-		vlist_for_each_va(va, list)
+	for (k = 0; k < LAZY_LISTS; k++)
+		vlist_for_each_va(va, &vn->lazy->lists[k])
 			if (n++ < cap)
 				fill(s, &r[n - 1], va, vn->id, VMAP_RANGE_LAZY);
-	}
 	vlock_release(&vn->lazy_lock);
 	if (n <= cap)
 		qsort(r, n, sizeof(*r), cmp_range_start);

@@ -78,7 +78,7 @@ struct node_counters {
  * One node's lazy ranges, filed at free time by where the purge will send
  * them: a pool-bound range (tagged with this node, 1..256 pages) on the
  * list of its size class, anything else (untagged, or too large for a
- * pool) on @other.  Each list is newest first.  So a free costs O(1), and
+ * pool) on the last list, LAZY_OTHER.  Each list is newest first.  So a free costs O(1), and
  * a purge fills each pool with one splice instead of visiting its ranges:
  * the kernel keeps lazy ranges in an address-ordered tree and visits
  * every one, which costs a tree insert per free and, at tens of thousands
@@ -86,10 +86,12 @@ struct node_counters {
  * Pools therefore receive a purge's ranges newest-freed first, where the
  * kernel's receive them in address order (see pool.c).
  */
+#define LAZY_OTHER MAX_VA_SIZE_PAGES
+#define LAZY_LISTS (MAX_VA_SIZE_PAGES + 1)
+
 struct lazy_set {
-	struct vlist by_class[MAX_VA_SIZE_PAGES];
+	struct vlist lists[LAZY_LISTS];		/* by size class, then LAZY_OTHER */
 	size_t class_len[MAX_VA_SIZE_PAGES];
-	struct vlist other;
 	uint64_t lo, hi;	/* bounds, for the one flush */
 	uint64_t pages;
 	size_t count;

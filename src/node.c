@@ -5,8 +5,8 @@
  * returns records to the global heap.
  *
  * Locks: a node's busy_lock guards its busy set, its lazy_lock the lazy
- * set frees go to; global_heap_return() takes the heap lock.  No function here holds
- * two locks at once.
+ * set frees go to; global_heap_return() takes the heap lock.  No function
+ * here holds two locks at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -186,11 +186,10 @@ void lazy_set_init(struct lazy_set *ls)
 {
 	unsigned k;
 
-	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
-		vlist_init(&ls->by_class[k]);
+	for (k = 0; k < LAZY_LISTS; k++)
+		vlist_init(&ls->lists[k]);
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
 		ls->class_len[k] = 0;
-	}
-	vlist_init(&ls->other);
 	ls->lo = ls->hi = 0;
 	ls->pages = 0;
 	ls->count = ls->cross = 0;
@@ -201,9 +200,8 @@ void lazy_set_gather(struct lazy_set *ls, struct vlist *out)
 {
 	unsigned k;
 
-	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
-		vlist_splice_head(&ls->by_class[k], out);
-	vlist_splice_head(&ls->other, out);
+	for (k = 0; k < LAZY_LISTS; k++)
+		vlist_splice_head(&ls->lists[k], out);
 	lazy_set_init(ls);
 }
 
@@ -231,10 +229,10 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	if (!ls->count || va->end > ls->hi)
 		ls->hi = va->end;
 	if (pool_bound) {
-		vlist_add_head(&va->link, &ls->by_class[pages - 1]);
+		vlist_add_head(&va->link, &ls->lists[pages - 1]);
 		ls->class_len[pages - 1]++;
 	} else {
-		vlist_add_head(&va->link, &ls->other);
+		vlist_add_head(&va->link, &ls->lists[LAZY_OTHER]);
 	}
 	ls->pages += pages;
 	ls->count++;

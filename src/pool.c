@@ -77,7 +77,7 @@ void pool_fill(struct vmap_node *vn, struct lazy_set *ls)
 		if (!ls->class_len[k])
 			continue;
 		p = &vn->pools[k];
-		vlist_splice_head(&ls->by_class[k], &p->head);
+		vlist_splice_head(&ls->lists[k], &p->head);
 		pool_len_set(p, pool_len(p) + ls->class_len[k]);
 		pooled += ls->class_len[k];
 		ls->class_len[k] = 0;

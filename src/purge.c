@@ -57,10 +57,8 @@ static void release_runs(struct vmap_space *s, struct vmap_node **marked,
 	for (m = 0; m < nr_marked; m++) {
 		struct lazy_set *ls = marked[m]->purging;
 
-		for (k = 0; k <= MAX_VA_SIZE_PAGES; k++) {
-			struct vlist *list = k < MAX_VA_SIZE_PAGES ? &ls->by_class[k] : &ls->other;
-
-			vlist_for_each_va(va, list) {
+		for (k = 0; k < LAZY_LISTS; k++) {
+			vlist_for_each_va(va, &ls->lists[k]) {
 				if (sorted)
 					sorted[n++] = va;
 				else
