@@ -209,7 +209,7 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			const void *caller)
 {
-	uint64_t body_pages, start, body;
+	uint64_t body_pages, start, body, guard;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
@@ -229,10 +229,11 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		return NULL;
 	}
 	body = body_of(h, start);
+	/* The guard is the area's first page when below, else its last. */
+	guard = start == body ? body + body_pages * h->page : start;
 	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
 	if (!rc && guard_bytes(h))
-		rc = set_pages(h, (start == body ? body + body_pages * h->page : start) /
-			       h->page - h->base / h->page, 1, false);
+		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
 	if (rc) {
 		vmap_free(h->space, start);
 		errno = -rc;
