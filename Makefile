@@ -1,5 +1,8 @@
 # A thin front end over CMake: no CMake knowledge needed.
 #   make              build everything (Release with debug info) into build/
+#   make deps         install the optional Debian packages (DEPS_PKGS) when
+#                     root; otherwise print the apt-get command.  The build
+#                     leaves out what a missing package would enable.
 #   make check        every test under ASan+UBSan, then the multi-thread
 #                     tests under TSan; non-zero exit on any failure
 #   make bench        the one-lock against vmap-nodes comparison
@@ -17,14 +20,36 @@ WERROR ?= $(if $(CI),ON,OFF)
 FUZZ_SECONDS ?= 60
 FUZZ_SEED ?= 0
 SOAK_SECONDS ?= 180
+# Optional Debian packages: liburcu-dev (vfree_rcu), systemtap-sdt-dev
+# (USDT probes), groff-base (man page lint), gnuplot (scripts/plot).
+DEPS_PKGS ?= liburcu-dev systemtap-sdt-dev groff-base gnuplot-nox
 
-.PHONY: all check check-asan check-tsan check-fuzz bench fuzz soak valgrind install clean
+.PHONY: all deps check check-asan check-tsan check-fuzz bench fuzz soak valgrind install clean
 
 all:
 	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMAP_WERROR=$(WERROR)
 	$(CMAKE) --build build -j $(JOBS)
 
-check: check-asan check-tsan check-fuzz
+# Never fails: a package that cannot be installed only turns its feature
+# off, and the tests of that feature say "skipped" and why.
+deps:
+	@missing=$$(for p in $(DEPS_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+	done); \
+	if [ -z "$$missing" ]; then \
+		echo "deps: all installed ($(DEPS_PKGS))"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "deps: not a Debian system; missing features are built out:" $$missing; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+		echo "deps: installing" $$missing; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >/dev/null 2>&1 || \
+			echo "deps: apt-get failed; building without:" $$missing; \
+	else \
+		echo "deps: not root; to enable every feature run: sudo apt-get install" $$missing; \
+	fi
+
+check: deps
+	$(MAKE) --no-print-directory check-asan check-tsan check-fuzz
 
 check-asan:
 	$(CMAKE) -S . -B build-check -DCMAKE_BUILD_TYPE=Debug -DVMAP_DEBUG=ON \
@@ -72,7 +97,7 @@ valgrind: all
 	done
 	$(VALGRIND) ./build/tests/soak 5 6
 
-bench: all
+bench: deps all
 	./build/tools/vmap-bench run_test_mask=13 test_loop_count=200000 tag=kernel,address
 
 install: all
