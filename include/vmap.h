@@ -90,6 +90,17 @@ enum {
 	 * the range goes to when freed.
 	 */
 	VMAP_TAG_BY_ADDRESS = 1u << 1,
+	/*
+	 * Pools filled by purges only, as in the kernel: an allocation
+	 * that misses its pool takes one range from the global heap,
+	 * wherever it lies.  By default a miss refills the pool instead
+	 * with a batch of ranges that start in the CPU's own node's zones,
+	 * taken under one heap lock acquisition, so that pools do not wait
+	 * for the drain and a CPU's ranges take only its own node's locks.
+	 * vmap-replay and the placement tests use this for the kernel's
+	 * exact placement.
+	 */
+	VMAP_KERNEL_POOLS = 1u << 2,
 };
 
 /*
@@ -111,7 +122,7 @@ struct vmap_params {
 	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size).
 	 */
 	uint64_t lazy_max_pages;
-	/* VMAP_DETERMINISTIC, VMAP_TAG_BY_ADDRESS. */
+	/* VMAP_DETERMINISTIC, VMAP_TAG_BY_ADDRESS, VMAP_KERNEL_POOLS. */
 	uint32_t flags;
 	uint32_t reserved0;
 	vmap_flush_fn flush;	/* may be NULL */
@@ -345,7 +356,10 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(overlaps, "corrupt returns refused (a bug if non-zero)")            \
 	X(lazy_pages, "gauge: pages lazy now")                                \
 	X(pooled_now, "gauge: ranges in pools now")                           \
-	X(free_bytes, "gauge: bytes in the global free heap now")
+	X(free_bytes, "gauge: bytes in the global free heap now")             \
+	X(other_node_lock, "node locks taken by alloc/free of another node's CPU") \
+	X(pool_refills, "batches taken from the heap into an empty pool")     \
+	X(refilled, "ranges those batches took")
 
 struct vmap_stats {
 	/* Set by the caller to sizeof(struct vmap_stats) before the call. */

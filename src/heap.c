@@ -215,6 +215,42 @@ int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
 	return 0;
 }
 
+/*
+ * Each step either succeeds or moves the window's start to the next zone of
+ * @node above the block it met, so a heap fragmented into many blocks
+ * inside other nodes' zones can cost a try per block: the caller bounds
+ * the tries and, past them, takes its range from anywhere.
+ */
+int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
+		       uint64_t page, const struct zone_map *zm,
+		       uint64_t vstart, uint64_t vend, unsigned tries,
+		       struct va **spare, struct vlist *garbage, uint64_t *start)
+{
+	uint64_t length = heap_search_length(size, align, page, vstart, vend);
+	uint64_t a, zone, next;
+	struct va *b;
+
+	while (tries--) {
+		b = heap_lowest_fit(h, size, align, vstart, length, &a);
+		if (!b || a + size > vend)
+			return -ENOMEM;
+		zone = a >> zm->zone_shift;
+		if (zone % zm->nr_nodes == zm->node) {
+			VMAP_ASSERT(*spare);
+			clip(h, b, a, size, spare, garbage);
+			*start = a;
+			return 0;
+		}
+		next = zone + (zm->node + zm->nr_nodes - zone % zm->nr_nodes) %
+			zm->nr_nodes;
+		if (next > (UINT64_MAX >> zm->zone_shift) ||
+		    (next << zm->zone_shift) >= vend)
+			return -ENOMEM;
+		vstart = next << zm->zone_shift;
+	}
+	return -EAGAIN;
+}
+
 bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 {
 	struct tree_node *parent, **slot;

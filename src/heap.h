@@ -62,6 +62,25 @@ int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
 	       struct vlist *garbage, uint64_t *start);
 
 /*
+ * The zones of one node: zone z = addr >> zone_shift belongs to node
+ * z % nr_nodes (see internal.h).
+ */
+struct zone_map {
+	unsigned zone_shift, nr_nodes, node;
+};
+
+/*
+ * heap_alloc() restricted to ranges that start in a zone of @zm's node:
+ * the lowest such fit, found in at most @tries searches.  Returns 0 and
+ * *@start, -ENOMEM (none in [vstart, vend)) or -EAGAIN (the tries ran
+ * out).
+ */
+int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
+		       uint64_t page, const struct zone_map *zm,
+		       uint64_t vstart, uint64_t vend, unsigned tries,
+		       struct va **spare, struct vlist *garbage, uint64_t *start);
+
+/*
  * Give @va's range back, merging with the free neighbours on either side.
  * A range overlapping a free block is a bug upstream: it is refused
  * (@va goes to @garbage, the heap is untouched, the overlap counted and

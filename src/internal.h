@@ -16,7 +16,7 @@
  * with no lock of the space held, so that they may free ranges.
  *
  * WHAT GUARDS WHAT
- *   heap_lock          the free heap (heap.h)
+ *   heap_lock          the free heap (heap.h) and each node's refill_next
  *   busy_lock          a node's busy set
  *   lazy_lock          which lazy set of a node frees go to, and that set
  *   pool_lock          a node's 256 pools (lists; lengths are written
@@ -72,6 +72,7 @@ struct node_counters {
 	atomic_uint_fast64_t allocs, alloc_failures, frees;
 	atomic_uint_fast64_t pool_hits, pool_misses, cross_node_busy;
 	atomic_uint_fast64_t pooled, pooled_cross_node, decayed_vas;
+	atomic_uint_fast64_t other_node_lock, pool_refills, refilled;
 };
 
 /*
@@ -116,9 +117,18 @@ struct vmap_node {
 	 */
 	struct lazy_set *purging;
 	bool skip_populate;
+	uint64_t refill_next;	/* where its next refill searches; heap_lock */
 	struct lazy_set lazy_sets[2];
 	unsigned id;
 	struct node_counters count;
+};
+
+/* A pool refill in progress (pool.c): its records and the batch taken. */
+struct refill {
+	struct vmap_node *vn;
+	uint64_t size, align;
+	size_t want, got;
+	struct vlist recs, batch;
 };
 
 struct notifier {
@@ -183,6 +193,12 @@ static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)
 	return (unsigned)((addr >> s->zone_shift) % s->nr_nodes);
 }
 
+static inline bool tag_by_address(const struct vmap_space *s)
+{
+	return (s->flags & VMAP_TAG_BY_ADDRESS) ||
+		!(s->flags & VMAP_KERNEL_POOLS);
+}
+
 static inline bool tag_valid(const struct vmap_space *s, uint32_t tag)
 {
 	return tag >= 1 && tag <= s->nr_nodes;
@@ -199,14 +215,19 @@ void nodes_destroy(struct vmap_space *s);
 unsigned this_cpu_node(const struct vmap_space *s);
 int thread_cpu_set(int cpu);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
-struct va *busy_unlink(struct vmap_space *s, uint64_t addr);
+struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
+		       struct vmap_node *cpu_vn);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
-void lazy_insert(struct vmap_space *s, struct va *va);
+void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 
 /* pool.c */
 struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 		     uint64_t size, uint64_t align);
+void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
+			 uint64_t size, uint64_t align, struct refill *r);
+void pool_refill_take(struct vmap_space *s, struct refill *r);
+void pool_refill_finish(struct vmap_space *s, struct refill *r);
 void pool_fill(struct vmap_node *vn, struct lazy_set *ls);
 void lazy_set_init(struct lazy_set *ls);
 void lazy_set_delete(struct lazy_set *ls);

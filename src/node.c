@@ -65,6 +65,7 @@ int nodes_create(struct vmap_space *s)
 			atomic_init(&vn->pools[k].len, 0);
 		}
 		vn->skip_populate = false;
+		vn->refill_next = s->base;
 		atomic_init(&vn->count.allocs, 0);
 		atomic_init(&vn->count.alloc_failures, 0);
 		atomic_init(&vn->count.frees, 0);
@@ -74,6 +75,9 @@ int nodes_create(struct vmap_space *s)
 		atomic_init(&vn->count.pooled, 0);
 		atomic_init(&vn->count.pooled_cross_node, 0);
 		atomic_init(&vn->count.decayed_vas, 0);
+		atomic_init(&vn->count.other_node_lock, 0);
+		atomic_init(&vn->count.pool_refills, 0);
+		atomic_init(&vn->count.refilled, 0);
 	}
 	return 0;
 }
@@ -130,9 +134,11 @@ bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
  * A busy range lives in the node of its start, which is at or below any
  * address inside it: start at the address's node and walk the nodes
  * backwards, wrapping, until one holds a range containing the address.
+ * A free (@cpu_vn set) counts each lock it takes of a node other than
+ * its CPU's.
  */
 static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
-			    struct vmap_range *out)
+			    struct vmap_node *cpu_vn, struct vmap_range *out)
 {
 	unsigned first = addr_to_node(s, addr), i = first;
 	struct vmap_node *vn;
@@ -141,6 +147,8 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 	do {
 		vn = &s->nodes[i];
 		vlock_acquire(&vn->busy_lock);
+		if (cpu_vn && vn != cpu_vn)
+			counter_add(&cpu_vn->count.other_node_lock, 1);
 		va = va_set_find(&vn->busy, addr);
 		if (va) {
 			if (unlink && va->start == addr)
@@ -165,14 +173,15 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 	return NULL;
 }
 
-struct va *busy_unlink(struct vmap_space *s, uint64_t addr)
+struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
+		       struct vmap_node *cpu_vn)
 {
-	return busy_walk(s, addr, true, NULL);
+	return busy_walk(s, addr, true, cpu_vn, NULL);
 }
 
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 {
-	return busy_walk(s, addr, false, out) ? 0 : -ENOENT;
+	return busy_walk(s, addr, false, NULL, out) ? 0 : -ENOENT;
 }
 
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
@@ -214,7 +223,7 @@ void lazy_set_delete(struct lazy_set *ls)
 	va_delete_list(&all);
 }
 
-void lazy_insert(struct vmap_space *s, struct va *va)
+void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn)
 {
 	struct vmap_node *vn = lazy_node_of(s, va);
 	uint64_t pages = va_pages(s, va);
@@ -238,5 +247,7 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	ls->count++;
 	ls->cross += cross;
 	vlock_release(&vn->lazy_lock);
+	if (vn != cpu_vn)
+		counter_add(&cpu_vn->count.other_node_lock, 1);
 	counter_add(&vn->count.frees, 1);
 }

@@ -6,7 +6,9 @@
  * A node's pool_lock guards the lists of all its pools; each length is
  * written under it and read without it to skip empty pools cheaply.
  * Decay holds the pool lock only to detach and re-attach a list, and the
- * heap lock only for its one pass into the global heap.
+ * heap lock only for its one pass into the global heap.  A refill holds
+ * the heap lock for its batch of searches, then the pool lock to file
+ * the batch: never both.
  */
 #include "internal.h"
 
@@ -57,6 +59,133 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 	}
 	vlock_release(&vn->pool_lock);
 	return va;
+}
+
+/*
+ * A refill takes up to REFILL_PAGES pages' worth of ranges of one size
+ * class under the heap lock acquisition of a pool miss (256 one-page
+ * ranges: one heap lock per 257 allocations while purges are late), but
+ * never more than 1/REFILL_SHARE of the free heap per node, so that small
+ * spaces are not parcelled out into pools.  A search that keeps meeting
+ * other nodes' zones gives up after REFILL_TRIES and ends the batch.
+ */
+#define REFILL_PAGES 256
+#define REFILL_SHARE 4
+#define REFILL_TRIES 16
+
+static size_t refill_count(const struct vmap_space *s, uint64_t pages)
+{
+	uint64_t free_pages = atomic_load_explicit(&s->heap.free_bytes,
+						   memory_order_relaxed) >>
+		s->page_shift;
+	uint64_t n = REFILL_PAGES / pages;
+	uint64_t cap = free_pages / (pages * REFILL_SHARE * s->nr_nodes);
+
+	return (size_t)(n < cap ? n : cap);
+}
+
+static struct va *list_pop(struct vlist *list)
+{
+	struct va *va;
+
+	if (vlist_empty(list))
+		return NULL;
+	va = va_of_link(list->next);
+	vlist_del(&va->link);
+	return va;
+}
+
+/*
+ * A pool that misses is refilled by the allocation that missed, so that
+ * it does not wait for the drain thread's purge: besides its own range
+ * (the lowest fit, as in the kernel), the missing allocation takes a
+ * batch of the same size and alignment under the same heap lock
+ * acquisition.  Every range of the batch starts in @vn's own zones, so
+ * that its busy insert and its free take only @vn's locks whichever way
+ * ranges are tagged.  Records are allocated before the lock is taken.
+ */
+void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
+			 uint64_t size, uint64_t align, struct refill *r)
+{
+	size_t made;
+	struct va *va;
+
+	r->vn = vn;
+	r->size = size;
+	r->align = align;
+	r->want = refill_count(s, size >> s->page_shift);
+	r->got = 0;
+	vlist_init(&r->recs);
+	vlist_init(&r->batch);
+	for (made = 0; r->want && made < r->want + 1; made++) {
+		va = va_new();
+		if (!va)
+			break;
+		vlist_add_head(&va->link, &r->recs);
+	}
+}
+
+/*
+ * Under the heap lock: take the batch, in address order, searching from
+ * where the node's last batch ended (and once more from the base when
+ * that finds nothing).  A search from the base would first meet every
+ * small hole that other nodes' frees left low in the space, most of them
+ * in other nodes' zones, and spend its tries there.
+ */
+void pool_refill_take(struct vmap_space *s, struct refill *r)
+{
+	struct zone_map zm = { s->zone_shift, s->nr_nodes, r->vn->id };
+	uint64_t from = r->vn->refill_next, start;
+	bool wrapped = from == s->base;
+	struct vlist garbage;
+	struct va *spare = NULL, *va;
+	int rc;
+
+	vlist_init(&garbage);
+	while (r->got < r->want) {
+		if (!spare)
+			spare = list_pop(&r->recs);
+		if (!spare || vlist_empty(&r->recs))
+			break;
+		rc = heap_alloc_in_node(&s->heap, r->size, r->align,
+					s->page_size, &zm, from, s->limit,
+					REFILL_TRIES, &spare, &garbage, &start);
+		if (rc && !wrapped) {
+			wrapped = true;
+			from = s->base;
+			continue;
+		}
+		if (rc)
+			break;
+		vlist_splice_head(&garbage, &r->recs);
+		va = list_pop(&r->recs);
+		va->start = start;
+		va->end = start + r->size;
+		va->tag = r->vn->id + 1;
+		vlist_add_tail(&va->link, &r->batch);
+		from = va->end;
+		r->got++;
+	}
+	r->vn->refill_next = from < s->limit ? from : s->base;
+	if (spare)
+		vlist_add_head(&spare->link, &r->recs);
+	vlist_splice_head(&garbage, &r->recs);
+}
+
+/* After the heap lock is dropped: file the batch, free unused records. */
+void pool_refill_finish(struct vmap_space *s, struct refill *r)
+{
+	struct pool *p = pool_for(s, r->vn, r->size);
+
+	va_delete_list(&r->recs);
+	if (!r->got)
+		return;
+	vlock_acquire(&r->vn->pool_lock);
+	vlist_splice_head(&r->batch, &p->head);
+	pool_len_set(p, pool_len(p) + r->got);
+	vlock_release(&r->vn->pool_lock);
+	counter_add(&r->vn->count.pool_refills, 1);
+	counter_add(&r->vn->count.refilled, r->got);
 }
 
 /*

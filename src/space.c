@@ -55,7 +55,8 @@ static int check_params(uint64_t base, uint64_t limit,
 	unsigned i;
 	uint64_t page;
 
-	if (p->reserved0 || (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS)))
+	if (p->reserved0 || (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
+					    VMAP_KERNEL_POOLS)))
 		return -EINVAL;
 	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
 		if (p->reserved[i])
@@ -237,12 +238,13 @@ static bool reclaimable(struct vmap_space *s)
 }
 
 /*
- * Take a range from the global heap.  No fit: one full purge and retry,
- * then the notifiers, and another round only if they freed something.
+ * Take a range from the global heap, and @refill's batch (if any) under
+ * the same lock.  No fit: one full purge and retry, then the notifiers,
+ * and another round only if they freed something.
  */
 static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 		     uint64_t vstart, uint64_t vend, unsigned flags,
-		     uint64_t *start)
+		     struct refill *refill, uint64_t *start)
 {
 	unsigned rounds = 0;
 	bool purged = false;
@@ -258,6 +260,8 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 		vlock_acquire(&s->heap_lock);
 		rc = heap_alloc(&s->heap, size, align, s->page_size, vstart,
 				vend, &spare, &garbage, start);
+		if (!rc && refill)
+			pool_refill_take(s, refill);
 		vlock_release(&s->heap_lock);
 		spare_settle(spare, &garbage);
 		if (!rc)
@@ -285,6 +289,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
 		    uint64_t *addr)
 {
+	struct refill refill, *to_refill = NULL;
 	struct vmap_node *cpu_vn;
 	bool whole, pooled;
 	unsigned addr_node;
@@ -316,12 +321,19 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
 		va = pool_take(s, cpu_vn, size, align);
 		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+		if (!(s->flags & VMAP_KERNEL_POOLS))
+			to_refill = &refill;
 	}
 	if (!va) {
 		va = va_new();
 		if (!va)
 			return -ENOMEM;
-		rc = heap_take(s, size, align, vstart, vend, flags, &start);
+		if (to_refill)
+			pool_refill_prepare(s, cpu_vn, size, align, to_refill);
+		rc = heap_take(s, size, align, vstart, vend, flags, to_refill,
+			       &start);
+		if (to_refill)
+			pool_refill_finish(s, to_refill);
 		if (rc) {
 			va_delete(va);
 			counter_add(&cpu_vn->count.alloc_failures, 1);
@@ -332,14 +344,21 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	}
 	/*
 	 * The tag names the node whose lazy list and pools take the range
-	 * when it is freed: by default the allocating CPU's, also after a
-	 * pool miss, so pools fill with what their CPUs ask for (SPEC 3.2).
+	 * when it is freed.  The kernel's choice is the allocating CPU's
+	 * node, also after a pool miss, so pools fill with what their CPUs
+	 * ask for (SPEC 3.2), but a range in another node's zone then
+	 * circulates through this node's pool and takes the other node's
+	 * busy lock at every use.  Refilling pools fill them by demand
+	 * already, with ranges in their own zones, so there the tag is the
+	 * node of the address: the refill's ranges stay with their CPU, and
+	 * the missing allocation's own range (the lowest fit, anywhere)
+	 * goes to the node it belongs to.
 	 */
 	start = va->start;
 	addr_node = addr_to_node(s, start);
 	va->tag = 0;
 	if (pooled)
-		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ? addr_node : cpu_vn->id);
+		va->tag = 1 + (tag_by_address(s) ? addr_node : cpu_vn->id);
 	va->user = user;
 	VMAP_ASSERT(va->start >= vstart && va->end <= vend);
 	VMAP_ASSERT(!(va->start & (align - 1)));
@@ -347,8 +366,10 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 		va_delete(va);
 		return -EUCLEAN;
 	}
-	if (addr_node != cpu_vn->id)
+	if (addr_node != cpu_vn->id) {
 		counter_add(&cpu_vn->count.cross_node_busy, 1);
+		counter_add(&cpu_vn->count.other_node_lock, 1);
+	}
 	counter_add(&cpu_vn->count.allocs, 1);
 	*addr = start;
 	return 0;
@@ -356,6 +377,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 
 int vmap_free(struct vmap_space *s, uint64_t addr)
 {
+	struct vmap_node *cpu_vn;
 	uint64_t pages, nr_lazy;
 	struct va *va;
 
@@ -363,12 +385,13 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 		return -EINVAL;
 	if (addr < s->base || addr >= s->limit)
 		return -ENOENT;
-	va = busy_unlink(s, addr);
+	cpu_vn = &s->nodes[s->nr_nodes > 1 ? this_cpu_node(s) : 0];
+	va = busy_unlink(s, addr, cpu_vn);
 	if (!va)
 		return -ENOENT;
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
-	lazy_insert(s, va);
+	lazy_insert(s, va, cpu_vn);
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s);
 	return 0;

@@ -25,6 +25,9 @@ static void add_node(struct vmap_node *vn,
 	st->pooled += counter_read(&vn->count.pooled);
 	st->pooled_cross_node += counter_read(&vn->count.pooled_cross_node);
 	st->decayed_vas += counter_read(&vn->count.decayed_vas);
+	st->other_node_lock += counter_read(&vn->count.other_node_lock);
+	st->pool_refills += counter_read(&vn->count.pool_refills);
+	st->refilled += counter_read(&vn->count.refilled);
 	st->node_lock += vlock_count(&vn->busy_lock) +
 		vlock_count(&vn->lazy_lock) + vlock_count(&vn->pool_lock);
 	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)

@@ -173,6 +173,14 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 	sp.page_shift = (uint32_t)__builtin_ctzll(h->page);
 	sp.nr_nodes = p->nr_nodes;
 	sp.lazy_max_pages = p->lazy_max_pages;
+	/*
+	 * Refilled pools take ranges from the CPU's own zones only, which
+	 * are 16 pages apart from the next: freed areas would then be
+	 * released in runs of at most a zone, several madvise calls where
+	 * the kernel's pools, filled from the lowest fit, release one.
+	 * System calls dominate this layer's cost, so it keeps the kernel's.
+	 */
+	sp.flags = VMAP_KERNEL_POOLS;
 	sp.release = release_run;
 	sp.release_cookie = h;
 	rc = vmap_space_create(h->base, h->base + h->size, &sp, &h->space);

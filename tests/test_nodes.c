@@ -24,7 +24,8 @@ static struct vmap_space *nodes_space(unsigned nodes, uint64_t pages,
 				      unsigned flags, uint64_t lazy_max)
 {
 	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = lazy_max,
-				 .flags = flags | VMAP_DETERMINISTIC };
+				 .flags = flags | VMAP_DETERMINISTIC |
+					  VMAP_KERNEL_POOLS };
 	struct vmap_space *s = NULL;
 
 	if (vmap_space_create(BASE, BASE + pages * PAGE, &p, &s))
@@ -334,7 +335,8 @@ TEST(lookup_walks_back_and_wraps)
 
 TEST(base_in_a_non_zero_node)
 {
-	struct vmap_params p = { .nr_nodes = 4, .flags = VMAP_DETERMINISTIC };
+	struct vmap_params p = { .nr_nodes = 4,
+				 .flags = VMAP_DETERMINISTIC | VMAP_KERNEL_POOLS };
 	uint64_t base = BASE + 2 * ZONE + 3 * PAGE;
 	struct vmap_space *s;
 	struct vmap_range r;

@@ -54,6 +54,8 @@ struct params {
 	char tag[32];
 	bool json, scale, vmalloc;
 	bool baselines_set;
+	bool virtual_cpus;	/* thread i acts as CPU i */
+	unsigned load;		/* busy threads beside the workers */
 	uint64_t seed;
 };
 
@@ -86,12 +88,25 @@ struct phase {
 	atomic_uint_fast64_t syscalls;	/* mmap baseline: calls made */
 };
 
+/*
+ * With virtual CPUs, "auto" nodes means one per worker (thread i acts as
+ * CPU i), whatever the machine has.
+ */
+static unsigned phase_nodes(const struct phase *ph)
+{
+	if (ph->be->nodes || !ph->p->virtual_cpus)
+		return ph->be->nodes;
+	return ph->threads < 128 ? ph->threads : 128;
+}
+
 static int range_setup(struct phase *ph)
 {
-	struct vmap_params vp = { .nr_nodes = ph->be->nodes };
+	struct vmap_params vp = { .nr_nodes = phase_nodes(ph) };
 
-	if (!strcmp(ph->be->tag, "address"))
-		vp.flags |= VMAP_TAG_BY_ADDRESS;
+	if (!strcmp(ph->be->tag, "kernel"))
+		vp.flags |= VMAP_KERNEL_POOLS;
+	else if (!strcmp(ph->be->tag, "address"))
+		vp.flags |= VMAP_KERNEL_POOLS | VMAP_TAG_BY_ADDRESS;
 	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
 }
 
@@ -126,7 +141,7 @@ static void range_free(struct phase *ph, uint64_t addr, uint64_t size)
 
 static int vmalloc_setup(struct phase *ph)
 {
-	struct vmap_heap_params hp = { .nr_nodes = ph->be->nodes };
+	struct vmap_heap_params hp = { .nr_nodes = phase_nodes(ph) };
 	int rc = vmap_heap_create(&hp, &ph->heap);
 
 	if (!rc)
@@ -216,7 +231,7 @@ static void mmap_free(struct phase *ph, uint64_t addr, uint64_t size)
 
 static const struct backend range_backends[] = {
 	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
-	{ "nodes", 0, "kernel", range_setup, range_teardown, range_alloc, range_free },
+	{ "nodes", 0, "zone", range_setup, range_teardown, range_alloc, range_free },
 };
 
 static const struct backend vmalloc_backends[] = {
@@ -455,7 +470,10 @@ struct row {
 	double wall_usec, ns_per_pair, pairs_per_sec;
 	double global_lock_per_pair, heap_lock_per_pair, pool_hit_rate;
 	double cross_busy_per_pair, pooled_cross_fraction, syscalls_per_pair;
-	uint64_t purges;
+	double other_node_lock_per_pair, refills_per_pair;
+	uint64_t purges, helpers;
+	unsigned load;
+	int counters_add_up;	/* -1: not a node row */
 	unsigned passed, failed;
 	bool expect_fail, range;
 };
@@ -467,6 +485,8 @@ static void *worker_main(void *arg)
 	double t0;
 	unsigned r;
 
+	if (p->virtual_cpus)
+		vmap_set_thread_cpu((int)w->id);
 	pthread_barrier_wait(&w->ph->start);
 	t0 = now_usec();
 	for (r = 0; r < p->test_repeat_count; r++) {
@@ -477,6 +497,66 @@ static void *worker_main(void *arg)
 	}
 	w->usec = now_usec() - t0;
 	return NULL;
+}
+
+/* load=N: threads that only compete for the CPUs until told to stop. */
+static void *load_main(void *arg)
+{
+	atomic_bool *stop = arg;
+	volatile uint64_t spins = 0;
+
+	while (!atomic_load_explicit(stop, memory_order_relaxed))
+		spins++;
+	return NULL;
+}
+
+static pthread_t *load_start(unsigned n, atomic_bool *stop)
+{
+	pthread_t *t = calloc(n ? n : 1, sizeof(*t));
+	unsigned k;
+
+	atomic_store(stop, false);
+	for (k = 0; t && k < n; k++) {
+		if (pthread_create(&t[k], NULL, load_main, stop)) {
+			fprintf(stderr, "%s: cannot start load thread %u\n", prog, k);
+			exit(1);
+		}
+	}
+	return t;
+}
+
+static void load_stop(pthread_t *t, unsigned n, atomic_bool *stop)
+{
+	unsigned k;
+
+	atomic_store(stop, true);
+	for (k = 0; t && k < n; k++)
+		pthread_join(t[k], NULL);
+	free(t);
+}
+
+/*
+ * Every pooled request either hits or misses its CPU's pool, so per node
+ * the attempts (allocations made plus refused) equal hits plus misses as
+ * long as every request of the phase was poolable (at most 256 pages).
+ */
+static int node_counters_add_up(struct vmap_space *s, unsigned nodes,
+				const struct vmap_stats *before)
+{
+	struct vmap_stats st = { .size = sizeof(st) };
+	uint64_t attempts, answered;
+	unsigned i;
+
+	for (i = 0; i < nodes; i++) {
+		vmap_stats_get(s, (int)i, &st);
+		attempts = st.allocs + st.alloc_failures - before[i].allocs -
+			before[i].alloc_failures;
+		answered = st.pool_hits + st.pool_misses - before[i].pool_hits -
+			before[i].pool_misses;
+		if (attempts != answered)
+			return 0;
+	}
+	return 1;
 }
 
 static bool verbose_summary = true;
@@ -518,11 +598,14 @@ static int run_phase(const struct params *p, const struct backend *be,
 	struct worker *w = calloc(threads, sizeof(*w));
 	struct vmap_stats st = { .size = sizeof(st) };
 	struct vmap_heap_stats hst = { .size = sizeof(hst) }, hst_end = { .size = sizeof(hst) };
+	struct vmap_stats *node_before = NULL;
 	struct vmap_space_info info;
 	struct phase ph = { .be = be, .p = p, .fn = fn, .loops = p->test_loop_count,
 			    .threads = threads, .vmalloc = p->vmalloc };
 	uint64_t *kept = NULL, i;
 	double t0, t1, lat = 0;
+	atomic_bool load_done;
+	pthread_t *load;
 	unsigned k;
 	int rc;
 
@@ -542,10 +625,18 @@ static int run_phase(const struct params *p, const struct backend *be,
 		free(w);
 		return -ENOMEM;
 	}
-	if (row->range)
+	if (row->range) {
 		vmap_stats_get(ph.space, -1, &st);
+		vmap_space_info(ph.space, &info);
+		node_before = calloc(info.nr_nodes, sizeof(*node_before));
+		for (k = 0; node_before && k < info.nr_nodes; k++) {
+			node_before[k].size = sizeof(node_before[k]);
+			vmap_stats_get(ph.space, (int)k, &node_before[k]);
+		}
+	}
 	if (ph.heap)
 		vmap_heap_stats(ph.heap, &hst);
+	load = load_start(p->load, &load_done);
 	pthread_barrier_init(&ph.start, NULL, threads + 1);
 	for (k = 0; k < threads; k++) {
 		w[k].ph = &ph;
@@ -562,6 +653,7 @@ static int run_phase(const struct params *p, const struct backend *be,
 		pthread_join(w[k].tid, NULL);
 	t1 = now_usec();
 	pthread_barrier_destroy(&ph.start);
+	load_stop(load, p->load, &load_done);
 
 	row->test = name;
 	row->mode = be->mode;
@@ -571,6 +663,8 @@ static int run_phase(const struct params *p, const struct backend *be,
 	row->threads = threads;
 	row->loops = p->test_loop_count;
 	row->live = live;
+	row->load = p->load;
+	row->counters_add_up = -1;
 	row->expect_fail = expect_fail;
 	row->wall_usec = t1 - t0;
 	for (k = 0; k < threads; k++) {
@@ -585,7 +679,7 @@ static int run_phase(const struct params *p, const struct backend *be,
 	row->pairs_per_sec = row->pairs / (row->wall_usec / 1e6);
 	row->global_lock_per_pair = row->heap_lock_per_pair = NAN;
 	row->pool_hit_rate = row->cross_busy_per_pair = row->pooled_cross_fraction = NAN;
-	row->syscalls_per_pair = NAN;
+	row->syscalls_per_pair = row->other_node_lock_per_pair = row->refills_per_pair = NAN;
 	if (be->alloc == mmap_alloc && row->pairs)
 		row->syscalls_per_pair = (double)atomic_load(&ph.syscalls) / row->pairs;
 	if (ph.heap && row->pairs) {
@@ -599,13 +693,19 @@ static int run_phase(const struct params *p, const struct backend *be,
 		struct vmap_stats before = st;
 
 		vmap_stats_get(ph.space, -1, &st);
-		vmap_space_info(ph.space, &info);
 		row->nodes = info.nr_nodes;
 		if (row->pairs) {
 			row->global_lock_per_pair = (double)(st.global_lock - before.global_lock) / row->pairs;
 			row->heap_lock_per_pair = (double)(st.heap_lock - before.heap_lock) / row->pairs;
 			row->cross_busy_per_pair = (double)(st.cross_node_busy - before.cross_node_busy) / row->pairs;
+			row->other_node_lock_per_pair =
+				(double)(st.other_node_lock - before.other_node_lock) / row->pairs;
+			row->refills_per_pair = (double)(st.pool_refills - before.pool_refills) /
+				row->pairs;
 		}
+		if (info.nr_nodes > 1 && node_before && (fn != fix_size_alloc_test || p->nr_pages <= 256))
+			row->counters_add_up = node_counters_add_up(ph.space, info.nr_nodes,
+								    node_before);
 		if (st.pool_hits + st.pool_misses - before.pool_hits - before.pool_misses)
 			row->pool_hit_rate = (double)(st.pool_hits - before.pool_hits) /
 				(st.pool_hits + st.pool_misses - before.pool_hits - before.pool_misses);
@@ -613,7 +713,9 @@ static int run_phase(const struct params *p, const struct backend *be,
 			row->pooled_cross_fraction = (double)(st.pooled_cross_node - before.pooled_cross_node) /
 				(st.pooled - before.pooled);
 		row->purges = st.purges - before.purges;
+		row->helpers = st.purge_helpers - before.purge_helpers;
 	}
+	free(node_before);
 	for (i = 0; kept && i < live; i++)
 		be->free(&ph, kept[i], PAGE);
 	free(kept);
@@ -652,6 +754,11 @@ static void emit_json(const struct row *r)
 	json_num(stdout, "cross_node_busy_per_pair", r->cross_busy_per_pair, "%.4f");
 	json_num(stdout, "pooled_cross_node_fraction", r->pooled_cross_fraction, "%.4f");
 	json_num(stdout, "syscalls_per_pair", r->syscalls_per_pair, "%.4f");
+	json_num(stdout, "other_node_lock_per_pair", r->other_node_lock_per_pair, "%.5f");
+	json_num(stdout, "refills_per_pair", r->refills_per_pair, "%.5f");
+	printf(",\"load\":%u,\"purge_helpers\":%" PRIu64, r->load, r->helpers);
+	if (r->counters_add_up >= 0)
+		printf(",\"counters_add_up\":%s", r->counters_add_up ? "true" : "false");
 	printf(",\"purges\":%" PRIu64 ",\"passed\":%u,\"failed\":%u,\"expect_fail\":%s}\n",
 	       r->purges, r->passed, r->failed, r->expect_fail ? "true" : "false");
 }
@@ -715,6 +822,38 @@ static void print_table(const struct row *rows, size_t n)
 	}
 }
 
+/*
+ * What contention would be on a machine with a core per thread, counted
+ * rather than timed: locks every CPU shares, locks of a node other than
+ * the thread's own, how often the pool answered, and the purge work.
+ */
+static void print_structure(const struct row *rows, size_t n)
+{
+	char heap[16], shared[16], other[16], hit[16], refills[16], sum[8];
+	const struct row *r;
+	size_t i;
+
+	printf("\nlock structure per pair (hardware-independent)\n");
+	printf("%-30s %-8s %-7s %5s %7s %4s %10s %10s %10s %8s %7s %7s %10s %5s\n", "test", "mode",
+	       "tag", "nodes", "threads", "load", "heap/pair", "glock/pair", "other/pair",
+	       "pool-hit", "purges", "helpers", "refill/pair", "sums");
+	for (i = 0; i < n; i++) {
+		r = &rows[i];
+		if (!r->range)
+			continue;
+		fmt_opt(heap, sizeof(heap), r->heap_lock_per_pair, "%.4f");
+		fmt_opt(shared, sizeof(shared), r->global_lock_per_pair, "%.4f");
+		fmt_opt(other, sizeof(other), r->other_node_lock_per_pair, "%.4f");
+		fmt_opt(hit, sizeof(hit), r->pool_hit_rate * 100, "%.1f%%");
+		fmt_opt(refills, sizeof(refills), r->refills_per_pair, "%.5f");
+		snprintf(sum, sizeof(sum), "%s", r->counters_add_up < 0 ? "-" :
+			 r->counters_add_up ? "ok" : "BAD");
+		printf("%-30s %-8s %-7s %5u %7u %4u %10s %10s %10s %8s %7" PRIu64 " %7" PRIu64
+		       " %10s %5s\n", r->test, r->mode, r->tag, r->nodes, r->threads, r->load, heap,
+		       shared, other, hit, r->purges, r->helpers, refills, sum);
+	}
+}
+
 /* Scaling efficiency: throughput at N / (N x throughput at 1). */
 static void print_scaling(const struct row *rows, size_t n)
 {
@@ -764,11 +903,22 @@ static void usage(FILE *out)
 		"                              vmalloc layer, touching each area (default range)\n"
 		"  baselines=LIST              mmap, malloc or none (default: mmap; vmalloc\n"
 		"                              mode: mmap,malloc)\n"
-		"  tag=LIST                    pool tagging on a miss for node rows: kernel,\n"
-		"                              address or both (default kernel)\n"
+		"  tag=LIST                    pool design of node rows, a list of: zone (the\n"
+		"                              default: a miss refills the pool from the CPU's\n"
+		"                              zones, ranges tagged by address), kernel (pools\n"
+		"                              filled by purges only, a miss tagged with the\n"
+		"                              CPU's node), address (kernel pools, a miss\n"
+		"                              tagged by address) (default zone)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
 		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
 		"  scale                       threads 1, 2, 4 ... nr_threads; prints efficiency\n"
+		"  cpus=virtual|real           virtual: worker i acts as CPU i\n"
+		"                              (vmap_set_thread_cpu), and auto nodes means one\n"
+		"                              per worker: many CPUs simulated on a small\n"
+		"                              machine; prints the lock structure per pair\n"
+		"                              (default real: the CPU the thread runs on)\n"
+		"  load=N                      N busy threads compete with the workers for\n"
+		"                              the CPUs during each phase (default 0)\n"
 		"  json                        one JSON object per row on stdout\n"
 		"  csv=FILE                    rows as CSV into FILE\n"
 		"  seed=N                      random seed (default 1)\n"
@@ -819,7 +969,7 @@ static void parse_args(int argc, char **argv, struct params *p)
 	p->seed = 1;
 	strcpy(p->nodes, "1,auto");
 	strcpy(p->baselines, "mmap");
-	strcpy(p->tag, "kernel");
+	strcpy(p->tag, "zone");
 	for (i = 1; i < argc; i++) {
 		arg = argv[i];
 		while (*arg == '-')
@@ -844,6 +994,10 @@ static void parse_args(int argc, char **argv, struct params *p)
 			copy_str(p->csv, sizeof(p->csv), argv[i], val);
 		} else if (!strcmp(key, "tag")) {
 			copy_str(p->tag, sizeof(p->tag), argv[i], val);
+		} else if (!strcmp(key, "cpus")) {
+			if (strcmp(val, "virtual") && strcmp(val, "real"))
+				bad_arg(argv[i], "cpus is virtual or real");
+			p->virtual_cpus = !strcmp(val, "virtual");
 		} else if (!strcmp(key, "mode")) {
 			if (strcmp(val, "range") && strcmp(val, "vmalloc"))
 				bad_arg(argv[i], "mode is range or vmalloc");
@@ -877,6 +1031,10 @@ static void parse_args(int argc, char **argv, struct params *p)
 				p->json = v != 0;
 			} else if (!strcmp(key, "scale")) {
 				p->scale = v != 0;
+			} else if (!strcmp(key, "load")) {
+				if (v > MAX_THREADS)
+					bad_arg(argv[i], "at most 1024 load threads");
+				p->load = (unsigned)v;
 			} else if (!strcmp(key, "seed")) {
 				p->seed = v;
 			} else {
@@ -906,7 +1064,7 @@ int main(int argc, char **argv)
 	static struct backend chosen[16];
 	static struct row rows[4096];
 	const struct backend *ours;
-	char nodes[256], baselines[64], live[256], tags[32], *items[32], *tag_items[2];
+	char nodes[256], baselines[64], live[256], tags[32], *items[32], *tag_items[3];
 	unsigned threads_list[16], nt = 0, t, order[NR_TESTS], nr_order = 0;
 	uint64_t lives[16];
 	size_t nb = 0, nrows = 0, i, k, n, nl, ntags;
@@ -922,10 +1080,11 @@ int main(int argc, char **argv)
 	memcpy(live, p.live, sizeof(live));
 	memcpy(tags, p.tag, sizeof(tags));
 
-	ntags = split(tags, tag_items, 2);
+	ntags = split(tags, tag_items, 3);
 	for (i = 0; i < ntags; i++)
-		if (strcmp(tag_items[i], "kernel") && strcmp(tag_items[i], "address"))
-			bad_arg(tag_items[i], "tag is kernel, address or both");
+		if (strcmp(tag_items[i], "zone") && strcmp(tag_items[i], "kernel") &&
+		    strcmp(tag_items[i], "address"))
+			bad_arg(tag_items[i], "tag is zone, kernel or address");
 	n = split(nodes, items, 32);
 	for (i = 0; i < n && nb < 12; i++) {
 		if (!strcmp(items[i], "auto")) {
@@ -1029,6 +1188,8 @@ int main(int argc, char **argv)
 	}
 	if (!p.json) {
 		print_table(rows, nrows);
+		if (p.virtual_cpus || p.load)
+			print_structure(rows, nrows);
 		if (p.scale)
 			print_scaling(rows, nrows);
 	}

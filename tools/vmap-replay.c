@@ -160,7 +160,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	o->base = 0xffffc90000000000ull;
 	o->limit = 0xffffe90000000000ull;
 	o->params.nr_nodes = 1;
-	o->params.flags = VMAP_DETERMINISTIC;
+	o->params.flags = VMAP_DETERMINISTIC | VMAP_KERNEL_POOLS;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
