@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vmap-bench as a user runs it, briefly: every row of the JSON output has
 # the documented keys, every test passes except the one the kernel marks
-# as expected to fail, the kernel's summary lines are there, and bad
+# as expected to fail, the kernel's summary lines are there, virtual CPUs
+# give one node per worker and per-node counters that add up, and bad
 # parameters are refused with one line and exit 2.
 # Usage: test_bench.sh PATH-TO-vmap-bench
 set -u
@@ -38,11 +39,21 @@ check "table with a ratio column" grep -q 'vs one-lock' "$tmp/text"
 
 "$bench" $args scale=1 nr_threads=2 run_test_mask=1 >"$tmp/scale" 2>/dev/null
 check "scaling table" grep -q '^scaling efficiency' "$tmp/scale"
+"$bench" run_test_mask=9 test_loop_count=2000 nr_threads=16 cpus=virtual load=1 baselines=none \
+	tag=zone,kernel,address json=1 >"$tmp/virtual" 2>/dev/null
+check "virtual CPUs: one node per worker" \
+	test "$(grep '"mode":"nodes"' "$tmp/virtual" | grep -c '"nodes":16,"threads":16')" -eq 6
+check "virtual CPUs: per-node counters add up" \
+	test "$(grep -c '"counters_add_up":true' "$tmp/virtual")" -eq 6
+check "virtual CPUs: other-node locks and load reported" \
+	test "$(grep -c '"other_node_lock_per_pair":[0-9].*"load":1,' "$tmp/virtual")" -eq 8
+"$bench" run_test_mask=1 test_loop_count=200 nr_threads=4 cpus=virtual >"$tmp/vtext" 2>/dev/null
+check "virtual CPUs: lock structure table" grep -q '^lock structure per pair' "$tmp/vtext"
 "$bench" live=100,1000 test_loop_count=200 nr_threads=1 json=1 >"$tmp/live" 2>/dev/null
 check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 3
 
 for bad in run_test_mask=0 run_test_mask=0x800 nr_threads=x nodes=0 tag=foo bogus=1 \
-	test_loop_count=0 baselines=mmap,foo live=0; do
+	test_loop_count=0 baselines=mmap,foo live=0 cpus=foo load=x; do
 	"$bench" "$bad" >/dev/null 2>"$tmp/bad"
 	rc=$?
 	check "$bad refused with exit 2 (got $rc)" test "$rc" -eq 2

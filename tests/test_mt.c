@@ -12,7 +12,11 @@
  *    whole space again;
  *  - all of this while another thread runs purge and shrink in a loop,
  *    the drain thread and purge helpers run, and (in the small space)
- *    allocations fail and take the full-purge path.
+ *    allocations fail and take the full-purge path; with the default
+ *    pools (refilled on a miss) and with the kernel's;
+ *  - threads that each act as one CPU (as vmap-bench cpus=virtual) see
+ *    counters that add up per node: every pooled request is a pool hit
+ *    or a miss, and only a miss can insert into another node's busy tree.
  *
  * Threads: 2 to 16 (more than cores on purpose).  Fixed seeds per thread
  * derived from VMAP_TEST_SEED; VMAP_TEST_SCALE scales the operations.
@@ -52,9 +56,10 @@ static void *purger_main(void *arg)
 }
 
 static void stress(unsigned threads, unsigned nodes, uint64_t pages,
-		   uint64_t lazy_max, unsigned max_pages, long ops)
+		   uint64_t lazy_max, unsigned max_pages, long ops, unsigned flags)
 {
-	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = lazy_max };
+	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = lazy_max,
+				 .flags = flags };
 	static struct worker w[16];
 	pthread_t tid[16], purger;
 	char msg[256];
@@ -90,23 +95,92 @@ static void stress(unsigned threads, unsigned nodes, uint64_t pages,
 
 TEST(two_threads_one_node)
 {
-	stress(2, 1, 16384, 256, 64, scaled(20000));
+	stress(2, 1, 16384, 256, 64, scaled(20000), 0);
 }
 
 TEST(four_threads_four_nodes)
 {
-	stress(4, 4, 16384, 256, 64, scaled(20000));
+	stress(4, 4, 16384, 256, 64, scaled(20000), 0);
+}
+
+TEST(four_threads_four_nodes_kernel_pools)
+{
+	stress(4, 4, 16384, 256, 64, scaled(20000), VMAP_KERNEL_POOLS);
 }
 
 TEST(eight_threads_auto_nodes_small_space)
 {
 	/* 2048 pages against 8 x 48 ranges of up to 16: failures and full purges. */
-	stress(8, 0, 2048, 64, 16, scaled(10000));
+	stress(8, 0, 2048, 64, 16, scaled(10000), 0);
 }
 
 TEST(sixteen_threads_sixteen_nodes)
 {
-	stress(16, 16, 65536, 512, 300, scaled(5000));
+	stress(16, 16, 65536, 512, 300, scaled(5000), 0);
+}
+
+#define VCPUS 8
+
+struct vcpu {
+	struct vmap_space *s;
+	unsigned cpu;
+	long pairs;
+	uint64_t made;
+};
+
+/* One-page to 256-page whole-space pairs, up to 8 held, as CPU @cpu. */
+static void *vcpu_main(void *arg)
+{
+	struct vcpu *v = arg;
+	uint64_t held[8], rng = test_seed * 31 + v->cpu, z;
+	unsigned n = 0;
+	long i;
+
+	vmap_set_thread_cpu((int)v->cpu);
+	for (i = 0; i < v->pairs; i++) {
+		z = (rng += 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+		z ^= z >> 31;
+		if (n < 8 && !vmap_alloc(v->s, (1 + (z >> 8) % (z & 1 ? 4 : 256)) * PAGE,
+					 PAGE, 0, 0, 0, &held[n])) {
+			v->made++;
+			n++;
+		}
+		if (n && (z & 6))
+			vmap_free(v->s, held[--n]);
+	}
+	while (n)
+		vmap_free(v->s, held[--n]);
+	return NULL;
+}
+
+TEST(virtual_cpus_counters_add_up)
+{
+	struct vmap_params p = { .nr_nodes = VCPUS, .lazy_max_pages = 4096 };
+	struct vmap_stats st = { .size = sizeof(st) };
+	struct vcpu v[VCPUS];
+	pthread_t tid[VCPUS];
+	char msg[256];
+	unsigned i;
+
+	assert_int(vmap_space_create(BASE, BASE + 65536 * PAGE, &p, &v[0].s), ==, 0);
+	for (i = 0; i < VCPUS; i++) {
+		v[i].s = v[0].s;
+		v[i].cpu = i;
+		v[i].pairs = scaled(20000);
+		v[i].made = 0;
+		assert_int(pthread_create(&tid[i], NULL, vcpu_main, &v[i]), ==, 0);
+	}
+	for (i = 0; i < VCPUS; i++)
+		pthread_join(tid[i], NULL);
+	for (i = 0; i < VCPUS; i++) {
+		vmap_stats_get(v[0].s, (int)i, &st);
+		expect_u64(st.allocs, ==, v[i].made);
+		expect_u64(st.allocs + st.alloc_failures, ==, st.pool_hits + st.pool_misses);
+		expect_u64(st.cross_node_busy, <=, st.pool_misses);
+		expect_u64(st.refilled, >=, st.pool_refills);
+	}
+	test_check(vmap_check(v[0].s, msg, sizeof(msg)) == 0, 0, "%s", msg);
+	vmap_space_destroy(v[0].s);
 }
 
 int main(int argc, char **argv)
@@ -114,7 +188,9 @@ int main(int argc, char **argv)
 	return test_main(argc, argv, (struct test[]){
 		T(two_threads_one_node),
 		T(four_threads_four_nodes),
+		T(four_threads_four_nodes_kernel_pools),
 		T(eight_threads_auto_nodes_small_space),
 		T(sixteen_threads_sixteen_nodes),
+		T(virtual_cpus_counters_add_up),
 		{ 0 } });
 }

@@ -33,6 +33,23 @@ static struct vmap_space *nodes_space(unsigned nodes, uint64_t pages,
 	return s;
 }
 
+/* The default pools: a miss refills its pool from the CPU's own zones. */
+static struct vmap_space *refill_space(unsigned nodes, uint64_t pages)
+{
+	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = 1 << 20,
+				 .flags = VMAP_DETERMINISTIC };
+	struct vmap_space *s = NULL;
+
+	if (vmap_space_create(BASE, BASE + pages * PAGE, &p, &s))
+		return NULL;
+	return s;
+}
+
+static unsigned zone_node(uint64_t addr, unsigned nodes)
+{
+	return (unsigned)((addr / ZONE) % nodes);
+}
+
 static struct vmap_stats node_stats(struct vmap_space *s, int node)
 {
 	struct vmap_stats st = { .size = sizeof(st) };
@@ -356,6 +373,76 @@ TEST(base_in_a_non_zero_node)
 	vmap_space_destroy(s);
 }
 
+/*
+ * CPU 1 misses: it gets the lowest fit (in node 0's zone, tagged by its
+ * address), and its pool a batch of 256 ranges, all in node 1's zones,
+ * which the next 256 allocations take without a cross-node busy insert.
+ * Freed and purged, each range goes back to the pool of its zone's node.
+ */
+TEST(refill_takes_batch_from_own_zones)
+{
+	struct vmap_space *s = refill_space(4, 4096);
+	static uint64_t a[257];
+	struct vmap_range r;
+	unsigned i, own = 0;
+
+	assert_true(s != NULL);
+	a[0] = alloc_on(s, 1, 1, PAGE);
+	expect_u64(a[0], ==, BASE);
+	assert_int(vmap_find(s, a[0], &r), ==, 0);
+	expect_int(r.tag_node, ==, 0);
+	expect_u64(node_stats(s, 1).pool_refills, ==, 1);
+	expect_u64(node_stats(s, 1).refilled, ==, 256);
+	expect_u64(node_stats(s, 1).pooled_now, ==, 256);
+	for (i = 1; i < 257; i++) {
+		a[i] = alloc_on(s, 1, 1, PAGE);
+		own += zone_node(a[i], 4) == 1;
+	}
+	expect_int(own, ==, 256);
+	expect_u64(node_stats(s, 1).pool_hits, ==, 256);
+	expect_u64(node_stats(s, 1).cross_node_busy, ==, 1);
+	expect_u64(node_stats(s, 1).other_node_lock, ==, 1);
+	assert_space_ok(s);
+	for (i = 0; i < 257; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	assert_int(vmap_purge(s), ==, 0);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 1);
+	expect_u64(node_stats(s, 1).pooled_now, ==, 256);
+	expect_u64(node_stats(s, -1).pooled_cross_node, ==, 0);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+/* A refill takes at most a quarter of the free heap per node. */
+TEST(refill_capped_in_small_space)
+{
+	struct vmap_space *s = refill_space(4, 64);
+
+	assert_true(s != NULL);
+	alloc_on(s, 0, 1, PAGE);
+	expect_u64(node_stats(s, 0).refilled, ==, 4);	/* 64 / (4 x 4) */
+	expect_u64(node_stats(s, 0).pooled_now, ==, 4);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+/* An allocation that fails refills nothing, and leaves the space as it was. */
+TEST(refused_allocation_refills_nothing)
+{
+	struct vmap_space *s = refill_space(4, 64);
+	uint64_t a, free_before;
+
+	assert_true(s != NULL);
+	a = alloc_on(s, 0, 48, PAGE);	/* too large to batch here */
+	assert_u64(a, ==, BASE);
+	free_before = node_stats(s, -1).free_bytes;
+	expect_u64(alloc_on(s, 2, 32, PAGE), ==, ~0ull);
+	expect_u64(node_stats(s, -1).pool_refills, ==, 0);
+	expect_u64(node_stats(s, -1).free_bytes, ==, free_before);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
 TEST(one_node_has_no_pools)
 {
 	struct vmap_space *s = nodes_space(1, 4096, 0, 1 << 20);
@@ -381,6 +468,9 @@ int main(int argc, char **argv)
 		T(miss_tags_allocating_node),
 		T(address_tag_alternative),
 		T(restricted_window_never_pooled),
+		T(refill_takes_batch_from_own_zones),
+		T(refill_capped_in_small_space),
+		T(refused_allocation_refills_nothing),
 		T(decay_gives_back_a_quarter),
 		T(shrink_empties_every_pool),
 		T(full_purge_on_failure_merges_pools),

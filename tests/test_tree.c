@@ -6,6 +6,7 @@
  * coalescing; overlap refusal; the O(log n) lowest-fit search against a
  * linear scan of the same heap.
  */
+#include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -299,6 +300,91 @@ TEST(lowest_fit_matches_linear_scan)
 	}
 }
 
+/* The lowest start in @zm's zones, by trying every aligned address. */
+static bool own_zone_fit_linear(struct heap *h, uint64_t size, uint64_t align,
+				const struct zone_map *zm, uint64_t vstart,
+				uint64_t *out)
+{
+	struct va *b;
+	uint64_t a;
+
+	vlist_for_each_va(b, &h->set.list) {
+		a = b->start > vstart ? b->start : vstart;
+		for (a = (a + align - 1) & ~(align - 1); a + size <= b->end;
+		     a += align) {
+			if ((a >> zm->zone_shift) % zm->nr_nodes == zm->node) {
+				*out = a;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/*
+ * Zones of 4 units, 3 nodes: the search restricted to one node's zones
+ * against a linear scan, taking each fit out and putting it back; with a
+ * single try it gives up (-EAGAIN) exactly when the plain lowest fit is
+ * in another node's zone.
+ */
+TEST(node_fit_matches_linear_scan)
+{
+	static const uint64_t aligns[] = { 1, 2, 4 };
+	struct zone_map zm = { .zone_shift = 2, .nr_nodes = 3 };
+	uint64_t a_tree, a_lin, size, align, vstart, x;
+	struct vlist garbage;
+	struct va *spare;
+	struct heap h;
+	long round, q, rounds = scaled(100);
+	bool found;
+	int rc;
+
+	for (round = 0; round < rounds; round++) {
+		heap_init(&h);
+		vlist_init(&garbage);
+		for (x = rnd() % 8; x < 4096;) {
+			size = 1 + rnd() % 24;
+			if (x + size > 4096)
+				break;
+			heap_return(&h, rec(x, x + size), &garbage);
+			x += size + 1 + rnd() % 24;
+		}
+		for (q = 0; q < 200; q++) {
+			size = 1 + rnd() % 6;
+			align = aligns[rnd() % 3];
+			vstart = rnd() % 4200;
+			zm.node = (unsigned)(rnd() % 3);
+			found = own_zone_fit_linear(&h, size, align, &zm, vstart,
+						    &a_lin);
+			spare = va_new();
+			rc = heap_alloc_in_node(&h, size, align, 4, &zm, vstart,
+						1 << 20, 1 << 20, &spare,
+						&garbage, &a_tree);
+			assert_int(rc, ==, found ? 0 : -ENOMEM);
+			if (found) {
+				assert_u64(a_tree, ==, a_lin);
+				heap_return(&h, rec(a_tree, a_tree + size),
+					    &garbage);
+			}
+			if (spare)
+				va_delete(spare);
+			spare = va_new();
+			rc = heap_alloc_in_node(&h, size, align, 4, &zm, vstart,
+						1 << 20, 1, &spare, &garbage,
+						&a_tree);
+			if (!rc)
+				heap_return(&h, rec(a_tree, a_tree + size),
+					    &garbage);
+			else if (found)
+				assert_int(rc, ==, -EAGAIN);
+			if (spare)
+				va_delete(spare);
+		}
+		va_delete_list(&garbage);
+		va_delete_list(&h.set.list);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	return test_main(argc, argv, (struct test[]){
@@ -308,5 +394,6 @@ int main(int argc, char **argv)
 		T(heap_refuses_overlap),
 		T(heap_clip_cases),
 		T(lowest_fit_matches_linear_scan),
+		T(node_fit_matches_linear_scan),
 		{ 0 } });
 }
