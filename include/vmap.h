@@ -83,11 +83,12 @@ enum {
 	 */
 	VMAP_DETERMINISTIC = 1u << 0,
 	/*
-	 * Tag an allocation taken from the global heap with the node of its
-	 * address instead of the node of the allocating CPU (the alternative
-	 * discussed in review of the kernel series; the default is the
-	 * kernel's choice).  The tag decides which node's lazy tree and pools
-	 * the range goes to when freed.
+	 * With VMAP_KERNEL_POOLS: tag an allocation taken from the global
+	 * heap with the node of its address instead of the node of the
+	 * allocating CPU (the alternative discussed in review of the kernel
+	 * series; the kernel's choice otherwise).  The tag decides which
+	 * node's lazy set and pools the range goes to when freed.  The
+	 * default pools (without VMAP_KERNEL_POOLS) always tag by address.
 	 */
 	VMAP_TAG_BY_ADDRESS = 1u << 1,
 	/*

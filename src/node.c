@@ -39,6 +39,19 @@ unsigned this_cpu_node(const struct vmap_space *s)
 	return cpu % s->nr_nodes;
 }
 
+/*
+ * Refills start in the middle of the space, so that the lowest-fit
+ * placement of misses and of restricted windows, low in the space, is
+ * what it would be without them until the upper half fills up.
+ */
+static uint64_t refill_origin(const struct vmap_space *s)
+{
+	uint64_t mid = s->base + (s->limit - s->base) / 2;
+
+	mid &= ~((1ull << s->zone_shift) - 1);
+	return mid > s->base ? mid : s->base;
+}
+
 int nodes_create(struct vmap_space *s)
 {
 	struct vmap_node *vn;
@@ -65,7 +78,7 @@ int nodes_create(struct vmap_space *s)
 			atomic_init(&vn->pools[k].len, 0);
 		}
 		vn->skip_populate = false;
-		vn->refill_next = s->base;
+		vn->refill_next = refill_origin(s);
 		atomic_init(&vn->count.allocs, 0);
 		atomic_init(&vn->count.alloc_failures, 0);
 		atomic_init(&vn->count.frees, 0);

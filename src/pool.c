@@ -141,10 +141,11 @@ void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
 
 /*
  * Under the heap lock: take the batch, in address order, searching from
- * where the node's last batch ended (and once more from the base when
- * that finds nothing).  A search from the base would first meet every
- * small hole that other nodes' frees left low in the space, most of them
- * in other nodes' zones, and spend its tries there.
+ * where the node's last batch ended (first from the middle of the space,
+ * see nodes_create(), and once more from the base when that finds
+ * nothing).  A search from the base would first meet every small hole
+ * that other nodes' frees left low in the space, most of them in other
+ * nodes' zones, and spend its tries there.
  */
 void pool_refill_take(struct vmap_space *s, struct refill *r)
 {
