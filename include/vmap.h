@@ -358,7 +358,7 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(lazy_pages, "gauge: pages lazy now")                                \
 	X(pooled_now, "gauge: ranges in pools now")                           \
 	X(free_bytes, "gauge: bytes in the global free heap now")             \
-	X(other_node_lock, "node locks taken by alloc/free of another node's CPU") \
+	X(other_node_lock, "node locks an alloc/free took of another node")   \
 	X(pool_refills, "batches taken from the heap into an empty pool")     \
 	X(refilled, "ranges those batches took")
 

@@ -224,7 +224,8 @@ int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
 int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
 		       uint64_t page, const struct zone_map *zm,
 		       uint64_t vstart, uint64_t vend, unsigned tries,
-		       struct va **spare, struct vlist *garbage, uint64_t *start)
+		       struct va **spare, struct vlist *garbage,
+		       uint64_t *start)
 {
 	uint64_t length = heap_search_length(size, align, page, vstart, vend);
 	uint64_t a, zone, next;

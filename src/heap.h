@@ -78,7 +78,8 @@ struct zone_map {
 int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
 		       uint64_t page, const struct zone_map *zm,
 		       uint64_t vstart, uint64_t vend, unsigned tries,
-		       struct va **spare, struct vlist *garbage, uint64_t *start);
+		       struct va **spare, struct vlist *garbage,
+		       uint64_t *start);
 
 /*
  * Give @va's range back, merging with the free neighbours on either side.

@@ -117,7 +117,7 @@ struct vmap_node {
 	 */
 	struct lazy_set *purging;
 	bool skip_populate;
-	uint64_t refill_next;	/* where its next refill searches; heap_lock */
+	uint64_t refill_next;	/* where its next refill starts (heap_lock) */
 	struct lazy_set lazy_sets[2];
 	unsigned id;
 	struct node_counters count;

@@ -113,8 +113,7 @@ void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
 			 uint64_t size, uint64_t align, struct refill *r)
 {
 	uint64_t pages = size >> s->page_shift;
-	size_t made, spares;
-	struct va *va;
+	size_t spares;
 
 	r->vn = vn;
 	r->size = size;
@@ -131,12 +130,8 @@ void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
 	spares = r->want ? 1 + (size_t)(r->want * pages / ZONE_PAGES) : 0;
 	if (spares > r->want + 1)
 		spares = r->want + 1;
-	for (made = 0; made < r->want + spares; made++) {
-		va = va_new();
-		if (!va)
-			break;
-		vlist_add_head(&va->link, &r->recs);
-	}
+	if (r->want && !va_new_list(r->want + spares, &r->recs))
+		r->want = 0;
 }
 
 /*

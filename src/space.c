@@ -55,8 +55,9 @@ static int check_params(uint64_t base, uint64_t limit,
 	unsigned i;
 	uint64_t page;
 
-	if (p->reserved0 || (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
-					    VMAP_KERNEL_POOLS)))
+	if (p->reserved0 ||
+	    (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
+			  VMAP_KERNEL_POOLS)))
 		return -EINVAL;
 	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
 		if (p->reserved[i])

@@ -16,6 +16,29 @@ struct va *va_new(void)
 	return calloc(1, sizeof(struct va));
 }
 
+/*
+ * A batch is all or nothing, with one fault site, so that fault injection
+ * fails each batch once rather than at each of its records.
+ */
+bool va_new_list(size_t n, struct vlist *out)
+{
+	struct va *va;
+	size_t i;
+
+	vlist_init(out);
+	if (fault_hit(FAULT_VA_ALLOC))
+		return false;
+	for (i = 0; i < n; i++) {
+		va = calloc(1, sizeof(*va));
+		if (!va) {
+			va_delete_list(out);
+			return false;
+		}
+		vlist_add_head(&va->link, out);
+	}
+	return true;
+}
+
 void va_delete(struct va *va)
 {
 	free(va);

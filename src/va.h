@@ -132,6 +132,7 @@ static inline uint64_t va_size(const struct va *va)
  * callers obtain records before taking any lock.
  */
 struct va *va_new(void);
+bool va_new_list(size_t n, struct vlist *out);	/* n records, or none */
 void va_delete(struct va *va);
 void va_delete_list(struct vlist *list);
 

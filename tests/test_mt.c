@@ -56,7 +56,8 @@ static void *purger_main(void *arg)
 }
 
 static void stress(unsigned threads, unsigned nodes, uint64_t pages,
-		   uint64_t lazy_max, unsigned max_pages, long ops, unsigned flags)
+		   uint64_t lazy_max, unsigned max_pages, long ops,
+		   unsigned flags)
 {
 	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = lazy_max,
 				 .flags = flags };
@@ -132,7 +133,7 @@ struct vcpu {
 static void *vcpu_main(void *arg)
 {
 	struct vcpu *v = arg;
-	uint64_t held[8], rng = test_seed * 31 + v->cpu, z;
+	uint64_t held[8], rng = test_seed * 31 + v->cpu, z, pages;
 	unsigned n = 0;
 	long i;
 
@@ -140,8 +141,9 @@ static void *vcpu_main(void *arg)
 	for (i = 0; i < v->pairs; i++) {
 		z = (rng += 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
 		z ^= z >> 31;
-		if (n < 8 && !vmap_alloc(v->s, (1 + (z >> 8) % (z & 1 ? 4 : 256)) * PAGE,
-					 PAGE, 0, 0, 0, &held[n])) {
+		pages = 1 + (z >> 8) % (z & 1 ? 4 : 256);
+		if (n < 8 && !vmap_alloc(v->s, pages * PAGE, PAGE, 0, 0, 0,
+					 &held[n])) {
 			v->made++;
 			n++;
 		}
@@ -162,20 +164,23 @@ TEST(virtual_cpus_counters_add_up)
 	char msg[256];
 	unsigned i;
 
-	assert_int(vmap_space_create(BASE, BASE + 65536 * PAGE, &p, &v[0].s), ==, 0);
+	assert_int(vmap_space_create(BASE, BASE + 65536 * PAGE, &p, &v[0].s),
+		   ==, 0);
 	for (i = 0; i < VCPUS; i++) {
 		v[i].s = v[0].s;
 		v[i].cpu = i;
 		v[i].pairs = scaled(20000);
 		v[i].made = 0;
-		assert_int(pthread_create(&tid[i], NULL, vcpu_main, &v[i]), ==, 0);
+		assert_int(pthread_create(&tid[i], NULL, vcpu_main, &v[i]),
+			   ==, 0);
 	}
 	for (i = 0; i < VCPUS; i++)
 		pthread_join(tid[i], NULL);
 	for (i = 0; i < VCPUS; i++) {
 		vmap_stats_get(v[0].s, (int)i, &st);
 		expect_u64(st.allocs, ==, v[i].made);
-		expect_u64(st.allocs + st.alloc_failures, ==, st.pool_hits + st.pool_misses);
+		expect_u64(st.allocs + st.alloc_failures, ==,
+			   st.pool_hits + st.pool_misses);
 		expect_u64(st.cross_node_busy, <=, st.pool_misses);
 		expect_u64(st.refilled, >=, st.pool_refills);
 	}

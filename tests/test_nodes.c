@@ -352,8 +352,8 @@ TEST(lookup_walks_back_and_wraps)
 
 TEST(base_in_a_non_zero_node)
 {
-	struct vmap_params p = { .nr_nodes = 4,
-				 .flags = VMAP_DETERMINISTIC | VMAP_KERNEL_POOLS };
+	struct vmap_params p = { .nr_nodes = 4, .flags = VMAP_DETERMINISTIC |
+							 VMAP_KERNEL_POOLS };
 	uint64_t base = BASE + 2 * ZONE + 3 * PAGE;
 	struct vmap_space *s;
 	struct vmap_range r;

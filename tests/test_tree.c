@@ -354,8 +354,8 @@ TEST(node_fit_matches_linear_scan)
 			align = aligns[rnd() % 3];
 			vstart = rnd() % 4200;
 			zm.node = (unsigned)(rnd() % 3);
-			found = own_zone_fit_linear(&h, size, align, &zm, vstart,
-						    &a_lin);
+			found = own_zone_fit_linear(&h, size, align, &zm,
+						    vstart, &a_lin);
 			spare = va_new();
 			rc = heap_alloc_in_node(&h, size, align, 4, &zm, vstart,
 						1 << 20, 1 << 20, &spare,
