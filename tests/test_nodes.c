@@ -381,7 +381,7 @@ TEST(base_in_a_non_zero_node)
  */
 TEST(refill_takes_batch_from_own_zones)
 {
-	struct vmap_space *s = refill_space(4, 4096);
+	struct vmap_space *s = refill_space(4, 65536);
 	static uint64_t a[257];
 	struct vmap_range r;
 	unsigned i, own = 0;
@@ -413,15 +413,15 @@ TEST(refill_takes_batch_from_own_zones)
 	vmap_space_destroy(s);
 }
 
-/* A refill takes at most a quarter of the free heap per node. */
+/* A refill takes at most 1/64 of the free heap per node. */
 TEST(refill_capped_in_small_space)
 {
-	struct vmap_space *s = refill_space(4, 64);
+	struct vmap_space *s = refill_space(4, 4096);
 
 	assert_true(s != NULL);
 	alloc_on(s, 0, 1, PAGE);
-	expect_u64(node_stats(s, 0).refilled, ==, 4);	/* 64 / (4 x 4) */
-	expect_u64(node_stats(s, 0).pooled_now, ==, 4);
+	expect_u64(node_stats(s, 0).refilled, ==, 16);	/* 4096 / (64 x 4) */
+	expect_u64(node_stats(s, 0).pooled_now, ==, 16);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
 }
