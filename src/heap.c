@@ -216,10 +216,10 @@ int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
 }
 
 /*
- * Each step either succeeds or moves the window's start to the next zone of
- * @node above the block it met, so a heap fragmented into many blocks
- * inside other nodes' zones can cost a try per block: the caller bounds
- * the tries and, past them, takes its range from anywhere.
+ * Each try is one lowest-fit search; a fit in another node's zone moves
+ * the window's start up to the next zone of @zm's node.  A heap
+ * fragmented into many blocks inside other nodes' zones can cost a try
+ * per block, hence the caller's bound.
  */
 int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
 		       uint64_t page, const struct zone_map *zm,

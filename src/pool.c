@@ -68,10 +68,9 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
  * purges are late; 16 ranges of 100 pages (with 256 pages' worth, mixed
  * sizes of 1-100 pages missed 9% of the time, with 16 at least 3%).  It
  * never takes more than 1/REFILL_SHARE of the free heap per node, so that
- * small spaces are not parcelled out into pools, whose ranges also make
- * every vmap_check() longer.  A search that keeps
- * meeting other nodes' zones gives up after REFILL_TRIES and ends the
- * batch.
+ * small spaces are not parcelled out into pools (whose ranges also make
+ * every vmap_check() longer).  A search that keeps meeting other nodes'
+ * zones gives up after REFILL_TRIES and ends the batch.
  */
 #define REFILL_PAGES 256
 #define REFILL_MIN 16
