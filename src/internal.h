@@ -65,6 +65,7 @@
 struct pool {
 	struct vlist head;	/* LIFO: most recently purged first */
 	atomic_size_t len;
+	bool taken;		/* a range was taken since the last decay */
 };
 
 /* Per-node event counters; see VMAP_STAT_FIELDS for their meaning. */

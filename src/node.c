@@ -76,6 +76,7 @@ int nodes_create(struct vmap_space *s)
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
 			vlist_init(&vn->pools[k].head);
 			atomic_init(&vn->pools[k].len, 0);
+			vn->pools[k].taken = false;
 		}
 		vn->skip_populate = false;
 		vn->refill_next = refill_origin(s);

@@ -55,6 +55,7 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 			va = NULL;
 		} else {
 			pool_len_set(p, pool_len(p) - 1);
+			p->taken = true;
 		}
 	}
 	vlock_release(&vn->pool_lock);
@@ -243,7 +244,11 @@ bool pools_empty(struct vmap_space *s)
  * the global heap over a few purges.  A quarter keeps a pool that is in
  * steady use close to its working size, while an idle one of n entries is
  * down to 1-3 entries after about log4(n) purges (integer division leaves
- * pools of 1-3 entries alone unless @full).
+ * pools of 1-3 entries alone unless @full).  Refilling pools (the default)
+ * decay only when idle, no range taken since the last decay: a pool in
+ * use would only take back from the heap, one refill later, what decay
+ * gave it (with sizes of 1-100 pages, half the cycles of a pair went to
+ * that round trip).
  *
  * Each pool's list is detached under the lock, the quarter to give back
  * is cut off its head (the most recently pooled ranges, as the kernel
@@ -255,10 +260,12 @@ bool pools_empty(struct vmap_space *s)
  */
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 {
+	bool keep_used = !(s->flags & VMAP_KERNEL_POOLS);
 	struct vlist detached, decayed, merged;
 	struct heap local;
 	size_t len, n_decay;
 	struct pool *p;
+	bool used;
 	unsigned i;
 
 	heap_init(&local);
@@ -268,6 +275,12 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 		if (!pool_len(p))
 			continue;
 		vlock_acquire(&vn->pool_lock);
+		used = p->taken;
+		p->taken = false;
+		if (keep_used && used && !full) {
+			vlock_release(&vn->pool_lock);
+			continue;
+		}
 		vlist_move_all(&p->head, &detached);
 		len = pool_len(p);
 		pool_len_set(p, 0);

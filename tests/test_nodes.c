@@ -413,6 +413,29 @@ TEST(refill_takes_batch_from_own_zones)
 	vmap_space_destroy(s);
 }
 
+/*
+ * Refilling pools decay only when idle: a purge after a range was taken
+ * leaves the pool alone, one after none was taken gives back a quarter.
+ */
+TEST(refilled_pool_decays_only_when_idle)
+{
+	struct vmap_space *s = refill_space(2, 65536);
+
+	assert_true(s != NULL);
+	alloc_on(s, 0, 1, PAGE);	/* miss: the pool gets 256 */
+	assert_u64(node_stats(s, 0).pooled_now, ==, 256);
+	vmap_purge(s);			/* nothing taken yet: idle */
+	expect_u64(node_stats(s, 0).pooled_now, ==, 192);
+	alloc_on(s, 0, 1, PAGE);	/* a hit */
+	vmap_purge(s);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 191);
+	vmap_purge(s);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 144);
+	expect_u64(node_stats(s, 0).decayed_vas, ==, 64 + 47);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
 /* A refill takes at most 1/64 of the free heap per node. */
 TEST(refill_capped_in_small_space)
 {
@@ -469,6 +492,7 @@ int main(int argc, char **argv)
 		T(address_tag_alternative),
 		T(restricted_window_never_pooled),
 		T(refill_takes_batch_from_own_zones),
+		T(refilled_pool_decays_only_when_idle),
 		T(refill_capped_in_small_space),
 		T(refused_allocation_refills_nothing),
 		T(decay_gives_back_a_quarter),
