@@ -248,6 +248,22 @@ TEST(heap_clip_cases)
 	}
 }
 
+/* Random free blocks of 1-24 units, 1-24 apart, in [0, 4096). */
+static void random_heap(struct heap *h, struct vlist *garbage)
+{
+	uint64_t x, size;
+
+	heap_init(h);
+	vlist_init(garbage);
+	for (x = rnd() % 8; x < 4096;) {
+		size = 1 + rnd() % 24;
+		if (x + size > 4096)
+			break;
+		heap_return(h, rec(x, x + size), garbage);
+		x += size + 1 + rnd() % 24;
+	}
+}
+
 /* The kernel's debug self-check: tree search against a linear scan. */
 TEST(lowest_fit_matches_linear_scan)
 {
@@ -255,20 +271,11 @@ TEST(lowest_fit_matches_linear_scan)
 	struct vlist garbage;
 	struct heap h;
 	struct va *va, *lin;
-	uint64_t a_tree, a_lin, size, align, vstart, length, x;
+	uint64_t a_tree, a_lin, size, align, vstart, length;
 	long round, q, rounds = scaled(200);
 
 	for (round = 0; round < rounds; round++) {
-		heap_init(&h);
-		vlist_init(&garbage);
-		/* Random free blocks in [0, 4096) units. */
-		for (x = rnd() % 8; x < 4096;) {
-			size = 1 + rnd() % 24;
-			if (x + size > 4096)
-				break;
-			heap_return(&h, rec(x, x + size), &garbage);
-			x += size + 1 + rnd() % 24;
-		}
+		random_heap(&h, &garbage);
 		for (q = 0; q < 200; q++) {
 			size = 1 + rnd() % 20;
 			align = aligns[rnd() % 7];
@@ -331,7 +338,7 @@ TEST(node_fit_matches_linear_scan)
 {
 	static const uint64_t aligns[] = { 1, 2, 4 };
 	struct zone_map zm = { .zone_shift = 2, .nr_nodes = 3 };
-	uint64_t a_tree, a_lin, size, align, vstart, x;
+	uint64_t a_tree, a_lin, size, align, vstart;
 	struct vlist garbage;
 	struct va *spare;
 	struct heap h;
@@ -340,15 +347,7 @@ TEST(node_fit_matches_linear_scan)
 	int rc;
 
 	for (round = 0; round < rounds; round++) {
-		heap_init(&h);
-		vlist_init(&garbage);
-		for (x = rnd() % 8; x < 4096;) {
-			size = 1 + rnd() % 24;
-			if (x + size > 4096)
-				break;
-			heap_return(&h, rec(x, x + size), &garbage);
-			x += size + 1 + rnd() % 24;
-		}
+		random_heap(&h, &garbage);
 		for (q = 0; q < 200; q++) {
 			size = 1 + rnd() % 6;
 			align = aligns[rnd() % 3];
