@@ -908,7 +908,8 @@ static void usage(FILE *out)
 		"                              zones, ranges tagged by address), kernel (pools\n"
 		"                              filled by purges only, a miss tagged with the\n"
 		"                              CPU's node), address (kernel pools, a miss\n"
-		"                              tagged by address) (default zone)\n"
+		"                              tagged by address) (default zone); vmalloc\n"
+		"                              mode always has the layer's own (kernel)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
 		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
 		"  scale                       threads 1, 2, 4 ... nr_threads; prints efficiency\n"
@@ -1085,6 +1086,9 @@ int main(int argc, char **argv)
 		if (strcmp(tag_items[i], "zone") && strcmp(tag_items[i], "kernel") &&
 		    strcmp(tag_items[i], "address"))
 			bad_arg(tag_items[i], "tag is zone, kernel or address");
+	/* The vmalloc layer chooses its pools itself (the kernel's). */
+	if (p.vmalloc)
+		ntags = 1;
 	n = split(nodes, items, 32);
 	for (i = 0; i < n && nb < 12; i++) {
 		if (!strcmp(items[i], "auto")) {
@@ -1099,7 +1103,9 @@ int main(int argc, char **argv)
 		for (k = 0; k < ntags; k++) {
 			chosen[nb] = ours[1];
 			chosen[nb].nodes = (unsigned)v;
-			chosen[nb++].tag = tag_items[k];
+			if (!p.vmalloc)
+				chosen[nb].tag = tag_items[k];
+			nb++;
 		}
 	}
 	n = split(baselines, items, 32);
