@@ -9,7 +9,9 @@
  *
  * In normal operation no two of these are ever held together: an
  * allocation takes a pool lock, then (after dropping it) the heap lock,
- * then a busy lock; a free takes a busy lock, then a lazy lock; a purge
+ * then a busy lock; one that missed its pool files the batch it took
+ * under the heap lock into the pool under the pool lock, after dropping
+ * the heap lock; a free takes a busy lock, then a lazy lock; a purge
  * holds purge_lock throughout and takes the others one at a time.  Only
  * vmap_check() nests them all, in the order above, to see a frozen space.
  * The notifier rwlock is taken with no other lock held, and notifiers run
@@ -19,8 +21,9 @@
  *   heap_lock          the free heap (heap.h) and each node's refill_next
  *   busy_lock          a node's busy set
  *   lazy_lock          which lazy set of a node frees go to, and that set
- *   pool_lock          a node's 256 pools (lists; lengths are written
- *                      under it and may be read without it)
+ *   pool_lock          a node's 256 pools (lists and taken flags;
+ *                      lengths are written under it and may be read
+ *                      without it)
  *   purge_lock         one purge or shrink at a time, and each node's
  *                      purge work item (purging, skip_populate)
  *   lazy_nr            atomic, no lock
