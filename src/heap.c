@@ -219,11 +219,11 @@ int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
  * Each try is one lowest-fit search; a fit in another node's zone moves
  * the window's start up to the next zone of @zm's node.  A heap
  * fragmented into many blocks inside other nodes' zones can cost a try
- * per block, hence the caller's bound.
+ * per block, hence the caller's budget.
  */
 int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
 		       uint64_t page, const struct zone_map *zm,
-		       uint64_t vstart, uint64_t vend, unsigned tries,
+		       uint64_t vstart, uint64_t vend, unsigned *tries,
 		       struct va **spare, struct vlist *garbage,
 		       uint64_t *start)
 {
@@ -231,7 +231,8 @@ int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
 	uint64_t a, zone, next;
 	struct va *b;
 
-	while (tries--) {
+	while (*tries) {
+		--*tries;
 		b = heap_lowest_fit(h, size, align, vstart, length, &a);
 		if (!b || a + size > vend)
 			return -ENOMEM;

@@ -71,13 +71,13 @@ struct zone_map {
 
 /*
  * heap_alloc() restricted to ranges that start in a zone of @zm's node:
- * the lowest such fit, found in at most @tries searches.  Returns 0 and
- * *@start, -ENOMEM (none in [vstart, vend)) or -EAGAIN (the tries ran
- * out).
+ * the lowest such fit, found in at most *@tries searches (each search
+ * made is subtracted from *@tries).  Returns 0 and *@start, -ENOMEM (none
+ * in [vstart, vend)) or -EAGAIN (the tries ran out).
  */
 int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
 		       uint64_t page, const struct zone_map *zm,
-		       uint64_t vstart, uint64_t vend, unsigned tries,
+		       uint64_t vstart, uint64_t vend, unsigned *tries,
 		       struct va **spare, struct vlist *garbage,
 		       uint64_t *start);
 

@@ -10,6 +10,8 @@
  * the heap lock for its batch of searches, then the pool lock to file
  * the batch: never both.
  */
+#include <errno.h>
+
 #include "internal.h"
 
 static struct pool *pool_for(struct vmap_space *s, struct vmap_node *vn,
@@ -70,8 +72,10 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
  * sizes of 1-100 pages missed 9% of the time, with 16 at least 3%).  It
  * never takes more than 1/REFILL_SHARE of the free heap per node, so that
  * small spaces are not parcelled out into pools (whose ranges also make
- * every vmap_check() longer).  A search that keeps meeting other nodes'
- * zones gives up after REFILL_TRIES and ends the batch.
+ * every vmap_check() longer).  Its searches, which hold the heap lock,
+ * are bounded: two per range of the batch and REFILL_TRIES more (a range
+ * costs one, a jump to the next own zone one more); a batch that runs
+ * out of them ends early.
  */
 #define REFILL_PAGES 256
 #define REFILL_MIN 16
@@ -147,6 +151,7 @@ void pool_refill_take(struct vmap_space *s, struct refill *r)
 {
 	struct zone_map zm = { s->zone_shift, s->nr_nodes, r->vn->id };
 	uint64_t from = r->vn->refill_next, start;
+	unsigned tries = 2 * (unsigned)r->want + REFILL_TRIES;
 	bool wrapped = from == s->base;
 	struct vlist garbage;
 	struct va *spare = NULL, *va;
@@ -160,8 +165,8 @@ void pool_refill_take(struct vmap_space *s, struct refill *r)
 			break;
 		rc = heap_alloc_in_node(&s->heap, r->size, r->align,
 					s->page_size, &zm, from, s->limit,
-					REFILL_TRIES, &spare, &garbage, &start);
-		if (rc && !wrapped) {
+					&tries, &spare, &garbage, &start);
+		if (rc == -ENOMEM && !wrapped) {
 			wrapped = true;
 			from = s->base;
 			continue;

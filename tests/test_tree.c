@@ -338,6 +338,7 @@ TEST(node_fit_matches_linear_scan)
 {
 	static const uint64_t aligns[] = { 1, 2, 4 };
 	struct zone_map zm = { .zone_shift = 2, .nr_nodes = 3 };
+	unsigned tries;
 	uint64_t a_tree, a_lin, size, align, vstart;
 	struct vlist garbage;
 	struct va *spare;
@@ -356,8 +357,9 @@ TEST(node_fit_matches_linear_scan)
 			found = own_zone_fit_linear(&h, size, align, &zm,
 						    vstart, &a_lin);
 			spare = va_new();
+			tries = 1u << 20;
 			rc = heap_alloc_in_node(&h, size, align, 4, &zm, vstart,
-						1 << 20, 1 << 20, &spare,
+						1 << 20, &tries, &spare,
 						&garbage, &a_tree);
 			assert_int(rc, ==, found ? 0 : -ENOMEM);
 			if (found) {
@@ -368,9 +370,11 @@ TEST(node_fit_matches_linear_scan)
 			if (spare)
 				va_delete(spare);
 			spare = va_new();
+			tries = 1;
 			rc = heap_alloc_in_node(&h, size, align, 4, &zm, vstart,
-						1 << 20, 1, &spare, &garbage,
+						1 << 20, &tries, &spare, &garbage,
 						&a_tree);
+			expect_int(tries, ==, 0);
 			if (!rc)
 				heap_return(&h, rec(a_tree, a_tree + size),
 					    &garbage);
