@@ -98,7 +98,7 @@ valgrind: all
 	$(VALGRIND) ./build/tests/soak 5 6
 
 bench: deps all
-	./build/tools/vmap-bench run_test_mask=13 test_loop_count=200000 tag=kernel,address
+	./build/tools/vmap-bench run_test_mask=13 test_loop_count=200000 tag=zone,kernel,address
 
 install: all
 	$(CMAKE) --install build --prefix $(PREFIX)
