@@ -75,14 +75,17 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
  * every vmap_check() longer).  Its searches, which hold the heap lock,
  * are bounded: two per range of the batch and REFILL_TRIES more (a range
  * costs one, a jump to the next own zone one more); a batch that runs
- * out of them ends early.
+ * out of them ends early.  Requests aligned beyond a zone get no batch:
+ * each of its ranges would sit alone in an aligned slot, scattering
+ * pooled pages over the space.
  */
 #define REFILL_PAGES 256
 #define REFILL_MIN 16
 #define REFILL_SHARE 64
 #define REFILL_TRIES 16
 
-static size_t refill_count(const struct vmap_space *s, uint64_t pages)
+static size_t refill_count(const struct vmap_space *s, uint64_t pages,
+			   uint64_t align)
 {
 	uint64_t free_pages = atomic_load_explicit(&s->heap.free_bytes,
 						   memory_order_relaxed) >>
@@ -91,6 +94,8 @@ static size_t refill_count(const struct vmap_space *s, uint64_t pages)
 		REFILL_MIN;
 	uint64_t cap = free_pages / (pages * REFILL_SHARE * s->nr_nodes);
 
+	if (align > (1ull << s->zone_shift))
+		return 0;
 	return (size_t)(n < cap ? n : cap);
 }
 
@@ -123,17 +128,18 @@ void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
 	r->vn = vn;
 	r->size = size;
 	r->align = align;
-	r->want = refill_count(s, pages);
+	r->want = refill_count(s, pages, align);
 	r->got = 0;
 	vlist_init(&r->recs);
 	vlist_init(&r->batch);
 	/*
 	 * A range taken from the middle of a block needs a spare record:
 	 * the first of the batch may, and so may each one after a jump to
-	 * the next own zone, which comes every ZONE_PAGES / pages ranges.
+	 * the next own zone, which comes every ZONE_PAGES / pages ranges,
+	 * or after a gap left for alignment, which may come every time.
 	 */
 	spares = r->want ? 1 + (size_t)(r->want * pages / ZONE_PAGES) : 0;
-	if (spares > r->want + 1)
+	if (spares > r->want + 1 || align > s->page_size)
 		spares = r->want + 1;
 	if (r->want && !va_new_list(r->want + spares, &r->recs))
 		r->want = 0;

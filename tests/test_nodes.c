@@ -436,6 +436,22 @@ TEST(refilled_pool_decays_only_when_idle)
 	vmap_space_destroy(s);
 }
 
+/* Alignments up to a zone are batched; larger ones miss alone. */
+TEST(refill_only_up_to_zone_alignment)
+{
+	struct vmap_space *s = refill_space(4, 65536);
+
+	assert_true(s != NULL);
+	alloc_on(s, 0, 1, 2 * ZONE);
+	expect_u64(node_stats(s, 0).pool_refills, ==, 0);
+	alloc_on(s, 0, 1, ZONE);
+	expect_u64(node_stats(s, 0).pool_refills, ==, 1);
+	/* 65534 free pages / (64 x 4 nodes): the cap, not the 256 wanted. */
+	expect_u64(node_stats(s, 0).pooled_now, ==, 255);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
 /* A refill takes at most 1/64 of the free heap per node. */
 TEST(refill_capped_in_small_space)
 {
@@ -493,6 +509,7 @@ int main(int argc, char **argv)
 		T(restricted_window_never_pooled),
 		T(refill_takes_batch_from_own_zones),
 		T(refilled_pool_decays_only_when_idle),
+		T(refill_only_up_to_zone_alignment),
 		T(refill_capped_in_small_space),
 		T(refused_allocation_refills_nothing),
 		T(decay_gives_back_a_quarter),
