@@ -49,11 +49,16 @@ check "virtual CPUs: other-node locks and load reported" \
 	test "$(grep -c '"other_node_lock_per_pair":[0-9].*"load":1,' "$tmp/virtual")" -eq 8
 "$bench" run_test_mask=1 test_loop_count=200 nr_threads=4 cpus=virtual >"$tmp/vtext" 2>/dev/null
 check "virtual CPUs: lock structure table" grep -q '^lock structure per pair' "$tmp/vtext"
+"$bench" churn=100 test_loop_count=500 nr_threads=2 baselines=list json=1 >"$tmp/churn" 2>/dev/null
+rc=$?
+check "churn with the list baseline: exit status 0 (got $rc)" test "$rc" -eq 0
+check "churn rows: one-lock, nodes, list, none failed" \
+	test "$(grep '"test":"churn_test"' "$tmp/churn" | grep '"live":100,' | grep -c '"failed":0,')" -eq 3
 "$bench" live=100,1000 test_loop_count=200 nr_threads=1 json=1 >"$tmp/live" 2>/dev/null
 check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 3
 
 for bad in run_test_mask=0 run_test_mask=0x800 nr_threads=x nodes=0 tag=foo bogus=1 \
-	test_loop_count=0 baselines=mmap,foo live=0 cpus=foo load=x; do
+	test_loop_count=0 baselines=mmap,foo live=0 cpus=foo load=x churn=0; do
 	"$bench" "$bad" >/dev/null 2>"$tmp/bad"
 	rc=$?
 	check "$bad refused with exit 2 (got $rc)" test "$rc" -eq 2

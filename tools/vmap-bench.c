@@ -50,6 +50,7 @@ struct params {
 	char nodes[256];
 	char baselines[64];
 	char live[256];
+	char churn[256];
 	char csv[256];
 	char tag[32];
 	bool json, scale, vmalloc;
@@ -86,6 +87,8 @@ struct phase {
 	unsigned threads;
 	bool vmalloc;			/* real memory: touch what is allocated */
 	atomic_uint_fast64_t syscalls;	/* mmap baseline: calls made */
+	struct hole_list *holes;	/* sorted-list baseline */
+	uint64_t churn;			/* ranges each worker keeps (churn=) */
 };
 
 /*
@@ -239,6 +242,144 @@ static const struct backend vmalloc_backends[] = {
 	{ "nodes", 0, "kernel", vmalloc_setup, vmalloc_teardown, vmalloc_alloc, vmalloc_free },
 };
 
+/*
+ * A sorted list of holes behind one mutex, the way simple allocators of
+ * GPU address space keep theirs: an allocation takes the first hole that
+ * fits, walking up from the lowest; a free walks to its place and merges
+ * with the holes either side.  Every call is O(holes).
+ */
+struct hole {
+	struct hole *prev, *next;
+	uint64_t start, end;
+};
+
+struct hole_list {
+	pthread_mutex_t lock;
+	struct hole head;	/* sentinel of the address-ordered ring */
+};
+
+static void hole_link(struct hole *h, struct hole *prev)
+{
+	h->prev = prev;
+	h->next = prev->next;
+	prev->next->prev = h;
+	prev->next = h;
+}
+
+static void hole_unlink(struct hole *h)
+{
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+}
+
+static int list_setup(struct phase *ph)
+{
+	struct hole_list *l = calloc(1, sizeof(*l));
+	struct hole *h = malloc(sizeof(*h));
+
+	if (!l || !h) {
+		free(l);
+		free(h);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&l->lock, NULL);
+	l->head.prev = l->head.next = &l->head;
+	h->start = RANGE_BASE;
+	h->end = RANGE_BASE + RANGE_SIZE;
+	hole_link(h, &l->head);
+	ph->holes = l;
+	return 0;
+}
+
+/* Everything was freed: the list must be one hole, the whole range again. */
+static void list_teardown(struct phase *ph)
+{
+	struct hole_list *l = ph->holes;
+	struct hole *h = l->head.next, *next;
+
+	if (h == &l->head || h->next != &l->head || h->start != RANGE_BASE ||
+	    h->end != RANGE_BASE + RANGE_SIZE) {
+		fprintf(stderr, "%s: list baseline: the holes do not add up to the range\n", prog);
+		exit(1);
+	}
+	for (; h != &l->head; h = next) {
+		next = h->next;
+		free(h);
+	}
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+static int list_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	struct hole_list *l = ph->holes;
+	struct hole *h, *gone = NULL, *right = malloc(sizeof(*right));
+	uint64_t a;
+	int rc = -ENOMEM;
+
+	if (!right)
+		return -ENOMEM;
+	pthread_mutex_lock(&l->lock);
+	for (h = l->head.next; h != &l->head; h = h->next) {
+		a = (h->start + align - 1) & ~(align - 1);
+		if (a < h->start || a + size < a || a + size > h->end)
+			continue;
+		if (a > h->start && a + size < h->end) {
+			right->start = a + size;
+			right->end = h->end;
+			hole_link(right, h);
+			right = NULL;
+			h->end = a;
+		} else if (a > h->start) {
+			h->end = a;
+		} else if (a + size < h->end) {
+			h->start = a + size;
+		} else {
+			hole_unlink(h);
+			gone = h;
+		}
+		*addr = a;
+		rc = 0;
+		break;
+	}
+	pthread_mutex_unlock(&l->lock);
+	free(right);
+	free(gone);
+	return rc;
+}
+
+static void list_free(struct phase *ph, uint64_t addr, uint64_t size)
+{
+	struct hole_list *l = ph->holes;
+	struct hole *prev, *next, *h = malloc(sizeof(*h)), *gone = NULL;
+
+	pthread_mutex_lock(&l->lock);
+	for (next = l->head.next; next != &l->head && next->start < addr; next = next->next)
+		;
+	prev = next->prev;
+	if (prev != &l->head && prev->end == addr) {
+		prev->end += size;
+		if (next != &l->head && next->start == prev->end) {
+			prev->end = next->end;
+			hole_unlink(next);
+			gone = next;
+		}
+	} else if (next != &l->head && next->start == addr + size) {
+		next->start = addr;
+	} else if (h) {
+		h->start = addr;
+		h->end = addr + size;
+		hole_link(h, prev);
+		h = NULL;
+	}
+	pthread_mutex_unlock(&l->lock);
+	free(h);
+	free(gone);
+}
+
+static const struct backend list_backend = { "list", 0, "-", list_setup, list_teardown,
+					     list_alloc, list_free };
+
 static const struct backend mmap_backend = { "mmap", 0, "-", NULL, NULL, mmap_alloc, mmap_free };
 static const struct backend malloc_backend = { "malloc", 0, "-", NULL, NULL, malloc_alloc,
 					       malloc_free };
@@ -247,6 +388,10 @@ static const struct backend malloc_backend = { "malloc", 0, "-", NULL, NULL, mal
  * The tests, after lib/test_vmalloc.c.  Each returns 0 or -1 (an
  * allocation failed) and counts the alloc+free pairs it made.
  */
+struct kept_range {
+	uint64_t addr, pages;
+};
+
 struct worker {
 	struct phase *ph;
 	pthread_t tid;
@@ -255,6 +400,8 @@ struct worker {
 	uint64_t pairs;
 	unsigned passed, failed;
 	double usec;
+	struct kept_range *kept;	/* churn= */
+	uint64_t nkept;
 };
 
 static uint64_t wrnd(struct worker *w)
@@ -424,6 +571,63 @@ static int align_shift_alloc_test(struct worker *w)
 	return 0;
 }
 
+/*
+ * churn=N: each worker keeps N ranges of 1-16 pages, a quarter of them
+ * 64 KiB-aligned, and each loop frees a random one and allocates another
+ * in its place: random churn over a fixed number of live ranges, the
+ * workload of the comparison with sorted-list heaps.  The ranges are made
+ * before the clock starts and freed after it stops.
+ */
+static uint64_t churn_shape(struct worker *w, uint64_t *align)
+{
+	uint64_t r = wrnd(w);
+
+	*align = (r & 3) ? PAGE : 16 * PAGE;
+	return 1 + (r >> 2) % 16;
+}
+
+static int churn_fill(struct worker *w)
+{
+	uint64_t align, n = w->ph->churn;
+
+	w->kept = calloc(n, sizeof(*w->kept));
+	if (!w->kept)
+		return -1;
+	for (w->nkept = 0; w->nkept < n; w->nkept++) {
+		w->kept[w->nkept].pages = churn_shape(w, &align);
+		if (alloc_pages(w, w->kept[w->nkept].pages, align, &w->kept[w->nkept].addr))
+			return -1;
+	}
+	return 0;
+}
+
+static void churn_drain(struct worker *w)
+{
+	while (w->nkept--)
+		w->ph->be->free(w->ph, w->kept[w->nkept].addr, w->kept[w->nkept].pages * PAGE);
+	free(w->kept);
+}
+
+static int churn_test(struct worker *w)
+{
+	struct kept_range *k;
+	unsigned long i;
+	uint64_t align;
+
+	if (w->nkept < w->ph->churn)
+		return -1;
+	for (i = 0; i < w->ph->loops; i++) {
+		k = &w->kept[wrnd(w) % w->nkept];
+		free_pages(w, k->addr, k->pages);
+		k->pages = churn_shape(w, &align);
+		if (alloc_pages(w, k->pages, align, &k->addr)) {
+			*k = w->kept[--w->nkept];
+			return -1;
+		}
+	}
+	return 0;
+}
+
 struct test_case {
 	const char *name;
 	int (*fn)(struct worker *w);
@@ -487,6 +691,9 @@ static void *worker_main(void *arg)
 
 	if (p->virtual_cpus)
 		vmap_set_thread_cpu((int)w->id);
+	if (w->ph->churn && churn_fill(w))
+		fprintf(stderr, "%s: %s: could not keep %" PRIu64 " ranges (%" PRIu64 " made)\n",
+			prog, w->ph->be->mode, w->ph->churn, w->nkept);
 	pthread_barrier_wait(&w->ph->start);
 	t0 = now_usec();
 	for (r = 0; r < p->test_repeat_count; r++) {
@@ -496,6 +703,8 @@ static void *worker_main(void *arg)
 			w->passed++;
 	}
 	w->usec = now_usec() - t0;
+	if (w->ph->churn)
+		churn_drain(w);
 	return NULL;
 }
 
@@ -593,7 +802,7 @@ static uint64_t *prefill(struct phase *ph, uint64_t n)
 
 static int run_phase(const struct params *p, const struct backend *be,
 		     const char *name, int (*fn)(struct worker *), bool expect_fail,
-		     unsigned threads, uint64_t live, struct row *row)
+		     unsigned threads, uint64_t live, uint64_t churn, struct row *row)
 {
 	struct worker *w = calloc(threads, sizeof(*w));
 	struct vmap_stats st = { .size = sizeof(st) };
@@ -601,7 +810,7 @@ static int run_phase(const struct params *p, const struct backend *be,
 	struct vmap_stats *node_before = NULL;
 	struct vmap_space_info info;
 	struct phase ph = { .be = be, .p = p, .fn = fn, .loops = p->test_loop_count,
-			    .threads = threads, .vmalloc = p->vmalloc };
+			    .threads = threads, .vmalloc = p->vmalloc, .churn = churn };
 	uint64_t *kept = NULL, i;
 	double t0, t1, lat = 0;
 	atomic_bool load_done;
@@ -662,7 +871,7 @@ static int run_phase(const struct params *p, const struct backend *be,
 	row->nr_pages = p->nr_pages;
 	row->threads = threads;
 	row->loops = p->test_loop_count;
-	row->live = live;
+	row->live = live ? live : churn;
 	row->load = p->load;
 	row->counters_add_up = -1;
 	row->expect_fail = expect_fail;
@@ -901,8 +1110,9 @@ static void usage(FILE *out)
 		"                              auto = online CPUs (default 1,auto)\n"
 		"  mode=range|vmalloc          address ranges only, or real memory through the\n"
 		"                              vmalloc layer, touching each area (default range)\n"
-		"  baselines=LIST              mmap, malloc or none (default: mmap; vmalloc\n"
-		"                              mode: mmap,malloc)\n"
+		"  baselines=LIST              mmap, malloc, list (a sorted hole list behind one\n"
+		"                              lock; range mode) or none (default: mmap;\n"
+		"                              vmalloc mode: mmap,malloc)\n"
 		"  tag=LIST                    pool design of node rows, a list of: zone (the\n"
 		"                              default: a miss refills the pool from the CPU's\n"
 		"                              zones, ranges tagged by address), kernel (pools\n"
@@ -912,6 +1122,9 @@ static void usage(FILE *out)
 		"                              mode always has the layer's own (kernel)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
 		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
+		"  churn=LIST                  instead of the tests, each worker keeps LIST ranges\n"
+		"                              of 1-16 pages (a quarter 64 KiB-aligned) and\n"
+		"                              replaces a random one per loop\n"
 		"  scale                       threads 1, 2, 4 ... nr_threads; prints efficiency\n"
 		"  cpus=virtual|real           virtual: worker i acts as CPU i\n"
 		"                              (vmap_set_thread_cpu), and auto nodes means one\n"
@@ -991,6 +1204,8 @@ static void parse_args(int argc, char **argv, struct params *p)
 			p->baselines_set = true;
 		} else if (!strcmp(key, "live")) {
 			copy_str(p->live, sizeof(p->live), argv[i], val);
+		} else if (!strcmp(key, "churn")) {
+			copy_str(p->churn, sizeof(p->churn), argv[i], val);
 		} else if (!strcmp(key, "csv")) {
 			copy_str(p->csv, sizeof(p->csv), argv[i], val);
 		} else if (!strcmp(key, "tag")) {
@@ -1065,10 +1280,11 @@ int main(int argc, char **argv)
 	static struct backend chosen[16];
 	static struct row rows[4096];
 	const struct backend *ours;
-	char nodes[256], baselines[64], live[256], tags[32], *items[32], *tag_items[3];
+	char nodes[256], baselines[64], live[256], churn[256], tags[32], *items[32];
+	char *tag_items[3];
 	unsigned threads_list[16], nt = 0, t, order[NR_TESTS], nr_order = 0;
-	uint64_t lives[16];
-	size_t nb = 0, nrows = 0, i, k, n, nl, ntags;
+	uint64_t lives[16], churns[16];
+	size_t nb = 0, nrows = 0, i, k, n, nl, nc, ntags;
 	struct params p;
 	unsigned long v;
 	double start;
@@ -1079,6 +1295,7 @@ int main(int argc, char **argv)
 	memcpy(nodes, p.nodes, sizeof(nodes));
 	memcpy(baselines, p.baselines, sizeof(baselines));
 	memcpy(live, p.live, sizeof(live));
+	memcpy(churn, p.churn, sizeof(churn));
 	memcpy(tags, p.tag, sizeof(tags));
 
 	ntags = split(tags, tag_items, 3);
@@ -1114,14 +1331,22 @@ int main(int argc, char **argv)
 			chosen[nb++] = mmap_backend;
 		else if (!strcmp(items[i], "malloc"))
 			chosen[nb++] = malloc_backend;
+		else if (!strcmp(items[i], "list") && !p.vmalloc)
+			chosen[nb++] = list_backend;
 		else if (strcmp(items[i], "none"))
-			bad_arg(items[i], "baselines are mmap, malloc or none");
+			bad_arg(items[i], "baselines are mmap, malloc, list (range mode) or none");
 	}
 	nl = p.live[0] ? split(live, items, 16) : 0;
 	for (i = 0; i < nl; i++) {
 		if (!parse_ulong(items[i], &v) || !v || v > 100000000)
 			bad_arg(items[i], "a live count is 1..100000000");
 		lives[i] = v;
+	}
+	nc = p.churn[0] && !nl ? split(churn, items, 16) : 0;
+	for (i = 0; i < nc; i++) {
+		if (!parse_ulong(items[i], &v) || !v || v > 10000000)
+			bad_arg(items[i], "a churn count is 1..10000000");
+		churns[i] = v;
 	}
 	if (p.scale) {
 		for (t = 1; t < p.nr_threads && nt < 15; t *= 2)
@@ -1156,26 +1381,29 @@ int main(int argc, char **argv)
 			order[k] = tmp;
 		}
 	}
-	verbose_summary = !nl;
+	verbose_summary = !nl && !nc;
 	start = now_usec();
 	{
-		size_t total = (nl ? nl : nr_order) * nt * nb, done = 0;
+		size_t nwork = nl ? nl : nc ? nc : nr_order;
+		size_t total = nwork * nt * nb, done = 0;
 
-		for (i = 0; i < (nl ? nl : nr_order); i++) {
+		for (i = 0; i < nwork; i++) {
 			for (t = 0; t < nt; t++) {
 				for (k = 0; k < nb; k++) {
-					const struct test_case *tc = nl ? NULL : &tests[order[i]];
+					const struct test_case *tc = nl || nc ? NULL : &tests[order[i]];
+					const char *name = tc ? tc->name :
+						nl ? "live_fix_size_test" : "churn_test";
 					struct row *r = &rows[nrows];
 					int rc;
 
 					if (now_usec() - start > 3e6)
 						fprintf(stderr, "%s: [%zu/%zu] %s %s %u threads\n", prog,
-							done + 1, total, tc ? tc->name : "live",
-							chosen[k].mode, threads_list[t]);
-					rc = run_phase(&p, &chosen[k], tc ? tc->name : "live_fix_size_test",
-						       tc ? tc->fn : fix_size_alloc_test,
+							done + 1, total, name, chosen[k].mode,
+							threads_list[t]);
+					rc = run_phase(&p, &chosen[k], name,
+						       tc ? tc->fn : nl ? fix_size_alloc_test : churn_test,
 						       tc ? tc->expect_fail : false, threads_list[t],
-						       nl ? lives[i] : 0, r);
+						       nl ? lives[i] : 0, nc ? churns[i] : 0, r);
 					done++;
 					if (rc) {
 						fprintf(stderr, "%s: %s: phase skipped: %s\n", prog,
