@@ -337,7 +337,7 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(full_purges, "full purges (allocation failure)")                    \
 	X(shrinks, "calls of vmap_shrink")                                    \
 	X(flushes, "flush callbacks")                                         \
-	X(purge_helpers, "nodes purged by helper threads")                    \
+	X(purge_helpers, "nodes handed to purge helpers")                     \
 	X(purged_vas, "lazy ranges purged")                                   \
 	X(purged_pages, "lazy pages purged")                                  \
 	X(decayed_vas, "pooled ranges returned to the heap by decay")         \

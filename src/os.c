@@ -41,6 +41,24 @@ int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 	return -pthread_create(thread, NULL, fn, arg);
 }
 
+int os_stream_done(FILE *out)
+{
+	return fflush(out) || ferror(out) ? -EIO : 0;
+}
+
+int os_cancel_off(void)
+{
+	int old;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+void os_cancel_restore(int state)
+{
+	pthread_setcancelstate(state, NULL);
+}
+
 void os_futex_wait(atomic_int *word, int val)
 {
 	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);

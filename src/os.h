@@ -13,6 +13,12 @@
  *  os_futex_wait()    sleep while *@word == @val (or until woken; may
  *                     return spuriously).  os_futex_wake(): wake one.
  *  os_cpu_relax()     a pause for spin loops.
+ *  os_stream_done()   flush a stream the library wrote to: 0, or -EIO if
+ *                     any write to it failed (a full disk, a closed pipe).
+ *  os_cancel_off()    disable the calling thread's cancellation; returns
+ *                     the previous state for os_cancel_restore().  Around
+ *                     every wait of the library, so that no call of it is
+ *                     a cancellation point.
  *  os_reserve()       @len bytes of address space, inaccessible and not
  *                     charged to overcommit; NULL if refused.
  *  os_unreserve()     give a reservation back.
@@ -33,12 +39,16 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 
 unsigned os_nr_cpus(void);
 unsigned os_current_cpu(void);
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 void os_futex_wait(atomic_int *word, int val);
 void os_futex_wake(atomic_int *word);
+int os_stream_done(FILE *out);
+int os_cancel_off(void);
+void os_cancel_restore(int state);
 
 static inline void os_cpu_relax(void)
 {

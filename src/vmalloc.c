@@ -19,10 +19,18 @@
  *    Every stray access faults, but each area boundary splits a mapping,
  *    so live areas are bounded by vm.max_map_count (two mappings per
  *    area: 32 751 areas under the default 65530, measured).
- * Either way a pooled area comes back with the same shape (body usable,
- * guard faulting), so reuse from a pool costs no system call: the map of
- * page states tells which pages already are as wanted, and memory
- * released at the purge (MADV_DONTNEED) keeps markers and protections.
+ * A pooled area comes back with the shape it had (body usable, guard
+ * faulting), so reuse from a pool costs no system call where nothing
+ * changed since: the map of page states tells which pages already are as
+ * wanted.  Memory released at the purge (MADV_DONTNEED) keeps markers,
+ * which cost no mapping.  Under mprotect the release also makes the run
+ * inaccessible again, so that freed areas merge back into the
+ * reservation's one mapping: otherwise each freed area kept its split
+ * protections, and areas of other shapes carved later from the same
+ * addresses split the mapping further, until a burst freed on one CPU
+ * left room for as few as one new area, and a churn of 4 000 live areas
+ * hit vm.max_map_count (DESIGN.md, "Guard pages").  The price is one
+ * mprotect when a pooled area is handed out again.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -40,6 +48,8 @@
 
 #define DEFAULT_RESERVE (64ull << 30)
 
+enum { PAGE_AS_RESERVED, PAGE_CHANGED, PAGE_UNKNOWN };
+
 struct vmap_heap {
 	struct vmap_space *space;
 	uint64_t base, size;
@@ -47,8 +57,9 @@ struct vmap_heap {
 	unsigned flags;
 	bool markers;		/* guard markers, else mprotect */
 	/*
-	 * Per page: 1 if it is not as the reservation made it, that is
-	 * read-write under mprotect, a guard marker with markers.
+	 * Per page: PAGE_AS_RESERVED, PAGE_CHANGED (read-write under
+	 * mprotect, a guard marker with markers) or PAGE_UNKNOWN (a failed
+	 * mprotect may have changed part of its range: set again when used).
 	 */
 	unsigned char *changed;
 	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard;
@@ -71,11 +82,22 @@ static uint64_t body_of(const struct vmap_heap *h, uint64_t start)
 	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) : start;
 }
 
-/* The purge's release callback: give the memory of a run back. */
+/*
+ * The purge's release callback: give the memory of a run back and, under
+ * mprotect, make it inaccessible again.  The run's ranges belong to the
+ * purge until it returns, so their bytes of the page map are ours.
+ */
 static void release_run(void *cookie, uint64_t start, uint64_t end)
 {
 	struct vmap_heap *h = cookie;
+	uint64_t first = (start - h->base) / h->page, n = (end - start) / h->page;
 
+	if (!h->markers) {
+		count(&h->sys_mprotect, 1);
+		memset(h->changed + first,
+		       os_protect((void *)(uintptr_t)start, end - start, 0) ?
+		       PAGE_UNKNOWN : PAGE_AS_RESERVED, n);
+	}
 	os_discard((void *)(uintptr_t)start, end - start,
 		   !!(h->flags & VMAP_HEAP_MADV_FREE));
 	count(&h->sys_madvise, 1);
@@ -99,7 +121,7 @@ static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool us
 /* Make pages [first, first + n) usable or guards, one call per run to change. */
 static int set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 {
-	unsigned char want = usable != h->markers;
+	unsigned char want = usable != h->markers ? PAGE_CHANGED : PAGE_AS_RESERVED;
 	uint64_t i = 0, j;
 	int rc;
 
@@ -111,9 +133,9 @@ static int set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usabl
 		for (j = i; j < n && h->changed[first + j] != want; j++)
 			;
 		rc = change_pages(h, first + i, j - i, usable);
+		memset(h->changed + first + i, rc ? PAGE_UNKNOWN : want, j - i);
 		if (rc)
 			return rc;
-		memset(h->changed + first + i, want, j - i);
 		i = j;
 	}
 	return 0;
@@ -206,10 +228,31 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 	return h ? h->space : NULL;
 }
 
+/*
+ * Give the pages of the area at @start their shape.  A refusal for lack
+ * of mappings (vm.max_map_count, under mprotect) is what a purge cures:
+ * it makes lazy areas inaccessible again, so they merge back into the
+ * reservation's mapping.  The caller then frees the range, purges and
+ * tries once more.
+ */
+static int shape_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
+{
+	uint64_t body = body_of(h, start);
+	/* The guard is the area's first page when below, else its last. */
+	uint64_t guard = start == body ? body + body_pages * h->page : start;
+	int rc;
+
+	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
+	if (!rc && guard_bytes(h))
+		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
+	return rc;
+}
+
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			const void *caller)
 {
-	uint64_t body_pages, start, body, guard;
+	uint64_t body_pages, start, body;
+	bool purged = false;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
@@ -217,30 +260,34 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		errno = EINVAL;
 		return NULL;
 	}
-	if (size > h->size) {
+	/* Larger than the reservation can ever hold: no room, not bad input. */
+	if (size > h->size - guard_bytes(h) || align > h->size) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	body_pages = (size + h->page - 1) / h->page;
-	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), align,
-			     0, 0, 0, (uint64_t)(uintptr_t)caller, &start);
-	if (rc) {
-		errno = -rc;
-		return NULL;
-	}
-	body = body_of(h, start);
-	/* The guard is the area's first page when below, else its last. */
-	guard = start == body ? body + body_pages * h->page : start;
-	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
-	if (!rc && guard_bytes(h))
-		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
-	if (rc) {
+	for (;;) {
+		rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h),
+				     align, 0, 0, 0, (uint64_t)(uintptr_t)caller,
+				     &start);
+		if (rc == -EINVAL)	/* aligned size overflowing: no room */
+			rc = -ENOMEM;
+		if (rc)
+			break;
+		rc = shape_area(h, start, body_pages);
+		if (!rc) {
+			body = body_of(h, start);
+			track_usable((void *)(uintptr_t)body, body_pages * h->page);
+			return (void *)(uintptr_t)body;
+		}
 		vmap_free(h->space, start);
-		errno = -rc;
-		return NULL;
+		if (rc != -ENOMEM || purged)
+			break;
+		vmap_purge(h->space);
+		purged = true;
 	}
-	track_usable((void *)(uintptr_t)body, body_pages * h->page);
-	return (void *)(uintptr_t)body;
+	errno = -rc;
+	return NULL;
 }
 
 /*
@@ -279,9 +326,13 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 	if (track_enabled && !area_of(h, addr, &r))
 		track_freed((void *)addr, r.end - r.start - guard_bytes(h));
 	/* vmap_free() refuses anything but the start of a busy area. */
-	if (!area_start(h, addr, &start) || vmap_free(h->space, start))
+	if (!area_start(h, addr, &start) || vmap_free(h->space, start)) {
+		int cancel_state = os_cancel_off();
+
 		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
 			addr);
+		os_cancel_restore(cancel_state);
+	}
 }
 
 static size_t heap_size(struct vmap_heap *h, const void *addr)
@@ -307,7 +358,10 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 	}
 	old = heap_size(h, addr);
 	if (!old) {
+		int cancel_state = os_cancel_off();
+
 		fprintf(stderr, "vrealloc: %p is not an area from vmalloc; refused\n", addr);
+		os_cancel_restore(cancel_state);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -339,7 +393,7 @@ static void format_caller(uint64_t caller, char *buf, size_t len)
 	snprintf(buf, len, "0x%llx", (unsigned long long)caller);
 }
 
-int vmap_heap_info(struct vmap_heap *h, FILE *out)
+static int heap_info(struct vmap_heap *h, FILE *out)
 {
 	struct vmap_range *r;
 	char caller[256];
@@ -364,7 +418,17 @@ int vmap_heap_info(struct vmap_heap *h, FILE *out)
 			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page));
 	}
 	free(r);
-	return ferror(out) ? -EIO : 0;
+	return os_stream_done(out);
+}
+
+/* Writing to a stream may be a cancellation point; no call of ours is. */
+int vmap_heap_info(struct vmap_heap *h, FILE *out)
+{
+	int cancel_state = os_cancel_off();
+	int rc = heap_info(h, out);
+
+	os_cancel_restore(cancel_state);
+	return rc;
 }
 
 int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
