@@ -103,7 +103,8 @@ static void fork_child(void)
 		space_locks_release(s);
 		pthread_rwlock_init(&s->notifier_lock, NULL);
 		atomic_store(&s->drain_pending, false);
-		s->drain_queued = s->drain_running = false;
+		s->drain_queued = false;
+		s->drain_running = 0;
 		vlist_init(&s->drain_link);
 	}
 	pthread_mutex_init(&registry.lock, NULL);

@@ -160,10 +160,16 @@ struct vmap_space {
 	atomic_uint_fast64_t notifier_rounds;
 	atomic_uint_fast64_t set_overlaps;	/* corrupt busy inserts */
 
-	/* The drain: a free set drain_pending and queued it for a worker. */
+	/*
+	 * The drain: a free set drain_pending and queued the space for a
+	 * worker.  Once a worker has taken it, the next free past the
+	 * threshold may queue it again, so two drains can run at once (the
+	 * second waits for the purge mutex): drain_running counts them.
+	 */
 	atomic_bool drain_pending;
 	struct vlist drain_link;
-	bool drain_queued, drain_running;
+	bool drain_queued;
+	unsigned drain_running;
 
 	struct vlist registry_link;	/* live spaces, for fork (fork.c) */
 

@@ -275,7 +275,8 @@ void purge_init(struct vmap_space *s)
 {
 	vlock_init(&s->purge_lock);
 	atomic_init(&s->drain_pending, false);
-	s->drain_queued = s->drain_running = false;
+	s->drain_queued = false;
+	s->drain_running = 0;
 }
 
 void purge_fini(struct vmap_space *s)

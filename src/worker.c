@@ -76,7 +76,7 @@ static struct vmap_space *claim_drain(void)
 				  offsetof(struct vmap_space, drain_link));
 	vlist_del(&s->drain_link);
 	s->drain_queued = false;
-	s->drain_running = true;
+	s->drain_running++;
 	return s;
 }
 
@@ -100,7 +100,7 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&workers.lock);
 			drain_run(s);
 			pthread_mutex_lock(&workers.lock);
-			s->drain_running = false;
+			s->drain_running--;
 			pthread_cond_broadcast(&workers.done);
 		} else {
 			workers.idle++;
