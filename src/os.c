@@ -108,6 +108,14 @@ int os_protect(void *addr, size_t len, int readwrite)
 		-errno : 0;
 }
 
+int os_remap(void *addr, size_t len)
+{
+	void *p = mmap(addr, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
 int os_discard(void *addr, size_t len, int lazily)
 {
 	return madvise(addr, len, lazily ? MADV_FREE : MADV_DONTNEED) ? -errno : 0;

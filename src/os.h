@@ -29,6 +29,11 @@
  *                     touching them faults, without splitting the
  *                     mapping (MADV_GUARD_INSTALL, Linux 6.13+); -EINVAL
  *                     where the kernel lacks it.
+ *  os_remap()         replace pages with a fresh inaccessible mapping, as
+ *                     os_reserve() made them: their memory is released,
+ *                     and the new mapping can merge with inaccessible
+ *                     neighbours (an old one that was ever written keeps
+ *                     its own anon_vma and never merges); 0 or -errno.
  *  os_discard()       release the memory behind pages, keeping them
  *                     mapped (MADV_DONTNEED: they read zero afterwards;
  *                     MADV_FREE: lazily, contents undefined until then).
@@ -63,6 +68,7 @@ void *os_reserve_open(size_t len);
 int os_guard(void *addr, size_t len, int install);
 void os_unreserve(void *addr, size_t len);
 int os_protect(void *addr, size_t len, int readwrite);
+int os_remap(void *addr, size_t len);
 int os_discard(void *addr, size_t len, int lazily);
 
 #endif /* VMAP_OS_H */

@@ -24,8 +24,9 @@
  * changed since: the map of page states tells which pages already are as
  * wanted.  Memory released at the purge (MADV_DONTNEED) keeps markers,
  * which cost no mapping.  Under mprotect the release also makes the run
- * inaccessible again, so that freed areas merge back into the
- * reservation's one mapping: otherwise each freed area kept its split
+ * inaccessible again (a fresh mapping over each released run), so that
+ * freed areas merge back into the reservation's mapping: otherwise each
+ * freed area kept its split
  * protections, and areas of other shapes carved later from the same
  * addresses split the mapping further, until a burst freed on one CPU
  * left room for as few as one new area, and a churn of 4 000 live areas
@@ -62,7 +63,7 @@ struct vmap_heap {
 	 * mprotect may have changed part of its range: set again when used).
 	 */
 	unsigned char *changed;
-	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard;
+	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard, sys_remap;
 	atomic_uint_fast64_t released_runs, released_bytes;
 };
 
@@ -83,26 +84,51 @@ static uint64_t body_of(const struct vmap_heap *h, uint64_t start)
 }
 
 /*
- * The purge's release callback: give the memory of a run back and, under
- * mprotect, make it inaccessible again.  The run's ranges belong to the
- * purge until it returns, so their bytes of the page map are ours.
+ * Map a released run afresh, inaccessible (mprotect guards only).  At
+ * vm.max_map_count the fresh mapping can be refused, since the run's end
+ * usually lies inside a mapping that must be split; making the run
+ * inaccessible first merges each freed body with its guard, which frees
+ * enough mappings for a second try.  Returns the state of the run's pages.
+ */
+static unsigned char remap_run(struct vmap_heap *h, void *addr, uint64_t len,
+			       bool *released)
+{
+	int protected;
+
+	count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len);
+	if (*released)
+		return PAGE_AS_RESERVED;
+	count(&h->sys_mprotect, 1);
+	protected = !os_protect(addr, len, 0);
+	count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len);
+	return *released || protected ? PAGE_AS_RESERVED : PAGE_UNKNOWN;
+}
+
+/*
+ * The purge's release callback: give the memory of a run back.  Under
+ * mprotect the run is mapped afresh, inaccessible, which releases its
+ * memory too: mprotect alone would not let it merge with its neighbours
+ * (a mapping that was written keeps its own anon_vma, and mappings with
+ * different ones never merge).  The run's ranges belong to the purge
+ * until it returns, so their bytes of the page map are ours.
  */
 static void release_run(void *cookie, uint64_t start, uint64_t end)
 {
 	struct vmap_heap *h = cookie;
 	uint64_t first = (start - h->base) / h->page, n = (end - start) / h->page;
+	void *addr = (void *)(uintptr_t)start;
+	bool released = false;
 
-	if (!h->markers) {
-		count(&h->sys_mprotect, 1);
-		memset(h->changed + first,
-		       os_protect((void *)(uintptr_t)start, end - start, 0) ?
-		       PAGE_UNKNOWN : PAGE_AS_RESERVED, n);
-	}
-	os_discard((void *)(uintptr_t)start, end - start,
-		   !!(h->flags & VMAP_HEAP_MADV_FREE));
-	count(&h->sys_madvise, 1);
 	count(&h->released_runs, 1);
 	count(&h->released_bytes, end - start);
+	if (!h->markers)
+		memset(h->changed + first, remap_run(h, addr, end - start, &released), n);
+	if (!released) {
+		os_discard(addr, end - start, !!(h->flags & VMAP_HEAP_MADV_FREE));
+		count(&h->sys_madvise, 1);
+	}
 }
 
 /* One system call turning pages usable (@usable) or into guards. */
@@ -457,6 +483,7 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 	st.syscalls_mprotect = atomic_load(&h->sys_mprotect);
 	st.syscalls_madvise = atomic_load(&h->sys_madvise);
 	st.syscalls_guard = atomic_load(&h->sys_guard);
+	st.syscalls_remap = atomic_load(&h->sys_remap);
 	st.guard_markers = h->markers;
 	st.released_runs = atomic_load(&h->released_runs);
 	st.released_bytes = atomic_load(&h->released_bytes);
@@ -507,15 +534,27 @@ struct vmap_heap *vmap_default_heap(void)
 	return default_heap;
 }
 
+/* The default heap, or NULL with errno ENOMEM: it could not be created. */
+static struct vmap_heap *default_heap_or_enomem(void)
+{
+	struct vmap_heap *h = vmap_default_heap();
+
+	if (!h)
+		errno = ENOMEM;
+	return h;
+}
+
 void *vmalloc(size_t size)
 {
-	return heap_alloc(vmap_default_heap(), size, 1, __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
 }
 
 void *vzalloc(size_t size)
 {
-	struct vmap_heap *h = vmap_default_heap();
-	void *p = heap_alloc(h, size, 1, __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+	void *p = h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
 
 	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
 		memset(p, 0, size);
@@ -535,7 +574,9 @@ size_t vmalloc_size(const void *addr)
 
 void *vrealloc(void *addr, size_t size)
 {
-	return heap_realloc(vmap_default_heap(), addr, size, __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_realloc(h, addr, size, __builtin_return_address(0)) : NULL;
 }
 
 int vmallocinfo(FILE *out)
