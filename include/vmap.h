@@ -79,7 +79,9 @@ enum {
 	 * Deterministic mode: a free that takes the lazy count over the
 	 * threshold purges synchronously inside the call, purge helpers run
 	 * inline, and allocations use the node of CPU 0 unless the thread
-	 * set another with vmap_set_thread_cpu().  For replay and tests.
+	 * set another with vmap_set_thread_cpu(), and the default
+	 * lazy_max_pages counts one CPU.  For replay and tests: the same
+	 * calls give the same addresses on every machine.
 	 */
 	VMAP_DETERMINISTIC = 1u << 0,
 	/*
@@ -108,7 +110,9 @@ struct vmap_params {
 	uint32_t nr_nodes;
 	/*
 	 * Lazy pages that may accumulate before a free starts a purge; 0 =
-	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size).
+	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size), with
+	 * nr_cpus = 1 under VMAP_DETERMINISTIC.  vmap_space_info() reports
+	 * the value in use.
 	 */
 	uint64_t lazy_max_pages;
 	/* VMAP_DETERMINISTIC, VMAP_TAG_BY_ADDRESS. */
@@ -391,8 +395,9 @@ VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
  *
  * Guarantees: every byte of an area is readable and writable; the guard
  * page faults (SIGSEGV); memory reads zero when handed out (it is fresh,
- * or was released by MADV_DONTNEED before reuse), except with
- * VMAP_HEAP_MADV_FREE, where only vzalloc() is zeroed.  Pages of a freed
+ * or was released by MADV_DONTNEED before reuse), except on a heap
+ * created with VMAP_HEAP_MADV_FREE, whose reused areas may still hold
+ * what was written before (zero them if that matters).  Pages of a freed
  * area keep their protection after release so that a pool can hand the
  * area out again without a system call; free address space may therefore
  * be readable where an area of another shape was before.
@@ -488,7 +493,11 @@ VMAP_API int vmap_heap_stats(struct vmap_heap *heap, struct vmap_heap_stats *sta
  */
 VMAP_API void *vmalloc(size_t size);
 
-/* vzalloc - vmalloc() whose memory is guaranteed zeroed. */
+/*
+ * vzalloc - vmalloc() whose memory is guaranteed zeroed.  The default heap
+ * never uses VMAP_HEAP_MADV_FREE, so this is vmalloc() by another name,
+ * kept for code written against the kernel's API.
+ */
 VMAP_API void *vzalloc(size_t size);
 
 /*

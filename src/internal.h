@@ -50,15 +50,16 @@
 #define MAX_VA_SIZE_PAGES 256
 
 /*
- * A node's share of the address space is every nr_nodes-th zone of 16
- * pages.  Small zones spread neighbouring busy ranges over all nodes'
+ * A node's share of the address space is every nr_nodes-th zone of
+ * ZONE_PAGES pages (a power of two: the zone shift derives from it).
+ * Small zones spread neighbouring busy ranges over all nodes'
  * busy trees (and locks); a range always lives in the node of its start,
  * so lookups of inner addresses walk back at most nr_nodes nodes.
  *
  *   addr:  | zone 0 | zone 1 | zone 2 | zone 3 | zone 4 | ...
  *   node:  |   0    |   1    |   2    |   0    |   1    | ...  (3 nodes)
  */
-#define ZONE_PAGES 16
+#define ZONE_PAGES 16u
 
 #define MAX_NODES 128
 

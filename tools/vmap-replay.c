@@ -191,12 +191,6 @@ static void parse_options(int argc, char **argv, struct options *o)
 		exit(2);
 	}
 	o->path = optind < argc ? argv[optind] : "-";
-	if (!o->params.lazy_max_pages) {
-		/* fls(1) * 32 MiB of pages: one CPU, for the same output everywhere. */
-		unsigned shift = o->params.page_shift ? o->params.page_shift : 12;
-
-		o->params.lazy_max_pages = shift < 25 ? (32ull << 20) >> shift : 1;
-	}
 }
 
 static void check_space(struct vmap_space *s, long line)
