@@ -15,6 +15,7 @@
 #include "fault.h"
 #include "internal.h"
 #include "os.h"
+#include "probes.h"
 
 unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 			    unsigned marked)
@@ -179,7 +180,7 @@ static void helpers_wait(struct vmap_space *s)
 bool purge_locked(struct vmap_space *s, bool full)
 {
 	struct vmap_node *marked[MAX_NODES];
-	uint64_t start = UINT64_MAX, end = 0;
+	uint64_t start = UINT64_MAX, end = 0, npurged = 0;
 	unsigned nr_marked = 0, nr_helpers, queued, i;
 	struct vmap_node *vn;
 
@@ -195,6 +196,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 			vn->lazy = &vn->lazy_sets[vn->lazy == &vn->lazy_sets[0]];
 			start = vn->purging->lo < start ? vn->purging->lo : start;
 			end = vn->purging->hi > end ? vn->purging->hi : end;
+			npurged += vn->purging->count;
 		}
 		vlock_release(&vn->lazy_lock);
 		if (vn->purging)
@@ -221,6 +223,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 	if (queued)
 		helpers_wait(s);
 	counter_add(&s->purges, 1);
+	VMAP_PROBE(purge_vmap_area_lazy, start, end, npurged);
 	return true;
 }
 

@@ -17,6 +17,7 @@
 #include "fault.h"
 #include "internal.h"
 #include "os.h"
+#include "probes.h"
 
 /*
  * After a full purge and a round of notifiers that reported progress, an
@@ -329,6 +330,10 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
 		va = pool_take(s, cpu_vn, size, align);
 		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+		if (va)
+			VMAP_PROBE(pool_hit, cpu_vn->id, va->start, size);
+		else
+			VMAP_PROBE(pool_miss, cpu_vn->id, size, align);
 	}
 	if (!va) {
 		va = va_new();
@@ -338,6 +343,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 		if (rc) {
 			va_delete(va);
 			counter_add(&cpu_vn->count.alloc_failures, 1);
+			VMAP_PROBE(alloc_vmap_area, (uint64_t)0, size, align, vstart, vend, rc);
 			return rc;
 		}
 		va->start = start;
@@ -363,6 +369,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	if (addr_node != cpu_vn->id)
 		counter_add(&cpu_vn->count.cross_node_busy, 1);
 	counter_add(&cpu_vn->count.allocs, 1);
+	VMAP_PROBE(alloc_vmap_area, start, size, align, vstart, vend, 0);
 	*addr = start;
 	return 0;
 }
@@ -382,6 +389,7 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 	lazy_insert(s, va);
+	VMAP_PROBE(free_vmap_area_noflush, addr, nr_lazy, s->lazy_max_pages);
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s);
 	return 0;

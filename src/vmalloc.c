@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "probes.h"
 #include "track.h"
 #include "vmap.h"
 
@@ -225,6 +226,7 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), align,
 			     0, 0, 0, (uint64_t)(uintptr_t)caller, &start);
 	if (rc) {
+		VMAP_PROBE(vmalloc, (uint64_t)0, size, align);
 		errno = -rc;
 		return NULL;
 	}
@@ -240,6 +242,7 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		return NULL;
 	}
 	track_usable((void *)(uintptr_t)body, body_pages * h->page);
+	VMAP_PROBE(vmalloc, body, size, align);
 	return (void *)(uintptr_t)body;
 }
 
@@ -282,6 +285,8 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 	if (!area_start(h, addr, &start) || vmap_free(h->space, start))
 		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
 			addr);
+	else
+		VMAP_PROBE(vfree, addr);
 }
 
 static size_t heap_size(struct vmap_heap *h, const void *addr)
