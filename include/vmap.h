@@ -131,8 +131,18 @@ struct vmap_params {
  * @params: NULL for all defaults.
  * @out: receives the space.
  *
+ * Recording: when the environment variable VMAP_TRACE names a file (and
+ * the program is not set-user-ID), the space writes every call that
+ * changes it, and every purge, to that file in vmap-replay's format, with
+ * the calling CPU and thread and a timestamp (docs/DESIGN.md section 10).
+ * The first space created in the process writes to the name as given,
+ * the n-th to "NAME.n".  While it records, the space's changing calls
+ * are serialised.
+ *
  * Returns 0, -EINVAL (bad bounds, page shift, node count, flags or a
- * non-zero reserved field) or -ENOMEM.  May block (allocates memory).
+ * non-zero reserved field), -ENOMEM, or the negative errno of opening
+ * VMAP_TRACE's file (-ENOENT, -EACCES, ...).  May block (allocates
+ * memory).
  */
 VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
 			       const struct vmap_params *params,
@@ -349,7 +359,10 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(overlaps, "corrupt returns refused (a bug if non-zero)")            \
 	X(lazy_pages, "gauge: pages lazy now")                                \
 	X(pooled_now, "gauge: ranges in pools now")                           \
-	X(free_bytes, "gauge: bytes in the global free heap now")
+	X(free_bytes, "gauge: bytes in the global free heap now")             \
+	X(free_blocks, "gauge: blocks in the global free heap now")           \
+	X(largest_free, "gauge: bytes in the largest free block now")         \
+	X(pooled_pages, "gauge: pages in pools now")
 
 struct vmap_stats {
 	/* Set by the caller to sizeof(struct vmap_stats) before the call. */

@@ -4,14 +4,17 @@
  *
  * LOCK ORDER (the one place it is written down)
  *
- *   purge_lock  >  heap_lock  >  node[i].busy_lock > node[i].lazy_lock >
- *   node[i].pool_lock (i ascending)  >  purge helpers' work lock
+ *   trace_lock  >  purge_lock  >  heap_lock  >  node[i].busy_lock >
+ *   node[i].lazy_lock > node[i].pool_lock (i ascending)  >
+ *   purge helpers' work lock
  *
  * In normal operation no two of these are ever held together: an
  * allocation takes a pool lock, then (after dropping it) the heap lock,
  * then a busy lock; a free takes a busy lock, then a lazy lock; a purge
  * holds purge_lock throughout and takes the others one at a time.  Only
  * vmap_check() nests them all, in the order above, to see a frozen space.
+ * The trace lock exists only while the space records (trace.h): then
+ * every changing call, and the drain thread's purge, runs under it.
  * The notifier rwlock is taken with no other lock held, and notifiers run
  * with no lock of the space held, so that they may free ranges.
  *
@@ -23,6 +26,7 @@
  *                      under it and may be read without it)
  *   purge_lock         one purge or shrink at a time, and each node's
  *                      purge work item (purging, skip_populate)
+ *   trace_lock         the recording's file, and the order of its lines
  *   lazy_nr            atomic, no lock
  *   counters           relaxed atomics, no lock
  */
@@ -37,6 +41,7 @@
 
 #include "heap.h"
 #include "lock.h"
+#include "trace.h"
 #include "va.h"
 #include "vmap.h"
 
@@ -176,7 +181,22 @@ struct vmap_space {
 	pthread_rwlock_t notifier_lock;
 	struct notifier *notifiers;
 	unsigned nr_notifiers;
+
+	struct trace *trace;	/* NULL unless VMAP_TRACE is recording */
 };
+
+/* trace.c: the recording's lock, a no-op when the space does not record. */
+static inline void trace_lock(struct vmap_space *s)
+{
+	if (s->trace)
+		trace_lock_slow(s->trace);
+}
+
+static inline void trace_unlock(struct vmap_space *s)
+{
+	if (s->trace)
+		trace_unlock_slow(s->trace);
+}
 
 /* node.c */
 static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)
@@ -197,7 +217,7 @@ static inline uint64_t va_pages(const struct vmap_space *s, const struct va *va)
 int nodes_create(struct vmap_space *s);
 void global_heap_return(struct vmap_space *s, struct vlist *list);
 void nodes_destroy(struct vmap_space *s);
-unsigned this_cpu_node(const struct vmap_space *s);
+unsigned this_cpu(const struct vmap_space *s);
 int thread_cpu_set(int cpu);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr);

@@ -3,8 +3,10 @@
  * purge.c - turning lazy ranges back into usable ones: the purge, its
  * helper threads, the drain thread that starts it, and shrink.
  *
- * Locks: purge_lock serialises purges and shrinks and owns every node's
- * purge work item (purging, skip_populate) while held.  Helpers work
+ * Locks: the trace lock, while the space records, is taken first (by
+ * the API call, or here by the drain thread).  purge_lock serialises
+ * purges and shrinks and owns every node's purge work item (purging,
+ * skip_populate) while held.  Helpers work
  * under the purging thread's purge_lock (it waits for them before
  * dropping it); the helpers' own mutex guards only their queue.  The
  * drain mutex guards only the drain thread's request flags.
@@ -184,6 +186,8 @@ bool purge_locked(struct vmap_space *s, bool full)
 	unsigned nr_marked = 0, nr_helpers, queued, i;
 	struct vmap_node *vn;
 
+	if (s->trace)
+		trace_purge(s, full);
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
 		vn->skip_populate = full;
@@ -245,10 +249,12 @@ void purge_now(struct vmap_space *s, bool full)
  */
 static void drain_purge(struct vmap_space *s)
 {
+	trace_lock(s);
 	pthread_mutex_lock(&s->purge_lock);
 	if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
 		purge_locked(s, false);
 	pthread_mutex_unlock(&s->purge_lock);
+	trace_unlock(s);
 }
 
 void shrink_now(struct vmap_space *s)
@@ -256,6 +262,8 @@ void shrink_now(struct vmap_space *s)
 	unsigned i;
 
 	pthread_mutex_lock(&s->purge_lock);
+	if (s->trace)
+		trace_shrink(s);
 	for (i = 0; i < s->nr_nodes; i++)
 		pool_decay(s, &s->nodes[i], true);
 	counter_add(&s->shrinks, 1);

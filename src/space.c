@@ -156,6 +156,11 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	rc = purge_init(s);
 	if (rc)
 		goto fail;
+	rc = trace_open(s);
+	if (rc) {
+		purge_fini(s);
+		goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -168,6 +173,7 @@ void vmap_space_destroy(struct vmap_space *s)
 	if (!s)
 		return;
 	purge_fini(s);
+	trace_close(s);
 	space_free(s);
 }
 
@@ -295,9 +301,9 @@ int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
 	return vmap_alloc_user(s, size, align, vstart, vend, flags, 0, addr);
 }
 
-int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
-		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
-		    uint64_t *addr)
+static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
+		       uint64_t align, uint64_t vstart, uint64_t vend,
+		       unsigned flags, uint64_t user, uint64_t *addr)
 {
 	struct vmap_node *cpu_vn;
 	bool whole, pooled;
@@ -306,7 +312,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	uint64_t start;
 	int rc;
 
-	if (!s || !addr || (flags & ~VMAP_NONBLOCK))
+	if (!addr || (flags & ~VMAP_NONBLOCK))
 		return -EINVAL;
 	if (!size || (size & (s->page_size - 1)))
 		return -EINVAL;
@@ -325,7 +331,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 
 	whole = vstart == s->base && vend == s->limit;
 	pooled = whole && s->nr_nodes > 1;
-	cpu_vn = &s->nodes[this_cpu_node(s)];
+	cpu_vn = &s->nodes[cpu % s->nr_nodes];
 	va = NULL;
 	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
 		va = pool_take(s, cpu_vn, size, align);
@@ -374,18 +380,38 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	return 0;
 }
 
-int vmap_free(struct vmap_space *s, uint64_t addr)
+int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
+		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
+		    uint64_t *addr)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = alloc_range(s, cpu, size, align, vstart, vend, flags, user, addr);
+	if (s->trace)
+		trace_alloc(s, cpu, size, align, vstart, vend, flags, rc,
+			    rc ? 0 : *addr);
+	trace_unlock(s);
+	return rc;
+}
+
+/* The free proper; its line is written before a purge it may start. */
+static int free_range(struct vmap_space *s, uint64_t addr)
 {
 	uint64_t pages, nr_lazy;
 	struct va *va;
 
-	if (!s)
-		return -EINVAL;
 	if (addr < s->base || addr >= s->limit)
 		return -ENOENT;
 	va = busy_unlink(s, addr);
 	if (!va)
 		return -ENOENT;
+	if (s->trace)
+		trace_free(s, addr);
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 	lazy_insert(s, va);
@@ -393,6 +419,18 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s);
 	return 0;
+}
+
+int vmap_free(struct vmap_space *s, uint64_t addr)
+{
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	trace_lock(s);
+	rc = free_range(s, addr);
+	trace_unlock(s);
+	return rc;
 }
 
 int vmap_find(struct vmap_space *s, uint64_t addr, struct vmap_range *range)
@@ -408,7 +446,9 @@ int vmap_purge(struct vmap_space *s)
 {
 	if (!s)
 		return -EINVAL;
+	trace_lock(s);
 	purge_now(s, false);
+	trace_unlock(s);
 	return 0;
 }
 
@@ -416,7 +456,9 @@ int vmap_shrink(struct vmap_space *s)
 {
 	if (!s)
 		return -EINVAL;
+	trace_lock(s);
 	shrink_now(s);
+	trace_unlock(s);
 	return 0;
 }
 

@@ -66,6 +66,8 @@ TEST(pool_class_is_page_count)
 		assert_int(vmap_free(s, a[i]), ==, 0);
 	assert_int(vmap_purge(s), ==, 0);
 	expect_u64(node_stats(s, 0).pooled_now, ==, 3);	/* 257 pages: not pooled */
+	expect_u64(node_stats(s, 0).pooled_pages, ==, 1 + 2 + 256);
+	expect_u64(node_stats(s, -1).pooled_pages, ==, 1 + 2 + 256);
 	/* Each size comes back from its own class. */
 	expect_u64(alloc_on(s, 0, 2, PAGE), ==, a[1]);
 	expect_u64(alloc_on(s, 0, 256, PAGE), ==, a[2]);

@@ -98,12 +98,53 @@ TEST(threshold_purges_in_line)
 			   "y 0x103000\nx 0x100000\n") == 0);
 }
 
+/*
+ * A recording's header sets the space and turns threshold purges off;
+ * "purge full" leaves nothing pooled; "shrink" empties the pools; the
+ * comment's cpu= picks the node; a result that differs is counted.
+ */
+TEST(recording_header_and_fields)
+{
+	static const char trace[] =
+		"# vmap-trace 1 base=0x200000 limit=0x220000 page_shift=12 nodes=2 flags=0x0\n"
+		"alloc 0x200000 4096 4096 # cpu=1 ret=0x200000\n"
+		"alloc 0x201000 4096 4096 # cpu=1 ret=0x201000\n"
+		"free 0x200000 # cpu=1\n"
+		"free 0x201000\n"
+		"alloc 0x202000 4096 4096 # cpu=1 ret=0x202000\n"
+		"purge\n"
+		"alloc 0x201000 4096 4096 # cpu=1 ret=0x201000\n"	/* node 1's pool, LIFO */
+		"alloc 0x202000x 4096 4096 # cpu=0 ret=0x200000\n"	/* differs */
+		"shrink\n"
+		"alloc none 8192 4096 0x200000 0x201000 # ret=EINVAL\n";
+	static const char expect[] =
+		"0x200000 0x200000\n0x201000 0x201000\n0x202000 0x202000\n"
+		"0x201000 0x201000\n0x202000x 0x203000\nnone EINVAL\n";
+
+	run("--check", trace, &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, expect) == 0);
+	if (strcmp(res.out, expect))
+		fprintf(stderr, "got:\n%s", res.out);
+	expect_true(strstr(res.err, "6 recorded allocations, 1 replayed differently") != NULL);
+	expect_true(strstr(res.err, "line 9: recorded 0x200000, replayed 0x203000") != NULL);
+	expect_true(strstr(res.err, "pooled 0 pages") != NULL);
+	run("--verify", trace, &res);
+	expect_int(res.status, ==, 1);
+	/* Without the header, 'purge full' and 'shrink' still parse. */
+	run("--base=0x100000 --limit=0x110000", "alloc a 4096 4096\nfree a\npurge full\nshrink\n"
+	    "alloc b 4096 4096\n", &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, "a 0x100000\nb 0x100000\n") == 0);
+}
+
 TEST(bad_lines_exit_2_naming_the_line)
 {
 	static const char *bad[] = {
 		"alloc a 4096\n", "alloc a 4096 4096 1\n", "alloc a 4k 4096\n",
 		"alloc a -4096 4096\n", "alloc a 0x 4096\n", "free\n", "free a b\n",
-		"purge now\n", "allocate a 1 1\n", "alloc a 4096 4096\nalloc a 4096 4096\n",
+		"purge now\n", "purge full now\n", "shrink all\n", "allocate a 1 1\n",
+		"alloc a 4096 4096\nalloc a 4096 4096\n",
 	};
 	unsigned i;
 
@@ -240,6 +281,7 @@ int main(int argc, char **argv)
 	rc = test_main(argc, argv, (struct test[]){
 		T(hand_checked_trace),
 		T(threshold_purges_in_line),
+		T(recording_header_and_fields),
 		T(bad_lines_exit_2_naming_the_line),
 		T(random_traces_match_model),
 		T(deterministic_with_nodes),
