@@ -88,7 +88,7 @@ enum {
 	 * Tag an allocation taken from the global heap with the node of its
 	 * address instead of the node of the allocating CPU (the alternative
 	 * discussed in review of the kernel series; the default is the
-	 * kernel's choice).  The tag decides which node's lazy tree and pools
+	 * kernel's choice).  The tag decides which node's lazy set and pools
 	 * the range goes to when freed.
 	 */
 	VMAP_TAG_BY_ADDRESS = 1u << 1,
@@ -191,7 +191,7 @@ enum {
  * @flags: VMAP_NONBLOCK or 0.
  * @addr: receives the start of the range.
  *
- * Placement is the lowest address that fits (SPEC section 1; for
+ * Placement is the lowest address that fits (docs/DESIGN.md section 2; for
  * alignments above a page, bounded as described there).  When nothing
  * fits, the call purges once (a full purge, which also empties the pools)
  * and retries, then calls the purge notifiers and retries only if one of
@@ -315,11 +315,11 @@ VMAP_API int vmap_notifier_unregister(struct vmap_space *space,
  */
 
 /*
- * vmap_check - verify every invariant of SPEC section 4: free, busy, lazy
- * and pooled ranges partition the space, the free tree is coalesced with
- * exact cached maxima and valid red-black colouring, its list agrees with
- * it, every range is in its node, pools hold only their size class with
- * exact lengths, and the lazy counter matches the lazy trees.
+ * vmap_check - verify every invariant of docs/DESIGN.md section 9: free, busy,
+ * lazy and pooled ranges partition the space, the free tree is coalesced with
+ * exact cached maxima and valid red-black colouring, its list agrees with it,
+ * every range is in its node, pools hold only their size class with exact
+ * lengths, and the lazy counter matches the lazy sets.
  *
  * It takes every lock of the space, so it is safe to call at any time, but
  * the partition and counter checks assume that no other call on the space
@@ -396,7 +396,7 @@ VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
 			      unsigned flags);
 
 /* ------------------------------------------------------------------------
- * The vmalloc layer: real memory behind a space (SPEC section 5).
+ * The vmalloc layer: real memory behind a space (docs/DESIGN.md section 11).
  *
  * A heap reserves one large region of virtual memory (PROT_NONE,
  * MAP_NORESERVE) and hands out areas of it with a space.  Every area

@@ -171,8 +171,8 @@ static void helpers_wait(struct vmap_space *s)
 }
 
 /*
- * One purge (SPEC 3.3-3.5).  Caller holds purge_lock.  Returns true if
- * there were lazy ranges.
+ * One purge (DESIGN.md sections 3, 6 and 7).  Caller holds purge_lock.
+ * Returns true if there were lazy ranges.
  *
  * The helper count comes from the lazy count read before this purge
  * subtracts anything: one node per lazy_max_pages of backlog goes to a

@@ -197,7 +197,7 @@ int vmap_set_thread_cpu(int cpu)
 
 /*
  * The spare record a split needs is obtained before the heap lock is
- * taken (SPEC 1).  Each thread keeps one across calls, since most
+ * taken (DESIGN.md section 2).  Each thread keeps one across calls, since most
  * allocations do not split; a thread-exit destructor frees it.
  */
 static pthread_key_t spare_key;
@@ -358,7 +358,8 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 	/*
 	 * The tag names the node whose lazy list and pools take the range
 	 * when it is freed: by default the allocating CPU's, also after a
-	 * pool miss, so pools fill with what their CPUs ask for (SPEC 3.2).
+	 * pool miss, so pools fill with what their CPUs ask for (DESIGN.md
+	 * section 6).
 	 */
 	start = va->start;
 	addr_node = addr_to_node(s, start);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmalloc.c - the vmalloc layer: areas of real memory with guard pages,
- * over a space that covers one reserved region (SPEC section 5).
+ * over a space that covers one reserved region (docs/DESIGN.md section 11).
  *
  * It uses the space through the public API only.  Locks: none of its
  * own.  The per-page protection map is written only by the owner of the

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_nodes.c - vmap nodes (SPEC 3), one behaviour per test: pool size
- * classes, head rotation, tagging on a miss and its address-based
- * alternative, restricted windows never pooled, decay arithmetic, full
- * purge and shrink, the helper formula and the inline fallback, lookups
- * across zones and the wrap to node 0, a base in a non-zero node.
+ * test_nodes.c - vmap nodes (DESIGN.md sections 4-7), one behaviour per test:
+ * pool size classes, head rotation, tagging on a miss and its address-based
+ * alternative, restricted windows never pooled, decay arithmetic, full purge
+ * and shrink, the helper formula and the inline fallback, lookups across zones
+ * and the wrap to node 0, a base in a non-zero node.
  *
  * White-box only where the public API cannot reach: the helper formula,
  * holding the purge mutex to build a backlog, and failing thread starts.

@@ -53,7 +53,7 @@ static void run(const char *args, const char *trace, struct result *r)
 
 static struct result res;
 
-/* Worked by hand from SPEC 1, 2 and 6 (base 0x100000, 16 pages). */
+/* Worked by hand from DESIGN.md sections 2, 3, 10 (base 0x100000, 16 pages). */
 TEST(hand_checked_trace)
 {
 	static const char trace[] =
