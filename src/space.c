@@ -393,7 +393,8 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	cpu = this_cpu(s);
 	trace_lock(s);
 	rc = alloc_range(s, cpu, size, align, vstart, vend, flags, user, addr);
-	if (s->trace)
+	/* A NULL @addr has no line: a replay always passes one. */
+	if (s->trace && addr)
 		trace_alloc(s, cpu, size, align, vstart, vend, flags, rc,
 			    rc ? 0 : *addr);
 	trace_unlock(s);

@@ -35,16 +35,18 @@ int trace_open(struct vmap_space *s)
 	struct trace *t;
 	char name[4096];
 	unsigned n;
-	int rc;
+	int len, rc;
 
 	s->trace = NULL;
 	if (!path || !*path)
 		return 0;
 	n = atomic_fetch_add(&traced_spaces, 1) + 1;
 	if (n == 1)
-		snprintf(name, sizeof(name), "%s", path);
+		len = snprintf(name, sizeof(name), "%s", path);
 	else
-		snprintf(name, sizeof(name), "%s.%u", path, n);
+		len = snprintf(name, sizeof(name), "%s.%u", path, n);
+	if (len < 0 || (size_t)len >= sizeof(name))
+		return -ENAMETOOLONG;
 	if (fault_hit(FAULT_SPACE_ALLOC))
 		return -ENOMEM;
 	t = calloc(1, sizeof(*t));

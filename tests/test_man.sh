@@ -8,6 +8,7 @@ set -u
 mode=$1 src=$2 lib=${3:+$(realpath "$3")}
 cd "$src/man" || exit 1
 failed=0 checked=0
+fail() { printf 'FAIL: %s\n' "$@"; failed=1; }
 
 if [ "$mode" = lint ]; then
 	if command -v mandoc >/dev/null 2>&1; then
@@ -20,16 +21,10 @@ if [ "$mode" = lint ]; then
 	fi
 	for page in man*/*.[0-9]; do
 		target=$(sed -n 's/^\.so //p' "$page")
-		if [ -n "$target" ] && [ ! -f "$target" ]; then
-			echo "FAIL: $page links to $target, which does not exist"
-			failed=1
-		fi
+		[ -z "$target" ] || [ -f "$target" ] ||
+			fail "$page links to $target, which does not exist"
 		out=$(lint "$page")
-		if [ -n "$out" ]; then
-			echo "FAIL: $page:"
-			echo "$out"
-			failed=1
-		fi
+		[ -z "$out" ] || fail "$page:" "$out"
 		checked=$((checked + 1))
 	done
 	[ "$failed" -eq 0 ] && echo "$checked pages formatted without a warning"
@@ -41,12 +36,9 @@ if ! command -v nm >/dev/null 2>&1; then
 	exit 77
 fi
 symbols=$(nm -D --defined-only "$lib" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }')
-[ -n "$symbols" ] || { echo "FAIL: no exported function in $lib"; exit 1; }
+[ -n "$symbols" ] || fail "no exported function in $lib"
 for sym in $symbols; do
-	if [ ! -f "man3/$sym.3" ]; then
-		echo "FAIL: $sym is exported but has no page man/man3/$sym.3"
-		failed=1
-	fi
+	[ -f "man3/$sym.3" ] || fail "$sym is exported but has no page man/man3/$sym.3"
 	checked=$((checked + 1))
 done
 [ "$failed" -eq 0 ] && echo "$checked exported functions, each with a page"

@@ -13,24 +13,21 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "replay_harness.h"
 #include "vmap.h"
 
 #define PAGE 4096ull
 #define BASE 0x40000000ull
 #define PAGES 4096ull
 
-static const char *replay;
-static char dir[] = "/tmp/vmap-record-XXXXXX";
 static char path[256], out_path[256], err_path[256];
 
-static void slurp(const char *file, char *buf, size_t len)
+/* Paths in the scratch directory (made once replay_test_main() made it). */
+static void scratch_paths(void)
 {
-	FILE *f = fopen(file, "r");
-	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	snprintf(out_path, sizeof(out_path), "%s/out", dir);
+	snprintf(err_path, sizeof(err_path), "%s/err", dir);
 }
 
 /* vmap-replay --verify on @trace; its exit status, stdout into @out. */
@@ -55,6 +52,7 @@ static struct vmap_space *recorded_space(unsigned nodes, uint64_t lazy_max)
 	struct vmap_space *s = NULL;
 	static unsigned spaces;
 
+	scratch_paths();
 	if (++spaces == 1)
 		snprintf(trace_file, sizeof(trace_file), "%s", path);
 	else
@@ -220,27 +218,10 @@ TEST(unwritable_trace_refuses_the_space)
 
 int main(int argc, char **argv)
 {
-	char cmd[300];
-	int rc;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PATH-TO-vmap-replay\n", argv[0]);
-		return 2;
-	}
-	replay = argv[1];
-	if (!mkdtemp(dir))
-		return 1;
-	snprintf(path, sizeof(path), "%s/trace", dir);
-	snprintf(out_path, sizeof(out_path), "%s/out", dir);
-	snprintf(err_path, sizeof(err_path), "%s/err", dir);
-	rc = test_main(argc, argv, (struct test[]){
+	return replay_test_main(argc, argv, (struct test[]){
 		T(one_thread_round_trip_same_addresses),
 		T(two_threads_replay_in_recorded_order),
 		T(each_space_its_own_file),
 		T(unwritable_trace_refuses_the_space),
 		{ 0 } });
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd))
-		rc = rc ? rc : 1;
-	return rc;
 }

@@ -10,27 +10,16 @@
 
 #include "harness.h"
 #include "model.h"
+#include "replay_harness.h"
 
 #define PAGE 4096ull
 
-static const char *replay;
-static char dir[] = "/tmp/vmap-replay-XXXXXX";
 
 struct result {
 	int status;
 	char out[1 << 20];
 	char err[4096];
 };
-
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-}
 
 /* Run vmap-replay ARGS on @trace; capture stdout, stderr, exit status. */
 static void run(const char *args, const char *trace, struct result *r)
@@ -269,16 +258,7 @@ TEST(deterministic_with_nodes)
 
 int main(int argc, char **argv)
 {
-	int rc;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PATH-TO-vmap-replay\n", argv[0]);
-		return 2;
-	}
-	replay = argv[1];
-	if (!mkdtemp(dir))
-		return 1;
-	rc = test_main(argc, argv, (struct test[]){
+	return replay_test_main(argc, argv, (struct test[]){
 		T(hand_checked_trace),
 		T(threshold_purges_in_line),
 		T(recording_header_and_fields),
@@ -286,12 +266,4 @@ int main(int argc, char **argv)
 		T(random_traces_match_model),
 		T(deterministic_with_nodes),
 		{ 0 } });
-	{
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd))
-			rc = rc ? rc : 1;
-	}
-	return rc;
 }
