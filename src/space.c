@@ -349,7 +349,6 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 		if (rc) {
 			va_delete(va);
 			counter_add(&cpu_vn->count.alloc_failures, 1);
-			VMAP_PROBE(alloc_vmap_area, (uint64_t)0, size, align, vstart, vend, rc);
 			return rc;
 		}
 		va->start = start;
@@ -376,7 +375,6 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 	if (addr_node != cpu_vn->id)
 		counter_add(&cpu_vn->count.cross_node_busy, 1);
 	counter_add(&cpu_vn->count.allocs, 1);
-	VMAP_PROBE(alloc_vmap_area, start, size, align, vstart, vend, 0);
 	*addr = start;
 	return 0;
 }
@@ -393,6 +391,8 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	cpu = this_cpu(s);
 	trace_lock(s);
 	rc = alloc_range(s, cpu, size, align, vstart, vend, flags, user, addr);
+	VMAP_PROBE(alloc_vmap_area, rc ? (uint64_t)0 : *addr, size, align,
+		   vstart, vend, rc);
 	/* A NULL @addr has no line: a replay always passes one. */
 	if (s->trace && addr)
 		trace_alloc(s, cpu, size, align, vstart, vend, flags, rc,

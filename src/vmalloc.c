@@ -207,29 +207,27 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 	return h ? h->space : NULL;
 }
 
+/* One exit, so that the vmalloc probe has one site for perf to attach to. */
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			const void *caller)
 {
-	uint64_t body_pages, start, body, guard;
+	uint64_t body_pages, start, body = 0, guard;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
 	    (align > h->page && (h->flags & VMAP_HEAP_GUARD_BELOW))) {
-		errno = EINVAL;
-		return NULL;
+		rc = -EINVAL;
+		goto out;
 	}
 	if (size > h->size) {
-		errno = ENOMEM;
-		return NULL;
+		rc = -ENOMEM;
+		goto out;
 	}
 	body_pages = (size + h->page - 1) / h->page;
 	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), align,
 			     0, 0, 0, (uint64_t)(uintptr_t)caller, &start);
-	if (rc) {
-		VMAP_PROBE(vmalloc, (uint64_t)0, size, align);
-		errno = -rc;
-		return NULL;
-	}
+	if (rc)
+		goto out;
 	body = body_of(h, start);
 	/* The guard is the area's first page when below, else its last. */
 	guard = start == body ? body + body_pages * h->page : start;
@@ -238,11 +236,16 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
 	if (rc) {
 		vmap_free(h->space, start);
+		body = 0;
+		goto out;
+	}
+	track_usable((void *)(uintptr_t)body, body_pages * h->page);
+out:
+	VMAP_PROBE(vmalloc, body, size, align);
+	if (rc) {
 		errno = -rc;
 		return NULL;
 	}
-	track_usable((void *)(uintptr_t)body, body_pages * h->page);
-	VMAP_PROBE(vmalloc, body, size, align);
 	return (void *)(uintptr_t)body;
 }
 
