@@ -217,8 +217,13 @@ bool purge_locked(struct vmap_space *s, bool full)
 	}
 	if (s->release)
 		release_runs(s, marked, nr_marked);
+	/*
+	 * Recording purges every node inline, in node order, as a replay
+	 * does: nodes returned to the heap in another order leave its tree
+	 * another shape, and placement above a page depends on the shape.
+	 */
 	nr_helpers = 0;
-	if (!(s->flags & VMAP_DETERMINISTIC))
+	if (!(s->flags & VMAP_DETERMINISTIC) && !s->trace)
 		nr_helpers = purge_helper_count(atomic_load(&s->lazy_nr),
 						s->lazy_max_pages, nr_marked);
 	queued = nr_helpers ? helpers_queue(s, marked, nr_helpers) : 0;

@@ -157,9 +157,15 @@ void trace_free(struct vmap_space *s, uint64_t addr)
 	line_end(s, this_cpu(s), "");
 }
 
+/*
+ * A full purge is the first step of the allocation it is written before:
+ * replayed from the same state, that allocation fails the same way and
+ * purges the same way by itself, so the line is a comment for readers.
+ */
 void trace_purge(struct vmap_space *s, bool full)
 {
-	fputs(full ? "purge full" : "purge", s->trace->out);
+	fputs(full ? "# full purge by the allocation below" : "purge",
+	      s->trace->out);
 	line_end(s, this_cpu(s), "");
 }
 

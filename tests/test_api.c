@@ -149,11 +149,14 @@ TEST(free_heap_shape_gauges)
 	uint64_t a, b;
 
 	assert_true(s != NULL);
-	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 2 * PAGE, BASE + 3 * PAGE, 0, &a), ==, 0);
-	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 10 * PAGE, BASE + 11 * PAGE, 0, &b), ==, 0);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 2 * PAGE, BASE + 3 * PAGE,
+			      0, &a), ==, 0);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 10 * PAGE,
+			      BASE + 11 * PAGE, 0, &b), ==, 0);
 	expect_u64(stats(s).free_blocks, ==, 3);
 	expect_u64(stats(s).largest_free, ==, 53 * PAGE);
-	expect_u64(stats(s).heap_lock, ==, 2);	/* the gauges take it uncounted */
+	/* The gauges take the heap lock without counting it. */
+	expect_u64(stats(s).heap_lock, ==, 2);
 	vmap_space_destroy(s);
 }
 

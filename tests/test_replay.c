@@ -89,8 +89,8 @@ TEST(threshold_purges_in_line)
 
 /*
  * A recording's header sets the space and turns threshold purges off;
- * "purge full" leaves nothing pooled; "shrink" empties the pools; the
- * comment's cpu= picks the node; a result that differs is counted.
+ * "shrink" empties the pools; the comment's cpu= picks the node; a result
+ * that differs is counted.
  */
 TEST(recording_header_and_fields)
 {
@@ -115,14 +115,17 @@ TEST(recording_header_and_fields)
 	expect_true(strcmp(res.out, expect) == 0);
 	if (strcmp(res.out, expect))
 		fprintf(stderr, "got:\n%s", res.out);
-	expect_true(strstr(res.err, "6 recorded allocations, 1 replayed differently") != NULL);
-	expect_true(strstr(res.err, "line 9: recorded 0x200000, replayed 0x203000") != NULL);
+	expect_true(strstr(res.err, "6 recorded allocations, 1 replayed "
+			    "differently") != NULL);
+	expect_true(strstr(res.err, "line 9: recorded 0x200000, replayed "
+			    "0x203000") != NULL);
 	expect_true(strstr(res.err, "pooled 0 pages") != NULL);
 	run("--verify", trace, &res);
 	expect_int(res.status, ==, 1);
-	/* Without the header, 'purge full' and 'shrink' still parse. */
-	run("--base=0x100000 --limit=0x110000", "alloc a 4096 4096\nfree a\npurge full\nshrink\n"
-	    "alloc b 4096 4096\n", &res);
+	/* Without the header, 'shrink' parses too. */
+	run("--base=0x100000 --limit=0x110000",
+	    "alloc a 4096 4096\nfree a\npurge\nshrink\nalloc b 4096 4096\n",
+	    &res);
 	expect_int(res.status, ==, 0);
 	expect_true(strcmp(res.out, "a 0x100000\nb 0x100000\n") == 0);
 }
@@ -132,7 +135,7 @@ TEST(bad_lines_exit_2_naming_the_line)
 	static const char *bad[] = {
 		"alloc a 4096\n", "alloc a 4096 4096 1\n", "alloc a 4k 4096\n",
 		"alloc a -4096 4096\n", "alloc a 0x 4096\n", "free\n", "free a b\n",
-		"purge now\n", "purge full now\n", "shrink all\n", "allocate a 1 1\n",
+		"purge now\n", "shrink all\n", "allocate a 1 1\n",
 		"alloc a 4096 4096\nalloc a 4096 4096\n",
 	};
 	unsigned i;

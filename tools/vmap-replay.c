@@ -5,7 +5,7 @@
  *
  *   alloc ID SIZE ALIGN [VSTART VEND]
  *   free ID
- *   purge [full]
+ *   purge
  *   shrink
  *
  * One output line per alloc: "ID 0xADDR", "ID ENOMEM", "ID EBUSY" or
@@ -131,7 +131,7 @@ static void usage(FILE *out)
 		"  --check                run the invariant checker after every line\n"
 		"  --stats                print the space's counters on stderr at the end\n"
 		"  --verify               exit 1 if an allocation differs from the recording\n"
-		"trace lines: 'alloc ID SIZE ALIGN [VSTART VEND]', 'free ID', 'purge [full]',\n"
+		"trace lines: 'alloc ID SIZE ALIGN [VSTART VEND]', 'free ID', 'purge',\n"
 		"'shrink'; a recording's header sets the space unless options override it\n",
 		prog);
 }
@@ -182,7 +182,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			exit(0);
 		}
 		if (c == 'c' || c == 's' || c == 'v') {
-			*(c == 'c' ? &o->check : c == 's' ? &o->stats : &o->verify) = true;
+			*(c == 'c' ? &o->check :
+			  c == 's' ? &o->stats : &o->verify) = true;
 			continue;
 		}
 		if (c == '?') {
@@ -200,7 +201,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->given[GIVEN_SHIFT] = true; break;
 		case 'n': o->params.nr_nodes = (uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000);
 			o->given[GIVEN_NODES] = true; break;
-		case 'z': o->params.lazy_max_pages = v; o->given[GIVEN_LAZY] = true; break;
+		case 'z': o->params.lazy_max_pages = v;
+			o->given[GIVEN_LAZY] = true; break;
 		}
 	}
 	if (optind + 1 < argc) {
@@ -224,13 +226,15 @@ static void check_space(struct vmap_space *s, long line)
  * The value of KEY=VALUE among the blank-separated words of @text, copied
  * into @buf; NULL if absent.
  */
-static const char *field(const char *text, const char *key, char *buf, size_t len)
+static const char *field(const char *text, const char *key, char *buf,
+			 size_t len)
 {
 	size_t klen = strlen(key), n;
 	const char *p = text;
 
 	while ((p = strstr(p, key))) {
-		if ((p == text || p[-1] == ' ' || p[-1] == '\t') && p[klen] == '=') {
+		if ((p == text || p[-1] == ' ' || p[-1] == '\t') &&
+		    p[klen] == '=') {
 			p += klen + 1;
 			n = strcspn(p, " \t\r\n");
 			if (n >= len)
@@ -251,7 +255,8 @@ static const char *field(const char *text, const char *key, char *buf, size_t le
  */
 static void read_header(const char *text, struct options *o, long line)
 {
-	static const char *const keys[] = { "base", "limit", "page_shift", "nodes" };
+	static const char *const keys[] = { "base", "limit", "page_shift",
+					    "nodes" };
 	char buf[64];
 	uint64_t v;
 	unsigned i;
@@ -335,8 +340,10 @@ static void replay_alloc(struct vmap_space *space, struct ids *ids, char **tok,
 	if (rec->on && field(comment, "flags", buf, sizeof(buf)) &&
 	    !parse_u64(buf, &flags))
 		die_line(line, "bad flags", buf);
-	rc = vmap_alloc(space, size, align, vstart, vend, (unsigned)flags, &addr);
-	if (rc == 0) {
+	rc = vmap_alloc(space, size, align, vstart, vend, (unsigned)flags,
+			&addr);
+	/* A recorded failure ("none") that succeeds here stays unnamed. */
+	if (rc == 0 && !(rec->on && !strcmp(tok[1], "none"))) {
 		sl = ids_find(ids, tok[1], true);
 		sl->start = addr;
 		sl->live = true;
@@ -357,10 +364,11 @@ static void report_fragmentation(struct vmap_space *space)
 	struct vmap_stats st = { .size = sizeof(st) };
 
 	vmap_stats_get(space, -1, &st);
-	fprintf(stderr, "%s: free %llu bytes in %llu blocks, largest %llu bytes; "
-		"lazy %llu pages; pooled %llu pages\n", prog,
-		(unsigned long long)st.free_bytes, (unsigned long long)st.free_blocks,
-		(unsigned long long)st.largest_free, (unsigned long long)st.lazy_pages,
+	fprintf(stderr, "%s: free %llu bytes in %llu blocks, largest %llu bytes; lazy %llu pages; pooled %llu pages\n",
+		prog, (unsigned long long)st.free_bytes,
+		(unsigned long long)st.free_blocks,
+		(unsigned long long)st.largest_free,
+		(unsigned long long)st.lazy_pages,
 		(unsigned long long)st.pooled_pages);
 }
 
@@ -428,12 +436,9 @@ int main(int argc, char **argv)
 			}
 			sl->live = false;
 		} else if (!strcmp(tok[0], "purge")) {
-			if (n > 2 || (n == 2 && strcmp(tok[1], "full")))
-				die_line(line, "purge takes no argument but 'full'", NULL);
+			if (n != 1)
+				die_line(line, "purge takes no argument", NULL);
 			vmap_purge(space);
-			/* A full purge leaves nothing pooled: a purge, then a shrink. */
-			if (n == 2)
-				vmap_shrink(space);
 		} else if (!strcmp(tok[0], "shrink")) {
 			if (n != 1)
 				die_line(line, "shrink takes no argument", NULL);
