@@ -22,6 +22,14 @@
 struct trace {
 	pthread_mutex_t lock;
 	FILE *out;
+	/*
+	 * Written by the holder: how deep it holds the lock, and its
+	 * cancellation state from before, restored when it lets go (a line
+	 * is written through cancellation points, and a thread cancelled
+	 * there must not leave the lock held).
+	 */
+	unsigned depth;
+	int cancel_state;
 };
 
 /* Spaces that opened a recording so far in this process, for file names. */
@@ -87,11 +95,35 @@ void trace_close(struct vmap_space *s)
 void trace_lock_slow(struct trace *t)
 {
 	pthread_mutex_lock(&t->lock);
+	if (!t->depth++)
+		t->cancel_state = os_cancel_off();
 }
 
 void trace_unlock_slow(struct trace *t)
 {
+	int cancel_state = t->cancel_state;
+
+	if (--t->depth) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
 	pthread_mutex_unlock(&t->lock);
+	os_cancel_restore(cancel_state);
+}
+
+/*
+ * In a forked child (the fork handler held the lock, so no line is half
+ * written): the file is the parent's, so the child stops recording.  The
+ * lock belonged to a thread the child does not have; it is dropped with
+ * the rest.
+ */
+void trace_fork_child(struct vmap_space *s)
+{
+	if (!s->trace)
+		return;
+	fclose(s->trace->out);
+	free(s->trace);
+	s->trace = NULL;
 }
 
 /* The comment that ends every line: who did it, on which CPU, when. */

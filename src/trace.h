@@ -8,8 +8,10 @@
  * allocation), and writes its line there, so the file's order is the
  * order in which the calls took effect.  Every purge is written where it
  * happens, the drain thread's included, so a replay purges exactly where
- * the recorded run did.  Not recording, each hook is one test of a NULL
- * pointer.
+ * the recorded run did.  A forked child stops recording: the fork handler
+ * (fork.c) holds the trace locks across fork(), so no line is half
+ * written, and the file stays the parent's.  Not recording, each hook is
+ * one test of a NULL pointer.
  */
 #ifndef VMAP_TRACE_H
 #define VMAP_TRACE_H
@@ -28,8 +30,10 @@ struct trace;
 int trace_open(struct vmap_space *s);
 void trace_close(struct vmap_space *s);
 
+/* Recursive; cancellation is off while the calling thread holds it. */
 void trace_lock_slow(struct trace *t);
 void trace_unlock_slow(struct trace *t);
+void trace_fork_child(struct vmap_space *s);
 
 /* Lines; the caller holds the trace lock.  @cpu as the allocation used it. */
 void trace_alloc(struct vmap_space *s, unsigned cpu, uint64_t size,
