@@ -5,10 +5,12 @@
  * a one-thread run on a space with nodes and the asynchronous drain comes
  * back with every address the program got; a two-thread run replays in
  * recorded order with no difference; each further space records to its
- * own file; a file that cannot be opened refuses the space.
+ * own file; a forked child does not write to the parent's file; a file
+ * that cannot be opened refuses the space.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -207,6 +209,31 @@ TEST(each_space_its_own_file)
 	expect_int(system(cmd), ==, 0);
 }
 
+/* A forked child goes on using the space, but the file stays the parent's. */
+TEST(forked_child_does_not_record)
+{
+	struct vmap_space *s = recorded_space(1, 0);
+	uint64_t a, b, c;
+	char cmd[600];
+	int status;
+	pid_t pid;
+
+	assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a), ==, 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(vmap_alloc(s, 2 * PAGE, PAGE, 0, 0, 0, &c) ||
+		      vmap_free(s, a) ? 1 : 0);
+	assert_int(waitpid(pid, &status, 0), ==, pid);
+	expect_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int(vmap_alloc(s, 3 * PAGE, PAGE, 0, 0, 0, &b), ==, 0);
+	vmap_space_destroy(s);
+	snprintf(cmd, sizeof(cmd),
+		 "test \"$(grep -c '^alloc\\|^free' %s)\" = 2", trace_file);
+	expect_int(system(cmd), ==, 0);
+	expect_int(run_replay(trace_file, got, sizeof(got)), ==, 0);
+}
+
 TEST(unwritable_trace_refuses_the_space)
 {
 	struct vmap_space *s = NULL;
@@ -226,6 +253,7 @@ int main(int argc, char **argv)
 		T(one_thread_round_trip_same_addresses),
 		T(two_threads_replay_in_recorded_order),
 		T(each_space_its_own_file),
+		T(forked_child_does_not_record),
 		T(unwritable_trace_refuses_the_space),
 		{ 0 } });
 }
