@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmalloc.c - the vmalloc layer: areas of real memory with guard pages,
- * over a space that covers one reserved region (SPEC section 5).
+ * over a space that covers one reserved region (docs/DESIGN.md section 11).
  *
  * It uses the space through the public API only.  Locks: none of its
  * own.  The per-page protection map is written only by the owner of the
@@ -30,7 +30,7 @@
  * protections, and areas of other shapes carved later from the same
  * addresses split the mapping further, until a burst freed on one CPU
  * left room for as few as one new area, and a churn of 4 000 live areas
- * hit vm.max_map_count (DESIGN.md, "Guard pages").  The price is one
+ * hit vm.max_map_count (DESIGN.md section 11).  The price is one
  * mprotect when a pooled area is handed out again.
  */
 #include <dlfcn.h>
@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "probes.h"
 #include "track.h"
 #include "vmap.h"
 
@@ -274,22 +275,23 @@ static int shape_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
 	return rc;
 }
 
+/* One exit, so that the vmalloc probe has one site for perf to attach to. */
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			const void *caller)
 {
-	uint64_t body_pages, start, body;
+	uint64_t body_pages, start, body = 0;
 	bool purged = false;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
 	    (align > h->page && (h->flags & VMAP_HEAP_GUARD_BELOW))) {
-		errno = EINVAL;
-		return NULL;
+		rc = -EINVAL;
+		goto out;
 	}
 	/* Larger than the reservation can ever hold: no room, not bad input. */
 	if (size > h->size - guard_bytes(h) || align > h->size) {
-		errno = ENOMEM;
-		return NULL;
+		rc = -ENOMEM;
+		goto out;
 	}
 	body_pages = (size + h->page - 1) / h->page;
 	for (;;) {
@@ -304,7 +306,7 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		if (!rc) {
 			body = body_of(h, start);
 			track_usable((void *)(uintptr_t)body, body_pages * h->page);
-			return (void *)(uintptr_t)body;
+			break;
 		}
 		vmap_free(h->space, start);
 		if (rc != -ENOMEM || purged)
@@ -312,8 +314,13 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		vmap_purge(h->space);
 		purged = true;
 	}
-	errno = -rc;
-	return NULL;
+out:
+	VMAP_PROBE(vmalloc, body, size, align);
+	if (rc) {
+		errno = -rc;
+		return NULL;
+	}
+	return (void *)(uintptr_t)body;
 }
 
 /*
@@ -358,6 +365,8 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
 			addr);
 		os_cancel_restore(cancel_state);
+	} else {
+		VMAP_PROBE(vfree, addr);
 	}
 }
 
@@ -551,14 +560,15 @@ void *vmalloc(size_t size)
 	return h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
 }
 
+/*
+ * The default heap releases with MADV_DONTNEED, so every area it hands
+ * out reads zero already: vzalloc() is vmalloc() under its own name.
+ */
 void *vzalloc(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
-	void *p = h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
 
-	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
-		memset(p, 0, size);
-	return p;
+	return h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
 }
 
 void vfree(const void *addr)
