@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fork.c - the registry of live spaces and the fork handlers that keep
- * both sides of a fork() working (DESIGN.md, "Fork").
+ * both sides of a fork() working (DESIGN.md section 15).
  *
  * As glibc's malloc does, the prepare handler takes every lock of every
  * live space in the documented order (internal.h), so that no lock is

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_threads.c - what a thread's life may do around the library
- * (DESIGN.md, "Threads"):
+ * (DESIGN.md section 14):
  *
  *  - allocate and free from thread-specific-data destructors that run
  *    after the library's own, in several destructor rounds;
