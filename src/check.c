@@ -102,7 +102,8 @@ static bool check_range(struct checker *c, const char *what, const struct va *va
 {
 	struct vmap_space *s = c->s;
 
-	if (va->start >= va->end || va->start < s->base || va->end > s->limit)
+	if (va_last(va) < va->start || va->start < s->base ||
+	    va_last(va) > s->last)
 		return fail(c, "%s range [0x%llx, 0x%llx) is empty or outside the space",
 			    what, (unsigned long long)va->start,
 			    (unsigned long long)va->end);
@@ -132,7 +133,7 @@ static bool check_set(struct checker *c, const char *what,
 		va = va_of_node(n);
 		if (l == &set->list || va_of_link(l) != va)
 			return fail(c, "%s tree and list disagree", what);
-		if (prev && prev->end > va->start)
+		if (prev && va_last(prev) >= va->start)
 			return fail(c, "%s ranges out of order or overlapping at 0x%llx",
 				    what, (unsigned long long)va->start);
 		prev = va;
@@ -150,7 +151,7 @@ static uint64_t check_max(struct checker *c, const struct tree_node *n)
 		return 0;
 	l = check_max(c, n->left);
 	r = check_max(c, n->right);
-	m = va_size(va_of_node(n));
+	m = va_size(va_of_node(n)) - 1;
 	m = l > m ? l : m;
 	m = r > m ? r : m;
 	if (va_of_node(n)->subtree_max != m)
@@ -196,7 +197,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 {
 	struct vmap_space *s = c->s;
 	const struct lazy_set *ls = vn->lazy;
-	uint64_t pages = 0, lo = UINT64_MAX, hi = 0;
+	uint64_t pages = 0, lo = UINT64_MAX, hi_last = 0;
 	size_t count = 0, n;
 	struct va *va;
 	unsigned k;
@@ -219,7 +220,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 				     (unsigned long long)va->start);
 			pages += va_pages(s, va);
 			lo = va->start < lo ? va->start : lo;
-			hi = va->end > hi ? va->end : hi;
+			hi_last = va_last(va) > hi_last ? va_last(va) : hi_last;
 			n++;
 		}
 		if (k != LAZY_OTHER && n != ls->class_len[k])
@@ -231,7 +232,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 		fail(c, "lazy set of node %u counts %zu ranges and %llu pages, holds %zu and %llu",
 		     vn->id, ls->count, (unsigned long long)ls->pages, count,
 		     (unsigned long long)pages);
-	if (count && (lo < ls->lo || hi > ls->hi))
+	if (count && (lo < ls->lo || hi_last > ls->hi - 1))
 		fail(c, "lazy bounds of node %u do not cover its ranges", vn->id);
 	return pages;
 }

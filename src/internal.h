@@ -147,7 +147,8 @@ struct drain {
 };
 
 struct vmap_space {
-	uint64_t base, limit;
+	uint64_t base, limit;	/* limit 0: 2^64 */
+	uint64_t last;		/* limit - 1, which never wraps */
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
 	unsigned page_shift, zone_shift;
@@ -201,6 +202,7 @@ int thread_cpu_set(int cpu);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
+bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
 void lazy_insert(struct vmap_space *s, struct va *va);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 

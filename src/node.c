@@ -175,6 +175,21 @@ int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 	return busy_walk(s, addr, false, out) ? 0 : -ENOENT;
 }
 
+bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
+{
+	struct vmap_node *vn;
+	bool found = false;
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes && !found; i++) {
+		vn = &s->nodes[i];
+		vlock_acquire(&vn->busy_lock);
+		found = va_set_overlap(&vn->busy, first, last) != NULL;
+		vlock_release(&vn->busy_lock);
+	}
+	return found;
+}
+
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
 {
 	if (tag_valid(s, va->tag))
@@ -226,7 +241,7 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	ls = vn->lazy;
 	if (!ls->count || va->start < ls->lo)
 		ls->lo = va->start;
-	if (!ls->count || va->end > ls->hi)
+	if (!ls->count || va_last(va) > ls->hi - 1)
 		ls->hi = va->end;
 	if (pool_bound) {
 		vlist_add_head(&va->link, &ls->lists[pages - 1]);

@@ -49,25 +49,46 @@ static unsigned fls_u(unsigned x)
 	return n;
 }
 
+/*
+ * The granule's shift from @p, or -1 if page_shift and granule are bad
+ * or disagree.
+ */
+static int granule_shift(const struct vmap_params *p)
+{
+	int shift;
+
+	if (p->page_shift && (p->page_shift < 12 || p->page_shift > 30))
+		return -1;
+	if (!p->granule)
+		return p->page_shift ? (int)p->page_shift : 12;
+	if ((p->granule & (p->granule - 1)) || p->granule > (1ull << 30))
+		return -1;
+	shift = __builtin_ctzll(p->granule);
+	if (p->page_shift && (int)p->page_shift != shift)
+		return -1;
+	return shift;
+}
+
 static int check_params(uint64_t base, uint64_t limit,
 			const struct vmap_params *p)
 {
+	const unsigned known = VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
+		VMAP_IMMEDIATE_FREE;
 	unsigned i;
 	uint64_t page;
+	int shift;
 
-	if (p->reserved0 || (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS)))
+	if (p->reserved0 || (p->flags & ~known))
 		return -EINVAL;
 	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
 		if (p->reserved[i])
 			return -EINVAL;
-	if (p->page_shift && (p->page_shift < 12 || p->page_shift > 30))
+	shift = granule_shift(p);
+	if (shift < 0 || p->nr_nodes > MAX_NODES)
 		return -EINVAL;
-	if (p->nr_nodes > MAX_NODES)
-		return -EINVAL;
-	page = 1ull << (p->page_shift ? p->page_shift : 12);
-	if (base >= limit || (base & (page - 1)) || (limit & (page - 1)))
-		return -EINVAL;
-	if (limit - base > (1ull << 63))
+	page = 1ull << shift;
+	/* limit 0 is 2^64: compare last bytes, which never wrap. */
+	if (base > limit - 1 || (base & (page - 1)) || (limit & (page - 1)))
 		return -EINVAL;
 	return 0;
 }
@@ -106,7 +127,8 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	memset(s, 0, sizeof(*s));
 	s->base = base;
 	s->limit = limit;
-	s->page_shift = p->page_shift ? p->page_shift : 12;
+	s->last = limit - 1;
+	s->page_shift = (unsigned)granule_shift(p);
 	s->page_size = 1ull << s->page_shift;
 	s->zone_shift = s->page_shift + 4;	/* ZONE_PAGES = 16 */
 	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
@@ -238,11 +260,11 @@ static bool reclaimable(struct vmap_space *s)
 
 /*
  * Take a range from the global heap.  No fit: one full purge and retry,
- * then the notifiers, and another round only if they freed something.
+ * then the notifiers, and another round only if they freed something;
+ * VMAP_NONBLOCK and VMAP_NOPURGE stop before the purge.
  */
-static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
-		     uint64_t vstart, uint64_t vend, unsigned flags,
-		     uint64_t *start)
+static int heap_take(struct vmap_space *s, const struct heap_fit *f,
+		     unsigned flags, uint64_t *start)
 {
 	unsigned rounds = 0;
 	bool purged = false;
@@ -256,12 +278,13 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 			return -ENOMEM;
 		vlist_init(&garbage);
 		vlock_acquire(&s->heap_lock);
-		rc = heap_alloc(&s->heap, size, align, s->page_size, vstart,
-				vend, &spare, &garbage, start);
+		rc = heap_alloc(&s->heap, f, &spare, &garbage, start);
 		vlock_release(&s->heap_lock);
 		spare_settle(spare, &garbage);
 		if (!rc)
 			return 0;
+		if (flags & VMAP_NOPURGE)
+			return -ENOMEM;
 		if (flags & VMAP_NONBLOCK)
 			return reclaimable(s) ? -EBUSY : -ENOMEM;
 		if (!purged) {
@@ -275,6 +298,70 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 	}
 }
 
+/*
+ * Make @va busy in the node of its start.  Its tag names the node whose
+ * lazy set and pools take the range when it is freed: for a pooled
+ * request, by default the allocating CPU's, also after a pool miss, so
+ * pools fill with what their CPUs ask for (SPEC 3.2); none otherwise.
+ */
+static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
+		    struct vmap_node *cpu_vn)
+{
+	unsigned addr_node = addr_to_node(s, va->start);
+
+	va->tag = 0;
+	if (pooled)
+		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ? addr_node : cpu_vn->id);
+	if (!busy_insert(s, &s->nodes[addr_node], va)) {
+		va_delete(va);
+		return -EUCLEAN;
+	}
+	if (addr_node != cpu_vn->id)
+		counter_add(&cpu_vn->count.cross_node_busy, 1);
+	counter_add(&cpu_vn->count.allocs, 1);
+	return 0;
+}
+
+/*
+ * Everything after the arguments were checked: a pool when @pooled (only
+ * whole-space kernel requests are), else the global heap.
+ */
+static int space_alloc(struct vmap_space *s, const struct heap_fit *f,
+		       unsigned flags, bool pooled, uint64_t user,
+		       uint64_t *addr)
+{
+	struct vmap_node *cpu_vn = &s->nodes[this_cpu_node(s)];
+	struct va *va = NULL;
+	uint64_t start;
+	int rc;
+
+	if (pooled && (f->size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
+		va = pool_take(s, cpu_vn, f->size, f->align);
+		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+	}
+	if (!va) {
+		va = va_new();
+		if (!va)
+			return -ENOMEM;
+		rc = heap_take(s, f, flags, &start);
+		if (rc) {
+			va_delete(va);
+			counter_add(&cpu_vn->count.alloc_failures, 1);
+			return rc;
+		}
+		va->start = start;
+		va->end = start + f->size;
+	}
+	va->user = user;
+	start = va->start;
+	VMAP_ASSERT(start >= f->first && va_last(va) <= f->last);
+	VMAP_ASSERT(((start - f->phase) & (f->align - 1)) == 0);
+	rc = busy_add(s, va, pooled, cpu_vn);
+	if (!rc)
+		*addr = start;
+	return rc;
+}
+
 int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
 	       uint64_t vstart, uint64_t vend, unsigned flags, uint64_t *addr)
 {
@@ -285,12 +372,8 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
 		    uint64_t *addr)
 {
-	struct vmap_node *cpu_vn;
-	bool whole, pooled;
-	unsigned addr_node;
-	struct va *va;
-	uint64_t start;
-	int rc;
+	struct heap_fit f = { .size = size };
+	bool whole;
 
 	if (!s || !addr || (flags & ~VMAP_NONBLOCK))
 		return -EINVAL;
@@ -300,58 +383,156 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 		return -EINVAL;
 	if (align < s->page_size)
 		align = s->page_size;
-	if (!vstart && !vend) {
+	whole = !vstart && !vend;
+	if (whole) {
 		vstart = s->base;
-		vend = s->limit;
+		f.last = s->last;
+	} else {
+		if (vstart >= vend || vstart < s->base || vend - 1 > s->last)
+			return -EINVAL;
+		f.last = vend - 1;
 	}
-	if (vstart >= vend || vstart < s->base || vend > s->limit)
+	if (size - 1 > f.last - vstart || size - 1 > UINT64_MAX - align)
 		return -EINVAL;
-	if (size > vend - vstart || size - 1 > UINT64_MAX - align)
-		return -EINVAL;
+	whole = vstart == s->base && f.last == s->last;
+	f.align = align;
+	f.first = vstart;
+	f.length = heap_search_length(size, align, s->page_size,
+				      f.last - vstart + 1);
+	return space_alloc(s, &f, flags, whole && s->nr_nodes > 1 &&
+			   !(s->flags & VMAP_IMMEDIATE_FREE), user, addr);
+}
 
-	whole = vstart == s->base && vend == s->limit;
-	pooled = whole && s->nr_nodes > 1;
-	cpu_vn = &s->nodes[this_cpu_node(s)];
-	va = NULL;
-	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
-		va = pool_take(s, cpu_vn, size, align);
-		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
-	}
-	if (!va) {
-		va = va_new();
-		if (!va)
-			return -ENOMEM;
-		rc = heap_take(s, size, align, vstart, vend, flags, &start);
-		if (rc) {
-			va_delete(va);
-			counter_add(&cpu_vn->count.alloc_failures, 1);
-			return rc;
-		}
-		va->start = start;
-		va->end = start + size;
-	}
-	/*
-	 * The tag names the node whose lazy list and pools take the range
-	 * when it is freed: by default the allocating CPU's, also after a
-	 * pool miss, so pools fill with what their CPUs ask for (SPEC 3.2).
-	 */
-	start = va->start;
-	addr_node = addr_to_node(s, start);
-	va->tag = 0;
-	if (pooled)
-		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ? addr_node : cpu_vn->id);
-	va->user = user;
-	VMAP_ASSERT(va->start >= vstart && va->end <= vend);
-	VMAP_ASSERT(!(va->start & (align - 1)));
-	if (!busy_insert(s, &s->nodes[addr_node], va)) {
-		va_delete(va);
-		return -EUCLEAN;
-	}
-	if (addr_node != cpu_vn->id)
-		counter_add(&cpu_vn->count.cross_node_busy, 1);
-	counter_add(&cpu_vn->count.allocs, 1);
-	*addr = start;
+/* Turn @req into a search of the free heap; -EINVAL if it is malformed. */
+static int request_to_fit(const struct vmap_space *s,
+			  const struct vmap_request *req, struct heap_fit *f)
+{
+	const unsigned known = VMAP_NONBLOCK | VMAP_EXACT_FIT | VMAP_TOPDOWN |
+		VMAP_NOPURGE;
+	uint64_t page_mask = s->page_size - 1;
+	unsigned i;
+
+	if (req->reserved0 || (req->flags & ~known))
+		return -EINVAL;
+	for (i = 0; i < sizeof(req->reserved) / sizeof(req->reserved[0]); i++)
+		if (req->reserved[i])
+			return -EINVAL;
+	f->size = req->size;
+	f->align = req->align < s->page_size ? s->page_size : req->align;
+	f->phase = req->phase;
+	f->nocross = req->nocross;
+	if (!f->size || (f->size & page_mask) || (req->align & (req->align - 1)))
+		return -EINVAL;
+	if ((f->phase & page_mask) || f->phase >= f->align)
+		return -EINVAL;
+	if (f->nocross && ((f->nocross & (f->nocross - 1)) ||
+			   (f->phase & (f->nocross - 1)) > f->nocross - f->size ||
+			   f->size > f->nocross))
+		return -EINVAL;
+	if ((req->min | req->max) & page_mask)
+		return -EINVAL;
+	if (req->max && req->min >= req->max)
+		return -EINVAL;
+	f->first = req->min > s->base ? req->min : s->base;
+	f->last = req->max && req->max - 1 < s->last ? req->max - 1 : s->last;
+	if (f->first > f->last || f->size - 1 > f->last - f->first)
+		return -EINVAL;
+	f->topdown = req->flags & VMAP_TOPDOWN;
+	f->length = f->size;
+	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN)))
+		f->length = heap_search_length(f->size, f->align, s->page_size,
+					       f->last - f->first + 1);
 	return 0;
+}
+
+int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
+		uint64_t *addr)
+{
+	struct heap_fit f;
+	int rc;
+
+	if (!s || !req || !addr)
+		return -EINVAL;
+	rc = request_to_fit(s, req, &f);
+	if (rc)
+		return rc;
+	if (!f.phase && !f.nocross && !req->min && !req->max &&
+	    !(req->flags & ~VMAP_NONBLOCK))
+		return vmap_alloc_user(s, f.size, f.align, 0, 0, req->flags,
+				       req->user, addr);
+	return space_alloc(s, &f, req->flags, false, req->user, addr);
+}
+
+/*
+ * Take [addr, addr + size) out of the heap: -EEXIST if not all of it is
+ * free, -ENOMEM if no spare record could be had.
+ */
+static int heap_take_range(struct vmap_space *s, uint64_t addr, uint64_t size)
+{
+	struct vlist garbage;
+	struct va *spare = spare_get();
+	int rc;
+
+	if (!spare)
+		return -ENOMEM;
+	vlist_init(&garbage);
+	vlock_acquire(&s->heap_lock);
+	rc = heap_take_exact(&s->heap, addr, size, &spare, &garbage);
+	vlock_release(&s->heap_lock);
+	spare_settle(spare, &garbage);
+	return rc;
+}
+
+int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
+		 uint64_t user)
+{
+	struct va *va;
+	bool purged;
+	int rc;
+
+	if (!s || !size || ((addr | size) & (s->page_size - 1)))
+		return -EINVAL;
+	if (addr < s->base || addr > s->last || size - 1 > s->last - addr)
+		return -EINVAL;
+	va = va_new();
+	if (!va)
+		return -ENOMEM;
+	for (purged = false;; purged = true) {
+		rc = heap_take_range(s, addr, size);
+		if (rc != -EEXIST)
+			break;
+		/* Not all free: lazy or pooled ranges can be purged, busy ones not. */
+		if (purged || busy_overlaps(s, addr, addr + (size - 1))) {
+			rc = -EEXIST;
+			break;
+		}
+		purge_now(s, true);
+	}
+	if (rc) {
+		va_delete(va);
+		counter_add(&s->nodes[this_cpu_node(s)].count.alloc_failures, 1);
+		return rc;
+	}
+	va->start = addr;
+	va->end = addr + size;
+	va->user = user;
+	return busy_add(s, va, false, &s->nodes[this_cpu_node(s)]);
+}
+
+/*
+ * A free in a VMAP_IMMEDIATE_FREE space: the memory goes (release
+ * callback), then the range goes straight back to the heap.
+ */
+static void free_now(struct vmap_space *s, struct va *va)
+{
+	struct vlist one;
+
+	counter_add(&s->nodes[addr_to_node(s, va->start)].count.frees, 1);
+	if (s->release)
+		s->release(s->release_cookie, va->start, va->end);
+	vlist_init(&one);
+	vlist_add_tail(&va->link, &one);
+	global_heap_return(s, &one);
 }
 
 int vmap_free(struct vmap_space *s, uint64_t addr)
@@ -361,11 +542,15 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 
 	if (!s)
 		return -EINVAL;
-	if (addr < s->base || addr >= s->limit)
+	if (addr < s->base || addr > s->last)
 		return -ENOENT;
 	va = busy_unlink(s, addr);
 	if (!va)
 		return -ENOENT;
+	if (s->flags & VMAP_IMMEDIATE_FREE) {
+		free_now(s, va);
+		return 0;
+	}
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 	lazy_insert(s, va);
@@ -378,7 +563,7 @@ int vmap_find(struct vmap_space *s, uint64_t addr, struct vmap_range *range)
 {
 	if (!s || !range)
 		return -EINVAL;
-	if (addr < s->base || addr >= s->limit)
+	if (addr < s->base || addr > s->last)
 		return -ENOENT;
 	return busy_lookup(s, addr, range);
 }

@@ -104,7 +104,7 @@ struct va {
 	struct vlist link;
 	uint64_t start, end;
 	union {
-		/* Free heap: the largest block size in this subtree. */
+		/* Free heap: the largest block size in this subtree, minus 1. */
 		uint64_t subtree_max;
 		/* Elsewhere: the word the allocating caller attached. */
 		uint64_t user;
@@ -122,9 +122,21 @@ struct va {
 	for (va = va_of_link((head)->next), tmp = va_of_link(va->link.next); \
 	     &va->link != (head); va = tmp, tmp = va_of_link(va->link.next))
 
+/*
+ * A space may end at 2^64, which uint64_t cannot hold: a range that ends
+ * there stores end == 0.  Sizes and equalities work modulo 2^64 as they
+ * are, but order comparisons of ends must use the last byte, which never
+ * wraps.  The one size that wraps, 2^64 (the whole of [0, 2^64) free),
+ * is why the free heap caches sizes minus one (heap.c).
+ */
 static inline uint64_t va_size(const struct va *va)
 {
 	return va->end - va->start;
+}
+
+static inline uint64_t va_last(const struct va *va)
+{
+	return va->end - 1;
 }
 
 /*
@@ -170,8 +182,15 @@ bool va_set_insert(struct va_set *set, struct va *va);
 void va_set_erase(struct va_set *set, struct va *va,
 		  const struct tree_augment *aug);
 
+/* A range sharing a byte with [@first, @last], or NULL. */
+struct va *va_set_overlap(const struct va_set *set, uint64_t first,
+			  uint64_t last);
+
 /* The range containing @addr, or NULL. */
-struct va *va_set_find(const struct va_set *set, uint64_t addr);
+static inline struct va *va_set_find(const struct va_set *set, uint64_t addr)
+{
+	return va_set_overlap(set, addr, addr);
+}
 
 /* Take every record out of @set onto @out (empty), in address order. */
 void va_set_take_all(struct va_set *set, struct vlist *out);

@@ -52,7 +52,7 @@ TEST(create_rejects_bad_parameters)
 	expect_int(vmap_space_create(BASE + PAGE, BASE, NULL, &s), ==, -EINVAL);
 	expect_int(vmap_space_create(BASE + 1, BASE + PAGE, NULL, &s), ==, -EINVAL);
 	expect_int(vmap_space_create(BASE, BASE + PAGE + 1, NULL, &s), ==, -EINVAL);
-	expect_int(vmap_space_create(0, (1ull << 63) + PAGE, NULL, &s), ==, -EINVAL);
+	expect_int(vmap_space_create(PAGE + 1, 0, NULL, &s), ==, -EINVAL);
 	expect_int(vmap_space_create(BASE, BASE + PAGE, NULL, NULL), ==, -EINVAL);
 	p.page_shift = 11;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
@@ -67,9 +67,19 @@ TEST(create_rejects_bad_parameters)
 	p.reserved[3] = 0;
 	p.flags = 1u << 7;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
+	p.flags = 0;
+	p.granule = 3 << 12;
+	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
+	p.granule = 1ull << 31;
+	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
+	p.granule = 1ull << 13;
+	p.page_shift = 12;		/* disagrees with the granule */
+	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
+	p.granule = 0;
+	p.page_shift = 0;
 	expect_true(s == NULL);
-	/* The largest space allowed: 2^63 bytes. */
-	assert_int(vmap_space_create(0, 1ull << 63, NULL, &s), ==, 0);
+	/* The largest space: all of [0, 2^64) (limit 0). */
+	assert_int(vmap_space_create(0, 0, NULL, &s), ==, 0);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
 	/* A 2 MiB page (page shift 21). */
