@@ -3,10 +3,13 @@
  * vmap-replay - replay an allocation trace deterministically (SPEC 6).
  *
  *   alloc ID SIZE ALIGN [VSTART VEND]
+ *   xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS
+ *   reserve ID ADDR SIZE
  *   free ID
  *   purge
  *
- * One output line per alloc: "ID 0xADDR", "ID ENOMEM" or "ID EINVAL".
+ * One output line per alloc, xalloc and reserve: "ID 0xADDR", or "ID "
+ * and the error's name (ENOMEM, EINVAL, EEXIST, EBUSY).
  * One thread, synchronous drain: the same trace gives the same output on
  * every machine.  Uses the public API only.
  */
@@ -119,10 +122,23 @@ static void usage(FILE *out)
 		"  --limit=ADDR           space end (default 0xffffe90000000000)\n"
 		"  --page-shift=N         page size 2^N, 12..30 (default 12)\n"
 		"  --nodes=N              vmap nodes, 1..128 (default 1)\n"
+		"  --granule=N            granule in bytes, a power of two 1..2^30\n"
+		"                         (instead of --page-shift)\n"
 		"  --lazy-max-pages=N     purge threshold (default: the kernel's formula for one CPU)\n"
+		"  --immediate-free       frees are immediate (VMAP_IMMEDIATE_FREE)\n"
 		"  --check                run the invariant checker after every line\n"
 		"  --stats                print the space's counters on stderr at the end\n"
-		"trace lines: 'alloc ID SIZE ALIGN [VSTART VEND]', 'free ID', 'purge'\n",
+		"--limit=0 means 2^64.  Numbers are decimal or 0x hexadecimal.\n"
+		"trace lines:\n"
+		"  alloc ID SIZE ALIGN [VSTART VEND]   vmap_alloc (the kernel's rules)\n"
+		"  xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS\n"
+		"                         vmap_xalloc; FLAGS: 0, or names joined by '|':\n"
+		"                         exact, topdown, nopurge, nonblock\n"
+		"  reserve ID ADDR SIZE   vmap_reserve\n"
+		"  free ID                vmap_free of what ID holds\n"
+		"  purge                  vmap_purge\n"
+		"Output: one line per alloc, xalloc and reserve: 'ID 0xADDR' or 'ID ERROR'\n"
+		"(ENOMEM, EINVAL, EEXIST, EBUSY).\n",
 		prog);
 }
 
@@ -147,7 +163,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "limit", required_argument, NULL, 'l' },
 		{ "page-shift", required_argument, NULL, 'p' },
 		{ "nodes", required_argument, NULL, 'n' },
+		{ "granule", required_argument, NULL, 'g' },
 		{ "lazy-max-pages", required_argument, NULL, 'z' },
+		{ "immediate-free", no_argument, NULL, 'i' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
@@ -170,6 +188,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 			*(c == 'c' ? &o->check : &o->stats) = true;
 			continue;
 		}
+		if (c == 'i') {
+			o->params.flags |= VMAP_IMMEDIATE_FREE;
+			continue;
+		}
 		if (c == '?') {
 			fprintf(stderr, "%s: see --help\n", prog);
 			exit(2);
@@ -182,6 +204,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 'b': o->base = v; break;
 		case 'l': o->limit = v; break;
 		case 'p': o->params.page_shift = (uint32_t)(v ? v : 99); break;
+		case 'g': o->params.granule = v ? v : 3; break;
 		case 'n': o->params.nr_nodes = (uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000); break;
 		case 'z': o->params.lazy_max_pages = v; break;
 		}
@@ -194,6 +217,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (!o->params.lazy_max_pages) {
 		/* fls(1) * 32 MiB of pages: one CPU, for the same output everywhere. */
 		unsigned shift = o->params.page_shift ? o->params.page_shift : 12;
+
+		if (o->params.granule)
+			shift = (unsigned)__builtin_ctzll(o->params.granule);
 
 		o->params.lazy_max_pages = shift < 25 ? (32ull << 20) >> shift : 1;
 	}
@@ -209,9 +235,88 @@ static void check_space(struct vmap_space *s, long line)
 	}
 }
 
+static const char *error_name(int rc)
+{
+	switch (rc) {
+	case -EINVAL: return "EINVAL";
+	case -EEXIST: return "EEXIST";
+	case -EBUSY: return "EBUSY";
+	default: return "ENOMEM";
+	}
+}
+
+/* Print the outcome of an allocation under @id and remember its range. */
+static void record(struct ids *ids, const char *id, int rc, uint64_t addr)
+{
+	struct slot *sl;
+
+	if (rc) {
+		printf("%s %s\n", id, error_name(rc));
+		return;
+	}
+	sl = ids_find(ids, id, true);
+	sl->start = addr;
+	sl->live = true;
+	printf("%s 0x%llx\n", id, (unsigned long long)addr);
+}
+
+/* A new ID: not too long, not holding a range. */
+static void check_new_id(struct ids *ids, const char *id, long line)
+{
+	struct slot *sl;
+
+	if (strlen(id) >= MAX_ID)
+		die_line(line, "ID too long", id);
+	sl = ids_find(ids, id, false);
+	if (sl && sl->live)
+		die_line(line, "ID already holds a range", id);
+}
+
+/* "0", or flag names joined by '|'. */
+static bool parse_xflags(char *s, uint32_t *flags)
+{
+	static const struct {
+		const char *name;
+		uint32_t flag;
+	} names[] = {
+		{ "exact", VMAP_EXACT_FIT }, { "topdown", VMAP_TOPDOWN },
+		{ "nopurge", VMAP_NOPURGE }, { "nonblock", VMAP_NONBLOCK },
+	};
+	char *name, *save;
+	size_t i;
+
+	*flags = 0;
+	if (!strcmp(s, "0"))
+		return true;
+	for (name = strtok_r(s, "|", &save); name; name = strtok_r(NULL, "|", &save)) {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (!strcmp(name, names[i].name))
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return false;
+		*flags |= names[i].flag;
+	}
+	return true;
+}
+
+/* xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS */
+static int replay_xalloc(struct vmap_space *space, char **tok, long line,
+			 uint64_t *addr)
+{
+	struct vmap_request req = { 0 };
+
+	if (!parse_u64(tok[2], &req.size) || !parse_u64(tok[3], &req.align) ||
+	    !parse_u64(tok[4], &req.phase) || !parse_u64(tok[5], &req.nocross) ||
+	    !parse_u64(tok[6], &req.min) || !parse_u64(tok[7], &req.max))
+		die_line(line, "bad number", NULL);
+	if (!parse_xflags(tok[8], &req.flags))
+		die_line(line, "bad flags (exact, topdown, nopurge, nonblock)", tok[8]);
+	return vmap_xalloc(space, &req, addr);
+}
+
 int main(int argc, char **argv)
 {
-	char buf[4096], *tok[8], *save, *hash;
+	char buf[4096], *tok[10], *save, *hash;
 	uint64_t size, align, vstart, vend, addr;
 	struct vmap_space *space;
 	struct ids ids = { 0 };
@@ -240,32 +345,36 @@ int main(int argc, char **argv)
 			die_line(line, "line too long", NULL);
 		if ((hash = strchr(buf, '#')))
 			*hash = '\0';
-		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); n < 7 && tok[n];)
+		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); n < 9 && tok[n];)
 			tok[++n] = strtok_r(NULL, " \t\r\n", &save);
 		if (n == 0)
 			continue;
 		if (!strcmp(tok[0], "alloc")) {
 			if (n != 4 && n != 6)
 				die_line(line, "alloc takes ID SIZE ALIGN [VSTART VEND]", NULL);
-			if (strlen(tok[1]) >= MAX_ID)
-				die_line(line, "ID too long", tok[1]);
+			check_new_id(&ids, tok[1], line);
 			if (!parse_u64(tok[2], &size) || !parse_u64(tok[3], &align))
 				die_line(line, "bad number", NULL);
 			vstart = vend = 0;
 			if (n == 6 && (!parse_u64(tok[4], &vstart) || !parse_u64(tok[5], &vend)))
 				die_line(line, "bad number", NULL);
-			sl = ids_find(&ids, tok[1], false);
-			if (sl && sl->live)
-				die_line(line, "ID already holds a range", tok[1]);
 			rc = vmap_alloc(space, size, align, vstart, vend, 0, &addr);
-			if (rc == 0) {
-				sl = ids_find(&ids, tok[1], true);
-				sl->start = addr;
-				sl->live = true;
-				printf("%s 0x%llx\n", tok[1], (unsigned long long)addr);
-			} else {
-				printf("%s %s\n", tok[1], rc == -EINVAL ? "EINVAL" : "ENOMEM");
-			}
+			record(&ids, tok[1], rc, addr);
+		} else if (!strcmp(tok[0], "xalloc")) {
+			if (n != 9)
+				die_line(line, "xalloc takes ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS",
+					 NULL);
+			check_new_id(&ids, tok[1], line);
+			rc = replay_xalloc(space, tok, line, &addr);
+			record(&ids, tok[1], rc, addr);
+		} else if (!strcmp(tok[0], "reserve")) {
+			if (n != 4)
+				die_line(line, "reserve takes ID ADDR SIZE", NULL);
+			check_new_id(&ids, tok[1], line);
+			if (!parse_u64(tok[2], &addr) || !parse_u64(tok[3], &size))
+				die_line(line, "bad number", NULL);
+			rc = vmap_reserve(space, addr, size, 0);
+			record(&ids, tok[1], rc, addr);
 		} else if (!strcmp(tok[0], "free")) {
 			if (n != 2)
 				die_line(line, "free takes one ID", NULL);
