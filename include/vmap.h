@@ -74,6 +74,23 @@ typedef void (*vmap_flush_fn)(void *cookie, uint64_t start, uint64_t end);
  */
 typedef void (*vmap_release_fn)(void *cookie, uint64_t start, uint64_t end);
 
+/*
+ * Called when an allocation finds no room even after a purge, to bring in
+ * a new span of @size bytes (a multiple of the space's quantum) from a
+ * source; on success *@base receives its start, a page multiple, and the
+ * call returns 0, else a negative errno (the allocation then fails with
+ * -ENOMEM).  Called with no lock of the space held; it may block.
+ */
+typedef int (*vmap_import_fn)(void *cookie, uint64_t size, uint64_t *base);
+
+/*
+ * Called by vmap_shrink() for each imported span that is wholly free,
+ * after it left the space, and by vmap_space_destroy() for every imported
+ * span: give [@base, @base + @size) back to the source.
+ */
+typedef void (*vmap_release_span_fn)(void *cookie, uint64_t base,
+				     uint64_t size);
+
 /* vmap_params.flags */
 enum {
 	/*
@@ -137,7 +154,19 @@ struct vmap_params {
 	 * multiples of it; "page" in this header means the granule.
 	 */
 	uint64_t granule;
-	uint64_t reserved[5];
+	/*
+	 * A source to import spans from, as vmem arenas do: both callbacks
+	 * or neither, and @quantum, the unit of import (a power of two and
+	 * a page multiple; 0 without a source).  An allocation that finds
+	 * no room after the usual purge imports max(size, quantum) rounded
+	 * up to the quantum (plus the alignment beyond the quantum) and
+	 * retries once.  vmap_space_create_child() fills these in.
+	 */
+	vmap_import_fn import;
+	vmap_release_span_fn release_span;
+	void *import_cookie;
+	uint64_t quantum;
+	uint64_t reserved[1];
 };
 
 /*
@@ -148,7 +177,8 @@ struct vmap_params {
  * @out: receives the space.
  *
  * Returns 0, -EINVAL (bad bounds, page shift or granule, node count,
- * flags or a non-zero reserved field) or -ENOMEM.  May block (allocates
+ * flags, import callbacks without each other or without a valid quantum,
+ * or a non-zero reserved field) or -ENOMEM.  May block (allocates
  * memory).
  */
 VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
@@ -156,13 +186,49 @@ VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
 			       struct vmap_space **out);
 
 /*
+ * vmap_space_add - add the span [@base, @limit) of free space (vmem_add).
+ * A space is the union of its spans: allocations land in any span, never
+ * across a gap between two (adjacent spans have no gap between them).
+ * @base, @limit: page multiples, @base < @limit (@limit 0: 2^64), sharing
+ *	no byte with a span of the space.
+ *
+ * Returns 0, -EINVAL (NULL @space, bad bounds, overlap with a span) or
+ * -ENOMEM.  Takes the heap lock; may block (allocates memory).
+ */
+VMAP_API int vmap_space_add(struct vmap_space *space, uint64_t base,
+			    uint64_t limit);
+
+/*
+ * vmap_space_create_child - a space with no span of its own that imports
+ * its spans from @parent, @quantum bytes at a time or more: vmap_xalloc()
+ * in @parent aligned to @quantum, given back with vmap_free() when
+ * vmap_shrink() finds one wholly free or the child is destroyed (per-
+ * context GPU address spaces carved from a device-wide one).  The parent
+ * must outlive the child.  Windows in the child are not checked against
+ * its spans (an import may bring any range).
+ * @quantum: a power of two, a page multiple of both spaces.
+ * @params: as vmap_space_create(), NULL for defaults; its import fields
+ *	must be zero.
+ *
+ * Returns 0, -EINVAL (NULL @parent or @out, a bad @quantum, bad @params)
+ * or -ENOMEM.  May block.
+ */
+VMAP_API int vmap_space_create_child(struct vmap_space *parent,
+				     uint64_t quantum,
+				     const struct vmap_params *params,
+				     struct vmap_space **out);
+
+/*
  * vmap_space_destroy - stop the space's threads and free everything it
- * owns.  Ranges still busy are forgotten.  No other call on the space may
+ * owns.  Ranges still busy are forgotten; imported spans are given back.  No other call on the space may
  * be in flight or follow.  NULL is a no-op.
  */
 VMAP_API void vmap_space_destroy(struct vmap_space *space);
 
-/* What a space was created with, after defaults were applied. */
+/*
+ * What a space was created with, after defaults were applied; base and
+ * limit bound every span it has had (a child: 0 and 0).
+ */
 struct vmap_space_info {
 	uint64_t base, limit;		/* limit 0: 2^64 */
 	uint64_t page_size;
@@ -306,8 +372,8 @@ struct vmap_request {
  * field, size 0 or not a page multiple, align not a power of two, phase
  * not a page multiple or not below align, nocross neither 0 nor a power
  * of two or too small for size and phase, min or max not page multiples,
- * min >= max with max non-zero, a window whose part inside the space is
- * smaller than size), -ENOMEM (no room, or no memory for bookkeeping) or
+ * min >= max with max non-zero, a window that meets no span, or meets
+ * none in @size bytes; a space with a source skips the last two), -ENOMEM (no room, or no memory for bookkeeping) or
  * -EBUSY (VMAP_NONBLOCK and only a purge could make room).  May block,
  * as vmap_alloc().
  */
@@ -320,11 +386,11 @@ VMAP_API int vmap_xalloc(struct vmap_space *space,
  * one full purge if lazy or pooled ranges overlap it and nothing busy
  * does (never a purge when it is free, or when a busy range is in the
  * way).
- * @addr, @size: page multiples, @size > 0, the range inside the space
- *	(@addr + @size may be 2^64).
+ * @addr, @size: page multiples, @size > 0, the range inside one span or
+ *	a run of adjacent spans (@addr + @size may be 2^64).
  *
  * Returns 0, -EINVAL (NULL @space, size 0, bounds not page multiples or
- * outside the space), -EEXIST (a busy range overlaps it) or -ENOMEM (no
+ * not inside the spans), -EEXIST (a busy range overlaps it) or -ENOMEM (no
  * memory for bookkeeping).  May block: the purge takes the purge mutex.
  */
 VMAP_API int vmap_reserve(struct vmap_space *space, uint64_t addr,
@@ -375,8 +441,10 @@ VMAP_API int vmap_purge(struct vmap_space *space);
 
 /*
  * vmap_shrink - empty every pool into the global heap (the kernel's
- * shrinker), under the purge mutex.  Lazy ranges stay lazy.  Returns 0
- * or -EINVAL (NULL).  May block.
+ * shrinker), under the purge mutex, then give back every imported span
+ * that is wholly free (the release_span callback runs with no lock of
+ * the space held).  Lazy ranges stay lazy.  Returns 0 or -EINVAL (NULL).
+ * May block.
  */
 VMAP_API int vmap_shrink(struct vmap_space *space);
 

@@ -102,8 +102,8 @@ static bool check_range(struct checker *c, const char *what, const struct va *va
 {
 	struct vmap_space *s = c->s;
 
-	if (va_last(va) < va->start || va->start < s->base ||
-	    va_last(va) > s->last)
+	if (va_last(va) < va->start || va->start < space_first(s) ||
+	    va_last(va) > space_last(s))
 		return fail(c, "%s range [0x%llx, 0x%llx) is empty or outside the space",
 			    what, (unsigned long long)va->start,
 			    (unsigned long long)va->end);
@@ -285,27 +285,54 @@ static int cmp_range(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/*
+ * The sorted ranges from *@i on tile [first, last], one run of adjacent
+ * spans, exactly.
+ */
+static bool tile_run(struct checker *c, uint64_t first, uint64_t last,
+		     size_t *i)
+{
+	uint64_t at = first, range_last;
+
+	for (;;) {
+		if (*i == c->nr_all || c->all[*i].start != at)
+			return fail(c, *i < c->nr_all && c->all[*i].start < at ?
+				    "ranges overlap at 0x%llx (next starts 0x%llx)" :
+				    "[0x%llx, 0x%llx) is in no structure (lost)",
+				    (unsigned long long)at,
+				    (unsigned long long)(*i < c->nr_all ?
+							 c->all[*i].start : last));
+		range_last = c->all[*i].end - 1;
+		(*i)++;
+		if (range_last == last)
+			return true;
+		if (range_last > last)
+			return fail(c, "range at 0x%llx runs past its span",
+				    (unsigned long long)at);
+		at = range_last + 1;
+	}
+}
+
+/* Free, busy, lazy and pooled ranges tile the spans, run by run. */
 static void check_partition(struct checker *c)
 {
-	struct vmap_space *s = c->s;
-	uint64_t at = s->base;
-	size_t i;
+	const struct vlist *spans = &c->s->spans.list, *l = spans->next;
+	uint64_t first, last;
+	size_t i = 0;
 
 	qsort(c->all, c->nr_all, sizeof(*c->all), cmp_range);
-	for (i = 0; i < c->nr_all; i++) {
-		if (c->all[i].start != at) {
-			fail(c, c->all[i].start > at ?
-			     "[0x%llx, 0x%llx) is in no structure (lost)" :
-			     "ranges overlap at 0x%llx (next starts 0x%llx)",
-			     (unsigned long long)at,
-			     (unsigned long long)c->all[i].start);
+	while (l != spans) {
+		first = va_of_link(l)->start;
+		last = va_last(va_of_link(l));
+		for (l = l->next; l != spans && va_of_link(l)->start == last + 1;
+		     l = l->next)
+			last = va_last(va_of_link(l));
+		if (!tile_run(c, first, last, &i))
 			return;
-		}
-		at = c->all[i].end;
 	}
-	if (at != s->limit)
-		fail(c, "[0x%llx, 0x%llx) is in no structure (lost)",
-		     (unsigned long long)at, (unsigned long long)s->limit);
+	if (i < c->nr_all)
+		fail(c, "range at 0x%llx lies outside every span",
+		     (unsigned long long)c->all[i].start);
 }
 
 int vmap_check(struct vmap_space *s, char *msg, size_t msglen)

@@ -16,7 +16,8 @@
  * with no lock of the space held, so that they may free ranges.
  *
  * WHAT GUARDS WHAT
- *   heap_lock          the free heap (heap.h)
+ *   heap_lock          the free heap (heap.h) and the span set; the hull
+ *                      is written under it and read without it
  *   busy_lock          a node's busy set
  *   lazy_lock          which lazy set of a node frees go to, and that set
  *   pool_lock          a node's 256 pools (lists; lengths are written
@@ -147,8 +148,12 @@ struct drain {
 };
 
 struct vmap_space {
-	uint64_t base, limit;	/* limit 0: 2^64 */
-	uint64_t last;		/* limit - 1, which never wraps */
+	/*
+	 * The hull of every span the space has had: first and last byte
+	 * (which, unlike an end, never wraps).  Grows under heap_lock, read
+	 * without it (span.c).
+	 */
+	atomic_uint_fast64_t hull_first, hull_last;
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
 	unsigned page_shift, zone_shift;
@@ -162,6 +167,13 @@ struct vmap_space {
 
 	alignas(64) struct vlock heap_lock;
 	struct heap heap;
+	/* Span records, in a plain set; @user marks the imported ones. */
+	struct va_set spans;
+	vmap_import_fn import;		/* NULL: no source */
+	vmap_release_span_fn release_span;
+	void *import_cookie;
+	uint64_t quantum;
+	struct vmap_space *parent;	/* a child's source */
 
 	alignas(64) atomic_uint_fast64_t lazy_nr;
 
@@ -177,6 +189,27 @@ struct vmap_space {
 	struct notifier *notifiers;
 	unsigned nr_notifiers;
 };
+
+static inline uint64_t space_first(const struct vmap_space *s)
+{
+	return atomic_load_explicit(&s->hull_first, memory_order_relaxed);
+}
+
+static inline uint64_t space_last(const struct vmap_space *s)
+{
+	return atomic_load_explicit(&s->hull_last, memory_order_relaxed);
+}
+
+/* span.c */
+void span_init(struct vmap_space *s, uint64_t first, uint64_t last);
+int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
+	     bool imported);
+bool span_window_ok(struct vmap_space *s, uint64_t first, uint64_t last,
+		    uint64_t size);
+bool span_contains(struct vmap_space *s, uint64_t first, uint64_t last);
+int span_import(struct vmap_space *s, const struct heap_fit *f);
+void span_release_free(struct vmap_space *s);
+void span_destroy(struct vmap_space *s);
 
 /* node.c */
 static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)

@@ -87,6 +87,10 @@ static int check_params(uint64_t base, uint64_t limit,
 	if (shift < 0 || p->nr_nodes > MAX_NODES)
 		return -EINVAL;
 	page = 1ull << shift;
+	if (!p->import != !p->release_span || !p->import != !p->quantum)
+		return -EINVAL;
+	if (p->quantum && ((p->quantum & (p->quantum - 1)) || p->quantum < page))
+		return -EINVAL;
 	/* limit 0 is 2^64: compare last bytes, which never wrap. */
 	if (base > limit - 1 || (base & (page - 1)) || (limit & (page - 1)))
 		return -EINVAL;
@@ -95,6 +99,7 @@ static int check_params(uint64_t base, uint64_t limit,
 
 static void space_free(struct vmap_space *s)
 {
+	span_destroy(s);
 	va_delete_list(&s->heap.set.list);
 	nodes_destroy(s);
 	pthread_mutex_destroy(&s->purge_lock);
@@ -103,31 +108,24 @@ static void space_free(struct vmap_space *s)
 	free(s);
 }
 
-int vmap_space_create(uint64_t base, uint64_t limit,
-		      const struct vmap_params *params, struct vmap_space **out)
+/*
+ * A space over [base, limit), or with no span at all for a child, whose
+ * hull is then everything (its imports may land anywhere).
+ */
+static int space_create(uint64_t base, uint64_t limit,
+			const struct vmap_params *p, bool child,
+			struct vmap_space **out)
 {
-	static const struct vmap_params defaults;
-	const struct vmap_params *p = params ? params : &defaults;
 	unsigned cpus = os_nr_cpus();
 	struct vmap_space *s;
-	struct vlist garbage;
-	struct va *whole;
 	int rc;
 
-	if (!out)
-		return -EINVAL;
-	rc = check_params(base, limit, p);
-	if (rc)
-		return rc;
 	if (fault_hit(FAULT_SPACE_ALLOC))
 		return -ENOMEM;
 	s = aligned_alloc(64, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	memset(s, 0, sizeof(*s));
-	s->base = base;
-	s->limit = limit;
-	s->last = limit - 1;
 	s->page_shift = (unsigned)granule_shift(p);
 	s->page_size = 1ull << s->page_shift;
 	s->zone_shift = s->page_shift + 4;	/* ZONE_PAGES = 16 */
@@ -144,31 +142,92 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	s->flush_cookie = p->flush_cookie;
 	s->release = p->release;
 	s->release_cookie = p->release_cookie;
+	s->import = p->import;
+	s->release_span = p->release_span;
+	s->import_cookie = p->import_cookie;
+	s->quantum = p->quantum;
 
 	vlock_init(&s->heap_lock);
 	heap_init(&s->heap);
+	span_init(s, child ? 0 : base, child ? UINT64_MAX : limit - 1);
 	pthread_mutex_init(&s->purge_lock, NULL);
 	pthread_rwlock_init(&s->notifier_lock, NULL);
 	rc = nodes_create(s);
-	if (rc)
-		goto fail;
-	whole = va_new();
-	if (!whole) {
-		rc = -ENOMEM;
-		goto fail;
+	if (!rc && !child)
+		rc = span_add(s, base, limit - 1, false);
+	if (!rc)
+		rc = purge_init(s);
+	if (rc) {
+		space_free(s);
+		return rc;
 	}
-	whole->start = base;
-	whole->end = limit;
-	vlist_init(&garbage);
-	heap_return(&s->heap, whole, &garbage);	/* an empty heap: nothing merges */
-	rc = purge_init(s);
-	if (rc)
-		goto fail;
 	*out = s;
 	return 0;
-fail:
-	space_free(s);
-	return rc;
+}
+
+int vmap_space_create(uint64_t base, uint64_t limit,
+		      const struct vmap_params *params, struct vmap_space **out)
+{
+	static const struct vmap_params defaults;
+	const struct vmap_params *p = params ? params : &defaults;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = check_params(base, limit, p);
+	if (rc)
+		return rc;
+	return space_create(base, limit, p, false, out);
+}
+
+static int child_import(void *cookie, uint64_t size, uint64_t *base)
+{
+	struct vmap_space *child = cookie;
+	struct vmap_request req = { .size = size, .align = child->quantum };
+
+	return vmap_xalloc(child->parent, &req, base);
+}
+
+static void child_release(void *cookie, uint64_t base, uint64_t size)
+{
+	struct vmap_space *child = cookie;
+
+	(void)size;
+	vmap_free(child->parent, base);
+}
+
+int vmap_space_create_child(struct vmap_space *parent, uint64_t quantum,
+			    const struct vmap_params *params,
+			    struct vmap_space **out)
+{
+	static const struct vmap_params defaults;
+	struct vmap_params p = params ? *params : defaults;
+	struct vmap_space *child;
+	int rc;
+
+	if (!parent || !out || p.import || p.release_span || p.import_cookie ||
+	    p.quantum || !quantum || (quantum & (parent->page_size - 1)))
+		return -EINVAL;
+	p.import = child_import;
+	p.release_span = child_release;
+	p.quantum = quantum;
+	rc = check_params(0, 0, &p);
+	if (rc)
+		return rc;
+	rc = space_create(0, 0, &p, true, &child);
+	if (rc)
+		return rc;
+	child->parent = parent;
+	child->import_cookie = child;
+	*out = child;
+	return 0;
+}
+
+int vmap_space_add(struct vmap_space *s, uint64_t base, uint64_t limit)
+{
+	if (!s || base > limit - 1 || ((base | limit) & (s->page_size - 1)))
+		return -EINVAL;
+	return span_add(s, base, limit - 1, false);
 }
 
 void vmap_space_destroy(struct vmap_space *s)
@@ -183,8 +242,8 @@ int vmap_space_info(const struct vmap_space *s, struct vmap_space_info *info)
 {
 	if (!s || !info)
 		return -EINVAL;
-	info->base = s->base;
-	info->limit = s->limit;
+	info->base = space_first(s);
+	info->limit = space_last(s) + 1;
 	info->page_size = s->page_size;
 	info->lazy_max_pages = s->lazy_max_pages;
 	info->nr_nodes = s->nr_nodes;
@@ -260,14 +319,15 @@ static bool reclaimable(struct vmap_space *s)
 
 /*
  * Take a range from the global heap.  No fit: one full purge and retry,
- * then the notifiers, and another round only if they freed something;
+ * then one import from the source if the space has one, then the
+ * notifiers, and another round only if they freed something;
  * VMAP_NONBLOCK and VMAP_NOPURGE stop before the purge.
  */
 static int heap_take(struct vmap_space *s, const struct heap_fit *f,
 		     unsigned flags, uint64_t *start)
 {
 	unsigned rounds = 0;
-	bool purged = false;
+	bool purged = false, imported = false;
 	struct vlist garbage;
 	struct va *spare;
 	int rc;
@@ -291,6 +351,11 @@ static int heap_take(struct vmap_space *s, const struct heap_fit *f,
 			purge_now(s, true);
 			purged = true;
 			continue;
+		}
+		if (s->import && !imported) {
+			imported = true;
+			if (!span_import(s, f))
+				continue;
 		}
 		if (!call_notifiers(s) || ++rounds >= MAX_NOTIFIER_ROUNDS)
 			return -ENOMEM;
@@ -385,26 +450,36 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 		align = s->page_size;
 	whole = !vstart && !vend;
 	if (whole) {
-		vstart = s->base;
-		f.last = s->last;
+		vstart = space_first(s);
+		f.last = space_last(s);
 	} else {
-		if (vstart >= vend || vstart < s->base || vend - 1 > s->last)
+		if (vstart >= vend || vstart < space_first(s) ||
+		    vend - 1 > space_last(s))
 			return -EINVAL;
 		f.last = vend - 1;
 	}
 	if (size - 1 > f.last - vstart || size - 1 > UINT64_MAX - align)
 		return -EINVAL;
-	whole = vstart == s->base && f.last == s->last;
+	whole = vstart == space_first(s) && f.last == space_last(s);
 	f.align = align;
 	f.first = vstart;
 	f.length = heap_search_length(size, align, s->page_size,
 				      f.last - vstart + 1);
+	/*
+	 * The whole space is searched as all of [0, 2^64), which gives the
+	 * same place (the heap holds nothing outside the spans) and still
+	 * covers a span imported after this point.
+	 */
+	if (whole) {
+		f.first = 0;
+		f.last = UINT64_MAX;
+	}
 	return space_alloc(s, &f, flags, whole && s->nr_nodes > 1 &&
 			   !(s->flags & VMAP_IMMEDIATE_FREE), user, addr);
 }
 
 /* Turn @req into a search of the free heap; -EINVAL if it is malformed. */
-static int request_to_fit(const struct vmap_space *s,
+static int request_to_fit(struct vmap_space *s,
 			  const struct vmap_request *req, struct heap_fit *f)
 {
 	const unsigned known = VMAP_NONBLOCK | VMAP_EXACT_FIT | VMAP_TOPDOWN |
@@ -433,15 +508,24 @@ static int request_to_fit(const struct vmap_space *s,
 		return -EINVAL;
 	if (req->max && req->min >= req->max)
 		return -EINVAL;
-	f->first = req->min > s->base ? req->min : s->base;
-	f->last = req->max && req->max - 1 < s->last ? req->max - 1 : s->last;
+	f->first = req->min > space_first(s) ? req->min : space_first(s);
+	f->last = space_last(s);
+	if (req->max && req->max - 1 < f->last)
+		f->last = req->max - 1;
 	if (f->first > f->last || f->size - 1 > f->last - f->first)
+		return -EINVAL;
+	if (!s->import && !span_window_ok(s, f->first, f->last, f->size))
 		return -EINVAL;
 	f->topdown = req->flags & VMAP_TOPDOWN;
 	f->length = f->size;
 	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN)))
 		f->length = heap_search_length(f->size, f->align, s->page_size,
 					       f->last - f->first + 1);
+	/* As for the kernel's requests: imports may widen the hull later. */
+	if (!req->min)
+		f->first = 0;
+	if (!req->max)
+		f->last = UINT64_MAX;
 	return 0;
 }
 
@@ -492,7 +576,8 @@ int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
 
 	if (!s || !size || ((addr | size) & (s->page_size - 1)))
 		return -EINVAL;
-	if (addr < s->base || addr > s->last || size - 1 > s->last - addr)
+	if (size - 1 > UINT64_MAX - addr ||
+	    !span_contains(s, addr, addr + (size - 1)))
 		return -EINVAL;
 	va = va_new();
 	if (!va)
@@ -542,7 +627,7 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 
 	if (!s)
 		return -EINVAL;
-	if (addr < s->base || addr > s->last)
+	if (addr < space_first(s) || addr > space_last(s))
 		return -ENOENT;
 	va = busy_unlink(s, addr);
 	if (!va)
@@ -563,7 +648,7 @@ int vmap_find(struct vmap_space *s, uint64_t addr, struct vmap_range *range)
 {
 	if (!s || !range)
 		return -EINVAL;
-	if (addr < s->base || addr > s->last)
+	if (addr < space_first(s) || addr > space_last(s))
 		return -ENOENT;
 	return busy_lookup(s, addr, range);
 }
@@ -581,6 +666,7 @@ int vmap_shrink(struct vmap_space *s)
 	if (!s)
 		return -EINVAL;
 	shrink_now(s);
+	span_release_free(s);
 	return 0;
 }
 

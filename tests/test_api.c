@@ -62,9 +62,9 @@ TEST(create_rejects_bad_parameters)
 	p.nr_nodes = 129;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
 	p.nr_nodes = 0;
-	p.reserved[3] = 1;
+	p.reserved[0] = 1;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
-	p.reserved[3] = 0;
+	p.reserved[0] = 0;
 	p.flags = 1u << 7;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
 	p.flags = 0;

@@ -108,12 +108,46 @@ static void rnd_request(struct vmap_request *req, struct xreq *x,
 	req->user = rnd();
 }
 
+/* Extra spans of a trace: disjoint, not adjacent, above the first. */
+struct spans {
+	struct xrange r[4];
+	size_t n;
+};
+
+/* Does one span (the first is [base, limit)) hold [a, a + size)? */
+static bool spans_contain(const struct spans *sp, u128 a, u128 size)
+{
+	size_t i;
+
+	for (i = 0; i < sp->n; i++)
+		if (sp->r[i].start <= a && a + size <= sp->r[i].end)
+			return true;
+	return false;
+}
+
+/* Does the window [w0, w1) meet one span in @size bytes or more? */
+static bool spans_hold(const struct spans *sp, u128 w0, u128 w1, u128 size)
+{
+	u128 lo, hi;
+	size_t i;
+
+	for (i = 0; i < sp->n; i++) {
+		lo = sp->r[i].start > w0 ? sp->r[i].start : w0;
+		hi = sp->r[i].end < w1 ? sp->r[i].end : w1;
+		if (lo < hi && hi - lo >= size)
+			return true;
+	}
+	return false;
+}
+
 /*
- * One random trace in an immediate-free space over [base, limit): xalloc
- * in every mode, kernel requests, reservations and frees, each checked
- * against the model; the free byte count and vmap_check() after each.
+ * One random trace in an immediate-free space over [base, limit) plus the
+ * spans @sp lists after it: xalloc in every mode, kernel requests,
+ * reservations and frees, each checked against the model; the free byte
+ * count and vmap_check() after each.
  */
-static void trace(uint64_t granule, uint64_t base, u128 limit, long steps)
+static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
+			const struct spans *extra, long steps)
 {
 	struct vmap_params p = { .granule = granule, .nr_nodes = 1,
 				 .flags = VMAP_DETERMINISTIC | VMAP_IMMEDIATE_FREE };
@@ -122,17 +156,26 @@ static void trace(uint64_t granule, uint64_t base, u128 limit, long steps)
 	struct live live[MAX_LIVE];
 	struct vmap_request req;
 	struct vmap_space *s;
+	struct spans sp = { .r = { { base, limit } }, .n = 1 };
 	struct xmodel m;
 	struct xreq x;
 	size_t nlive = 0, i;
 	uint64_t addr, align;
-	u128 want;
+	u128 want, top = limit;
 	long step;
 	bool fits;
 	int rc;
 
 	assert_int(vmap_space_create(base, (uint64_t)limit, &p, &s), ==, 0);
 	xmodel_init(&m, base, limit);
+	for (i = 0; extra && i < extra->n; i++) {
+		assert_int(vmap_space_add(s, (uint64_t)extra->r[i].start,
+					  (uint64_t)extra->r[i].end), ==, 0);
+		xmodel_give(&m, extra->r[i].start, extra->r[i].end);
+		sp.r[sp.n++] = extra->r[i];
+		top = extra->r[i].end;
+	}
+	limit = top;		/* from here on, the hull's end */
 	for (step = 0; step < steps; step++) {
 		unsigned op = (unsigned)(rnd() % 8);
 
@@ -148,6 +191,10 @@ static void trace(uint64_t granule, uint64_t base, u128 limit, long steps)
 				req.size = (uint64_t)(limit - addr);
 			fits = xmodel_is_free(&m, addr, req.size);
 			rc = vmap_reserve(s, addr, req.size, 7);
+			if (!spans_contain(&sp, addr, req.size)) {
+				assert_int(rc, ==, -EINVAL);
+				continue;
+			}
 			assert_int(rc, ==, fits ? 0 : -EEXIST);
 			if (fits) {
 				assert_true(xmodel_take(&m, addr, req.size));
@@ -174,6 +221,10 @@ static void trace(uint64_t granule, uint64_t base, u128 limit, long steps)
 			rnd_request(&req, &x, granule, base, limit);
 			req.flags = modes[rnd() % 4];
 			rc = vmap_xalloc(s, &req, &addr);
+			if (!spans_hold(&sp, x.min, x.max, x.size)) {
+				assert_int(rc, ==, -EINVAL);
+				continue;
+			}
 			assert_int(rc, !=, -EINVAL);
 			fits = xmodel_place(&m, &x, req.flags & VMAP_TOPDOWN ?
 					    XHIGHEST : XLOWEST, &want);
@@ -201,6 +252,11 @@ static void trace(uint64_t granule, uint64_t base, u128 limit, long steps)
 	xmodel_fini(&m);
 }
 
+static void trace(uint64_t granule, uint64_t base, u128 limit, long steps)
+{
+	trace_spans(granule, base, limit, NULL, steps);
+}
+
 TEST(model_traces_to_the_top)
 {
 	static const uint64_t granules[] = { 1, 8, 4096, 1ull << 20 };
@@ -226,6 +282,29 @@ TEST(model_traces_small_spaces)
 		for (g = 0; g < 3; g++)
 			trace(granules[g], 64 * granules[g],
 			      (u128)(64 + 256 + rnd() % 512) * granules[g], 600);
+}
+
+/* Spans with gaps between them, the last ending at 2^64. */
+TEST(model_traces_with_spans)
+{
+	static const uint64_t granules[] = { 1, 4096, 1ull << 20 };
+	struct spans extra;
+	long rounds = scaled(6), r;
+	unsigned g;
+	u128 at;
+
+	for (r = 0; r < rounds; r++) {
+		for (g = 0; g < 3; g++) {
+			extra.n = 0;
+			at = (u128)(1024 + rnd() % 1024) * granules[g];
+			extra.r[extra.n].start = at;
+			extra.r[extra.n++].end = at + (u128)(1 + rnd() % 256) * granules[g];
+			at = TOP - (u128)(1 + rnd() % 256) * granules[g];
+			extra.r[extra.n].start = at;
+			extra.r[extra.n++].end = TOP;
+			trace_spans(granules[g], 0, 512 * granules[g], &extra, 600);
+		}
+	}
 }
 
 /*
@@ -452,6 +531,152 @@ TEST(reserve_against_busy_lazy_and_pooled)
 	vmap_space_destroy(s);
 }
 
+#define P(n) ((uint64_t)(n) * 4096)
+
+/* Adjacent spans join; gaps are never crossed; bad spans are refused. */
+TEST(spans_join_but_gaps_stay)
+{
+	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE };
+	struct vmap_request req = { .size = P(16), .flags = VMAP_EXACT_FIT };
+	struct vmap_space *s;
+	uint64_t a;
+
+	assert_int(vmap_space_create(0, P(16), &p, &s), ==, 0);
+	assert_int(vmap_space_add(s, P(32), P(48)), ==, 0);
+	assert_int(vmap_space_add(s, P(48), P(64)), ==, 0);
+	expect_int(vmap_space_add(s, P(40), P(50)), ==, -EINVAL);
+	expect_int(vmap_space_add(s, P(8), P(20)), ==, -EINVAL);
+	expect_int(vmap_space_add(s, P(70), P(70)), ==, -EINVAL);
+	expect_int(vmap_space_add(s, P(70) + 1, P(80)), ==, -EINVAL);
+	expect_int(vmap_space_add(NULL, P(70), P(80)), ==, -EINVAL);
+	assert_space_ok(s);
+	assert_int(vmap_alloc(s, P(16), 4096, 0, 0, 0, &a), ==, 0);
+	expect_u64(a, ==, 0);
+	/* 20 pages fit only across the two adjacent spans. */
+	assert_int(vmap_alloc(s, P(20), 4096, 0, 0, 0, &a), ==, 0);
+	expect_u64(a, ==, P(32));
+	/* 12 pages are left: 16 would need the gap. */
+	expect_int(vmap_xalloc(s, &req, &a), ==, -ENOMEM);
+	req.min = P(16);
+	req.max = P(32);
+	expect_int(vmap_xalloc(s, &req, &a), ==, -EINVAL);	/* the gap */
+	expect_int(vmap_reserve(s, P(20), P(1), 0), ==, -EINVAL);
+	expect_int(vmap_reserve(s, P(60), P(8), 0), ==, -EINVAL);
+	expect_int(vmap_reserve(s, P(60), P(4), 0), ==, 0);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+/* A source of spans for the import tests: a bump allocator that counts. */
+struct source {
+	uint64_t next, imported, released, calls;
+};
+
+static int source_import(void *cookie, uint64_t size, uint64_t *base)
+{
+	struct source *src = cookie;
+
+	src->calls++;
+	*base = src->next;
+	src->next += size + (1ull << 30);	/* a gap after each span */
+	src->imported += size;
+	return 0;
+}
+
+static void source_release(void *cookie, uint64_t base, uint64_t size)
+{
+	struct source *src = cookie;
+
+	(void)base;
+	src->released += size;
+}
+
+TEST(imports_round_to_the_quantum_and_go_back)
+{
+	struct source src = { .next = 1ull << 40 };
+	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE,
+				 .import = source_import,
+				 .release_span = source_release,
+				 .import_cookie = &src, .quantum = 1 << 20 };
+	struct vmap_space *s;
+	uint64_t a, b, c;
+
+	assert_int(vmap_space_create(0, P(4), &p, &s), ==, 0);
+	assert_int(vmap_alloc(s, P(4), 4096, 0, 0, 0, &a), ==, 0);
+	expect_u64(src.calls, ==, 0);
+	/* No room: one quantum comes in. */
+	assert_int(vmap_alloc(s, P(1), 4096, 0, 0, 0, &b), ==, 0);
+	expect_u64(b, ==, 1ull << 40);
+	expect_u64(src.imported, ==, 1 << 20);
+	/* 3 MiB + 1 page: rounded up to 4 MiB. */
+	assert_int(vmap_alloc(s, (3 << 20) + P(1), 4096, 0, 0, 0, &c), ==, 0);
+	expect_u64(src.imported, ==, 5 << 20);
+	assert_space_ok(s);
+	/* Shrink gives back only spans that are wholly free. */
+	assert_int(vmap_free(s, c), ==, 0);
+	assert_int(vmap_shrink(s), ==, 0);
+	expect_u64(src.released, ==, 4 << 20);
+	assert_int(vmap_free(s, b), ==, 0);
+	assert_int(vmap_free(s, a), ==, 0);
+	assert_int(vmap_shrink(s), ==, 0);
+	expect_u64(src.released, ==, 5 << 20);
+	assert_space_ok(s);
+	/* The space's own span stays. */
+	assert_int(vmap_alloc(s, P(4), 4096, 0, 0, 0, &a), ==, 0);
+	expect_u64(a, ==, 0);
+	vmap_space_destroy(s);
+	p.quantum = 3 << 20;
+	expect_int(vmap_space_create(0, P(4), &p, &s), ==, -EINVAL);
+	p.quantum = 0;
+	expect_int(vmap_space_create(0, P(4), &p, &s), ==, -EINVAL);
+	p.quantum = 1 << 20;
+	p.release_span = NULL;
+	expect_int(vmap_space_create(0, P(4), &p, &s), ==, -EINVAL);
+}
+
+/* Per-context spaces carved from a device-wide one. */
+TEST(child_imports_from_its_parent_and_gives_back)
+{
+	struct vmap_params pp = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE };
+	struct vmap_params cp = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE };
+	struct vmap_request req = { .size = P(1), .align = 4 << 20,
+				    .flags = VMAP_TOPDOWN };
+	struct vmap_space *parent, *child, *other;
+	struct vmap_range r;
+	uint64_t a, b, c;
+
+	assert_int(vmap_space_create(1ull << 30, 2ull << 30, &pp, &parent), ==, 0);
+	assert_int(vmap_space_create_child(parent, 1 << 20, &cp, &child), ==, 0);
+	assert_int(vmap_space_create_child(parent, 1 << 20, NULL, &other), ==, 0);
+	assert_int(vmap_alloc(child, P(1), 4096, 0, 0, 0, &a), ==, 0);
+	assert_int(vmap_find(parent, a, &r), ==, 0);
+	expect_u64(r.end - r.start, ==, 1 << 20);
+	/* Aligned beyond the quantum: the import makes room for it. */
+	assert_int(vmap_xalloc(child, &req, &b), ==, 0);
+	expect_u64(b % (4 << 20), ==, 0);
+	assert_int(vmap_find(parent, b, &r), ==, 0);
+	/* Another child gets other ranges of the parent. */
+	assert_int(vmap_alloc(other, P(1), 4096, 0, 0, 0, &c), ==, 0);
+	expect_true(vmap_find(child, c, &r) == -ENOENT);
+	assert_space_ok(child);
+	assert_space_ok(parent);
+	assert_int(vmap_free(child, a), ==, 0);
+	assert_int(vmap_shrink(child), ==, 0);
+	expect_int(vmap_find(parent, a, &r), ==, -ENOENT);
+	expect_int(vmap_find(parent, b, &r), ==, 0);
+	assert_space_ok(child);
+	/* Destroying a child gives back what it still holds. */
+	vmap_space_destroy(child);
+	expect_int(vmap_find(parent, b, &r), ==, -ENOENT);
+	vmap_space_destroy(other);
+	expect_u64(stats_of(parent).free_bytes, ==, 1ull << 30);
+	assert_space_ok(parent);
+	expect_int(vmap_space_create_child(parent, 3 << 20, NULL, &child), ==, -EINVAL);
+	expect_int(vmap_space_create_child(parent, 2048, NULL, &child), ==, -EINVAL);
+	expect_int(vmap_space_create_child(NULL, 1 << 20, NULL, &child), ==, -EINVAL);
+	vmap_space_destroy(parent);
+}
+
 TEST(xalloc_rejects_bad_requests)
 {
 	struct vmap_params p = { .nr_nodes = 1 };
@@ -502,12 +727,16 @@ int main(int argc, char **argv)
 	return test_main(argc, argv, (struct test[]){
 		T(model_traces_to_the_top),
 		T(model_traces_small_spaces),
+		T(model_traces_with_spans),
 		T(peer_style_heap_to_the_top),
 		T(exact_fit_finds_the_aligned_hole),
 		T(granule_of_one_byte_at_the_top),
 		T(immediate_free_reuses_at_once),
 		T(nopurge_fails_without_purging),
 		T(reserve_against_busy_lazy_and_pooled),
+		T(spans_join_but_gaps_stay),
+		T(imports_round_to_the_quantum_and_go_back),
+		T(child_imports_from_its_parent_and_gives_back),
 		T(xalloc_rejects_bad_requests),
 		{ 0 } });
 }
