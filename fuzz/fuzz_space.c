@@ -102,14 +102,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.page_shift = (uint32_t)(next(&in) % 24);	/* 0 (default), 12..23 valid */
 	pages = 1 + next(&in) % 64 * 16;
 	p.lazy_max_pages = 1 + next(&in) % 128;
-	p.flags = next(&in) & 0xd;			/* bit 3 is not a flag */
+	p.flags = next(&in) & 0x1d;			/* bit 4 is not a flag */
 	p.flags |= VMAP_DETERMINISTIC;
 	page = 1ull << (p.page_shift ? p.page_shift : 12);
 	base = page * (next(&in) % 8);
 	limit = base + pages * page;
 	valid = p.nr_nodes <= 128 && (!p.page_shift || p.page_shift >= 12) &&
 		!(p.flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
-			      VMAP_IMMEDIATE_FREE));
+			      VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX));
 	rc = vmap_space_create(base, limit, &p, &s);
 	if (!valid) {
 		if (rc != -EINVAL)

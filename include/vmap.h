@@ -116,6 +116,14 @@ enum {
 	 * flush to batch (GPU VA managers, hypervisors, arenas).
 	 */
 	VMAP_IMMEDIATE_FREE = 1u << 2,
+	/*
+	 * Keep the free blocks in a second tree, ordered by size, so that
+	 * vmap_xalloc() can take VMAP_BESTFIT.  Costs time on every change
+	 * to the free heap (a second tree insert and erase) in this space;
+	 * the tree's link is in every range record whatever the option
+	 * (see docs/xalloc-notes.md for the figures).
+	 */
+	VMAP_BESTFIT_INDEX = 1u << 3,
 };
 
 /*
@@ -257,8 +265,9 @@ enum {
 	 * vmap_xalloc() only.  Complete search: if any free place satisfies
 	 * every constraint of the request, the call takes the lowest one.
 	 * Without it, vmap_xalloc() looks only in blocks of at least size +
-	 * align - 1 bytes (the kernel's rule, O(log n)) and may fail while
-	 * a smaller block would do.  Cost: O((k + 1) log n) for the k free
+	 * align - 1 bytes (the kernel's rule, O(log n); where that sum
+	 * overflows, it searches completely) and may fail while a smaller
+	 * block would do.  Cost: O((k + 1) log n) for the k free
 	 * blocks of at least @size bytes, below the answer, that have no
 	 * place for it (misaligned, or cut by the window or no-cross).
 	 */
@@ -274,6 +283,13 @@ enum {
 	 * fail with -ENOMEM.
 	 */
 	VMAP_NOPURGE = 1u << 3,
+	/*
+	 * vmap_xalloc() only, in a VMAP_BESTFIT_INDEX space: the lowest
+	 * place in the smallest free block that has one, the lowest such
+	 * block among equals.  O(log n + k) for the k blocks, at least as
+	 * large, passed over for having no place.  Not with VMAP_TOPDOWN.
+	 */
+	VMAP_BESTFIT = 1u << 4,
 };
 
 /*
@@ -348,7 +364,8 @@ struct vmap_request {
 	 */
 	uint64_t min, max;
 	uint64_t user;		/* attached to the range, as vmap_alloc_user() */
-	uint32_t flags;		/* VMAP_NONBLOCK, _EXACT_FIT, _TOPDOWN, _NOPURGE */
+	/* VMAP_NONBLOCK, _EXACT_FIT, _TOPDOWN, _NOPURGE, _BESTFIT */
+	uint32_t flags;
 	uint32_t reserved0;
 	uint64_t reserved[4];
 };
@@ -361,14 +378,16 @@ struct vmap_request {
  *
  * A request that sets none of phase, nocross, a window or a flag other
  * than VMAP_NONBLOCK is vmap_alloc_user() over the whole space, pools
- * included.  Any other request is served from the global heap, never
+ * included (unless size + align - 1 overflows, which vmap_alloc_user()
+ * refuses).  Any other request is served from the global heap, never
  * from a pool, and its range goes back to the heap when purged.  Without
  * VMAP_TOPDOWN the place is the lowest one the search finds (complete
  * with VMAP_EXACT_FIT, see there).  When nothing fits, the call purges and
  * calls the notifiers as vmap_alloc() does, unless VMAP_NOPURGE or
  * VMAP_NONBLOCK says otherwise.
  *
- * Returns 0, -EINVAL (a NULL argument, unknown flags, a non-zero reserved
+ * Returns 0, -EINVAL (a NULL argument, unknown flags, VMAP_BESTFIT with
+ * VMAP_TOPDOWN or in a space without VMAP_BESTFIT_INDEX, a non-zero reserved
  * field, size 0 or not a page multiple, align not a power of two, phase
  * not a page multiple or not below align, nocross neither 0 nor a power
  * of two or too small for size and phase, min or max not page multiples,

@@ -162,11 +162,43 @@ static uint64_t check_max(struct checker *c, const struct tree_node *n)
 	return m;
 }
 
+/* The size index holds every block once, in (size, start) order. */
+static void check_size_index(struct checker *c, size_t blocks)
+{
+	const struct heap *h = &c->s->heap;
+	const struct tree_node *n;
+	const struct va *va, *prev = NULL;
+	size_t count = 0;
+
+	if (tree_verify(&h->by_size) < 0) {
+		fail(c, "size index breaks the red-black rules");
+		return;
+	}
+	for (n = tree_first(&h->by_size); n; n = tree_next(n), count++) {
+		va = tree_entry(n, struct va, size_node);
+		if (prev && (va_size(prev) - 1 > va_size(va) - 1 ||
+			     (va_size(prev) == va_size(va) && prev->start >= va->start))) {
+			fail(c, "size index out of order at 0x%llx",
+			     (unsigned long long)va->start);
+			return;
+		}
+		if (va_set_find(&h->set, va->start) != va) {
+			fail(c, "size index holds 0x%llx, not a free block",
+			     (unsigned long long)va->start);
+			return;
+		}
+		prev = va;
+	}
+	if (count != blocks)
+		fail(c, "size index holds %zu blocks, the heap %zu", count, blocks);
+}
+
 static void check_heap(struct checker *c)
 {
 	const struct heap *h = &c->s->heap;
 	const struct va *va, *prev = NULL;
 	uint64_t bytes = 0;
+	size_t blocks = 0;
 
 	if (!check_set(c, "free", &h->set))
 		return;
@@ -181,7 +213,10 @@ static void check_heap(struct checker *c)
 		}
 		bytes += va_size(va);
 		prev = va;
+		blocks++;
 	}
+	if (h->indexed)
+		check_size_index(c, blocks);
 	if (bytes != atomic_load(&h->free_bytes))
 		fail(c, "free byte count %llu, free ranges hold %llu",
 		     (unsigned long long)atomic_load(&h->free_bytes),

@@ -80,8 +80,48 @@ static void bump(atomic_uint_fast64_t *c, uint64_t delta)
 void heap_init(struct heap *h)
 {
 	va_set_init(&h->set);
+	h->by_size.top = NULL;
+	h->indexed = false;
 	atomic_init(&h->free_bytes, 0);
 	atomic_init(&h->overlaps, 0);
+}
+
+void heap_index_enable(struct heap *h)
+{
+	h->indexed = true;
+}
+
+static bool size_before(const struct va *a, const struct va *b)
+{
+	return size_m1(a) < size_m1(b) ||
+		(size_m1(a) == size_m1(b) && a->start < b->start);
+}
+
+/*
+ * The size index follows every block whose bounds change: out before,
+ * back in after (index_put).  A plain tree: no cached values.
+ */
+static void index_take(struct heap *h, struct va *b)
+{
+	if (h->indexed)
+		tree_erase(&h->by_size, &b->size_node, NULL);
+}
+
+static void index_put(struct heap *h, struct va *b)
+{
+	struct tree_node **slot = &h->by_size.top, *parent = NULL;
+
+	if (!h->indexed)
+		return;
+	while (*slot) {
+		parent = *slot;
+		if (size_before(b, tree_entry(parent, struct va, size_node)))
+			slot = &parent->left;
+		else
+			slot = &parent->right;
+	}
+	tree_link(&b->size_node, parent, slot);
+	tree_insert_fixup(&h->by_size, &b->size_node, NULL);
 }
 
 static bool crosses(const struct heap_fit *f, uint64_t a)
@@ -208,12 +248,43 @@ static bool past_window(const struct heap_fit *f, const struct va *n)
  * Climbing back from a "before" child visits the parent and then the
  * parent's "after" subtree; climbing from an "after" child keeps going up.
  */
+/*
+ * Best fit: the first block of at least f->size bytes in (size, start)
+ * order, found in one descent, then the index in order until a block has
+ * a place: O(log n + k) for the k blocks of enough size that have none
+ * (misaligned, outside the window, cut by no-cross).
+ */
+static struct va *best_fit(const struct heap *h, const struct heap_fit *f,
+			   uint64_t *addr)
+{
+	struct tree_node *n = h->by_size.top, *first = NULL;
+	struct va *b;
+
+	while (n) {
+		b = tree_entry(n, struct va, size_node);
+		if (size_m1(b) >= f->size - 1) {
+			first = n;
+			n = n->left;
+		} else {
+			n = n->right;
+		}
+	}
+	for (n = first; n; n = tree_next(n)) {
+		b = tree_entry(n, struct va, size_node);
+		if (place(f, b, addr))
+			return b;
+	}
+	return NULL;
+}
+
 struct va *heap_find(const struct heap *h, const struct heap_fit *f,
 		     uint64_t *addr)
 {
 	struct tree_node *n = h->set.root.top, *p;
 	bool from_before;
 
+	if (f->bestfit)
+		return best_fit(h, f, addr);
 	while (n) {
 		if (before_reaches(f, va_of_node(n)) &&
 		    holds(before(f, n), f->length)) {
@@ -249,6 +320,7 @@ static void insert_block(struct heap *h, struct va *va, struct tree_node *parent
 	if (parent)
 		tree_propagate(parent, &heap_augment, true);
 	tree_insert_fixup(&h->set.root, &va->node, &heap_augment);
+	index_put(h, va);
 }
 
 /*
@@ -270,11 +342,13 @@ static void clip(struct heap *h, struct va *b, uint64_t a, uint64_t size,
 		 struct va **spare, struct vlist *garbage)
 {
 	uint64_t end = a + size;	/* 0 for a range that ends at 2^64 */
+	bool whole = a == b->start && end == b->end;
 	struct tree_node *parent, **slot;
 	struct va *right;
 
 	VMAP_ASSERT(a >= b->start && a + (size - 1) <= va_last(b));
-	if (a == b->start && end == b->end) {
+	index_take(h, b);
+	if (whole) {
 		va_set_erase(&h->set, b, &heap_augment);
 		vlist_add_tail(&b->link, garbage);
 	} else if (a == b->start) {
@@ -294,6 +368,8 @@ static void clip(struct heap *h, struct va *b, uint64_t a, uint64_t size,
 		slot = va_set_slot(&h->set, right, &parent);
 		insert_block(h, right, parent, slot);
 	}
+	if (!whole)
+		index_put(h, b);
 	bump(&h->free_bytes, -size);
 }
 
@@ -350,10 +426,12 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 	}
 
 	if (next && next->start == va->end) {
+		index_take(h, next);
 		next->start = va->start;
 		merged = next;
 	}
 	if (prev && prev->end == va->start) {
+		index_take(h, prev);
 		if (merged) {
 			va_set_erase(&h->set, merged, &heap_augment);
 			vlist_add_tail(&merged->link, garbage);
@@ -366,6 +444,7 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 	if (merged) {
 		vlist_add_tail(&va->link, garbage);
 		tree_propagate(&merged->node, &heap_augment, true);
+		index_put(h, merged);
 	} else {
 		va->tag = 0;
 		insert_block(h, va, parent, slot);

@@ -22,10 +22,13 @@
 
 /*
  * The two counters are written under the heap's lock and atomic only so
- * that statistics can read them without it.
+ * that statistics can read them without it.  With @indexed, every block
+ * is also in @by_size, ordered by (size, start), for best fit.
  */
 struct heap {
 	struct va_set set;
+	struct tree_root by_size;
+	bool indexed;
 	atomic_uint_fast64_t free_bytes;
 	atomic_uint_fast64_t overlaps;	/* returns refused as corrupt */
 };
@@ -33,6 +36,9 @@ struct heap {
 extern const struct tree_augment heap_augment;
 
 void heap_init(struct heap *h);
+
+/* Keep a size index from now on; @h must be empty. */
+void heap_index_enable(struct heap *h);
 
 /*
  * What a search asks of the free heap.  The kernel's requests set only
@@ -47,17 +53,19 @@ void heap_init(struct heap *h);
  * @first, @last: the window, inclusive (so that it may end at 2^64).
  * @length:	visit only blocks at least this long (see heap_search_length).
  * @topdown:	the highest place instead of the lowest.
+ * @bestfit:	the lowest place in the smallest block that has one (lowest
+ *		block among equals); needs an indexed heap.
  */
 struct heap_fit {
 	uint64_t size, align, phase, nocross;
 	uint64_t first, last;
 	uint64_t length;
-	bool topdown;
+	bool topdown, bestfit;
 };
 
 /*
- * The lowest (or highest) place that satisfies @f in a block of at least
- * f->length bytes.  Returns the block and *@addr, or NULL if none.
+ * The lowest (or highest, or best-fit) place that satisfies @f in a block
+ * of at least f->length bytes.  Returns the block and *@addr, or NULL.
  */
 struct va *heap_find(const struct heap *h, const struct heap_fit *f,
 		     uint64_t *addr);

@@ -73,7 +73,7 @@ static int check_params(uint64_t base, uint64_t limit,
 			const struct vmap_params *p)
 {
 	const unsigned known = VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
-		VMAP_IMMEDIATE_FREE;
+		VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX;
 	unsigned i;
 	uint64_t page;
 	int shift;
@@ -149,6 +149,8 @@ static int space_create(uint64_t base, uint64_t limit,
 
 	vlock_init(&s->heap_lock);
 	heap_init(&s->heap);
+	if (s->flags & VMAP_BESTFIT_INDEX)
+		heap_index_enable(&s->heap);
 	span_init(s, child ? 0 : base, child ? UINT64_MAX : limit - 1);
 	pthread_mutex_init(&s->purge_lock, NULL);
 	pthread_rwlock_init(&s->notifier_lock, NULL);
@@ -483,11 +485,14 @@ static int request_to_fit(struct vmap_space *s,
 			  const struct vmap_request *req, struct heap_fit *f)
 {
 	const unsigned known = VMAP_NONBLOCK | VMAP_EXACT_FIT | VMAP_TOPDOWN |
-		VMAP_NOPURGE;
+		VMAP_NOPURGE | VMAP_BESTFIT;
 	uint64_t page_mask = s->page_size - 1;
 	unsigned i;
 
 	if (req->reserved0 || (req->flags & ~known))
+		return -EINVAL;
+	if ((req->flags & VMAP_BESTFIT) &&
+	    ((req->flags & VMAP_TOPDOWN) || !(s->flags & VMAP_BESTFIT_INDEX)))
 		return -EINVAL;
 	for (i = 0; i < sizeof(req->reserved) / sizeof(req->reserved[0]); i++)
 		if (req->reserved[i])
@@ -517,8 +522,10 @@ static int request_to_fit(struct vmap_space *s,
 	if (!s->import && !span_window_ok(s, f->first, f->last, f->size))
 		return -EINVAL;
 	f->topdown = req->flags & VMAP_TOPDOWN;
+	f->bestfit = req->flags & VMAP_BESTFIT;
 	f->length = f->size;
-	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN)))
+	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_BESTFIT)) &&
+	    f->size - 1 <= UINT64_MAX - f->align)
 		f->length = heap_search_length(f->size, f->align, s->page_size,
 					       f->last - f->first + 1);
 	/* As for the kernel's requests: imports may widen the hull later. */
@@ -541,7 +548,7 @@ int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
 	if (rc)
 		return rc;
 	if (!f.phase && !f.nocross && !req->min && !req->max &&
-	    !(req->flags & ~VMAP_NONBLOCK))
+	    !(req->flags & ~VMAP_NONBLOCK) && f.size - 1 <= UINT64_MAX - f.align)
 		return vmap_alloc_user(s, f.size, f.align, 0, 0, req->flags,
 				       req->user, addr);
 	return space_alloc(s, &f, req->flags, false, req->user, addr);

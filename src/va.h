@@ -101,6 +101,8 @@ static inline void vlist_move_all(struct vlist *from, struct vlist *to)
 
 struct va {
 	struct tree_node node;
+	/* Free heap with a size index (VMAP_BESTFIT_INDEX) only: its link. */
+	struct tree_node size_node;
 	struct vlist link;
 	uint64_t start, end;
 	union {

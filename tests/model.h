@@ -214,7 +214,7 @@ struct xreq {
 	u128 size, align, phase, nocross, min, max;
 };
 
-enum xmode { XLOWEST, XHIGHEST };
+enum xmode { XLOWEST, XHIGHEST, XBEST };
 
 static inline void xmodel_init(struct xmodel *m, u128 base, u128 limit)
 {
@@ -304,22 +304,35 @@ static inline bool xmodel_place_in(const struct xreq *r, u128 lo, u128 hi,
 
 /*
  * The place a complete search must return: over every free range in
- * address order, the first (XLOWEST) or last (XHIGHEST) valid place.
+ * address order, the first (XLOWEST) or last (XHIGHEST) valid place; for
+ * XBEST, the lowest place in the smallest range that has one, the first
+ * such range among equals.
  */
 static inline bool xmodel_place(const struct xmodel *m, const struct xreq *r,
 				enum xmode mode, u128 *out)
 {
+	u128 lo, hi, a, best_size = 0;
+	bool found = false;
 	size_t i, k;
-	u128 lo, hi;
 
 	for (k = 0; k < m->nfree; k++) {
-		i = mode == XLOWEST ? k : m->nfree - 1 - k;
+		i = mode == XHIGHEST ? m->nfree - 1 - k : k;
 		lo = m->free[i].start > r->min ? m->free[i].start : r->min;
 		hi = m->free[i].end < r->max ? m->free[i].end : r->max;
-		if (lo < hi && xmodel_place_in(r, lo, hi, mode, out))
+		if (lo >= hi || !xmodel_place_in(r, lo, hi,
+						 mode == XHIGHEST ? XHIGHEST : XLOWEST, &a))
+			continue;
+		if (mode != XBEST) {
+			*out = a;
 			return true;
+		}
+		if (!found || m->free[i].end - m->free[i].start < best_size) {
+			best_size = m->free[i].end - m->free[i].start;
+			*out = a;
+			found = true;
+		}
 	}
-	return false;
+	return found;
 }
 
 /* Take [a, a + size) out of the free ranges; false if it is not all free. */

@@ -134,17 +134,21 @@ TEST(constrained_ops_to_the_top)
 		"xalloc nc 0x2000 0 0 0x4000 0x3000 0x10000 exact\n"
 		"free low\n"				/* immediate */
 		"xalloc again 0x1000 0x4000 0x1000 0 0 0 exact\n"
-		"xalloc bad 0x1000 0x1000 0x1000 0 0 0 exact\n"; /* phase >= align */
+		"xalloc bad 0x1000 0x1000 0x1000 0 0 0 exact\n" /* phase >= align */
+		/* free: [0x2000, 0x5000), [0x8000, ...): the 3-page block is best */
+		"xalloc best 0x1000 0 0 0 0 0 bestfit\n";
 	static const char expect[] =
 		"top 0xfffffffffffff000\nbuf 0xffffffff00000000\nr 0x1000\n"
-		"r2 EEXIST\nlow 0x5000\nnc 0x6000\nagain 0x5000\nbad EINVAL\n";
+		"r2 EEXIST\nlow 0x5000\nnc 0x6000\nagain 0x5000\nbad EINVAL\n"
+		"best 0x2000\n";
 	static const char *bad[] = {
 		"xalloc a 4096 0 0 0 0 0\n", "xalloc a 4096 0 0 0 0 0 sideways\n",
 		"xalloc a 4096 0 0 0 0 x exact\n", "reserve a 4096\n",
 	};
 	unsigned i;
 
-	run("--base=0x1000 --limit=0 --immediate-free --check", trace, &res);
+	run("--base=0x1000 --limit=0 --immediate-free --bestfit-index --check",
+	    trace, &res);
 	expect_int(res.status, ==, 0);
 	expect_true(strcmp(res.out, expect) == 0);
 	if (strcmp(res.out, expect))

@@ -3,7 +3,7 @@
  * test_xalloc.c - vmap_xalloc(), vmap_reserve(), immediate free, granules
  * from 1 byte to 1 MiB and spaces that end at 2^64, against the
  * constrained model of model.h.  After every complete search
- * (VMAP_EXACT_FIT, VMAP_TOPDOWN) the answer must be the model's, and
+ * (VMAP_EXACT_FIT, VMAP_TOPDOWN, VMAP_BESTFIT) the answer must be the model's, and
  * -ENOMEM only where the model finds no place; every other answer must
  * satisfy its constraints and be free in the model.  Uses the public API
  * only.
@@ -150,9 +150,11 @@ static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
 			const struct spans *extra, long steps)
 {
 	struct vmap_params p = { .granule = granule, .nr_nodes = 1,
-				 .flags = VMAP_DETERMINISTIC | VMAP_IMMEDIATE_FREE };
+				 .flags = VMAP_DETERMINISTIC | VMAP_IMMEDIATE_FREE |
+					  VMAP_BESTFIT_INDEX };
 	static const uint32_t modes[] = { VMAP_EXACT_FIT, VMAP_TOPDOWN, 0,
-					  VMAP_EXACT_FIT | VMAP_NOPURGE };
+					  VMAP_EXACT_FIT | VMAP_NOPURGE,
+					  VMAP_BESTFIT };
 	struct live live[MAX_LIVE];
 	struct vmap_request req;
 	struct vmap_space *s;
@@ -219,16 +221,16 @@ static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
 			}
 		} else if (nlive < MAX_LIVE) {
 			rnd_request(&req, &x, granule, base, limit);
-			req.flags = modes[rnd() % 4];
+			req.flags = modes[rnd() % 5];
 			rc = vmap_xalloc(s, &req, &addr);
 			if (!spans_hold(&sp, x.min, x.max, x.size)) {
 				assert_int(rc, ==, -EINVAL);
 				continue;
 			}
 			assert_int(rc, !=, -EINVAL);
-			fits = xmodel_place(&m, &x, req.flags & VMAP_TOPDOWN ?
-					    XHIGHEST : XLOWEST, &want);
-			if (req.flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN)) {
+			fits = xmodel_place(&m, &x, req.flags & VMAP_TOPDOWN ? XHIGHEST :
+					    req.flags & VMAP_BESTFIT ? XBEST : XLOWEST, &want);
+			if (req.flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_BESTFIT)) {
 				assert_int(rc, ==, fits ? 0 : -ENOMEM);
 				if (fits)
 					assert_u64(addr, ==, (uint64_t)want);

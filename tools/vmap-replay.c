@@ -126,6 +126,7 @@ static void usage(FILE *out)
 		"                         (instead of --page-shift)\n"
 		"  --lazy-max-pages=N     purge threshold (default: the kernel's formula for one CPU)\n"
 		"  --immediate-free       frees are immediate (VMAP_IMMEDIATE_FREE)\n"
+		"  --bestfit-index        keep the size index bestfit needs (VMAP_BESTFIT_INDEX)\n"
 		"  --check                run the invariant checker after every line\n"
 		"  --stats                print the space's counters on stderr at the end\n"
 		"--limit=0 means 2^64.  Numbers are decimal or 0x hexadecimal.\n"
@@ -133,7 +134,7 @@ static void usage(FILE *out)
 		"  alloc ID SIZE ALIGN [VSTART VEND]   vmap_alloc (the kernel's rules)\n"
 		"  xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS\n"
 		"                         vmap_xalloc; FLAGS: 0, or names joined by '|':\n"
-		"                         exact, topdown, nopurge, nonblock\n"
+		"                         exact, topdown, nopurge, nonblock, bestfit\n"
 		"  reserve ID ADDR SIZE   vmap_reserve\n"
 		"  free ID                vmap_free of what ID holds\n"
 		"  purge                  vmap_purge\n"
@@ -166,6 +167,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "granule", required_argument, NULL, 'g' },
 		{ "lazy-max-pages", required_argument, NULL, 'z' },
 		{ "immediate-free", no_argument, NULL, 'i' },
+		{ "bestfit-index", no_argument, NULL, 'x' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
@@ -188,8 +190,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			*(c == 'c' ? &o->check : &o->stats) = true;
 			continue;
 		}
-		if (c == 'i') {
-			o->params.flags |= VMAP_IMMEDIATE_FREE;
+		if (c == 'i' || c == 'x') {
+			o->params.flags |= c == 'i' ? VMAP_IMMEDIATE_FREE : VMAP_BESTFIT_INDEX;
 			continue;
 		}
 		if (c == '?') {
@@ -281,6 +283,7 @@ static bool parse_xflags(char *s, uint32_t *flags)
 	} names[] = {
 		{ "exact", VMAP_EXACT_FIT }, { "topdown", VMAP_TOPDOWN },
 		{ "nopurge", VMAP_NOPURGE }, { "nonblock", VMAP_NONBLOCK },
+		{ "bestfit", VMAP_BESTFIT },
 	};
 	char *name, *save;
 	size_t i;
@@ -310,7 +313,8 @@ static int replay_xalloc(struct vmap_space *space, char **tok, long line,
 	    !parse_u64(tok[6], &req.min) || !parse_u64(tok[7], &req.max))
 		die_line(line, "bad number", NULL);
 	if (!parse_xflags(tok[8], &req.flags))
-		die_line(line, "bad flags (exact, topdown, nopurge, nonblock)", tok[8]);
+		die_line(line, "bad flags (exact, topdown, nopurge, nonblock, bestfit)",
+			 tok[8]);
 	return vmap_xalloc(space, &req, addr);
 }
 
