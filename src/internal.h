@@ -169,6 +169,7 @@ struct vmap_space {
 	struct heap heap;
 	/* Span records, in a plain set; @user marks the imported ones. */
 	struct va_set spans;
+	atomic_uint nr_spans;		/* written under heap_lock */
 	vmap_import_fn import;		/* NULL: no source */
 	vmap_release_span_fn release_span;
 	void *import_cookie;

@@ -17,6 +17,7 @@
 void span_init(struct vmap_space *s, uint64_t first, uint64_t last)
 {
 	va_set_init(&s->spans);
+	atomic_init(&s->nr_spans, 0);
 	atomic_init(&s->hull_first, first);
 	atomic_init(&s->hull_last, last);
 }
@@ -50,6 +51,7 @@ int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
 	if (ok) {
 		heap_return(&s->heap, block, &garbage);
 		hull_grow(s, first, last);
+		atomic_fetch_add_explicit(&s->nr_spans, 1, memory_order_relaxed);
 	}
 	vlock_release(&s->heap_lock);
 	va_delete_list(&garbage);
@@ -105,12 +107,20 @@ static bool run_contains(uint64_t first, uint64_t last, const void *arg)
 	return first <= w->first && w->last <= last;
 }
 
+/*
+ * Does [first, last] meet a run of spans in @size bytes?  Only for spaces
+ * without a source, which never lose a span: with one span the hull is
+ * that span, to which the caller already clipped the window, so the
+ * common case takes no lock.
+ */
 bool span_window_ok(struct vmap_space *s, uint64_t first, uint64_t last,
 		    uint64_t size)
 {
 	struct window w = { first, last, size };
 	bool ok;
 
+	if (atomic_load_explicit(&s->nr_spans, memory_order_relaxed) == 1)
+		return true;
 	vlock_acquire(&s->heap_lock);
 	ok = runs_any(s, run_holds, &w);
 	vlock_release(&s->heap_lock);
@@ -183,6 +193,7 @@ static bool release_one(struct vmap_space *s)
 		heap_take_exact(&s->heap, found->start, va_size(found), &spare,
 				&garbage);
 		va_set_erase(&s->spans, found, NULL);
+		atomic_fetch_sub_explicit(&s->nr_spans, 1, memory_order_relaxed);
 	}
 	vlock_release(&s->heap_lock);
 	va_delete(spare);
