@@ -6,8 +6,9 @@
  * A *space* hands out page-aligned ranges [start, end) of an integer
  * interval [base, limit).  Nothing is mapped: the space only decides where
  * things go.  A space may reach the top of the 64-bit range: wherever an
- * end or a limit of 2^64 is reported or given, it reads 0.  Freed ranges become *lazy* and are reused only after a
- * *purge*, which calls the space's flush callback once for all of them (the
+ * end or a limit of 2^64 is reported or given, it reads 0.  Freed ranges
+ * become *lazy* and are reused only after a *purge*, which calls the
+ * space's flush callback once for all of them (the
  * kernel's batched TLB flush).  With more than one node, each CPU keeps
  * pools of recently purged ranges so that a steady stream of allocations
  * and frees rarely takes the one global lock.
@@ -228,8 +229,8 @@ VMAP_API int vmap_space_create_child(struct vmap_space *parent,
 
 /*
  * vmap_space_destroy - stop the space's threads and free everything it
- * owns.  Ranges still busy are forgotten; imported spans are given back.  No other call on the space may
- * be in flight or follow.  NULL is a no-op.
+ * owns.  Ranges still busy are forgotten; imported spans are given back.
+ * No other call on the space may be in flight or follow.  NULL is a no-op.
  */
 VMAP_API void vmap_space_destroy(struct vmap_space *space);
 
@@ -267,9 +268,9 @@ enum {
 	 * Without it, vmap_xalloc() looks only in blocks of at least size +
 	 * align - 1 bytes (the kernel's rule, O(log n); where that sum
 	 * overflows, it searches completely) and may fail while a smaller
-	 * block would do.  Cost: O((k + 1) log n) for the k free
-	 * blocks of at least @size bytes, below the answer, that have no
-	 * place for it (misaligned, or cut by the window or no-cross).
+	 * block would do.  Cost: O((k + 1) log n) for the k free blocks of
+	 * at least @size bytes, below the answer, that have no place for
+	 * it (misaligned, or cut by the window or no-cross).
 	 */
 	VMAP_EXACT_FIT = 1u << 1,
 	/*
@@ -321,9 +322,10 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
 /*
  * vmap_free - give back the busy range starting at @addr.  The range
  * becomes lazy: it stays reserved until the next purge (in a
- * VMAP_IMMEDIATE_FREE space it is free again when the call returns).  A free that takes
- * the lazy page count above lazy_max_pages starts a purge (in a drain
- * thread; in deterministic mode, synchronously inside this call).
+ * VMAP_IMMEDIATE_FREE space it is free again when the call returns).  A
+ * free that takes the lazy page count above lazy_max_pages starts a purge
+ * (in a drain thread; in deterministic mode, synchronously inside this
+ * call).
  *
  * Returns 0 or -ENOENT (@addr is not the start of a busy range: inside
  * one, in a gap, lazy, already freed, outside the space).
@@ -363,7 +365,7 @@ struct vmap_request {
 	 * inside the space must hold @size bytes.
 	 */
 	uint64_t min, max;
-	uint64_t user;		/* attached to the range, as vmap_alloc_user() */
+	uint64_t user;		/* attached, as by vmap_alloc_user() */
 	/* VMAP_NONBLOCK, _EXACT_FIT, _TOPDOWN, _NOPURGE, _BESTFIT */
 	uint32_t flags;
 	uint32_t reserved0;
@@ -387,14 +389,15 @@ struct vmap_request {
  * VMAP_NONBLOCK says otherwise.
  *
  * Returns 0, -EINVAL (a NULL argument, unknown flags, VMAP_BESTFIT with
- * VMAP_TOPDOWN or in a space without VMAP_BESTFIT_INDEX, a non-zero reserved
- * field, size 0 or not a page multiple, align not a power of two, phase
- * not a page multiple or not below align, nocross neither 0 nor a power
- * of two or too small for size and phase, min or max not page multiples,
- * min >= max with max non-zero, a window that meets no span, or meets
- * none in @size bytes; a space with a source skips the last two), -ENOMEM (no room, or no memory for bookkeeping) or
- * -EBUSY (VMAP_NONBLOCK and only a purge could make room).  May block,
- * as vmap_alloc().
+ * VMAP_TOPDOWN or in a space without VMAP_BESTFIT_INDEX, a non-zero
+ * reserved field, size 0 or not a page multiple, align not a power of
+ * two, phase not a page multiple or not below align, nocross neither 0
+ * nor a power of two or too small for size and phase, min or max not
+ * page multiples, min >= max with max non-zero, a window that meets no
+ * span, or meets none in @size bytes; a space with a source skips the
+ * last two), -ENOMEM (no room, a failed import, or no memory for
+ * bookkeeping) or -EBUSY (VMAP_NONBLOCK and only a purge could make
+ * room).  May block, as vmap_alloc(), and the import callback may.
  */
 VMAP_API int vmap_xalloc(struct vmap_space *space,
 			 const struct vmap_request *req, uint64_t *addr);

@@ -177,7 +177,8 @@ static void check_size_index(struct checker *c, size_t blocks)
 	for (n = tree_first(&h->by_size); n; n = tree_next(n), count++) {
 		va = tree_entry(n, struct va, size_node);
 		if (prev && (va_size(prev) - 1 > va_size(va) - 1 ||
-			     (va_size(prev) == va_size(va) && prev->start >= va->start))) {
+			     (va_size(prev) == va_size(va) &&
+			      prev->start >= va->start))) {
 			fail(c, "size index out of order at 0x%llx",
 			     (unsigned long long)va->start);
 			return;
@@ -190,7 +191,8 @@ static void check_size_index(struct checker *c, size_t blocks)
 		prev = va;
 	}
 	if (count != blocks)
-		fail(c, "size index holds %zu blocks, the heap %zu", count, blocks);
+		fail(c, "size index holds %zu blocks, the heap %zu", count,
+		     blocks);
 }
 
 static void check_heap(struct checker *c)
@@ -327,16 +329,16 @@ static int cmp_range(const void *a, const void *b)
 static bool tile_run(struct checker *c, uint64_t first, uint64_t last,
 		     size_t *i)
 {
-	uint64_t at = first, range_last;
+	uint64_t at = first, range_last, next;
 
 	for (;;) {
-		if (*i == c->nr_all || c->all[*i].start != at)
-			return fail(c, *i < c->nr_all && c->all[*i].start < at ?
-				    "ranges overlap at 0x%llx (next starts 0x%llx)" :
-				    "[0x%llx, 0x%llx) is in no structure (lost)",
+		next = *i < c->nr_all ? c->all[*i].start : last;
+		if (*i == c->nr_all || next != at)
+			return fail(c, *i < c->nr_all && next < at ?
+				    "ranges overlap at 0x%llx (next 0x%llx)" :
+				    "[0x%llx, 0x%llx) is in no structure",
 				    (unsigned long long)at,
-				    (unsigned long long)(*i < c->nr_all ?
-							 c->all[*i].start : last));
+				    (unsigned long long)next);
 		range_last = c->all[*i].end - 1;
 		(*i)++;
 		if (range_last == last)
@@ -359,7 +361,8 @@ static void check_partition(struct checker *c)
 	while (l != spans) {
 		first = va_of_link(l)->start;
 		last = va_last(va_of_link(l));
-		for (l = l->next; l != spans && va_of_link(l)->start == last + 1;
+		for (l = l->next;
+		     l != spans && va_of_link(l)->start == last + 1;
 		     l = l->next)
 			last = va_last(va_of_link(l));
 		if (!tile_run(c, first, last, &i))

@@ -89,7 +89,8 @@ static int check_params(uint64_t base, uint64_t limit,
 	page = 1ull << shift;
 	if (!p->import != !p->release_span || !p->import != !p->quantum)
 		return -EINVAL;
-	if (p->quantum && ((p->quantum & (p->quantum - 1)) || p->quantum < page))
+	if (p->quantum &&
+	    ((p->quantum & (p->quantum - 1)) || p->quantum < page))
 		return -EINVAL;
 	/* limit 0 is 2^64: compare last bytes, which never wrap. */
 	if (base > limit - 1 || (base & (page - 1)) || (limit & (page - 1)))
@@ -501,13 +502,16 @@ static int request_to_fit(struct vmap_space *s,
 	f->align = req->align < s->page_size ? s->page_size : req->align;
 	f->phase = req->phase;
 	f->nocross = req->nocross;
-	if (!f->size || (f->size & page_mask) || (req->align & (req->align - 1)))
+	if (!f->size || (f->size & page_mask) ||
+	    (req->align & (req->align - 1)))
 		return -EINVAL;
 	if ((f->phase & page_mask) || f->phase >= f->align)
 		return -EINVAL;
+	/* No place anywhere avoids straddling: see struct heap_fit. */
 	if (f->nocross && ((f->nocross & (f->nocross - 1)) ||
-			   (f->phase & (f->nocross - 1)) > f->nocross - f->size ||
-			   f->size > f->nocross))
+			   f->size > f->nocross ||
+			   (f->phase & (f->nocross - 1)) >
+			   f->nocross - f->size))
 		return -EINVAL;
 	if ((req->min | req->max) & page_mask)
 		return -EINVAL;
@@ -548,7 +552,8 @@ int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
 	if (rc)
 		return rc;
 	if (!f.phase && !f.nocross && !req->min && !req->max &&
-	    !(req->flags & ~VMAP_NONBLOCK) && f.size - 1 <= UINT64_MAX - f.align)
+	    !(req->flags & ~VMAP_NONBLOCK) &&
+	    f.size - 1 <= UINT64_MAX - f.align)
 		return vmap_alloc_user(s, f.size, f.align, 0, 0, req->flags,
 				       req->user, addr);
 	return space_alloc(s, &f, req->flags, false, req->user, addr);
@@ -577,6 +582,7 @@ static int heap_take_range(struct vmap_space *s, uint64_t addr, uint64_t size)
 int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
 		 uint64_t user)
 {
+	struct vmap_node *cpu_vn;
 	struct va *va;
 	bool purged;
 	int rc;
@@ -593,22 +599,23 @@ int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
 		rc = heap_take_range(s, addr, size);
 		if (rc != -EEXIST)
 			break;
-		/* Not all free: lazy or pooled ranges can be purged, busy ones not. */
+		/* Lazy or pooled ranges in the way can be purged, busy not. */
 		if (purged || busy_overlaps(s, addr, addr + (size - 1))) {
 			rc = -EEXIST;
 			break;
 		}
 		purge_now(s, true);
 	}
+	cpu_vn = &s->nodes[this_cpu_node(s)];
 	if (rc) {
 		va_delete(va);
-		counter_add(&s->nodes[this_cpu_node(s)].count.alloc_failures, 1);
+		counter_add(&cpu_vn->count.alloc_failures, 1);
 		return rc;
 	}
 	va->start = addr;
 	va->end = addr + size;
 	va->user = user;
-	return busy_add(s, va, false, &s->nodes[this_cpu_node(s)]);
+	return busy_add(s, va, false, cpu_vn);
 }
 
 /*

@@ -25,9 +25,20 @@ void span_init(struct vmap_space *s, uint64_t first, uint64_t last)
 static void hull_grow(struct vmap_space *s, uint64_t first, uint64_t last)
 {
 	if (first < space_first(s))
-		atomic_store_explicit(&s->hull_first, first, memory_order_relaxed);
+		atomic_store_explicit(&s->hull_first, first,
+				      memory_order_relaxed);
 	if (last > space_last(s))
-		atomic_store_explicit(&s->hull_last, last, memory_order_relaxed);
+		atomic_store_explicit(&s->hull_last, last,
+				      memory_order_relaxed);
+}
+
+/* Only the heap lock holder writes the count; readers need no order. */
+static void spans_count(struct vmap_space *s, int delta)
+{
+	unsigned n = atomic_load_explicit(&s->nr_spans, memory_order_relaxed);
+
+	atomic_store_explicit(&s->nr_spans, n + (unsigned)delta,
+			      memory_order_relaxed);
 }
 
 int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
@@ -51,7 +62,7 @@ int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
 	if (ok) {
 		heap_return(&s->heap, block, &garbage);
 		hull_grow(s, first, last);
-		atomic_fetch_add_explicit(&s->nr_spans, 1, memory_order_relaxed);
+		spans_count(s, 1);
 	}
 	vlock_release(&s->heap_lock);
 	va_delete_list(&garbage);
@@ -193,7 +204,7 @@ static bool release_one(struct vmap_space *s)
 		heap_take_exact(&s->heap, found->start, va_size(found), &spare,
 				&garbage);
 		va_set_erase(&s->spans, found, NULL);
-		atomic_fetch_sub_explicit(&s->nr_spans, 1, memory_order_relaxed);
+		spans_count(s, -1);
 	}
 	vlock_release(&s->heap_lock);
 	va_delete(spare);

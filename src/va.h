@@ -106,7 +106,7 @@ struct va {
 	struct vlist link;
 	uint64_t start, end;
 	union {
-		/* Free heap: the largest block size in this subtree, minus 1. */
+		/* Free heap: the largest block size in this subtree, - 1. */
 		uint64_t subtree_max;
 		/* Elsewhere: the word the allocating caller attached. */
 		uint64_t user;
