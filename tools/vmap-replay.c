@@ -5,11 +5,13 @@
  *   alloc ID SIZE ALIGN [VSTART VEND]
  *   xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS
  *   reserve ID ADDR SIZE
+ *   add BASE LIMIT
  *   free ID
  *   purge
  *
  * One output line per alloc, xalloc and reserve: "ID 0xADDR", or "ID "
- * and the error's name (ENOMEM, EINVAL, EEXIST, EBUSY).
+ * and the error's name (ENOMEM, EINVAL, EEXIST, EBUSY); an add prints
+ * "add ERROR" only when it fails.
  * One thread, synchronous drain: the same trace gives the same output on
  * every machine.  Uses the public API only.
  */
@@ -136,10 +138,11 @@ static void usage(FILE *out)
 		"                         vmap_xalloc; FLAGS: 0, or names joined by '|':\n"
 		"                         exact, topdown, nopurge, nonblock, bestfit\n"
 		"  reserve ID ADDR SIZE   vmap_reserve\n"
+		"  add BASE LIMIT         vmap_space_add (LIMIT 0: 2^64)\n"
 		"  free ID                vmap_free of what ID holds\n"
 		"  purge                  vmap_purge\n"
 		"Output: one line per alloc, xalloc and reserve: 'ID 0xADDR' or 'ID ERROR'\n"
-		"(ENOMEM, EINVAL, EEXIST, EBUSY).\n",
+		"(ENOMEM, EINVAL, EEXIST, EBUSY); 'add ERROR' only for a failed add.\n",
 		prog);
 }
 
@@ -379,6 +382,14 @@ int main(int argc, char **argv)
 				die_line(line, "bad number", NULL);
 			rc = vmap_reserve(space, addr, size, 0);
 			record(&ids, tok[1], rc, addr);
+		} else if (!strcmp(tok[0], "add")) {
+			if (n != 3)
+				die_line(line, "add takes BASE LIMIT", NULL);
+			if (!parse_u64(tok[1], &vstart) || !parse_u64(tok[2], &vend))
+				die_line(line, "bad number", NULL);
+			rc = vmap_space_add(space, vstart, vend);
+			if (rc)
+				printf("add %s\n", error_name(rc));
 		} else if (!strcmp(tok[0], "free")) {
 			if (n != 2)
 				die_line(line, "free takes one ID", NULL);
