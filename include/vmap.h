@@ -119,10 +119,9 @@ enum {
 	VMAP_IMMEDIATE_FREE = 1u << 2,
 	/*
 	 * Keep the free blocks in a second tree, ordered by size, so that
-	 * vmap_xalloc() can take VMAP_BESTFIT.  Costs time on every change
-	 * to the free heap (a second tree insert and erase) in this space;
-	 * the tree's link is in every range record whatever the option
-	 * (see docs/xalloc-notes.md for the figures).
+	 * vmap_xalloc() can take VMAP_BESTFIT.  Costs, in this space only,
+	 * a second tree insert and erase on every change to the free heap
+	 * and 32 more bytes per range record (docs/xalloc-notes.md).
 	 */
 	VMAP_BESTFIT_INDEX = 1u << 3,
 };

@@ -166,7 +166,7 @@ static uint64_t check_max(struct checker *c, const struct tree_node *n)
 static void check_size_index(struct checker *c, size_t blocks)
 {
 	const struct heap *h = &c->s->heap;
-	const struct tree_node *n;
+	struct tree_node *n;
 	const struct va *va, *prev = NULL;
 	size_t count = 0;
 
@@ -175,7 +175,7 @@ static void check_size_index(struct checker *c, size_t blocks)
 		return;
 	}
 	for (n = tree_first(&h->by_size); n; n = tree_next(n), count++) {
-		va = tree_entry(n, struct va, size_node);
+		va = va_of_size_node(n);
 		if (prev && (va_size(prev) - 1 > va_size(va) - 1 ||
 			     (va_size(prev) == va_size(va) &&
 			      prev->start >= va->start))) {
@@ -210,6 +210,11 @@ static void check_heap(struct checker *c)
 			return;
 		if (prev && prev->end == va->start) {
 			fail(c, "free ranges at 0x%llx are not coalesced",
+			     (unsigned long long)va->start);
+			return;
+		}
+		if (h->indexed && !va->indexed) {
+			fail(c, "free block at 0x%llx has no room for its size link",
 			     (unsigned long long)va->start);
 			return;
 		}

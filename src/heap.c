@@ -104,7 +104,7 @@ static bool size_before(const struct va *a, const struct va *b)
 static void index_take(struct heap *h, struct va *b)
 {
 	if (h->indexed)
-		tree_erase(&h->by_size, &b->size_node, NULL);
+		tree_erase(&h->by_size, va_size_node(b), NULL);
 }
 
 static void index_put(struct heap *h, struct va *b)
@@ -113,15 +113,16 @@ static void index_put(struct heap *h, struct va *b)
 
 	if (!h->indexed)
 		return;
+	VMAP_ASSERT(b->indexed);
 	while (*slot) {
 		parent = *slot;
-		if (size_before(b, tree_entry(parent, struct va, size_node)))
+		if (size_before(b, va_of_size_node(parent)))
 			slot = &parent->left;
 		else
 			slot = &parent->right;
 	}
-	tree_link(&b->size_node, parent, slot);
-	tree_insert_fixup(&h->by_size, &b->size_node, NULL);
+	tree_link(va_size_node(b), parent, slot);
+	tree_insert_fixup(&h->by_size, va_size_node(b), NULL);
 }
 
 static bool crosses(const struct heap_fit *f, uint64_t a)
@@ -261,7 +262,7 @@ static struct va *best_fit(const struct heap *h, const struct heap_fit *f,
 	struct va *b;
 
 	while (n) {
-		b = tree_entry(n, struct va, size_node);
+		b = va_of_size_node(n);
 		if (size_m1(b) >= f->size - 1) {
 			first = n;
 			n = n->left;
@@ -270,7 +271,7 @@ static struct va *best_fit(const struct heap *h, const struct heap_fit *f,
 		}
 	}
 	for (n = first; n; n = tree_next(n)) {
-		b = tree_entry(n, struct va, size_node);
+		b = va_of_size_node(n);
 		if (place(f, b, addr))
 			return b;
 	}

@@ -201,6 +201,12 @@ static inline uint64_t space_last(const struct vmap_space *s)
 	return atomic_load_explicit(&s->hull_last, memory_order_relaxed);
 }
 
+/* A record that may enter the space's free heap (see struct va_indexed). */
+static inline struct va *space_va_new(const struct vmap_space *s)
+{
+	return s->heap.indexed ? va_new_indexed() : va_new();
+}
+
 /* span.c */
 void span_init(struct vmap_space *s, uint64_t first, uint64_t last);
 int span_add(struct vmap_space *s, uint64_t first, uint64_t last,

@@ -262,7 +262,8 @@ int vmap_set_thread_cpu(int cpu)
 /*
  * The spare record a split needs is obtained before the heap lock is
  * taken (SPEC 1).  Each thread keeps one across calls, since most
- * allocations do not split; a thread-exit destructor frees it.
+ * allocations do not split; a thread-exit destructor frees it.  It serves
+ * every space, so it is always one with room for a size-index link.
  */
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
@@ -283,7 +284,7 @@ static void spare_set(struct va *va)
 static struct va *spare_get(void)
 {
 	if (!spare_cached)
-		spare_set(va_new());
+		spare_set(va_new_indexed());
 	return spare_cached;
 }
 
@@ -292,10 +293,14 @@ static void spare_settle(struct va *left, struct vlist *garbage)
 {
 	struct va *va;
 
-	if (!left && !vlist_empty(garbage)) {
-		va = va_of_link(garbage->next);
-		vlist_del(&va->link);
-		left = va;
+	if (!left) {
+		vlist_for_each_va(va, garbage) {
+			if (va->indexed) {
+				vlist_del(&va->link);
+				left = va;
+				break;
+			}
+		}
 	}
 	if (left != spare_cached)
 		spare_set(left);
@@ -408,7 +413,7 @@ static int space_alloc(struct vmap_space *s, const struct heap_fit *f,
 		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
 	}
 	if (!va) {
-		va = va_new();
+		va = space_va_new(s);
 		if (!va)
 			return -ENOMEM;
 		rc = heap_take(s, f, flags, &start);
@@ -592,7 +597,7 @@ int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
 	if (size - 1 > UINT64_MAX - addr ||
 	    !span_contains(s, addr, addr + (size - 1)))
 		return -EINVAL;
-	va = va_new();
+	va = space_va_new(s);
 	if (!va)
 		return -ENOMEM;
 	for (purged = false;; purged = true) {

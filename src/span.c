@@ -44,7 +44,7 @@ static void spans_count(struct vmap_space *s, int delta)
 int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
 	     bool imported)
 {
-	struct va *span = va_new(), *block = va_new();
+	struct va *span = va_new(), *block = space_va_new(s);
 	struct vlist garbage;
 	bool ok;
 
@@ -184,7 +184,7 @@ int span_import(struct vmap_space *s, const struct heap_fit *f)
  */
 static bool release_one(struct vmap_space *s)
 {
-	struct va *spare = va_new(), *span, *found = NULL, *b;
+	struct va *spare = space_va_new(s), *span, *found = NULL, *b;
 	struct vlist garbage;
 
 	if (!spare)

@@ -16,6 +16,19 @@ struct va *va_new(void)
 	return calloc(1, sizeof(struct va));
 }
 
+struct va *va_new_indexed(void)
+{
+	struct va_indexed *vi;
+
+	if (fault_hit(FAULT_VA_ALLOC))
+		return NULL;
+	vi = calloc(1, sizeof(*vi));
+	if (!vi)
+		return NULL;
+	vi->va.indexed = true;
+	return &vi->va;
+}
+
 void va_delete(struct va *va)
 {
 	free(va);

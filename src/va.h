@@ -101,8 +101,6 @@ static inline void vlist_move_all(struct vlist *from, struct vlist *to)
 
 struct va {
 	struct tree_node node;
-	/* Free heap with a size index (VMAP_BESTFIT_INDEX) only: its link. */
-	struct tree_node size_node;
 	struct vlist link;
 	uint64_t start, end;
 	union {
@@ -113,7 +111,26 @@ struct va {
 	};
 	/* 0 = no node, otherwise node id + 1 (SPEC 3.1). */
 	uint32_t tag;
+	/* Allocated by va_new_indexed(): a struct va_indexed (in padding). */
+	bool indexed;
 };
+
+/*
+ * A record with room for a link in a free heap's size index (best fit).
+ * Only spaces that keep the index allocate these, so the link costs
+ * nothing elsewhere; a record that may enter such a heap must be one.
+ */
+struct va_indexed {
+	struct va va;
+	struct tree_node size_node;
+};
+
+#define va_of_size_node(n) (&tree_entry(n, struct va_indexed, size_node)->va)
+
+static inline struct tree_node *va_size_node(struct va *va)
+{
+	return &tree_entry(va, struct va_indexed, va)->size_node;
+}
 
 #define va_of_node(n) tree_entry(n, struct va, node)
 #define va_of_link(l) tree_entry(l, struct va, link)
@@ -146,6 +163,7 @@ static inline uint64_t va_last(const struct va *va)
  * callers obtain records before taking any lock.
  */
 struct va *va_new(void);
+struct va *va_new_indexed(void);
 void va_delete(struct va *va);
 void va_delete_list(struct vlist *list);
 
