@@ -421,6 +421,27 @@ TEST(granule_of_one_byte_at_the_top)
 	vmap_space_destroy(s);
 }
 
+/* The largest granule, 1 GiB, over the whole 64-bit range. */
+TEST(granule_of_a_gib)
+{
+	struct vmap_params p = { .granule = 1ull << 30, .nr_nodes = 1 };
+	struct vmap_request req = { .size = 1ull << 30, .flags = VMAP_TOPDOWN };
+	struct vmap_space *s;
+	uint64_t a, b;
+
+	assert_int(vmap_space_create(0, 0, &p, &s), ==, 0);
+	assert_int(vmap_xalloc(s, &req, &a), ==, 0);
+	expect_u64(a, ==, 0 - (1ull << 30));
+	assert_int(vmap_alloc(s, 2ull << 30, 4ull << 30, 0, 0, 0, &b), ==, 0);
+	expect_u64(b, ==, 0);
+	expect_int(vmap_alloc(s, 4096, 4096, 0, 0, 0, &b), ==, -EINVAL);
+	expect_int(vmap_reserve(s, 1ull << 29, 1ull << 30, 0), ==, -EINVAL);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+	p.granule = 1ull << 31;
+	expect_int(vmap_space_create(0, 0, &p, &s), ==, -EINVAL);
+}
+
 static uint64_t flushes_seen, released_bytes;
 
 static void count_flush(void *cookie, uint64_t start, uint64_t end)
@@ -733,6 +754,7 @@ int main(int argc, char **argv)
 		T(peer_style_heap_to_the_top),
 		T(exact_fit_finds_the_aligned_hole),
 		T(granule_of_one_byte_at_the_top),
+		T(granule_of_a_gib),
 		T(immediate_free_reuses_at_once),
 		T(nopurge_fails_without_purging),
 		T(reserve_against_busy_lazy_and_pooled),
