@@ -94,6 +94,10 @@ void nodes_destroy(struct vmap_space *s)
 	s->nodes = NULL;
 }
 
+/*
+ * The transit of a range freed in an immediate-free space ends here, in
+ * the heap's critical section; no other caller has a range in transit.
+ */
 void global_heap_return(struct vmap_space *s, struct vlist *list)
 {
 	struct vlist garbage;
@@ -103,6 +107,7 @@ void global_heap_return(struct vmap_space *s, struct vlist *list)
 	vlist_init(&garbage);
 	vlock_acquire(&s->heap_lock);
 	heap_return_list(&s->heap, list, &garbage);
+	transit_done();
 	vlock_release(&s->heap_lock);
 	va_delete_list(&garbage);
 }
@@ -175,6 +180,21 @@ int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 	return busy_walk(s, addr, false, out) ? 0 : -ENOENT;
 }
 
+bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
+{
+	struct vmap_node *vn;
+	bool found = false;
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes && !found; i++) {
+		vn = &s->nodes[i];
+		vlock_acquire(&vn->busy_lock);
+		found = va_set_overlap(&vn->busy, first, last) != NULL;
+		vlock_release(&vn->busy_lock);
+	}
+	return found;
+}
+
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
 {
 	if (tag_valid(s, va->tag))
@@ -226,7 +246,7 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	ls = vn->lazy;
 	if (!ls->count || va->start < ls->lo)
 		ls->lo = va->start;
-	if (!ls->count || va->end > ls->hi)
+	if (!ls->count || va_last(va) > ls->hi - 1)
 		ls->hi = va->end;
 	if (pool_bound) {
 		vlist_add_head(&va->link, &ls->lists[pages - 1]);
