@@ -145,7 +145,7 @@ enum {
 	 * Keep the free blocks in a second tree, ordered by size, so that
 	 * vmap_xalloc() can take VMAP_BESTFIT.  Costs, in this space only,
 	 * a second tree insert and erase on every change to the free heap
-	 * and 32 more bytes per range record (docs/xalloc-notes.md).
+	 * and 32 more bytes per range record (docs/DESIGN.md section 16).
 	 */
 	VMAP_BESTFIT_INDEX = 1u << 3,
 };
