@@ -243,9 +243,16 @@ int vmap_space_create_child(struct vmap_space *parent, uint64_t quantum,
 
 int vmap_space_add(struct vmap_space *s, uint64_t base, uint64_t limit)
 {
+	int rc;
+
 	if (!s || base > limit - 1 || ((base | limit) & (s->page_size - 1)))
 		return -EINVAL;
-	return span_add(s, base, limit - 1, false);
+	trace_lock(s);
+	rc = span_add(s, base, limit - 1, false);
+	if (s->trace && !rc)
+		trace_add(s, base, limit);
+	trace_unlock(s);
+	return rc;
 }
 
 void vmap_space_destroy(struct vmap_space *s)
@@ -619,13 +626,13 @@ static int request_to_fit(struct vmap_space *s,
 	return 0;
 }
 
-int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
-		uint64_t *addr)
+static int xalloc_range(struct vmap_space *s, unsigned cpu,
+			const struct vmap_request *req, uint64_t *addr)
 {
 	struct heap_fit f;
 	int rc;
 
-	if (!s || !req || !addr)
+	if (!req || !addr)
 		return -EINVAL;
 	rc = request_to_fit(s, req, &f);
 	if (rc)
@@ -633,10 +640,26 @@ int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
 	if (!f.phase && !f.nocross && !req->min && !req->max &&
 	    !(req->flags & ~VMAP_NONBLOCK) &&
 	    f.size - 1 <= UINT64_MAX - f.align)
-		return vmap_alloc_user(s, f.size, f.align, 0, 0, req->flags,
-				       req->user, addr);
-	return space_alloc(s, this_cpu(s), &f, req->flags, false, req->user,
-			   addr);
+		return alloc_range(s, cpu, f.size, f.align, 0, 0, req->flags,
+				   req->user, addr);
+	return space_alloc(s, cpu, &f, req->flags, false, req->user, addr);
+}
+
+int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
+		uint64_t *addr)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = xalloc_range(s, cpu, req, addr);
+	if (s->trace && req && addr)
+		trace_xalloc(s, cpu, req, rc, rc ? 0 : *addr);
+	trace_unlock(s);
+	return rc;
 }
 
 /*
@@ -661,15 +684,15 @@ static int heap_take_range(struct vmap_space *s, uint64_t addr, uint64_t size)
 	return rc;
 }
 
-int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
-		 uint64_t user)
+static int reserve_range(struct vmap_space *s, unsigned cpu, uint64_t addr,
+			 uint64_t size, uint64_t user)
 {
-	struct vmap_node *cpu_vn;
+	struct vmap_node *cpu_vn = &s->nodes[cpu % s->nr_nodes];
 	struct va *va;
 	bool purged;
 	int rc;
 
-	if (!s || !size || ((addr | size) & (s->page_size - 1)))
+	if (!size || ((addr | size) & (s->page_size - 1)))
 		return -EINVAL;
 	if (size - 1 > UINT64_MAX - addr ||
 	    !span_contains(s, addr, addr + (size - 1)))
@@ -689,7 +712,6 @@ int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
 		}
 		purge_now(s, true);
 	}
-	cpu_vn = &s->nodes[this_cpu(s) % s->nr_nodes];
 	if (rc) {
 		va_delete(va);
 		counter_add(&cpu_vn->count.alloc_failures, 1);
@@ -699,6 +721,23 @@ int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
 	va->end = addr + size;
 	va->user = user;
 	return busy_add(s, va, false, cpu_vn);
+}
+
+int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
+		 uint64_t user)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = reserve_range(s, cpu, addr, size, user);
+	if (s->trace)
+		trace_reserve(s, cpu, addr, size, rc);
+	trace_unlock(s);
+	return rc;
 }
 
 /*

@@ -298,13 +298,17 @@ static void read_header(const char *text, struct options *o, long line)
 			o->base = v;
 		else if (i == GIVEN_LIMIT)
 			o->limit = v;
+		else if (i == GIVEN_SHIFT && v < 12)
+			o->params.granule = 1ull << v;	/* below a page */
 		else if (i == GIVEN_SHIFT)
 			o->params.page_shift = (uint32_t)v;
 		else
 			o->params.nr_nodes = (uint32_t)v;
 	}
 	if (field(text, "flags", buf, sizeof(buf)) && parse_u64(buf, &v))
-		o->params.flags |= (uint32_t)v & VMAP_TAG_BY_ADDRESS;
+		o->params.flags |= (uint32_t)v & (VMAP_TAG_BY_ADDRESS |
+						  VMAP_IMMEDIATE_FREE |
+						  VMAP_BESTFIT_INDEX);
 	if (!o->given[GIVEN_LAZY])
 		o->params.lazy_max_pages = UINT64_MAX;
 }
@@ -358,14 +362,39 @@ struct recording {
 	unsigned long allocs, differ;
 };
 
+/*
+ * Print the outcome of an allocation under @id, remember its range, and
+ * compare it with the recording's result when there is one.
+ */
+static void settle(struct ids *ids, const char *id, int rc, uint64_t addr,
+		   const char *comment, struct recording *rec, long line)
+{
+	char buf[64], result_buf[32];
+	const char *want, *result;
+	struct slot *sl;
+
+	/* A recorded failure ("none") that succeeds here stays unnamed. */
+	if (rc == 0 && !(rec->on && !strcmp(id, "none"))) {
+		sl = ids_find(ids, id, true);
+		sl->start = addr;
+		sl->live = true;
+	}
+	result = result_name(rc, addr, result_buf, sizeof(result_buf));
+	printf("%s %s\n", id, result);
+	if (!rec->on || !(want = field(comment, "ret", buf, sizeof(buf))))
+		return;
+	rec->allocs++;
+	if (strcmp(want, result) && !rec->differ++)
+		fprintf(stderr, "%s: line %ld: recorded %s, replayed %s (first difference)\n",
+			prog, line, want, result);
+}
+
 static void replay_alloc(struct vmap_space *space, struct ids *ids, char **tok,
 			 int n, const char *comment, struct recording *rec,
 			 long line)
 {
 	uint64_t size, align, vstart = 0, vend = 0, addr = 0, flags = 0;
-	char buf[64], result[32];
-	const char *want;
-	struct slot *sl;
+	char buf[64];
 	int rc;
 
 	if (n != 4 && n != 6)
@@ -380,35 +409,9 @@ static void replay_alloc(struct vmap_space *space, struct ids *ids, char **tok,
 		die_line(line, "bad flags", buf);
 	rc = vmap_alloc(space, size, align, vstart, vend, (unsigned)flags,
 			&addr);
-	/* A recorded failure ("none") that succeeds here stays unnamed. */
-	if (rc == 0 && !(rec->on && !strcmp(tok[1], "none"))) {
-		sl = ids_find(ids, tok[1], true);
-		sl->start = addr;
-		sl->live = true;
-	}
-	printf("%s %s\n", tok[1], result_name(rc, addr, result, sizeof(result)));
-	if (!rec->on || !(want = field(comment, "ret", buf, sizeof(buf))))
-		return;
-	rec->allocs++;
-	if (strcmp(want, result_name(rc, addr, result, sizeof(result))) &&
-	    !rec->differ++)
-		fprintf(stderr, "%s: line %ld: recorded %s, replayed %s (first difference)\n",
-			prog, line, want, result);
+	settle(ids, tok[1], rc, addr, comment, rec, line);
 }
 
-/* Print the outcome of an xalloc or reserve under @id; remember its range. */
-static void remember(struct ids *ids, const char *id, int rc, uint64_t addr)
-{
-	char result[32];
-	struct slot *sl;
-
-	if (!rc) {
-		sl = ids_find(ids, id, true);
-		sl->start = addr;
-		sl->live = true;
-	}
-	printf("%s %s\n", id, result_name(rc, addr, result, sizeof(result)));
-}
 
 /* "0", or flag names joined by '|'. */
 static bool parse_xflags(char *s, uint32_t *flags)
@@ -440,7 +443,8 @@ static bool parse_xflags(char *s, uint32_t *flags)
 
 /* xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS */
 static void replay_xalloc(struct vmap_space *space, struct ids *ids,
-			  char **tok, int n, long line)
+			  char **tok, int n, const char *comment,
+			  struct recording *rec, long line)
 {
 	struct vmap_request req = { 0 };
 	uint64_t addr = 0;
@@ -458,12 +462,13 @@ static void replay_xalloc(struct vmap_space *space, struct ids *ids,
 		die_line(line, "bad flags (exact, topdown, nopurge, nonblock, bestfit)",
 			 tok[8]);
 	rc = vmap_xalloc(space, &req, &addr);
-	remember(ids, tok[1], rc, addr);
+	settle(ids, tok[1], rc, addr, comment, rec, line);
 }
 
 /* reserve ID ADDR SIZE */
 static void replay_reserve(struct vmap_space *space, struct ids *ids,
-			   char **tok, int n, long line)
+			   char **tok, int n, const char *comment,
+			   struct recording *rec, long line)
 {
 	uint64_t addr, size;
 	int rc;
@@ -474,7 +479,7 @@ static void replay_reserve(struct vmap_space *space, struct ids *ids,
 	if (!parse_u64(tok[2], &addr) || !parse_u64(tok[3], &size))
 		die_line(line, "bad number", NULL);
 	rc = vmap_reserve(space, addr, size, 0);
-	remember(ids, tok[1], rc, addr);
+	settle(ids, tok[1], rc, addr, comment, rec, line);
 }
 
 /* Fragmentation of the space as the trace left it, on stderr. */
@@ -539,9 +544,9 @@ int main(int argc, char **argv)
 		if (!strcmp(tok[0], "alloc")) {
 			replay_alloc(space, &ids, tok, n, comment, &rec, line);
 		} else if (!strcmp(tok[0], "xalloc")) {
-			replay_xalloc(space, &ids, tok, n, line);
+			replay_xalloc(space, &ids, tok, n, comment, &rec, line);
 		} else if (!strcmp(tok[0], "reserve")) {
-			replay_reserve(space, &ids, tok, n, line);
+			replay_reserve(space, &ids, tok, n, comment, &rec, line);
 		} else if (!strcmp(tok[0], "add")) {
 			uint64_t base, limit;
 
