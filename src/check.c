@@ -43,28 +43,9 @@ static bool fail(struct checker *c, const char *fmt, ...)
 
 static void lock_all(struct vmap_space *s)
 {
-	unsigned i;
-
 	vlock_take(&s->purge_lock);
 	vlock_take(&s->heap_lock);
-	for (i = 0; i < s->nr_nodes; i++) {
-		vlock_take(&s->nodes[i].busy_lock);
-		vlock_take(&s->nodes[i].lazy_lock);
-		vlock_take(&s->nodes[i].pool_lock);
-	}
-}
-
-static void unlock_all(struct vmap_space *s)
-{
-	unsigned i = s->nr_nodes;
-
-	while (i--) {
-		vlock_release(&s->nodes[i].pool_lock);
-		vlock_release(&s->nodes[i].lazy_lock);
-		vlock_release(&s->nodes[i].busy_lock);
-	}
-	vlock_release(&s->heap_lock);
-	vlock_release(&s->purge_lock);
+	nodes_lock_all(s);
 }
 
 static size_t list_len(const struct vlist *h)
@@ -391,14 +372,14 @@ int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
 	for (;;) {
 		lock_all(s);
 		c.cap = count_ranges(s);
-		unlock_all(s);
+		space_unlock_all(s);
 		c.all = malloc((c.cap + 1) * sizeof(*c.all));
 		if (!c.all)
 			return -ENOMEM;
 		lock_all(s);
 		if (count_ranges(s) <= c.cap)
 			break;
-		unlock_all(s);
+		space_unlock_all(s);
 		free(c.all);
 	}
 	check_heap(&c);
@@ -412,7 +393,7 @@ int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
 		fail(&c, "range counters disagree with the lists");
 	if (!c.failed)
 		check_partition(&c);
-	unlock_all(s);
+	space_unlock_all(s);
 	free(c.all);
 	return c.failed ? -EUCLEAN : 0;
 }

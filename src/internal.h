@@ -257,6 +257,8 @@ static inline uint64_t va_pages(const struct vmap_space *s, const struct va *va)
 }
 
 int nodes_create(struct vmap_space *s);
+void nodes_lock_all(struct vmap_space *s);
+void space_unlock_all(struct vmap_space *s);
 void global_heap_return(struct vmap_space *s, struct vlist *list);
 void nodes_destroy(struct vmap_space *s);
 unsigned this_cpu(const struct vmap_space *s);

@@ -261,3 +261,32 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	vlock_release(&vn->lazy_lock);
 	counter_add(&vn->count.frees, 1);
 }
+
+/*
+ * Every node's locks, in the lock order, uncounted: for the two callers
+ * that freeze a space, vmap_check() and the fork handler.
+ */
+void nodes_lock_all(struct vmap_space *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes; i++) {
+		vlock_take(&s->nodes[i].busy_lock);
+		vlock_take(&s->nodes[i].lazy_lock);
+		vlock_take(&s->nodes[i].pool_lock);
+	}
+}
+
+/* Undo nodes_lock_all() and the heap and purge locks taken before it. */
+void space_unlock_all(struct vmap_space *s)
+{
+	unsigned i = s->nr_nodes;
+
+	while (i--) {
+		vlock_release(&s->nodes[i].pool_lock);
+		vlock_release(&s->nodes[i].lazy_lock);
+		vlock_release(&s->nodes[i].busy_lock);
+	}
+	vlock_release(&s->heap_lock);
+	vlock_release(&s->purge_lock);
+}
