@@ -8,8 +8,13 @@
  *   byte 2      space size in pages            then operations, a byte each
  *               plus operands taken from the bytes that follow
  *
+ * Allocations with bit 3 set take a window; those of the second kind
+ * with it set go through vmap_xalloc() with phase, no-cross and flags
+ * from the input, and finds with it set are vmap_reserve() instead.
+ *
  * After every operation vmap_check() must pass.  A shadow list of live
- * ranges proves that no range is handed out twice or outside its window,
+ * ranges proves that no range is handed out twice or outside its window
+ * or constraints,
  * that frees of addresses that are not a live start are refused, and, at
  * the end, that everything comes back: after freeing all, a purge and a
  * shrink, the free heap is the whole space.  Deterministic mode: one
@@ -82,6 +87,37 @@ static int live_index(const struct live *l, size_t n, uint64_t start)
 	return -1;
 }
 
+/*
+ * vmap_xalloc() with the kernel's operands plus phase, no-cross and flags
+ * from the input; a range it returns must not straddle its no-cross
+ * boundary (the caller checks window and phase).
+ */
+static int fuzz_xalloc(struct vmap_space *s, struct input *in, uint64_t sz,
+		       uint64_t align, uint64_t page, uint64_t lo, uint64_t hi,
+		       uint64_t *phase, uint64_t *addr)
+{
+	static const uint32_t flags[4] = { 0, VMAP_EXACT_FIT, VMAP_TOPDOWN,
+					   VMAP_EXACT_FIT | VMAP_NOPURGE };
+	struct vmap_request req = { .size = sz, .align = align, .min = lo,
+				    .max = hi };
+	uint8_t b = next(in);
+	int rc;
+
+	req.flags = flags[b & 3];
+	if (align > page)
+		req.phase = (b >> 2) % (align / page) * page;
+	if (b & 0x40)
+		req.nocross = page << (next(in) % 12);
+	*phase = req.phase;
+	rc = vmap_xalloc(s, &req, addr);
+	if (rc)
+		return rc;
+	if (req.nocross && *addr / req.nocross != (*addr + sz - 1) / req.nocross)
+		fail("xalloc range straddles its no-cross boundary", *addr,
+		     req.nocross);
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -93,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct live live[MAX_LIVE];
 	struct vmap_space *s;
 	struct vmap_range r;
-	uint64_t base, limit, page, pages, sz, align, lo, hi, addr, span;
+	uint64_t base, limit, page, pages, sz, align, lo, hi, addr, span, phase;
 	size_t nlive = 0, i;
 	bool valid;
 	int rc, k;
@@ -102,13 +138,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.page_shift = (uint32_t)(next(&in) % 24);	/* 0 (default), 12..23 valid */
 	pages = 1 + next(&in) % 64 * 16;
 	p.lazy_max_pages = 1 + next(&in) % 128;
-	p.flags = next(&in) & 0xd;			/* bit 3 is not a flag */
+	p.flags = next(&in) & 0x3d;			/* bit 5 is not a flag */
 	p.flags |= VMAP_DETERMINISTIC;
 	page = 1ull << (p.page_shift ? p.page_shift : 12);
 	base = page * (next(&in) % 8);
 	limit = base + pages * page;
 	valid = p.nr_nodes <= 128 && (!p.page_shift || p.page_shift >= 12) &&
 		!(p.flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
+			      VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX |
 			      VMAP_KERNEL_POOLS));
 	rc = vmap_space_create(base, limit, &p, &s);
 	if (!valid) {
@@ -126,6 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vmap_set_thread_cpu(op >> 4);
 		switch (op % 8) {
 		case 0: case 1: case 2:
+			phase = 0;
 			sz = (1 + next(&in) % (op % 8 == 2 ? 255 : 16)) * page;
 			align = next(&in) % 10;
 			align = align == 9 ? 3 : align == 8 ? 0 : page << align;
@@ -134,7 +172,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				lo = base + next64(&in, 2) % (span + 2 * page) - page;
 				hi = lo + next64(&in, 2) % (span + page);
 			}
-			rc = vmap_alloc(s, sz, align, lo, hi, 0, &addr);
+			if (op % 8 == 1 && (op & 8))
+				rc = fuzz_xalloc(s, &in, sz, align, page, lo, hi,
+						 &phase, &addr);
+			else
+				rc = vmap_alloc(s, sz, align, lo, hi, 0, &addr);
 			if (rc == -EINVAL || rc == -ENOMEM)
 				break;
 			if (rc)
@@ -143,7 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				lo = base;
 				hi = limit;
 			}
-			if (addr < lo || addr + sz > hi || (align > page && addr % align))
+			if (addr < lo || addr + sz > hi ||
+			    (align > page && (addr - phase) % align))
 				fail("range outside its window or misaligned", addr, sz);
 			for (i = 0; i < nlive; i++)
 				if (addr < live[i].end && live[i].start < addr + sz)
@@ -182,6 +225,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 7:
 			addr = base + next64(&in, 3) % span;
+			if (op & 8) {
+				sz = (1 + next(&in) % 16) * page;
+				rc = vmap_reserve(s, addr, sz, 0);
+				if (rc == -EINVAL || rc == -EEXIST)
+					break;
+				if (rc || addr % page)
+					fail("unexpected reservation result", addr, (uint64_t)-rc);
+				if (nlive == MAX_LIVE) {
+					if (vmap_free(s, addr))
+						fail("free of a reservation refused", addr, 0);
+					break;
+				}
+				for (i = 0; i < nlive; i++)
+					if (addr < live[i].end && live[i].start < addr + sz)
+						fail("reservation over a live range", addr,
+						     live[i].start);
+				live[nlive].start = addr;
+				live[nlive++].end = addr + sz;
+				break;
+			}
 			rc = vmap_find(s, addr, &r);
 			for (i = 0; i < nlive; i++)
 				if (addr >= live[i].start && addr < live[i].end)

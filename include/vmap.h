@@ -5,8 +5,10 @@
  *
  * A *space* hands out page-aligned ranges [start, end) of an integer
  * interval [base, limit).  Nothing is mapped: the space only decides where
- * things go.  Freed ranges become *lazy* and are reused only after a
- * *purge*, which calls the space's flush callback once for all of them (the
+ * things go.  A space may reach the top of the 64-bit range: wherever an
+ * end or a limit of 2^64 is reported or given, it reads 0.  Freed ranges
+ * become *lazy* and are reused only after a *purge*, which calls the
+ * space's flush callback once for all of them (the
  * kernel's batched TLB flush).  With more than one node, each CPU keeps
  * pools of recently purged ranges so that a steady stream of allocations
  * and frees rarely takes the one global lock.
@@ -18,6 +20,28 @@
  *  - A call that fails leaves the space exactly as it was: vmap_check()
  *    passes afterwards.
  *  - Every function is thread-safe unless it says otherwise.
+ *  - No function is a cancellation point.  Where a call can wait (the
+ *    purge mutex, purge helpers, the user's flush, release and notifier
+ *    callbacks, writing to a stream), the calling thread's cancellation
+ *    is disabled for that time and restored before the call returns, so
+ *    a deferred cancel acts at the caller's next cancellation point, with
+ *    no lock of the library held.  Callbacks run with cancellation
+ *    disabled.
+ *  - Threads: the library starts worker threads on demand (drain purges
+ *    after frees cross a space's threshold, and purge helpers), shared by
+ *    every space of the process and never more than the online CPUs
+ *    (at most 128).  They live until the process exits.  Per-thread
+ *    state is released at thread exit; allocating and freeing from any
+ *    thread-specific-data destructor, before or after the library's own,
+ *    is supported.
+ *  - fork(): both parent and child may go on using every space and heap
+ *    (allocate, free, purge, shrink, destroy, vmalloc/vfree).  The fork
+ *    handlers take every lock of every live space before the fork, so no
+ *    structure is copied mid-update; in the child, ranges that other
+ *    threads of the parent held stay busy until the child frees them, and
+ *    worker threads start again on demand.  Not supported: fork() from
+ *    inside a flush, release or notifier callback, or while a callback of
+ *    one space is calling into another space.
  */
 #ifndef VMAP_H
 #define VMAP_H
@@ -73,13 +97,32 @@ typedef void (*vmap_flush_fn)(void *cookie, uint64_t start, uint64_t end);
  */
 typedef void (*vmap_release_fn)(void *cookie, uint64_t start, uint64_t end);
 
+/*
+ * Called when an allocation finds no room even after a purge, to bring in
+ * a new span of @size bytes (a multiple of the space's quantum) from a
+ * source; on success *@base receives its start, a page multiple, and the
+ * call returns 0, else a negative errno (the allocation then fails with
+ * -ENOMEM).  Called with no lock of the space held; it may block.
+ */
+typedef int (*vmap_import_fn)(void *cookie, uint64_t size, uint64_t *base);
+
+/*
+ * Called by vmap_shrink() for each imported span that is wholly free,
+ * after it left the space, and by vmap_space_destroy() for every imported
+ * span: give [@base, @base + @size) back to the source.
+ */
+typedef void (*vmap_release_span_fn)(void *cookie, uint64_t base,
+				     uint64_t size);
+
 /* vmap_params.flags */
 enum {
 	/*
 	 * Deterministic mode: a free that takes the lazy count over the
 	 * threshold purges synchronously inside the call, purge helpers run
 	 * inline, and allocations use the node of CPU 0 unless the thread
-	 * set another with vmap_set_thread_cpu().  For replay and tests.
+	 * set another with vmap_set_thread_cpu(), and the default
+	 * lazy_max_pages counts one CPU.  For replay and tests: the same
+	 * calls give the same addresses on every machine.
 	 */
 	VMAP_DETERMINISTIC = 1u << 0,
 	/*
@@ -92,16 +135,31 @@ enum {
 	 */
 	VMAP_TAG_BY_ADDRESS = 1u << 1,
 	/*
+	 * Frees are immediate: vmap_free() makes the range reusable before
+	 * it returns.  No range is ever lazy, the flush callback is never
+	 * called, and the release callback is called by vmap_free() for the
+	 * range it frees.  Pools are not used.  For users with no TLB-like
+	 * flush to batch (GPU VA managers, hypervisors, arenas).
+	 */
+	VMAP_IMMEDIATE_FREE = 1u << 2,
+	/*
+	 * Keep the free blocks in a second tree, ordered by size, so that
+	 * vmap_xalloc() can take VMAP_BESTFIT.  Costs, in this space only,
+	 * a second tree insert and erase on every change to the free heap
+	 * and 32 more bytes per range record (docs/DESIGN.md section 16).
+	 */
+	VMAP_BESTFIT_INDEX = 1u << 3,
+	/*
 	 * Pools filled by purges only, as in the kernel: an allocation
 	 * that misses its pool takes one range from the global heap,
 	 * wherever it lies.  By default a miss refills the pool instead
 	 * with a batch of ranges that start in the CPU's own node's zones,
 	 * taken under one heap lock acquisition, so that pools do not wait
-	 * for the drain and a CPU's ranges take only its own node's locks.
-	 * vmap-replay and the placement tests use this for the kernel's
-	 * exact placement.
+	 * for the drain and a CPU's ranges take only its own node's locks
+	 * (docs/DESIGN.md section 17).  vmap-replay and the node tests
+	 * use this for the kernel's exact placement.
 	 */
-	VMAP_KERNEL_POOLS = 1u << 2,
+	VMAP_KERNEL_POOLS = 1u << 4,
 };
 
 /*
@@ -110,7 +168,10 @@ enum {
  * otherwise), so that fields can be added later without breaking callers.
  */
 struct vmap_params {
-	/* log2 of the page (granule) size, 12..30; 0 = 12 (4096 bytes). */
+	/*
+	 * log2 of the page (granule) size, 12..30; 0 = 12 (4096 bytes), or
+	 * whatever @granule says.
+	 */
 	uint32_t page_shift;
 	/*
 	 * Number of vmap nodes, 1..128; 0 = the number of online CPUs clamped
@@ -120,42 +181,114 @@ struct vmap_params {
 	uint32_t nr_nodes;
 	/*
 	 * Lazy pages that may accumulate before a free starts a purge; 0 =
-	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size).
+	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size), with
+	 * nr_cpus = 1 under VMAP_DETERMINISTIC.  vmap_space_info() reports
+	 * the value in use.
 	 */
 	uint64_t lazy_max_pages;
-	/* VMAP_DETERMINISTIC, VMAP_TAG_BY_ADDRESS, VMAP_KERNEL_POOLS. */
+	/*
+	 * VMAP_DETERMINISTIC, VMAP_TAG_BY_ADDRESS, VMAP_IMMEDIATE_FREE,
+	 * VMAP_BESTFIT_INDEX, VMAP_KERNEL_POOLS.
+	 */
 	uint32_t flags;
 	uint32_t reserved0;
 	vmap_flush_fn flush;	/* may be NULL */
 	void *flush_cookie;
 	vmap_release_fn release; /* may be NULL */
 	void *release_cookie;
-	uint64_t reserved[6];
+	/*
+	 * The granule in bytes, any power of two from 1 to 2^30 (1 GiB); 0 =
+	 * 1 << page_shift.  Where both are set they must agree.  Sizes,
+	 * alignments, and the bounds of spaces, windows and reservations are
+	 * multiples of it; "page" in this header means the granule.
+	 */
+	uint64_t granule;
+	/*
+	 * A source to import spans from, as vmem arenas do: both callbacks
+	 * or neither, and @quantum, the unit of import (a power of two and
+	 * a page multiple; 0 without a source).  An allocation that finds
+	 * no room after the usual purge imports max(size, quantum) rounded
+	 * up to the quantum (plus the alignment beyond the quantum) and
+	 * retries once.  vmap_space_create_child() fills these in.
+	 */
+	vmap_import_fn import;
+	vmap_release_span_fn release_span;
+	void *import_cookie;
+	uint64_t quantum;
+	uint64_t reserved[1];
 };
 
 /*
  * vmap_space_create - create a space over [base, limit).
- * @base, @limit: page aligned, base < limit, limit - base <= 2^63.
+ * @base, @limit: page aligned, base < limit; @limit 0 means 2^64, so
+ *	[0, 2^64) and [4096, 2^64) are spaces.
  * @params: NULL for all defaults.
  * @out: receives the space.
  *
- * Returns 0, -EINVAL (bad bounds, page shift, node count, flags or a
- * non-zero reserved field) or -ENOMEM.  May block (allocates memory).
+ * Recording: when the environment variable VMAP_TRACE names a file (and
+ * the program is not set-user-ID), the space writes every call that
+ * changes it, and every purge, to that file in vmap-replay's format, with
+ * the calling CPU and thread and a timestamp (docs/DESIGN.md section 10).
+ * The first space created in the process writes to the name as given,
+ * the n-th to "NAME.n".  While it records, the space's changing calls
+ * are serialised.
+ *
+ * Returns 0, -EINVAL (bad bounds, page shift or granule, node count,
+ * flags, import callbacks without each other or without a valid quantum,
+ * or a non-zero reserved field), -ENOMEM, or the negative errno of
+ * opening VMAP_TRACE's file (-ENOENT, -EACCES, ...).  May block (allocates
+ * memory).
  */
 VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
 			       const struct vmap_params *params,
 			       struct vmap_space **out);
 
 /*
+ * vmap_space_add - add the span [@base, @limit) of free space (vmem_add).
+ * A space is the union of its spans: allocations land in any span, never
+ * across a gap between two (adjacent spans have no gap between them).
+ * @base, @limit: page multiples, @base < @limit (@limit 0: 2^64), sharing
+ *	no byte with a span of the space.
+ *
+ * Returns 0, -EINVAL (NULL @space, bad bounds, overlap with a span) or
+ * -ENOMEM.  Takes the heap lock; may block (allocates memory).
+ */
+VMAP_API int vmap_space_add(struct vmap_space *space, uint64_t base,
+			    uint64_t limit);
+
+/*
+ * vmap_space_create_child - a space with no span of its own that imports
+ * its spans from @parent, @quantum bytes at a time or more: vmap_xalloc()
+ * in @parent aligned to @quantum, given back with vmap_free() when
+ * vmap_shrink() finds one wholly free or the child is destroyed (per-
+ * context GPU address spaces carved from a device-wide one).  The parent
+ * must outlive the child.  Windows in the child are not checked against
+ * its spans (an import may bring any range).
+ * @quantum: a power of two, a page multiple of both spaces.
+ * @params: as vmap_space_create(), NULL for defaults; its import fields
+ *	must be zero.
+ *
+ * Returns 0, -EINVAL (NULL @parent or @out, a bad @quantum, bad @params)
+ * or -ENOMEM.  May block.
+ */
+VMAP_API int vmap_space_create_child(struct vmap_space *parent,
+				     uint64_t quantum,
+				     const struct vmap_params *params,
+				     struct vmap_space **out);
+
+/*
  * vmap_space_destroy - stop the space's threads and free everything it
- * owns.  Ranges still busy are forgotten.  No other call on the space may
- * be in flight or follow.  NULL is a no-op.
+ * owns.  Ranges still busy are forgotten; imported spans are given back.
+ * No other call on the space may be in flight or follow.  NULL is a no-op.
  */
 VMAP_API void vmap_space_destroy(struct vmap_space *space);
 
-/* What a space was created with, after defaults were applied. */
+/*
+ * What a space was created with, after defaults were applied; base and
+ * limit bound every span it has had (a child: 0 and 0).
+ */
 struct vmap_space_info {
-	uint64_t base, limit;
+	uint64_t base, limit;		/* limit 0: 2^64 */
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
 	uint32_t nr_nodes;
@@ -178,6 +311,35 @@ enum {
 	 * Purge notifiers are not called.
 	 */
 	VMAP_NONBLOCK = 1u << 0,
+	/*
+	 * vmap_xalloc() only.  Complete search: if any free place satisfies
+	 * every constraint of the request, the call takes the lowest one.
+	 * Without it, vmap_xalloc() looks only in blocks of at least size +
+	 * align - 1 bytes (the kernel's rule, O(log n); where that sum
+	 * overflows, it searches completely) and may fail while a smaller
+	 * block would do.  Cost: O((k + 1) log n) for the k free blocks of
+	 * at least @size bytes, below the answer, that have no place for
+	 * it (misaligned, or cut by the window or no-cross).
+	 */
+	VMAP_EXACT_FIT = 1u << 1,
+	/*
+	 * vmap_xalloc() only.  The highest place that satisfies the request,
+	 * searched completely like VMAP_EXACT_FIT, with the same bound.
+	 */
+	VMAP_TOPDOWN = 1u << 2,
+	/*
+	 * vmap_xalloc() only.  Never purge and never call the purge
+	 * notifiers: where the request does not fit as the space is now,
+	 * fail with -ENOMEM.
+	 */
+	VMAP_NOPURGE = 1u << 3,
+	/*
+	 * vmap_xalloc() only, in a VMAP_BESTFIT_INDEX space: the lowest
+	 * place in the smallest free block that has one, the lowest such
+	 * block among equals.  O(log n + k) for the k blocks, at least as
+	 * large, passed over for having no place.  Not with VMAP_TOPDOWN.
+	 */
+	VMAP_BESTFIT = 1u << 4,
 };
 
 /*
@@ -189,7 +351,7 @@ enum {
  * @flags: VMAP_NONBLOCK or 0.
  * @addr: receives the start of the range.
  *
- * Placement is the lowest address that fits (SPEC section 1; for
+ * Placement is the lowest address that fits (docs/DESIGN.md section 2; for
  * alignments above a page, bounded as described there).  When nothing
  * fits, the call purges once (a full purge, which also empties the pools)
  * and retries, then calls the purge notifiers and retries only if one of
@@ -198,8 +360,11 @@ enum {
  * Returns 0, -EINVAL (size 0 or not a page multiple, align 0 or not a power
  * of two, vstart >= vend, a window outside the space or smaller than
  * @size, size + align - 1 overflowing, unknown flags, a NULL argument),
- * -ENOMEM (no room, or no memory for bookkeeping) or -EBUSY (VMAP_NONBLOCK
- * and only a purge could make room).  May block: takes the purge mutex on
+ * -ENOMEM (no room, or no memory for bookkeeping), -EBUSY (VMAP_NONBLOCK
+ * and only a purge could make room) or -EUCLEAN (the range the search
+ * found overlaps a busy one: the space is corrupt, which a debug build
+ * reports by aborting; the range is not handed out and the overlap is
+ * counted in the stats' overlaps).  May block: takes the purge mutex on
  * the slow path and calls the notifiers.
  */
 VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
@@ -208,12 +373,15 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
 
 /*
  * vmap_free - give back the busy range starting at @addr.  The range
- * becomes lazy: it stays reserved until the next purge.  A free that takes
- * the lazy page count above lazy_max_pages starts a purge (in a drain
- * thread; in deterministic mode, synchronously inside this call).
+ * becomes lazy: it stays reserved until the next purge (in a
+ * VMAP_IMMEDIATE_FREE space it is free again when the call returns).  A
+ * free that takes the lazy page count above lazy_max_pages starts a purge
+ * (in a drain thread; in deterministic mode, synchronously inside this
+ * call).
  *
- * Returns 0 or -ENOENT (@addr is not the start of a busy range: inside
- * one, in a gap, lazy, already freed, outside the space).
+ * Returns 0, -ENOENT (@addr is not the start of a busy range: inside
+ * one, in a gap, lazy, already freed, outside the space) or -EINVAL (NULL
+ * @space).
  */
 VMAP_API int vmap_free(struct vmap_space *space, uint64_t addr);
 
@@ -226,6 +394,83 @@ VMAP_API int vmap_alloc_user(struct vmap_space *space, uint64_t size,
 			     uint64_t align, uint64_t vstart, uint64_t vend,
 			     unsigned flags, uint64_t user, uint64_t *addr);
 
+/*
+ * A vmap_xalloc() request.  Every field left zero means "no constraint";
+ * reserved fields must be zero.
+ */
+struct vmap_request {
+	uint64_t size;		/* a non-zero multiple of the page */
+	/* A power of two; 0, or any value up to a page, means a page. */
+	uint64_t align;
+	/* The start is congruent to @phase modulo @align: a page multiple
+	 * below @align. */
+	uint64_t phase;
+	/*
+	 * 0, or a power of two: the range never contains a multiple of it
+	 * except at its start (it never straddles one).  At least @size,
+	 * and (@phase mod @nocross) + @size <= @nocross, else no range
+	 * could satisfy it.
+	 */
+	uint64_t nocross;
+	/*
+	 * The window [@min, @max), page multiples; @max 0 means the end of
+	 * the space (so 0, 0 is the whole space).  The part of the window
+	 * inside the space must hold @size bytes.
+	 */
+	uint64_t min, max;
+	uint64_t user;		/* attached, as by vmap_alloc_user() */
+	/* VMAP_NONBLOCK, _EXACT_FIT, _TOPDOWN, _NOPURGE, _BESTFIT */
+	uint32_t flags;
+	uint32_t reserved0;
+	uint64_t reserved[4];
+};
+
+/*
+ * vmap_xalloc - allocate a range with constraints beyond the kernel's
+ * (illumos/FreeBSD vmem_xalloc()).
+ * @req: the request (above).
+ * @addr: receives the start of the range.
+ *
+ * A request that sets none of phase, nocross, a window or a flag other
+ * than VMAP_NONBLOCK is vmap_alloc_user() over the whole space, pools
+ * included (unless size + align - 1 overflows, which vmap_alloc_user()
+ * refuses).  Any other request is served from the global heap, never
+ * from a pool, and its range goes back to the heap when purged.  Without
+ * VMAP_TOPDOWN the place is the lowest one the search finds (complete
+ * with VMAP_EXACT_FIT, see there).  When nothing fits, the call purges and
+ * calls the notifiers as vmap_alloc() does, unless VMAP_NOPURGE or
+ * VMAP_NONBLOCK says otherwise.
+ *
+ * Returns 0, -EINVAL (a NULL argument, unknown flags, VMAP_BESTFIT with
+ * VMAP_TOPDOWN or in a space without VMAP_BESTFIT_INDEX, a non-zero
+ * reserved field, size 0 or not a page multiple, align not a power of
+ * two, phase not a page multiple or not below align, nocross neither 0
+ * nor a power of two or too small for size and phase, min or max not
+ * page multiples, min >= max with max non-zero, a window that meets no
+ * span, or meets none in @size bytes; a space with a source skips the
+ * last two), -ENOMEM (no room, a failed import, or no memory for
+ * bookkeeping) or -EBUSY (VMAP_NONBLOCK and only a purge could make
+ * room).  May block, as vmap_alloc(), and the import callback may.
+ */
+VMAP_API int vmap_xalloc(struct vmap_space *space,
+			 const struct vmap_request *req, uint64_t *addr);
+
+/*
+ * vmap_reserve - take exactly [@addr, @addr + @size) as a busy range with
+ * @user attached, if all of it can be had: at once if it is free; after
+ * one full purge if lazy or pooled ranges overlap it and nothing busy
+ * does (never a purge when it is free, or when a busy range is in the
+ * way).
+ * @addr, @size: page multiples, @size > 0, the range inside one span or
+ *	a run of adjacent spans (@addr + @size may be 2^64).
+ *
+ * Returns 0, -EINVAL (NULL @space, size 0, bounds not page multiples or
+ * not inside the spans), -EEXIST (a busy range overlaps it) or -ENOMEM (no
+ * memory for bookkeeping).  May block: the purge takes the purge mutex.
+ */
+VMAP_API int vmap_reserve(struct vmap_space *space, uint64_t addr,
+			  uint64_t size, uint64_t user);
+
 /* vmap_range.state */
 enum {
 	VMAP_RANGE_BUSY = 0,	/* handed out */
@@ -234,7 +479,7 @@ enum {
 
 /* A range, as vmap_find() and vmap_snapshot() report it. */
 struct vmap_range {
-	uint64_t start, end;
+	uint64_t start, end;	/* end 0: 2^64 */
 	/* Busy: the node whose busy tree holds it (the node of its start);
 	 * lazy: the node whose lazy set holds it. */
 	uint32_t node;
@@ -265,14 +510,17 @@ VMAP_API int vmap_snapshot(struct vmap_space *space, struct vmap_range **ranges,
 
 /*
  * vmap_purge - purge every lazy range now (decaying the pools as every
- * purge does).  Returns 0.  Takes the purge mutex: may block.
+ * purge does).  Returns 0 or -EINVAL (NULL).  Takes the purge mutex: may
+ * block.
  */
 VMAP_API int vmap_purge(struct vmap_space *space);
 
 /*
  * vmap_shrink - empty every pool into the global heap (the kernel's
- * shrinker), under the purge mutex.  Lazy ranges stay lazy.  Returns 0
- * or -EINVAL (NULL).  May block.
+ * shrinker), under the purge mutex, then give back every imported span
+ * that is wholly free (the release_span callback runs with no lock of
+ * the space held).  Lazy ranges stay lazy.  Returns 0 or -EINVAL (NULL).
+ * May block.
  */
 VMAP_API int vmap_shrink(struct vmap_space *space);
 
@@ -295,15 +543,16 @@ typedef void (*vmap_notifier_fn)(struct vmap_space *space, void *cookie,
 
 /*
  * vmap_notifier_register - add (@fn, @cookie).  Returns 0, -EEXIST (already
- * registered), -EINVAL (NULL @fn) or -ENOMEM.  Must not be called from a
- * notifier.
+ * registered), -EINVAL (NULL @space or @fn) or -ENOMEM.  Must not be called
+ * from a notifier.
  */
 VMAP_API int vmap_notifier_register(struct vmap_space *space,
 				    vmap_notifier_fn fn, void *cookie);
 
 /*
- * vmap_notifier_unregister - remove (@fn, @cookie).  Returns 0 or -ENOENT.
- * Must not be called from a notifier.
+ * vmap_notifier_unregister - remove (@fn, @cookie).  Returns 0, -ENOENT
+ * (not registered) or -EINVAL (NULL @space).  Must not be called from a
+ * notifier.
  */
 VMAP_API int vmap_notifier_unregister(struct vmap_space *space,
 				      vmap_notifier_fn fn, void *cookie);
@@ -313,11 +562,11 @@ VMAP_API int vmap_notifier_unregister(struct vmap_space *space,
  */
 
 /*
- * vmap_check - verify every invariant of SPEC section 4: free, busy, lazy
- * and pooled ranges partition the space, the free tree is coalesced with
- * exact cached maxima and valid red-black colouring, its list agrees with
- * it, every range is in its node, pools hold only their size class with
- * exact lengths, and the lazy counter matches the lazy trees.
+ * vmap_check - verify every invariant of docs/DESIGN.md section 9: free, busy,
+ * lazy and pooled ranges partition the space, the free tree is coalesced with
+ * exact cached maxima and valid red-black colouring, its list agrees with it,
+ * every range is in its node, pools hold only their size class with exact
+ * lengths, and the lazy counter matches the lazy sets.
  *
  * It takes every lock of the space, so it is safe to call at any time, but
  * the partition and counter checks assume that no other call on the space
@@ -349,7 +598,7 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(full_purges, "full purges (allocation failure)")                    \
 	X(shrinks, "calls of vmap_shrink")                                    \
 	X(flushes, "flush callbacks")                                         \
-	X(purge_helpers, "nodes purged by helper threads")                    \
+	X(purge_helpers, "nodes handed to purge helpers")                     \
 	X(purged_vas, "lazy ranges purged")                                   \
 	X(purged_pages, "lazy pages purged")                                  \
 	X(decayed_vas, "pooled ranges returned to the heap by decay")         \
@@ -358,6 +607,9 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(lazy_pages, "gauge: pages lazy now")                                \
 	X(pooled_now, "gauge: ranges in pools now")                           \
 	X(free_bytes, "gauge: bytes in the global free heap now")             \
+	X(free_blocks, "gauge: blocks in the global free heap now")           \
+	X(largest_free, "gauge: bytes in the largest free block now")         \
+	X(pooled_pages, "gauge: pages in pools now")                         \
 	X(other_node_lock, "node locks an alloc/free took of another node")   \
 	X(pool_refills, "batches taken from the heap into an empty pool")     \
 	X(refilled, "ranges those batches took")
@@ -387,14 +639,16 @@ enum {
 
 /*
  * vmap_stats_print - write @stats as "name value  # description" lines, or
- * as JSON with VMAP_STATS_JSON.  Returns 0, -EINVAL (NULL) or -EIO
- * (write error).  @stats must be a whole struct of this header's version.
+ * as JSON with VMAP_STATS_JSON, and flush @out.  Returns 0, -EINVAL (NULL,
+ * unknown flags) or -EIO (a write or the flush failed, or @out already
+ * had its error indicator set).  @stats must be a whole struct of this
+ * header's version.
  */
 VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
 			      unsigned flags);
 
 /* ------------------------------------------------------------------------
- * The vmalloc layer: real memory behind a space (SPEC section 5).
+ * The vmalloc layer: real memory behind a space (docs/DESIGN.md section 11).
  *
  * A heap reserves one large region of virtual memory (PROT_NONE,
  * MAP_NORESERVE) and hands out areas of it with a space.  Every area
@@ -406,18 +660,25 @@ VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
  *
  * Guarantees: every byte of an area is readable and writable; the guard
  * page faults (SIGSEGV); memory reads zero when handed out (it is fresh,
- * or was released by MADV_DONTNEED before reuse), except with
- * VMAP_HEAP_MADV_FREE, where only vzalloc() is zeroed.  Pages of a freed
- * area keep their protection after release so that a pool can hand the
- * area out again without a system call; free address space may therefore
- * be readable where an area of another shape was before.
+ * or was released by MADV_DONTNEED or mapped afresh before reuse), except
+ * on a heap created with VMAP_HEAP_MADV_FREE, whose reused areas may still
+ * hold what was written before (zero them if that matters).
  *
  * Guard pages are guard markers (MADV_GUARD_INSTALL, Linux 6.13+) where
- * the kernel has them: live areas are then bounded by the reservation
- * alone, but free address space in the reservation does not fault.  Else,
- * or with VMAP_HEAP_MPROTECT_GUARDS, they are PROT_NONE pages: every stray
- * access faults, but each area can take two mappings, so live areas are
- * bounded by vm.max_map_count (32 751 with the default 65530).
+ * the kernel has them: the reservation stays one mapping, so live areas
+ * are bounded by the reservation alone, and a pooled area is handed out
+ * again without a system call; free address space in the reservation
+ * does not fault, though.  Else, or with VMAP_HEAP_MPROTECT_GUARDS, the
+ * reservation is PROT_NONE and each area's body is made read-write: every
+ * stray access faults, but each live area costs two mappings, so live
+ * areas are bounded by vm.max_map_count: (max_map_count - mappings the
+ * process has otherwise) / 2, 32 750 areas in a process with few other
+ * mappings under the default 65530 (measured).  The purge maps every
+ * released run afresh, inaccessible, so freed areas merge back into the
+ * reservation's mapping and the bound holds under any churn; the price is
+ * one mprotect when a pooled area is handed out again.  An area whose
+ * pages cannot be made ready for lack of mappings is freed, the heap is
+ * purged once and the area tried again before vmalloc() fails.
  */
 
 struct vmap_heap;
@@ -441,7 +702,8 @@ struct vmap_heap_params {
 
 /*
  * vmap_heap_create - reserve a region and build a heap over it.
- * Returns 0, -EINVAL (bad flags or a reserved field set) or -ENOMEM (the
+ * Returns 0, -EINVAL (NULL @out, bad flags, a reserved field set,
+ * reserve_bytes below one page, nr_nodes above 128) or -ENOMEM (the
  * reservation was refused: address space or overcommit limits).
  */
 VMAP_API int vmap_heap_create(const struct vmap_heap_params *params,
@@ -462,8 +724,10 @@ VMAP_API struct vmap_heap *vmap_default_heap(void);
 /*
  * vmap_heap_vmalloc, _vfree, _vrealloc, _size, _info: the vmalloc family on
  * an explicit heap, with the errors of vmalloc() and the rest below, which
- * use the default heap.  vmap_heap_info() returns 0, -EINVAL (NULL),
- * -ENOMEM or -EIO.
+ * use the default heap; a NULL @heap is EINVAL (vmap_heap_vmalloc,
+ * vmap_heap_vrealloc), an address refused with a message (vmap_heap_vfree)
+ * or size 0 (vmap_heap_size).  vmap_heap_info() returns 0, -EINVAL (NULL), -ENOMEM
+ * or -EIO (a write or the final flush failed).
  */
 VMAP_API void *vmap_heap_vmalloc(struct vmap_heap *heap, size_t size);
 
@@ -490,6 +754,8 @@ struct vmap_heap_stats {
 	uint64_t syscalls_guard;	/* MADV_GUARD_INSTALL and _REMOVE */
 	uint32_t guard_markers;		/* 1: guard markers, 0: mprotect */
 	uint32_t reserved;
+	/* mmap calls that map a released run afresh (mprotect guards only) */
+	uint64_t syscalls_remap;
 };
 
 /* vmap_heap_stats - fill @stats (walks every area: O(n)).  0, -EINVAL (NULL
@@ -498,12 +764,18 @@ VMAP_API int vmap_heap_stats(struct vmap_heap *heap, struct vmap_heap_stats *sta
 
 /*
  * vmalloc - @size bytes (rounded up to pages) of zeroed memory followed by
- * a guard page, or NULL (size 0, no room, or the system refused: errno
- * ENOMEM).  Thread-safe; may block on the slow path (a purge).
+ * a guard page, or NULL with errno set: EINVAL (size 0), ENOMEM (no room
+ * in the reservation, a size larger than it, the default heap could not
+ * be created, or the system refused a protection change or memory).
+ * Thread-safe; may block on the slow path (a purge).
  */
 VMAP_API void *vmalloc(size_t size);
 
-/* vzalloc - vmalloc() whose memory is guaranteed zeroed. */
+/*
+ * vzalloc - vmalloc() whose memory is guaranteed zeroed.  The default heap
+ * never uses VMAP_HEAP_MADV_FREE, so this is vmalloc() by another name,
+ * kept for code written against the kernel's API.
+ */
 VMAP_API void *vzalloc(size_t size);
 
 /*
@@ -521,14 +793,18 @@ VMAP_API size_t vmalloc_size(const void *addr);
  * vrealloc - resize: in place when the area's pages hold @size (the tail
  * beyond @size is zeroed when shrinking), else a new area with the
  * contents copied.  NULL @addr: vmalloc(@size); @size 0: vfree(@addr),
- * returns NULL.  On failure returns NULL and leaves @addr intact.
+ * returns NULL.  On failure returns NULL with errno EINVAL (@addr is not
+ * the start of a live area: also a message on stderr) or ENOMEM (as
+ * vmalloc), and leaves @addr intact.
  */
 VMAP_API void *vrealloc(void *addr, size_t size);
 
 /*
  * vmallocinfo - the /proc/vmallocinfo format: node by node, each busy area
  * in address order as "0xSTART-0xEND SIZE CALLER pages=N vmalloc", then
- * every lazy one as "0xSTART-0xEND SIZE unpurged vm_area".  0 or -EIO.
+ * every lazy one as "0xSTART-0xEND SIZE unpurged vm_area".  Returns 0,
+ * -EINVAL (NULL @out), -ENOMEM (no default heap, or no memory for the
+ * snapshot) or -EIO (a write or the final flush failed).
  */
 VMAP_API int vmallocinfo(FILE *out);
 

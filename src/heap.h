@@ -6,25 +6,29 @@
  * size in its subtree, plus an address-ordered list through the same
  * records.  The functions here take no lock: the space's global heap lock
  * guards its heap; a purge's private heap (local coalescing before one
- * locked pass, SPEC 3.3) needs none.  Nothing here allocates memory: a
- * split needs one spare record, which the caller obtained beforehand, and
- * records that a call no longer needs go to the caller's @garbage list, to
- * be freed or reused after the lock is dropped.
+ * locked pass, DESIGN.md section 6) needs none.  Nothing here allocates
+ * memory: a split needs one spare record, which the caller obtained
+ * beforehand, and records that a call no longer needs go to the caller's
+ * @garbage list, to be freed or reused after the lock is dropped.
  */
 #ifndef VMAP_HEAP_H
 #define VMAP_HEAP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "va.h"
 
 /*
  * The two counters are written under the heap's lock and atomic only so
- * that statistics can read them without it.
+ * that statistics can read them without it.  With @indexed, every block
+ * is also in @by_size, ordered by (size, start), for best fit.
  */
 struct heap {
 	struct va_set set;
+	struct tree_root by_size;
+	bool indexed;
 	atomic_uint_fast64_t free_bytes;
 	atomic_uint_fast64_t overlaps;	/* returns refused as corrupt */
 };
@@ -33,33 +37,63 @@ extern const struct tree_augment heap_augment;
 
 void heap_init(struct heap *h);
 
-/*
- * The lowest block in which [a, a + size) fits with a = ALIGN(max(block
- * start, vstart), align) and no overflow, searching only subtrees whose
- * largest block is at least @length (size, or size + align - 1 for large
- * alignments; see heap_search_length()).  *@addr receives a.  NULL if none.
- */
-struct va *heap_lowest_fit(const struct heap *h, uint64_t size, uint64_t align,
-			   uint64_t vstart, uint64_t length, uint64_t *addr);
+/* Keep a size index from now on; @h must be empty. */
+void heap_index_enable(struct heap *h);
 
 /*
- * The length the search asks of a block (SPEC 1): any block of size +
- * align - 1 bytes fits whatever its alignment, so looking for those keeps
- * the descent from wandering into blocks that are long enough but
- * misaligned; an exact window (vend - vstart == size) asks only @size,
+ * What a search asks of the free heap.  The kernel's requests set only
+ * size, align and the window; vmap_xalloc() may set everything.
+ *
+ * @size:	bytes, > 0.
+ * @align, @phase: the start is congruent to @phase modulo @align (a power
+ *		of two, @phase < @align).
+ * @nocross:	0, or a power of two that no range may straddle: the
+ *		caller guarantees (@phase mod @nocross) + @size <= @nocross,
+ *		so that every block has a place that does not.
+ * @first, @last: the window, inclusive (so that it may end at 2^64).
+ * @length:	visit only blocks at least this long (see heap_search_length).
+ * @topdown:	the highest place instead of the lowest.
+ * @bestfit:	the lowest place in the smallest block that has one (lowest
+ *		block among equals); needs an indexed heap.
+ */
+struct heap_fit {
+	uint64_t size, align, phase, nocross;
+	uint64_t first, last;
+	uint64_t length;
+	bool topdown, bestfit;
+};
+
+/*
+ * The lowest (or highest, or best-fit) place that satisfies @f in a block
+ * of at least f->length bytes.  Returns the block and *@addr, or NULL.
+ */
+struct va *heap_find(const struct heap *h, const struct heap_fit *f,
+		     uint64_t *addr);
+
+/*
+ * The length the kernel's search asks of a block (DESIGN.md section 2): any block of
+ * size + align - 1 bytes fits whatever its alignment, so looking for those
+ * keeps the descent from wandering into blocks that are long enough but
+ * misaligned; an exact window (@window_bytes == size) asks only @size,
  * since no larger block could fit in it anyway.
  */
 uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
-			    uint64_t vstart, uint64_t vend);
+			    uint64_t window_bytes);
 
 /*
- * Take the lowest fit of [vstart, vend) out of the heap.  Returns 0 and
+ * Take the place heap_find() chooses out of the heap.  Returns 0 and
  * *@start, or -ENOMEM.  Uses *@spare (setting it to NULL) only when the
  * range comes out of the middle of a block.
  */
-int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
-	       uint64_t vstart, uint64_t vend, struct va **spare,
+int heap_alloc(struct heap *h, const struct heap_fit *f, struct va **spare,
 	       struct vlist *garbage, uint64_t *start);
+
+/*
+ * Take exactly [@start, @start + @size) if one free block holds all of
+ * it; -EEXIST (nothing changed) if not.  Same @spare rule.
+ */
+int heap_take_exact(struct heap *h, uint64_t start, uint64_t size,
+		    struct va **spare, struct vlist *garbage);
 
 /*
  * The zones of one node: zone z = addr >> zone_shift belongs to node
@@ -71,13 +105,13 @@ struct zone_map {
 
 /*
  * heap_alloc() restricted to ranges that start in a zone of @zm's node:
- * the lowest such fit, found in at most *@tries searches (each search
+ * the lowest such place that satisfies @f (a lowest-fit request, neither
+ * top-down nor best fit), found in at most *@tries searches (each search
  * made is subtracted from *@tries).  Returns 0 and *@start, -ENOMEM (none
- * in [vstart, vend)) or -EAGAIN (the tries ran out).
+ * in the window) or -EAGAIN (the tries ran out).  Same @spare rule.
  */
-int heap_alloc_in_node(struct heap *h, uint64_t size, uint64_t align,
-		       uint64_t page, const struct zone_map *zm,
-		       uint64_t vstart, uint64_t vend, unsigned *tries,
+int heap_alloc_in_node(struct heap *h, const struct heap_fit *f,
+		       const struct zone_map *zm, unsigned *tries,
 		       struct va **spare, struct vlist *garbage,
 		       uint64_t *start);
 

@@ -4,21 +4,33 @@
  *
  * LOCK ORDER (the one place it is written down)
  *
+ *   registry lock (fork.c)  >  trace_lock  >  notifier_lock  >
  *   purge_lock  >  heap_lock  >  node[i].busy_lock > node[i].lazy_lock >
- *   node[i].pool_lock (i ascending)  >  purge helpers' work lock
+ *   node[i].pool_lock (i ascending)  >  workers' lock (worker.c)
  *
- * In normal operation no two of these are ever held together: an
- * allocation takes a pool lock, then (after dropping it) the heap lock,
- * then a busy lock; one that missed its pool files the batch it took
- * under the heap lock into the pool under the pool lock, after dropping
- * the heap lock; a free takes a busy lock, then a lazy lock; a purge
- * holds purge_lock throughout and takes the others one at a time.  Only
- * vmap_check() nests them all, in the order above, to see a frozen space.
- * The notifier rwlock is taken with no other lock held, and notifiers run
- * with no lock of the space held, so that they may free ranges.
+ * In normal operation no two of these are ever held together, except
+ * that a purge holds purge_lock while it takes the others one at a time,
+ * and a notifier may free (busy, lazy locks) or purge (purge_lock) while
+ * the notifier rwlock is read-held.  An allocation takes a pool lock,
+ * then (after dropping it) the heap lock, then a busy lock; one that
+ * missed its pool files the batch it took under the heap lock into the
+ * pool under the pool lock, after dropping the heap lock and before the
+ * busy lock; a free takes a busy lock, then a lazy lock.  Only
+ * vmap_check() and the fork handler nest them, in the order above; the
+ * fork handler takes each level for every live space before the next
+ * level (registry order within a level), so that a callback of one space
+ * calling into another space that a purge is running in cannot hold the
+ * fork up.  The trace lock exists only while the space records (trace.h):
+ * then every changing call, and the drain's purge, runs under it, the
+ * others nested inside.
+ *
+ * Debug builds record each vlock's holder; functions documented "caller
+ * holds X" assert it (vlock_assert_held).
  *
  * WHAT GUARDS WHAT
- *   heap_lock          the free heap (heap.h) and each node's refill_next
+ *   heap_lock          the free heap (heap.h), the span set and each
+ *                      node's refill_next; the hull is written under it
+ *                      and read without it
  *   busy_lock          a node's busy set
  *   lazy_lock          which lazy set of a node frees go to, and that set
  *   pool_lock          a node's 256 pools (lists and taken flags;
@@ -26,6 +38,11 @@
  *                      without it)
  *   purge_lock         one purge or shrink at a time, and each node's
  *                      purge work item (purging, skip_populate)
+ *   notifier_lock      the notifier array (rwlock: calls read-hold it)
+ *   workers' lock      drain_link, drain_queued, drain_running,
+ *                      drain_again
+ *   registry lock      registry_link
+ *   trace_lock         the recording's file, and the order of its lines
  *   lazy_nr            atomic, no lock
  *   counters           relaxed atomics, no lock
  */
@@ -40,6 +57,7 @@
 
 #include "heap.h"
 #include "lock.h"
+#include "trace.h"
 #include "va.h"
 #include "vmap.h"
 
@@ -53,15 +71,16 @@
 #define MAX_VA_SIZE_PAGES 256
 
 /*
- * A node's share of the address space is every nr_nodes-th zone of 16
- * pages.  Small zones spread neighbouring busy ranges over all nodes'
+ * A node's share of the address space is every nr_nodes-th zone of
+ * ZONE_PAGES pages (a power of two: the zone shift derives from it).
+ * Small zones spread neighbouring busy ranges over all nodes'
  * busy trees (and locks); a range always lives in the node of its start,
  * so lookups of inner addresses walk back at most nr_nodes nodes.
  *
  *   addr:  | zone 0 | zone 1 | zone 2 | zone 3 | zone 4 | ...
  *   node:  |   0    |   1    |   2    |   0    |   1    | ...  (3 nodes)
  */
-#define ZONE_PAGES 16
+#define ZONE_PAGES 16u
 
 #define MAX_NODES 128
 
@@ -121,7 +140,7 @@ struct vmap_node {
 	 */
 	struct lazy_set *purging;
 	bool skip_populate;
-	uint64_t refill_next;	/* where its next refill starts (heap_lock) */
+	uint64_t refill_next;	/* where the next refill starts (heap_lock) */
 	struct lazy_set lazy_sets[2];
 	unsigned id;
 	struct node_counters count;
@@ -130,7 +149,7 @@ struct vmap_node {
 /* A pool refill in progress (pool.c): its records and the batch taken. */
 struct refill {
 	struct vmap_node *vn;
-	uint64_t size, align;
+	struct heap_fit fit;	/* the missing allocation's, first moved */
 	size_t want, got;
 	struct vlist recs, batch;
 };
@@ -140,28 +159,13 @@ struct notifier {
 	void *cookie;
 };
 
-/* Purge helper threads: a small pool started on demand (purge.c). */
-struct purge_helpers {
-	pthread_mutex_t lock;
-	pthread_cond_t work, done;
-	struct vmap_node **queue;	/* nr_nodes slots */
-	unsigned queued, pending;
-	pthread_t *threads;		/* nr_nodes - 1 slots */
-	unsigned nr_threads;
-	bool stop;
-};
-
-/* The drain thread: runs a purge when frees cross the threshold. */
-struct drain {
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	bool started, requested, stop;
-	atomic_bool pending;
-	pthread_t thread;
-};
-
 struct vmap_space {
-	uint64_t base, limit;
+	/*
+	 * The hull of every span the space has had: first and last byte
+	 * (which, unlike an end, never wraps).  Grows under heap_lock, read
+	 * without it (span.c).
+	 */
+	atomic_uint_fast64_t hull_first, hull_last;
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
 	unsigned page_shift, zone_shift;
@@ -175,21 +179,82 @@ struct vmap_space {
 
 	alignas(64) struct vlock heap_lock;
 	struct heap heap;
+	/* Span records, in a plain set; @user marks the imported ones. */
+	struct va_set spans;
+	atomic_uint nr_spans;		/* written under heap_lock */
+	vmap_import_fn import;		/* NULL: no source */
+	vmap_release_span_fn release_span;
+	void *import_cookie;
+	uint64_t quantum;
+	struct vmap_space *parent;	/* a child's source */
 
 	alignas(64) atomic_uint_fast64_t lazy_nr;
 
-	alignas(64) pthread_mutex_t purge_lock;
+	alignas(64) struct vlock purge_lock;
 	atomic_uint_fast64_t purges, full_purges, shrinks, flushes;
 	atomic_uint_fast64_t purge_helpers, purged_vas, purged_pages;
 	atomic_uint_fast64_t notifier_rounds;
 	atomic_uint_fast64_t set_overlaps;	/* corrupt busy inserts */
-	struct purge_helpers helpers;
-	struct drain drain;
+
+	/*
+	 * The drain: a free set drain_pending and queued the space for a
+	 * worker.  Once a worker has taken it (drain_running), the next free
+	 * past the threshold asks that worker to run it once more
+	 * (drain_again) instead of queueing it for a second worker, which
+	 * would only wait for the purge mutex.
+	 */
+	atomic_bool drain_pending;
+	struct vlist drain_link;
+	bool drain_queued, drain_running, drain_again;
+
+	struct vlist registry_link;	/* live spaces, for fork (fork.c) */
 
 	pthread_rwlock_t notifier_lock;
 	struct notifier *notifiers;
 	unsigned nr_notifiers;
+
+	struct trace *trace;	/* NULL unless VMAP_TRACE is recording */
 };
+
+/* trace.c: the recording's lock, a no-op when the space does not record. */
+static inline void trace_lock(struct vmap_space *s)
+{
+	if (s->trace)
+		trace_lock_slow(s->trace);
+}
+
+static inline void trace_unlock(struct vmap_space *s)
+{
+	if (s->trace)
+		trace_unlock_slow(s->trace);
+}
+
+static inline uint64_t space_first(const struct vmap_space *s)
+{
+	return atomic_load_explicit(&s->hull_first, memory_order_relaxed);
+}
+
+static inline uint64_t space_last(const struct vmap_space *s)
+{
+	return atomic_load_explicit(&s->hull_last, memory_order_relaxed);
+}
+
+/* A record that may enter the space's free heap (see struct va_indexed). */
+static inline struct va *space_va_new(const struct vmap_space *s)
+{
+	return s->heap.indexed ? va_new_indexed() : va_new();
+}
+
+/* span.c */
+void span_init(struct vmap_space *s, uint64_t first, uint64_t last);
+int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
+	     bool imported);
+bool span_window_ok(struct vmap_space *s, uint64_t first, uint64_t last,
+		    uint64_t size);
+bool span_contains(struct vmap_space *s, uint64_t first, uint64_t last);
+int span_import(struct vmap_space *s, const struct heap_fit *f);
+void span_release_free(struct vmap_space *s);
+void span_destroy(struct vmap_space *s);
 
 /* node.c */
 static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)
@@ -214,14 +279,17 @@ static inline uint64_t va_pages(const struct vmap_space *s, const struct va *va)
 }
 
 int nodes_create(struct vmap_space *s);
+void nodes_lock_all(struct vmap_space *s);
+void space_unlock_all(struct vmap_space *s);
 void global_heap_return(struct vmap_space *s, struct vlist *list);
 void nodes_destroy(struct vmap_space *s);
-unsigned this_cpu_node(const struct vmap_space *s);
+unsigned this_cpu(const struct vmap_space *s);
 int thread_cpu_set(int cpu);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 		       struct vmap_node *cpu_vn);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
+bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
 void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 
@@ -229,7 +297,7 @@ struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 		     uint64_t size, uint64_t align);
 void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
-			 uint64_t size, uint64_t align, struct refill *r);
+			 const struct heap_fit *f, struct refill *r);
 void pool_refill_take(struct vmap_space *s, struct refill *r);
 void pool_refill_finish(struct vmap_space *s, struct refill *r);
 void pool_fill(struct vmap_node *vn, struct lazy_set *ls);
@@ -240,14 +308,33 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
 bool pools_empty(struct vmap_space *s);
 
 /* purge.c */
-int purge_init(struct vmap_space *s);
+void purge_init(struct vmap_space *s);
 void purge_fini(struct vmap_space *s);
+void drain_run(struct vmap_space *s);
 bool purge_locked(struct vmap_space *s, bool full);
 void purge_now(struct vmap_space *s, bool full);
 void purge_kick(struct vmap_space *s);
 void shrink_now(struct vmap_space *s);
 unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 			    unsigned marked);
+
+/* fork.c */
+void registry_add(struct vmap_space *s);
+void registry_del(struct vmap_space *s);
+/*
+ * Transit slots (see fork.c): transit_ready() with no lock held, at the
+ * entry of a call that moves ranges; the others inside the critical
+ * section of the lock the range is taken under (transit_take for an
+ * allocation, transit_free for a free) or put under (transit_done).
+ * A pool refill's batch rides along with its allocation's range:
+ * transit_batch(batch) under the heap lock it was taken under,
+ * transit_batch(NULL) under the pool lock it is filed under.
+ */
+void transit_ready(void);
+void transit_take(struct vmap_space *s, uint64_t start, uint64_t end);
+void transit_batch(struct vlist *batch);
+void transit_free(struct vmap_space *s, struct va *va);
+void transit_done(void);
 
 
 #endif /* VMAP_INTERNAL_H */

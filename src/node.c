@@ -26,17 +26,14 @@ int thread_cpu_set(int cpu)
 	return 0;
 }
 
-unsigned this_cpu_node(const struct vmap_space *s)
+/* The CPU an allocation counts as made on; its node is cpu % nr_nodes. */
+unsigned this_cpu(const struct vmap_space *s)
 {
-	unsigned cpu;
-
 	if (thread_cpu >= 0)
-		cpu = (unsigned)thread_cpu;
-	else if (s->flags & VMAP_DETERMINISTIC)
-		cpu = 0;
-	else
-		cpu = os_current_cpu();
-	return cpu % s->nr_nodes;
+		return (unsigned)thread_cpu;
+	if (s->flags & VMAP_DETERMINISTIC)
+		return 0;
+	return os_current_cpu();
 }
 
 /*
@@ -46,10 +43,11 @@ unsigned this_cpu_node(const struct vmap_space *s)
  */
 static uint64_t refill_origin(const struct vmap_space *s)
 {
-	uint64_t mid = s->base + (s->limit - s->base) / 2;
+	uint64_t first = space_first(s);
+	uint64_t mid = first + (space_last(s) - first) / 2;
 
 	mid &= ~((1ull << s->zone_shift) - 1);
-	return mid > s->base ? mid : s->base;
+	return mid > first ? mid : first;
 }
 
 int nodes_create(struct vmap_space *s)
@@ -115,6 +113,10 @@ void nodes_destroy(struct vmap_space *s)
 	s->nodes = NULL;
 }
 
+/*
+ * The transit of a range freed in an immediate-free space ends here, in
+ * the heap's critical section; no other caller has a range in transit.
+ */
 void global_heap_return(struct vmap_space *s, struct vlist *list)
 {
 	struct vlist garbage;
@@ -124,6 +126,7 @@ void global_heap_return(struct vmap_space *s, struct vlist *list)
 	vlist_init(&garbage);
 	vlock_acquire(&s->heap_lock);
 	heap_return_list(&s->heap, list, &garbage);
+	transit_done();
 	vlock_release(&s->heap_lock);
 	va_delete_list(&garbage);
 }
@@ -134,6 +137,7 @@ bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
 
 	vlock_acquire(&vn->busy_lock);
 	ok = va_set_insert(&vn->busy, va);
+	transit_done();
 	vlock_release(&vn->busy_lock);
 	if (!ok) {
 		counter_add(&s->set_overlaps, 1);
@@ -165,10 +169,12 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 			counter_add(&cpu_vn->count.other_node_lock, 1);
 		va = va_set_find(&vn->busy, addr);
 		if (va) {
-			if (unlink && va->start == addr)
+			if (unlink && va->start == addr) {
 				va_set_erase(&vn->busy, va, NULL);
-			else if (unlink)
+				transit_free(s, va);
+			} else if (unlink) {
 				va = NULL;
+			}
 			if (out && va) {
 				out->start = va->start;
 				out->end = va->end;
@@ -196,6 +202,21 @@ struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 {
 	return busy_walk(s, addr, false, NULL, out) ? 0 : -ENOENT;
+}
+
+bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
+{
+	struct vmap_node *vn;
+	bool found = false;
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes && !found; i++) {
+		vn = &s->nodes[i];
+		vlock_acquire(&vn->busy_lock);
+		found = va_set_overlap(&vn->busy, first, last) != NULL;
+		vlock_release(&vn->busy_lock);
+	}
+	return found;
 }
 
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
@@ -237,6 +258,10 @@ void lazy_set_delete(struct lazy_set *ls)
 	va_delete_list(&all);
 }
 
+/*
+ * @cpu_vn, the freeing CPU's node, counts the lazy lock if it is another
+ * node's; NULL for a free the fork child finishes (fork.c).
+ */
 void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn)
 {
 	struct vmap_node *vn = lazy_node_of(s, va);
@@ -249,7 +274,7 @@ void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn)
 	ls = vn->lazy;
 	if (!ls->count || va->start < ls->lo)
 		ls->lo = va->start;
-	if (!ls->count || va->end > ls->hi)
+	if (!ls->count || va_last(va) > ls->hi - 1)
 		ls->hi = va->end;
 	if (pool_bound) {
 		vlist_add_head(&va->link, &ls->lists[pages - 1]);
@@ -260,8 +285,38 @@ void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn)
 	ls->pages += pages;
 	ls->count++;
 	ls->cross += cross;
+	transit_done();
 	vlock_release(&vn->lazy_lock);
-	if (vn != cpu_vn)
+	if (cpu_vn && vn != cpu_vn)
 		counter_add(&cpu_vn->count.other_node_lock, 1);
 	counter_add(&vn->count.frees, 1);
+}
+
+/*
+ * Every node's locks, in the lock order, uncounted: for the two callers
+ * that freeze a space, vmap_check() and the fork handler.
+ */
+void nodes_lock_all(struct vmap_space *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes; i++) {
+		vlock_take(&s->nodes[i].busy_lock);
+		vlock_take(&s->nodes[i].lazy_lock);
+		vlock_take(&s->nodes[i].pool_lock);
+	}
+}
+
+/* Undo nodes_lock_all() and the heap and purge locks taken before it. */
+void space_unlock_all(struct vmap_space *s)
+{
+	unsigned i = s->nr_nodes;
+
+	while (i--) {
+		vlock_release(&s->nodes[i].pool_lock);
+		vlock_release(&s->nodes[i].lazy_lock);
+		vlock_release(&s->nodes[i].busy_lock);
+	}
+	vlock_release(&s->heap_lock);
+	vlock_release(&s->purge_lock);
 }

@@ -34,11 +34,34 @@ unsigned os_current_cpu(void)
 	return (unsigned)thread_index;
 }
 
+long os_thread_id(void)
+{
+	return syscall(SYS_gettid);
+}
+
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
 	if (fault_hit(FAULT_THREAD))
 		return -EAGAIN;
 	return -pthread_create(thread, NULL, fn, arg);
+}
+
+int os_stream_done(FILE *out)
+{
+	return fflush(out) || ferror(out) ? -EIO : 0;
+}
+
+int os_cancel_off(void)
+{
+	int old;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+void os_cancel_restore(int state)
+{
+	pthread_setcancelstate(state, NULL);
 }
 
 void os_futex_wait(atomic_int *word, int val)
@@ -88,6 +111,14 @@ int os_protect(void *addr, size_t len, int readwrite)
 {
 	return mprotect(addr, len, readwrite ? PROT_READ | PROT_WRITE : PROT_NONE) ?
 		-errno : 0;
+}
+
+int os_remap(void *addr, size_t len)
+{
+	void *p = mmap(addr, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
 }
 
 int os_discard(void *addr, size_t len, int lazily)

@@ -58,6 +58,7 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 		} else {
 			pool_len_set(p, pool_len(p) - 1);
 			p->taken = true;
+			transit_take(s, va->start, va->end);
 		}
 	}
 	vlock_release(&vn->pool_lock);
@@ -117,18 +118,18 @@ static struct va *list_pop(struct vlist *list)
  * batch of the same size and alignment under the same heap lock
  * acquisition.  Every range of the batch starts in @vn's own zones, so
  * that its busy insert and its free take only @vn's locks whichever way
- * ranges are tagged.  Records are allocated before the lock is taken.
+ * ranges are tagged.  Records are allocated before the lock is taken
+ * (DESIGN.md section 17).
  */
 void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
-			 uint64_t size, uint64_t align, struct refill *r)
+			 const struct heap_fit *f, struct refill *r)
 {
-	uint64_t pages = size >> s->page_shift;
+	uint64_t pages = f->size >> s->page_shift;
 	size_t spares;
 
 	r->vn = vn;
-	r->size = size;
-	r->align = align;
-	r->want = refill_count(s, pages, align);
+	r->fit = *f;
+	r->want = refill_count(s, pages, f->align);
 	r->got = 0;
 	vlist_init(&r->recs);
 	vlist_init(&r->batch);
@@ -139,42 +140,49 @@ void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
 	 * or after a gap left for alignment, which may come every time.
 	 */
 	spares = r->want ? 1 + (size_t)(r->want * pages / ZONE_PAGES) : 0;
-	if (spares > r->want + 1 || align > s->page_size)
+	if (spares > r->want + 1 || f->align > s->page_size)
 		spares = r->want + 1;
-	if (r->want && !va_new_list(r->want + spares, &r->recs))
+	if (r->want &&
+	    !va_new_list(r->want + spares, s->heap.indexed, &r->recs))
 		r->want = 0;
 }
 
 /*
  * Under the heap lock: take the batch, in address order, searching from
  * where the node's last batch ended (first from the middle of the space,
- * see nodes_create(), and once more from the base when that finds
- * nothing).  A search from the base would first meet every small hole
- * that other nodes' frees left low in the space, most of them in other
- * nodes' zones, and spend its tries there.
+ * see nodes_create(), and once more from the bottom of the window when
+ * that finds nothing).  A search from the bottom would first meet every
+ * small hole that other nodes' frees left low in the space, most of them
+ * in other nodes' zones, and spend its tries there.  A range that ends at
+ * 2^64 (end 0) sends the next search to the bottom too.  The batch is in
+ * this thread's hands until pool_refill_finish() files it: its transit
+ * slot records it (fork.c).
  */
 void pool_refill_take(struct vmap_space *s, struct refill *r)
 {
 	struct zone_map zm = { s->zone_shift, s->nr_nodes, r->vn->id };
-	uint64_t from = r->vn->refill_next, start;
+	uint64_t bottom = r->fit.first, start;
 	unsigned tries = 2 * (unsigned)r->want + REFILL_TRIES;
-	bool wrapped = from == s->base;
+	bool wrapped;
 	struct vlist garbage;
 	struct va *spare = NULL, *va;
 	int rc;
 
+	vlock_assert_held(&s->heap_lock);
+	if (r->vn->refill_next > bottom && r->vn->refill_next <= r->fit.last)
+		r->fit.first = r->vn->refill_next;
+	wrapped = r->fit.first == bottom;
 	vlist_init(&garbage);
 	while (r->got < r->want) {
 		if (!spare)
 			spare = list_pop(&r->recs);
 		if (!spare || vlist_empty(&r->recs))
 			break;
-		rc = heap_alloc_in_node(&s->heap, r->size, r->align,
-					s->page_size, &zm, from, s->limit,
-					&tries, &spare, &garbage, &start);
+		rc = heap_alloc_in_node(&s->heap, &r->fit, &zm, &tries, &spare,
+					&garbage, &start);
 		if (rc == -ENOMEM && !wrapped) {
 			wrapped = true;
-			from = s->base;
+			r->fit.first = bottom;
 			continue;
 		}
 		if (rc)
@@ -182,22 +190,33 @@ void pool_refill_take(struct vmap_space *s, struct refill *r)
 		vlist_splice_head(&garbage, &r->recs);
 		va = list_pop(&r->recs);
 		va->start = start;
-		va->end = start + r->size;
+		va->end = start + r->fit.size;
 		va->tag = r->vn->id + 1;
 		vlist_add_tail(&va->link, &r->batch);
-		from = va->end;
 		r->got++;
+		r->fit.first = va->end;
+		if (!va->end) {
+			if (wrapped)
+				break;
+			wrapped = true;
+			r->fit.first = bottom;
+		}
 	}
-	r->vn->refill_next = from < s->limit ? from : s->base;
+	r->vn->refill_next = r->fit.first;
 	if (spare)
 		vlist_add_head(&spare->link, &r->recs);
 	vlist_splice_head(&garbage, &r->recs);
+	if (r->got)
+		transit_batch(&r->batch);
 }
 
-/* After the heap lock is dropped: file the batch, free unused records. */
+/*
+ * After the heap lock is dropped, before the allocation's own range goes
+ * busy: file the batch, free unused records.
+ */
 void pool_refill_finish(struct vmap_space *s, struct refill *r)
 {
-	struct pool *p = pool_for(s, r->vn, r->size);
+	struct pool *p = pool_for(s, r->vn, r->fit.size);
 
 	va_delete_list(&r->recs);
 	if (!r->got)
@@ -205,6 +224,7 @@ void pool_refill_finish(struct vmap_space *s, struct refill *r)
 	vlock_acquire(&r->vn->pool_lock);
 	vlist_splice_head(&r->batch, &p->head);
 	pool_len_set(p, pool_len(p) + r->got);
+	transit_batch(NULL);
 	vlock_release(&r->vn->pool_lock);
 	counter_add(&r->vn->count.pool_refills, 1);
 	counter_add(&r->vn->count.refilled, r->got);
@@ -268,6 +288,7 @@ bool pools_empty(struct vmap_space *s)
  * entries.  Only then are the cut ranges coalesced, in a private heap,
  * and moved into the global heap in one locked pass, so that the pool
  * looks empty to its node's allocations only for the length of the cut.
+ * Caller holds purge_lock (a purge or a shrink).
  */
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 {
@@ -279,6 +300,7 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 	bool used;
 	unsigned i;
 
+	vlock_assert_held(&s->purge_lock);
 	heap_init(&local);
 	vlist_init(&merged);
 	for (i = 0; i < MAX_VA_SIZE_PAGES; i++) {

@@ -17,6 +17,8 @@
 #include "fault.h"
 #include "internal.h"
 #include "os.h"
+#include "probes.h"
+#include "trace.h"
 
 /*
  * After a full purge and a round of notifiers that reported progress, an
@@ -49,39 +51,136 @@ static unsigned fls_u(unsigned x)
 	return n;
 }
 
+/*
+ * The kernel's lazy_max_pages: 32 MiB of pages per bit of the CPU count,
+ * so that machines with more CPUs (more frees in flight, costlier
+ * flushes) batch more per purge.  Deterministic mode counts one CPU, so
+ * that a replay purges at the same points on every machine.  The one
+ * place this formula is written: the tools read the result from
+ * vmap_space_info().
+ */
+static uint64_t default_lazy_max_pages(unsigned page_shift, unsigned cpus)
+{
+	uint64_t pages = fls_u(cpus) * ((32ull << 20) >> page_shift);
+
+	return pages ? pages : 1;
+}
+
+/*
+ * The granule's shift from @p, or -1 if page_shift and granule are bad
+ * or disagree.
+ */
+static int granule_shift(const struct vmap_params *p)
+{
+	int shift;
+
+	if (p->page_shift && (p->page_shift < 12 || p->page_shift > 30))
+		return -1;
+	if (!p->granule)
+		return p->page_shift ? (int)p->page_shift : 12;
+	if ((p->granule & (p->granule - 1)) || p->granule > (1ull << 30))
+		return -1;
+	shift = __builtin_ctzll(p->granule);
+	if (p->page_shift && (int)p->page_shift != shift)
+		return -1;
+	return shift;
+}
+
 static int check_params(uint64_t base, uint64_t limit,
 			const struct vmap_params *p)
 {
+	const unsigned known = VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
+		VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX | VMAP_KERNEL_POOLS;
 	unsigned i;
 	uint64_t page;
+	int shift;
 
-	if (p->reserved0 ||
-	    (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
-			  VMAP_KERNEL_POOLS)))
+	if (p->reserved0 || (p->flags & ~known))
 		return -EINVAL;
 	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
 		if (p->reserved[i])
 			return -EINVAL;
-	if (p->page_shift && (p->page_shift < 12 || p->page_shift > 30))
+	shift = granule_shift(p);
+	if (shift < 0 || p->nr_nodes > MAX_NODES)
 		return -EINVAL;
-	if (p->nr_nodes > MAX_NODES)
+	page = 1ull << shift;
+	if (!p->import != !p->release_span || !p->import != !p->quantum)
 		return -EINVAL;
-	page = 1ull << (p->page_shift ? p->page_shift : 12);
-	if (base >= limit || (base & (page - 1)) || (limit & (page - 1)))
+	if (p->quantum &&
+	    ((p->quantum & (p->quantum - 1)) || p->quantum < page))
 		return -EINVAL;
-	if (limit - base > (1ull << 63))
+	/* limit 0 is 2^64: compare last bytes, which never wrap. */
+	if (base > limit - 1 || (base & (page - 1)) || (limit & (page - 1)))
 		return -EINVAL;
 	return 0;
 }
 
 static void space_free(struct vmap_space *s)
 {
+	span_destroy(s);
 	va_delete_list(&s->heap.set.list);
 	nodes_destroy(s);
-	pthread_mutex_destroy(&s->purge_lock);
 	pthread_rwlock_destroy(&s->notifier_lock);
 	free(s->notifiers);
 	free(s);
+}
+
+/*
+ * A space over [base, limit), or with no span at all for a child, whose
+ * hull is then everything (its imports may land anywhere).
+ */
+static int space_create(uint64_t base, uint64_t limit,
+			const struct vmap_params *p, bool child,
+			struct vmap_space **out)
+{
+	unsigned cpus = os_nr_cpus();
+	struct vmap_space *s;
+	int rc;
+
+	if (fault_hit(FAULT_SPACE_ALLOC))
+		return -ENOMEM;
+	s = aligned_alloc(64, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->page_shift = (unsigned)granule_shift(p);
+	s->page_size = 1ull << s->page_shift;
+	s->zone_shift = s->page_shift + (unsigned)__builtin_ctz(ZONE_PAGES);
+	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
+		(cpus > MAX_NODES ? MAX_NODES : cpus);
+	s->lazy_max_pages = p->lazy_max_pages;
+	if (!s->lazy_max_pages)
+		s->lazy_max_pages = default_lazy_max_pages(s->page_shift,
+				(p->flags & VMAP_DETERMINISTIC) ? 1 : cpus);
+	s->flags = p->flags;
+	s->flush = p->flush;
+	s->flush_cookie = p->flush_cookie;
+	s->release = p->release;
+	s->release_cookie = p->release_cookie;
+	s->import = p->import;
+	s->release_span = p->release_span;
+	s->import_cookie = p->import_cookie;
+	s->quantum = p->quantum;
+
+	vlock_init(&s->heap_lock);
+	heap_init(&s->heap);
+	if (s->flags & VMAP_BESTFIT_INDEX)
+		heap_index_enable(&s->heap);
+	span_init(s, child ? 0 : base, child ? UINT64_MAX : limit - 1);
+	purge_init(s);
+	pthread_rwlock_init(&s->notifier_lock, NULL);
+	rc = nodes_create(s);
+	if (!rc && !child)
+		rc = span_add(s, base, limit - 1, false);
+	if (!rc)
+		rc = trace_open(s);
+	if (rc) {
+		space_free(s);
+		return rc;
+	}
+	registry_add(s);
+	*out = s;
+	return 0;
 }
 
 int vmap_space_create(uint64_t base, uint64_t limit,
@@ -89,10 +188,6 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 {
 	static const struct vmap_params defaults;
 	const struct vmap_params *p = params ? params : &defaults;
-	unsigned cpus = os_nr_cpus();
-	struct vmap_space *s;
-	struct vlist garbage;
-	struct va *whole;
 	int rc;
 
 	if (!out)
@@ -100,71 +195,86 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	rc = check_params(base, limit, p);
 	if (rc)
 		return rc;
-	if (fault_hit(FAULT_SPACE_ALLOC))
-		return -ENOMEM;
-	s = aligned_alloc(64, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	memset(s, 0, sizeof(*s));
-	s->base = base;
-	s->limit = limit;
-	s->page_shift = p->page_shift ? p->page_shift : 12;
-	s->page_size = 1ull << s->page_shift;
-	s->zone_shift = s->page_shift + 4;	/* ZONE_PAGES = 16 */
-	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
-		(cpus > MAX_NODES ? MAX_NODES : cpus);
-	s->lazy_max_pages = p->lazy_max_pages;
-	if (!s->lazy_max_pages) {
-		s->lazy_max_pages = fls_u(cpus) * ((32ull << 20) >> s->page_shift);
-		if (!s->lazy_max_pages)
-			s->lazy_max_pages = 1;
-	}
-	s->flags = p->flags;
-	s->flush = p->flush;
-	s->flush_cookie = p->flush_cookie;
-	s->release = p->release;
-	s->release_cookie = p->release_cookie;
+	return space_create(base, limit, p, false, out);
+}
 
-	vlock_init(&s->heap_lock);
-	heap_init(&s->heap);
-	pthread_mutex_init(&s->purge_lock, NULL);
-	pthread_rwlock_init(&s->notifier_lock, NULL);
-	rc = nodes_create(s);
+static int child_import(void *cookie, uint64_t size, uint64_t *base)
+{
+	struct vmap_space *child = cookie;
+	struct vmap_request req = { .size = size, .align = child->quantum };
+
+	return vmap_xalloc(child->parent, &req, base);
+}
+
+static void child_release(void *cookie, uint64_t base, uint64_t size)
+{
+	struct vmap_space *child = cookie;
+
+	(void)size;
+	vmap_free(child->parent, base);
+}
+
+int vmap_space_create_child(struct vmap_space *parent, uint64_t quantum,
+			    const struct vmap_params *params,
+			    struct vmap_space **out)
+{
+	static const struct vmap_params defaults;
+	struct vmap_params p = params ? *params : defaults;
+	struct vmap_space *child;
+	int rc;
+
+	if (!parent || !out || p.import || p.release_span || p.import_cookie ||
+	    p.quantum || !quantum || (quantum & (parent->page_size - 1)))
+		return -EINVAL;
+	p.import = child_import;
+	p.release_span = child_release;
+	p.quantum = quantum;
+	rc = check_params(0, 0, &p);
 	if (rc)
-		goto fail;
-	whole = va_new();
-	if (!whole) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	whole->start = base;
-	whole->end = limit;
-	vlist_init(&garbage);
-	heap_return(&s->heap, whole, &garbage);	/* an empty heap: nothing merges */
-	rc = purge_init(s);
+		return rc;
+	rc = space_create(0, 0, &p, true, &child);
 	if (rc)
-		goto fail;
-	*out = s;
+		return rc;
+	child->parent = parent;
+	child->import_cookie = child;
+	*out = child;
 	return 0;
-fail:
-	space_free(s);
+}
+
+int vmap_space_add(struct vmap_space *s, uint64_t base, uint64_t limit)
+{
+	int rc;
+
+	if (!s || base > limit - 1 || ((base | limit) & (s->page_size - 1)))
+		return -EINVAL;
+	trace_lock(s);
+	rc = span_add(s, base, limit - 1, false);
+	if (s->trace && !rc)
+		trace_add(s, base, limit);
+	trace_unlock(s);
 	return rc;
 }
 
 void vmap_space_destroy(struct vmap_space *s)
 {
+	int cancel_state;
+
 	if (!s)
 		return;
+	cancel_state = os_cancel_off();
+	registry_del(s);
 	purge_fini(s);
+	trace_close(s);
 	space_free(s);
+	os_cancel_restore(cancel_state);
 }
 
 int vmap_space_info(const struct vmap_space *s, struct vmap_space_info *info)
 {
 	if (!s || !info)
 		return -EINVAL;
-	info->base = s->base;
-	info->limit = s->limit;
+	info->base = space_first(s);
+	info->limit = space_last(s) + 1;
 	info->page_size = s->page_size;
 	info->lazy_max_pages = s->lazy_max_pages;
 	info->nr_nodes = s->nr_nodes;
@@ -179,20 +289,38 @@ int vmap_set_thread_cpu(int cpu)
 
 /*
  * The spare record a split needs is obtained before the heap lock is
- * taken (SPEC 1).  Each thread keeps one across calls, since most
- * allocations do not split; a thread-exit destructor frees it.
+ * taken (DESIGN.md section 2).  Each thread keeps one across calls, since
+ * most allocations do not split; a thread-exit destructor frees it.  It
+ * serves every space, so it is always one with room for a size-index link.
+ *
+ * Other destructors of the same thread may run after that one and
+ * allocate (per-thread caches flushing themselves): from then on the
+ * thread keeps no spare, so none is used after it was freed and none is
+ * left behind once the destructors are done.
  */
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct va *spare_cached;
+static _Thread_local bool spare_exiting;
+
+static void spare_destroy(void *va)
+{
+	spare_cached = NULL;
+	spare_exiting = true;
+	va_delete(va);
+}
 
 static void spare_key_create(void)
 {
-	pthread_key_create(&spare_key, (void (*)(void *))va_delete);
+	pthread_key_create(&spare_key, spare_destroy);
 }
 
 static void spare_set(struct va *va)
 {
+	if (spare_exiting) {
+		va_delete(va);
+		va = NULL;
+	}
 	spare_cached = va;
 	pthread_once(&spare_once, spare_key_create);
 	pthread_setspecific(spare_key, va);
@@ -200,8 +328,11 @@ static void spare_set(struct va *va)
 
 static struct va *spare_get(void)
 {
-	if (!spare_cached)
-		spare_set(va_new());
+	if (!spare_cached) {
+		if (spare_exiting)
+			return va_new_indexed();
+		spare_set(va_new_indexed());
+	}
 	return spare_cached;
 }
 
@@ -210,18 +341,24 @@ static void spare_settle(struct va *left, struct vlist *garbage)
 {
 	struct va *va;
 
-	if (!left && !vlist_empty(garbage)) {
-		va = va_of_link(garbage->next);
-		vlist_del(&va->link);
-		left = va;
+	if (!left) {
+		vlist_for_each_va(va, garbage) {
+			if (va->indexed) {
+				vlist_del(&va->link);
+				left = va;
+				break;
+			}
+		}
 	}
 	if (left != spare_cached)
 		spare_set(left);
 	va_delete_list(garbage);
 }
 
+/* Notifiers are the user's code: cancellation stays off while they run. */
 static uint64_t call_notifiers(struct vmap_space *s)
 {
+	int cancel_state = os_cancel_off();
 	uint64_t freed = 0;
 	unsigned i;
 
@@ -230,6 +367,7 @@ static uint64_t call_notifiers(struct vmap_space *s)
 		s->notifiers[i].fn(s, s->notifiers[i].cookie, &freed);
 	pthread_rwlock_unlock(&s->notifier_lock);
 	counter_add(&s->notifier_rounds, 1);
+	os_cancel_restore(cancel_state);
 	return freed;
 }
 
@@ -240,15 +378,16 @@ static bool reclaimable(struct vmap_space *s)
 
 /*
  * Take a range from the global heap, and @refill's batch (if any) under
- * the same lock.  No fit: one full purge and retry, then the notifiers,
- * and another round only if they freed something.
+ * the same lock.  No fit: one full purge and retry, then one import from
+ * the source if the space has one, then the notifiers, and another round
+ * only if they freed something; VMAP_NONBLOCK and VMAP_NOPURGE stop
+ * before the purge.
  */
-static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
-		     uint64_t vstart, uint64_t vend, unsigned flags,
-		     struct refill *refill, uint64_t *start)
+static int heap_take(struct vmap_space *s, const struct heap_fit *f,
+		     unsigned flags, struct refill *refill, uint64_t *start)
 {
 	unsigned rounds = 0;
-	bool purged = false;
+	bool purged = false, imported = false;
 	struct vlist garbage;
 	struct va *spare;
 	int rc;
@@ -259,14 +398,18 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 			return -ENOMEM;
 		vlist_init(&garbage);
 		vlock_acquire(&s->heap_lock);
-		rc = heap_alloc(&s->heap, size, align, s->page_size, vstart,
-				vend, &spare, &garbage, start);
-		if (!rc && refill)
-			pool_refill_take(s, refill);
+		rc = heap_alloc(&s->heap, f, &spare, &garbage, start);
+		if (!rc) {
+			transit_take(s, *start, *start + f->size);
+			if (refill)
+				pool_refill_take(s, refill);
+		}
 		vlock_release(&s->heap_lock);
 		spare_settle(spare, &garbage);
 		if (!rc)
 			return 0;
+		if (flags & VMAP_NOPURGE)
+			return -ENOMEM;
 		if (flags & VMAP_NONBLOCK)
 			return reclaimable(s) ? -EBUSY : -ENOMEM;
 		if (!purged) {
@@ -274,95 +417,38 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 			purged = true;
 			continue;
 		}
+		if (s->import && !imported) {
+			imported = true;
+			if (!span_import(s, f))
+				continue;
+		}
 		if (!call_notifiers(s) || ++rounds >= MAX_NOTIFIER_ROUNDS)
 			return -ENOMEM;
 		purged = false;
 	}
 }
 
-int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
-	       uint64_t vstart, uint64_t vend, unsigned flags, uint64_t *addr)
+/*
+ * Make @va busy in the node of its start.  Its tag names the node whose
+ * lazy set and pools take the range when it is freed, none unless
+ * @pooled.  The kernel's choice is the allocating CPU's node, also after
+ * a pool miss, so pools fill with what their CPUs ask for (DESIGN.md
+ * section 6), but a range in another node's zone then circulates through
+ * this node's pool and takes the other node's busy lock at every use.
+ * Refilling pools (the default, section 17) fill by demand already, with
+ * ranges in their own zones, so there the tag is the node of the
+ * address: the refill's ranges stay with their CPU, and the missing
+ * allocation's own range (the lowest fit, anywhere) goes to the node it
+ * belongs to.
+ */
+static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
+		    struct vmap_node *cpu_vn)
 {
-	return vmap_alloc_user(s, size, align, vstart, vend, flags, 0, addr);
-}
+	unsigned addr_node = addr_to_node(s, va->start);
 
-int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
-		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
-		    uint64_t *addr)
-{
-	struct refill refill, *to_refill = NULL;
-	struct vmap_node *cpu_vn;
-	bool whole, pooled;
-	unsigned addr_node;
-	struct va *va;
-	uint64_t start;
-	int rc;
-
-	if (!s || !addr || (flags & ~VMAP_NONBLOCK))
-		return -EINVAL;
-	if (!size || (size & (s->page_size - 1)))
-		return -EINVAL;
-	if (!align || (align & (align - 1)))
-		return -EINVAL;
-	if (align < s->page_size)
-		align = s->page_size;
-	if (!vstart && !vend) {
-		vstart = s->base;
-		vend = s->limit;
-	}
-	if (vstart >= vend || vstart < s->base || vend > s->limit)
-		return -EINVAL;
-	if (size > vend - vstart || size - 1 > UINT64_MAX - align)
-		return -EINVAL;
-
-	whole = vstart == s->base && vend == s->limit;
-	pooled = whole && s->nr_nodes > 1;
-	cpu_vn = &s->nodes[this_cpu_node(s)];
-	va = NULL;
-	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
-		va = pool_take(s, cpu_vn, size, align);
-		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
-		if (!(s->flags & VMAP_KERNEL_POOLS))
-			to_refill = &refill;
-	}
-	if (!va) {
-		va = va_new();
-		if (!va)
-			return -ENOMEM;
-		if (to_refill)
-			pool_refill_prepare(s, cpu_vn, size, align, to_refill);
-		rc = heap_take(s, size, align, vstart, vend, flags, to_refill,
-			       &start);
-		if (to_refill)
-			pool_refill_finish(s, to_refill);
-		if (rc) {
-			va_delete(va);
-			counter_add(&cpu_vn->count.alloc_failures, 1);
-			return rc;
-		}
-		va->start = start;
-		va->end = start + size;
-	}
-	/*
-	 * The tag names the node whose lazy list and pools take the range
-	 * when it is freed.  The kernel's choice is the allocating CPU's
-	 * node, also after a pool miss, so pools fill with what their CPUs
-	 * ask for (SPEC 3.2), but a range in another node's zone then
-	 * circulates through this node's pool and takes the other node's
-	 * busy lock at every use.  Refilling pools fill them by demand
-	 * already, with ranges in their own zones, so there the tag is the
-	 * node of the address: the refill's ranges stay with their CPU, and
-	 * the missing allocation's own range (the lowest fit, anywhere)
-	 * goes to the node it belongs to.
-	 */
-	start = va->start;
-	addr_node = addr_to_node(s, start);
 	va->tag = 0;
 	if (pooled)
 		va->tag = 1 + (tag_by_address(s) ? addr_node : cpu_vn->id);
-	va->user = user;
-	VMAP_ASSERT(va->start >= vstart && va->end <= vend);
-	VMAP_ASSERT(!(va->start & (align - 1)));
 	if (!busy_insert(s, &s->nodes[addr_node], va)) {
 		va_delete(va);
 		return -EUCLEAN;
@@ -372,37 +458,372 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 		counter_add(&cpu_vn->count.other_node_lock, 1);
 	}
 	counter_add(&cpu_vn->count.allocs, 1);
-	*addr = start;
 	return 0;
 }
 
-int vmap_free(struct vmap_space *s, uint64_t addr)
+/*
+ * Everything after the arguments were checked: a pool when @pooled (only
+ * whole-space kernel requests are), else the global heap.  A pool miss
+ * refills the pool from the heap under the same lock acquisition unless
+ * the space keeps the kernel's pools (pool.c).
+ */
+static int space_alloc(struct vmap_space *s, unsigned cpu,
+		       const struct heap_fit *f, unsigned flags, bool pooled,
+		       uint64_t user, uint64_t *addr)
+{
+	struct vmap_node *cpu_vn = &s->nodes[cpu % s->nr_nodes];
+	struct refill refill, *to_refill = NULL;
+	struct va *va = NULL;
+	uint64_t start;
+	int rc;
+
+	transit_ready();
+	if (pooled && (f->size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
+		va = pool_take(s, cpu_vn, f->size, f->align);
+		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+		if (va)
+			VMAP_PROBE(pool_hit, cpu_vn->id, va->start, f->size);
+		else
+			VMAP_PROBE(pool_miss, cpu_vn->id, f->size, f->align);
+		if (!(s->flags & VMAP_KERNEL_POOLS))
+			to_refill = &refill;
+	}
+	if (!va) {
+		va = space_va_new(s);
+		if (!va)
+			return -ENOMEM;
+		if (to_refill)
+			pool_refill_prepare(s, cpu_vn, f, to_refill);
+		rc = heap_take(s, f, flags, to_refill, &start);
+		if (to_refill)
+			pool_refill_finish(s, to_refill);
+		if (rc) {
+			va_delete(va);
+			counter_add(&cpu_vn->count.alloc_failures, 1);
+			return rc;
+		}
+		va->start = start;
+		va->end = start + f->size;
+	}
+	va->user = user;
+	start = va->start;
+	VMAP_ASSERT(start >= f->first && va_last(va) <= f->last);
+	VMAP_ASSERT(((start - f->phase) & (f->align - 1)) == 0);
+	rc = busy_add(s, va, pooled, cpu_vn);
+	if (!rc)
+		*addr = start;
+	return rc;
+}
+
+int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
+	       uint64_t vstart, uint64_t vend, unsigned flags, uint64_t *addr)
+{
+	return vmap_alloc_user(s, size, align, vstart, vend, flags, 0, addr);
+}
+
+static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
+		       uint64_t align, uint64_t vstart, uint64_t vend,
+		       unsigned flags, uint64_t user, uint64_t *addr)
+{
+	struct heap_fit f = { .size = size };
+	bool whole;
+
+	if (!addr || (flags & ~VMAP_NONBLOCK))
+		return -EINVAL;
+	if (!size || (size & (s->page_size - 1)))
+		return -EINVAL;
+	if (!align || (align & (align - 1)))
+		return -EINVAL;
+	if (align < s->page_size)
+		align = s->page_size;
+	whole = !vstart && !vend;
+	if (whole) {
+		vstart = space_first(s);
+		f.last = space_last(s);
+	} else {
+		if (vstart >= vend || vstart < space_first(s) ||
+		    vend - 1 > space_last(s))
+			return -EINVAL;
+		f.last = vend - 1;
+	}
+	if (size - 1 > f.last - vstart || size - 1 > UINT64_MAX - align)
+		return -EINVAL;
+	whole = vstart == space_first(s) && f.last == space_last(s);
+	f.align = align;
+	f.first = vstart;
+	f.length = heap_search_length(size, align, s->page_size,
+				      f.last - vstart + 1);
+	/*
+	 * The whole space is searched as all of [0, 2^64), which gives the
+	 * same place (the heap holds nothing outside the spans) and still
+	 * covers a span imported after this point.
+	 */
+	if (whole) {
+		f.first = 0;
+		f.last = UINT64_MAX;
+	}
+	return space_alloc(s, cpu, &f, flags, whole && s->nr_nodes > 1 &&
+			   !(s->flags & VMAP_IMMEDIATE_FREE), user, addr);
+}
+
+int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
+		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
+		    uint64_t *addr)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = alloc_range(s, cpu, size, align, vstart, vend, flags, user, addr);
+	VMAP_PROBE(alloc_vmap_area, rc ? (uint64_t)0 : *addr, size, align,
+		   vstart, vend, rc);
+	/* A NULL @addr has no line: a replay always passes one. */
+	if (s->trace && addr)
+		trace_alloc(s, cpu, size, align, vstart, vend, flags, rc,
+			    rc ? 0 : *addr);
+	trace_unlock(s);
+	return rc;
+}
+
+/* Turn @req into a search of the free heap; -EINVAL if it is malformed. */
+static int request_to_fit(struct vmap_space *s,
+			  const struct vmap_request *req, struct heap_fit *f)
+{
+	const unsigned known = VMAP_NONBLOCK | VMAP_EXACT_FIT | VMAP_TOPDOWN |
+		VMAP_NOPURGE | VMAP_BESTFIT;
+	uint64_t page_mask = s->page_size - 1;
+	unsigned i;
+
+	if (req->reserved0 || (req->flags & ~known))
+		return -EINVAL;
+	if ((req->flags & VMAP_BESTFIT) &&
+	    ((req->flags & VMAP_TOPDOWN) || !(s->flags & VMAP_BESTFIT_INDEX)))
+		return -EINVAL;
+	for (i = 0; i < sizeof(req->reserved) / sizeof(req->reserved[0]); i++)
+		if (req->reserved[i])
+			return -EINVAL;
+	f->size = req->size;
+	f->align = req->align < s->page_size ? s->page_size : req->align;
+	f->phase = req->phase;
+	f->nocross = req->nocross;
+	if (!f->size || (f->size & page_mask) ||
+	    (req->align & (req->align - 1)))
+		return -EINVAL;
+	if ((f->phase & page_mask) || f->phase >= f->align)
+		return -EINVAL;
+	/* No place anywhere avoids straddling: see struct heap_fit. */
+	if (f->nocross && ((f->nocross & (f->nocross - 1)) ||
+			   f->size > f->nocross ||
+			   (f->phase & (f->nocross - 1)) >
+			   f->nocross - f->size))
+		return -EINVAL;
+	if ((req->min | req->max) & page_mask)
+		return -EINVAL;
+	if (req->max && req->min >= req->max)
+		return -EINVAL;
+	f->first = req->min > space_first(s) ? req->min : space_first(s);
+	f->last = space_last(s);
+	if (req->max && req->max - 1 < f->last)
+		f->last = req->max - 1;
+	if (f->first > f->last || f->size - 1 > f->last - f->first)
+		return -EINVAL;
+	if (!s->import && !span_window_ok(s, f->first, f->last, f->size))
+		return -EINVAL;
+	f->topdown = req->flags & VMAP_TOPDOWN;
+	f->bestfit = req->flags & VMAP_BESTFIT;
+	f->length = f->size;
+	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_BESTFIT)) &&
+	    f->size - 1 <= UINT64_MAX - f->align)
+		f->length = heap_search_length(f->size, f->align, s->page_size,
+					       f->last - f->first + 1);
+	/* As for the kernel's requests: imports may widen the hull later. */
+	if (!req->min)
+		f->first = 0;
+	if (!req->max)
+		f->last = UINT64_MAX;
+	return 0;
+}
+
+static int xalloc_range(struct vmap_space *s, unsigned cpu,
+			const struct vmap_request *req, uint64_t *addr)
+{
+	struct heap_fit f;
+	int rc;
+
+	if (!req || !addr)
+		return -EINVAL;
+	rc = request_to_fit(s, req, &f);
+	if (rc)
+		return rc;
+	if (!f.phase && !f.nocross && !req->min && !req->max &&
+	    !(req->flags & ~VMAP_NONBLOCK) &&
+	    f.size - 1 <= UINT64_MAX - f.align)
+		return alloc_range(s, cpu, f.size, f.align, 0, 0, req->flags,
+				   req->user, addr);
+	return space_alloc(s, cpu, &f, req->flags, false, req->user, addr);
+}
+
+int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
+		uint64_t *addr)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = xalloc_range(s, cpu, req, addr);
+	if (s->trace && req && addr)
+		trace_xalloc(s, cpu, req, rc, rc ? 0 : *addr);
+	trace_unlock(s);
+	return rc;
+}
+
+/*
+ * Take [addr, addr + size) out of the heap: -EEXIST if not all of it is
+ * free, -ENOMEM if no spare record could be had.
+ */
+static int heap_take_range(struct vmap_space *s, uint64_t addr, uint64_t size)
+{
+	struct vlist garbage;
+	struct va *spare = spare_get();
+	int rc;
+
+	if (!spare)
+		return -ENOMEM;
+	vlist_init(&garbage);
+	vlock_acquire(&s->heap_lock);
+	rc = heap_take_exact(&s->heap, addr, size, &spare, &garbage);
+	if (!rc)
+		transit_take(s, addr, addr + size);
+	vlock_release(&s->heap_lock);
+	spare_settle(spare, &garbage);
+	return rc;
+}
+
+static int reserve_range(struct vmap_space *s, unsigned cpu, uint64_t addr,
+			 uint64_t size, uint64_t user)
+{
+	struct vmap_node *cpu_vn = &s->nodes[cpu % s->nr_nodes];
+	struct va *va;
+	bool purged;
+	int rc;
+
+	if (!size || ((addr | size) & (s->page_size - 1)))
+		return -EINVAL;
+	if (size - 1 > UINT64_MAX - addr ||
+	    !span_contains(s, addr, addr + (size - 1)))
+		return -EINVAL;
+	va = space_va_new(s);
+	if (!va)
+		return -ENOMEM;
+	transit_ready();
+	for (purged = false;; purged = true) {
+		rc = heap_take_range(s, addr, size);
+		if (rc != -EEXIST)
+			break;
+		/* Lazy or pooled ranges in the way can be purged, busy not. */
+		if (purged || busy_overlaps(s, addr, addr + (size - 1))) {
+			rc = -EEXIST;
+			break;
+		}
+		purge_now(s, true);
+	}
+	if (rc) {
+		va_delete(va);
+		counter_add(&cpu_vn->count.alloc_failures, 1);
+		return rc;
+	}
+	va->start = addr;
+	va->end = addr + size;
+	va->user = user;
+	return busy_add(s, va, false, cpu_vn);
+}
+
+int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
+		 uint64_t user)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = reserve_range(s, cpu, addr, size, user);
+	if (s->trace)
+		trace_reserve(s, cpu, addr, size, rc);
+	trace_unlock(s);
+	return rc;
+}
+
+/*
+ * A free in a VMAP_IMMEDIATE_FREE space: the memory goes (release
+ * callback), then the range goes straight back to the heap.
+ */
+static void free_now(struct vmap_space *s, struct va *va)
+{
+	struct vlist one;
+
+	counter_add(&s->nodes[addr_to_node(s, va->start)].count.frees, 1);
+	if (s->release)
+		s->release(s->release_cookie, va->start, va->end);
+	vlist_init(&one);
+	vlist_add_tail(&va->link, &one);
+	global_heap_return(s, &one);
+}
+
+/* The free proper; its line is written before a purge it may start. */
+static int free_range(struct vmap_space *s, uint64_t addr)
 {
 	struct vmap_node *cpu_vn;
 	uint64_t pages, nr_lazy;
 	struct va *va;
 
-	if (!s)
-		return -EINVAL;
-	if (addr < s->base || addr >= s->limit)
+	if (addr < space_first(s) || addr > space_last(s))
 		return -ENOENT;
-	cpu_vn = &s->nodes[s->nr_nodes > 1 ? this_cpu_node(s) : 0];
+	transit_ready();
+	/* One node: no CPU to look up, every lock is the node's own. */
+	cpu_vn = &s->nodes[s->nr_nodes > 1 ? this_cpu(s) % s->nr_nodes : 0];
 	va = busy_unlink(s, addr, cpu_vn);
 	if (!va)
 		return -ENOENT;
+	if (s->trace)
+		trace_free(s, addr);
+	if (s->flags & VMAP_IMMEDIATE_FREE) {
+		free_now(s, va);
+		return 0;
+	}
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 	lazy_insert(s, va, cpu_vn);
+	VMAP_PROBE(free_vmap_area_noflush, addr, nr_lazy, s->lazy_max_pages);
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s);
 	return 0;
+}
+
+int vmap_free(struct vmap_space *s, uint64_t addr)
+{
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	trace_lock(s);
+	rc = free_range(s, addr);
+	trace_unlock(s);
+	return rc;
 }
 
 int vmap_find(struct vmap_space *s, uint64_t addr, struct vmap_range *range)
 {
 	if (!s || !range)
 		return -EINVAL;
-	if (addr < s->base || addr >= s->limit)
+	if (addr < space_first(s) || addr > space_last(s))
 		return -ENOENT;
 	return busy_lookup(s, addr, range);
 }
@@ -411,7 +832,9 @@ int vmap_purge(struct vmap_space *s)
 {
 	if (!s)
 		return -EINVAL;
+	trace_lock(s);
 	purge_now(s, false);
+	trace_unlock(s);
 	return 0;
 }
 
@@ -419,7 +842,10 @@ int vmap_shrink(struct vmap_space *s)
 {
 	if (!s)
 		return -EINVAL;
+	trace_lock(s);
 	shrink_now(s);
+	span_release_free(s);
+	trace_unlock(s);
 	return 0;
 }
 

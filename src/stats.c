@@ -2,14 +2,16 @@
 /*
  * stats.c - gathering and printing the counters of VMAP_STAT_FIELDS.
  *
- * Reads relaxed atomics only and takes no lock, so it never disturbs the
- * lock counts it reports.  Counters read while other threads run are each
- * exact but not a consistent snapshot of one another.
+ * Reads relaxed atomics, and takes only the heap lock, uncounted, to
+ * measure the free heap, so it never disturbs the lock counts it reports.
+ * Counters read while other threads run are each exact but not a
+ * consistent snapshot of one another.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "internal.h"
+#include "os.h"
 
 static void add_node(struct vmap_node *vn,
 		     struct vmap_stats *st)
@@ -30,9 +32,34 @@ static void add_node(struct vmap_node *vn,
 	st->refilled += counter_read(&vn->count.refilled);
 	st->node_lock += vlock_count(&vn->busy_lock) +
 		vlock_count(&vn->lazy_lock) + vlock_count(&vn->pool_lock);
-	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
-		st->pooled_now += atomic_load_explicit(&vn->pools[k].len,
-						       memory_order_relaxed);
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
+		size_t len = atomic_load_explicit(&vn->pools[k].len,
+						  memory_order_relaxed);
+
+		st->pooled_now += len;
+		st->pooled_pages += len * (k + 1);
+	}
+}
+
+/*
+ * How fragmented the free heap is: its block count (a walk of the list,
+ * O(blocks)) and its largest block (the root's cached subtree maximum;
+ * 2^64 bytes reads as 2^64 - 1).
+ */
+static void add_free_heap_shape(struct vmap_space *s, struct vmap_stats *st)
+{
+	struct va *va;
+
+	vlock_take(&s->heap_lock);
+	vlist_for_each_va(va, &s->heap.set.list)
+		st->free_blocks++;
+	/* The cache holds size - 1, so that a block of 2^64 bytes fits. */
+	if (s->heap.set.root.top) {
+		st->largest_free = va_of_node(s->heap.set.root.top)->subtree_max;
+		if (st->largest_free != UINT64_MAX)
+			st->largest_free++;
+	}
+	vlock_release(&s->heap_lock);
 }
 
 int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
@@ -65,6 +92,7 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 			counter_read(&s->set_overlaps);
 		st.lazy_pages = atomic_load(&s->lazy_nr);
 		st.free_bytes = atomic_load(&s->heap.free_bytes);
+		add_free_heap_shape(s, &st);
 	}
 	st.size = out->size < sizeof(st) ? out->size : (uint32_t)sizeof(st);
 	st.version = VMAP_VERSION;
@@ -72,12 +100,10 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 	return 0;
 }
 
-int vmap_stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
+static int stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
 {
 	const char *sep = "";
 
-	if (!st || !out)
-		return -EINVAL;
 	if (flags & VMAP_STATS_JSON) {
 		fputc('{', out);
 #define VMAP_STAT_JSON(name, doc) \
@@ -93,5 +119,18 @@ int vmap_stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
 #undef VMAP_STAT_TEXT
 		(void)sep;
 	}
-	return ferror(out) ? -EIO : 0;
+	return os_stream_done(out);
+}
+
+/* Writing to a stream may be a cancellation point; no call of ours is. */
+int vmap_stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
+{
+	int cancel_state, rc;
+
+	if (!st || !out || (flags & ~VMAP_STATS_JSON))
+		return -EINVAL;
+	cancel_state = os_cancel_off();
+	rc = stats_print(st, out, flags);
+	os_cancel_restore(cancel_state);
+	return rc;
 }

@@ -9,18 +9,38 @@
 #include "fault.h"
 #include "va.h"
 
+static struct va *va_alloc(bool indexed)
+{
+	struct va_indexed *vi;
+
+	if (!indexed)
+		return calloc(1, sizeof(struct va));
+	vi = calloc(1, sizeof(*vi));
+	if (!vi)
+		return NULL;
+	vi->va.indexed = true;
+	return &vi->va;
+}
+
 struct va *va_new(void)
 {
 	if (fault_hit(FAULT_VA_ALLOC))
 		return NULL;
-	return calloc(1, sizeof(struct va));
+	return va_alloc(false);
+}
+
+struct va *va_new_indexed(void)
+{
+	if (fault_hit(FAULT_VA_ALLOC))
+		return NULL;
+	return va_alloc(true);
 }
 
 /*
  * A batch is all or nothing, with one fault site, so that fault injection
  * fails each batch once rather than at each of its records.
  */
-bool va_new_list(size_t n, struct vlist *out)
+bool va_new_list(size_t n, bool indexed, struct vlist *out)
 {
 	struct va *va;
 	size_t i;
@@ -29,7 +49,7 @@ bool va_new_list(size_t n, struct vlist *out)
 	if (fault_hit(FAULT_VA_ALLOC))
 		return false;
 	for (i = 0; i < n; i++) {
-		va = calloc(1, sizeof(*va));
+		va = va_alloc(indexed);
 		if (!va) {
 			va_delete_list(out);
 			return false;
@@ -63,9 +83,9 @@ struct tree_node **va_set_slot(struct va_set *set, const struct va *va,
 	while (*slot) {
 		cur = va_of_node(*slot);
 		*parent = *slot;
-		if (va->end <= cur->start)
+		if (va_last(va) < cur->start)
 			slot = &(*slot)->left;
-		else if (va->start >= cur->end)
+		else if (va->start > va_last(cur))
 			slot = &(*slot)->right;
 		else
 			return NULL;
@@ -111,16 +131,21 @@ void va_set_erase(struct va_set *set, struct va *va,
 	vlist_del(&va->link);
 }
 
-struct va *va_set_find(const struct va_set *set, uint64_t addr)
+/*
+ * The ranges are disjoint and ordered, so every range left of one that
+ * ends before @first ends before it too: one descent finds an overlap.
+ */
+struct va *va_set_overlap(const struct va_set *set, uint64_t first,
+			  uint64_t last)
 {
 	struct tree_node *n = set->root.top;
 	struct va *va;
 
 	while (n) {
 		va = va_of_node(n);
-		if (addr < va->start)
+		if (last < va->start)
 			n = n->left;
-		else if (addr >= va->end)
+		else if (first > va_last(va))
 			n = n->right;
 		else
 			return va;

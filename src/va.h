@@ -3,10 +3,11 @@
  * va.h - the range record (struct va) and the ordered set it lives in.
  *
  * A struct va describes one range [start, end) and is, at any time, in
- * exactly one place: the free heap, a node's busy tree, a node's lazy
- * tree, a node's pool, or a private list of a thread moving it between
- * them.  The same two links serve all of them: @node for the tree, @link
- * for the address-ordered list (or a pool's LIFO list, which has no tree).
+ * exactly one place: the free heap, a node's busy tree, one of a node's
+ * lazy lists, a node's pool, or a private list of a thread moving it
+ * between them.  The same two links serve all of them: @node for the tree,
+ * @link for the address-ordered list (or a lazy or pool list, which has
+ * no tree).
  *
  * struct va_set is a tree and a list over the same records, kept in
  * address order, so that neighbours are O(1) and lookups O(log n).  It
@@ -104,14 +105,33 @@ struct va {
 	struct vlist link;
 	uint64_t start, end;
 	union {
-		/* Free heap: the largest block size in this subtree. */
+		/* Free heap: the largest block size in this subtree, - 1. */
 		uint64_t subtree_max;
 		/* Elsewhere: the word the allocating caller attached. */
 		uint64_t user;
 	};
-	/* 0 = no node, otherwise node id + 1 (SPEC 3.1). */
+	/* 0 = no node, otherwise node id + 1 (DESIGN.md section 4). */
 	uint32_t tag;
+	/* Allocated by va_new_indexed(): a struct va_indexed (in padding). */
+	bool indexed;
 };
+
+/*
+ * A record with room for a link in a free heap's size index (best fit).
+ * Only spaces that keep the index allocate these, so the link costs
+ * nothing elsewhere; a record that may enter such a heap must be one.
+ */
+struct va_indexed {
+	struct va va;
+	struct tree_node size_node;
+};
+
+#define va_of_size_node(n) (&tree_entry(n, struct va_indexed, size_node)->va)
+
+static inline struct tree_node *va_size_node(struct va *va)
+{
+	return &tree_entry(va, struct va_indexed, va)->size_node;
+}
 
 #define va_of_node(n) tree_entry(n, struct va, node)
 #define va_of_link(l) tree_entry(l, struct va, link)
@@ -122,9 +142,21 @@ struct va {
 	for (va = va_of_link((head)->next), tmp = va_of_link(va->link.next); \
 	     &va->link != (head); va = tmp, tmp = va_of_link(va->link.next))
 
+/*
+ * A space may end at 2^64, which uint64_t cannot hold: a range that ends
+ * there stores end == 0.  Sizes and equalities work modulo 2^64 as they
+ * are, but order comparisons of ends must use the last byte, which never
+ * wraps.  The one size that wraps, 2^64 (the whole of [0, 2^64) free),
+ * is why the free heap caches sizes minus one (heap.c).
+ */
 static inline uint64_t va_size(const struct va *va)
 {
 	return va->end - va->start;
+}
+
+static inline uint64_t va_last(const struct va *va)
+{
+	return va->end - 1;
 }
 
 /*
@@ -132,7 +164,9 @@ static inline uint64_t va_size(const struct va *va)
  * callers obtain records before taking any lock.
  */
 struct va *va_new(void);
-bool va_new_list(size_t n, struct vlist *out);	/* n records, or none */
+struct va *va_new_indexed(void);
+/* @n records (va_new_indexed() ones if @indexed), or none. */
+bool va_new_list(size_t n, bool indexed, struct vlist *out);
 void va_delete(struct va *va);
 void va_delete_list(struct vlist *list);
 
@@ -171,8 +205,15 @@ bool va_set_insert(struct va_set *set, struct va *va);
 void va_set_erase(struct va_set *set, struct va *va,
 		  const struct tree_augment *aug);
 
+/* A range sharing a byte with [@first, @last], or NULL. */
+struct va *va_set_overlap(const struct va_set *set, uint64_t first,
+			  uint64_t last);
+
 /* The range containing @addr, or NULL. */
-struct va *va_set_find(const struct va_set *set, uint64_t addr);
+static inline struct va *va_set_find(const struct va_set *set, uint64_t addr)
+{
+	return va_set_overlap(set, addr, addr);
+}
 
 /* Take every record out of @set onto @out (empty), in address order. */
 void va_set_take_all(struct va_set *set, struct vlist *out);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmalloc.c - the vmalloc layer: areas of real memory with guard pages,
- * over a space that covers one reserved region (SPEC section 5).
+ * over a space that covers one reserved region (docs/DESIGN.md section 11).
  *
  * It uses the space through the public API only.  Locks: none of its
  * own.  The per-page protection map is written only by the owner of the
@@ -19,10 +19,19 @@
  *    Every stray access faults, but each area boundary splits a mapping,
  *    so live areas are bounded by vm.max_map_count (two mappings per
  *    area: 32 751 areas under the default 65530, measured).
- * Either way a pooled area comes back with the same shape (body usable,
- * guard faulting), so reuse from a pool costs no system call: the map of
- * page states tells which pages already are as wanted, and memory
- * released at the purge (MADV_DONTNEED) keeps markers and protections.
+ * A pooled area comes back with the shape it had (body usable, guard
+ * faulting), so reuse from a pool costs no system call where nothing
+ * changed since: the map of page states tells which pages already are as
+ * wanted.  Memory released at the purge (MADV_DONTNEED) keeps markers,
+ * which cost no mapping.  Under mprotect the release also makes the run
+ * inaccessible again (a fresh mapping over each released run), so that
+ * freed areas merge back into the reservation's mapping: otherwise each
+ * freed area kept its split
+ * protections, and areas of other shapes carved later from the same
+ * addresses split the mapping further, until a burst freed on one CPU
+ * left room for as few as one new area, and a churn of 4 000 live areas
+ * hit vm.max_map_count (DESIGN.md section 11).  The price is one
+ * mprotect when a pooled area is handed out again.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -35,10 +44,13 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "probes.h"
 #include "track.h"
 #include "vmap.h"
 
 #define DEFAULT_RESERVE (64ull << 30)
+
+enum { PAGE_AS_RESERVED, PAGE_CHANGED, PAGE_UNKNOWN };
 
 struct vmap_heap {
 	struct vmap_space *space;
@@ -47,11 +59,12 @@ struct vmap_heap {
 	unsigned flags;
 	bool markers;		/* guard markers, else mprotect */
 	/*
-	 * Per page: 1 if it is not as the reservation made it, that is
-	 * read-write under mprotect, a guard marker with markers.
+	 * Per page: PAGE_AS_RESERVED, PAGE_CHANGED (read-write under
+	 * mprotect, a guard marker with markers) or PAGE_UNKNOWN (a failed
+	 * mprotect may have changed part of its range: set again when used).
 	 */
 	unsigned char *changed;
-	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard;
+	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard, sys_remap;
 	atomic_uint_fast64_t released_runs, released_bytes;
 };
 
@@ -71,16 +84,52 @@ static uint64_t body_of(const struct vmap_heap *h, uint64_t start)
 	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) : start;
 }
 
-/* The purge's release callback: give the memory of a run back. */
+/*
+ * Map a released run afresh, inaccessible (mprotect guards only).  At
+ * vm.max_map_count the fresh mapping can be refused, since the run's end
+ * usually lies inside a mapping that must be split; making the run
+ * inaccessible first merges each freed body with its guard, which frees
+ * enough mappings for a second try.  Returns the state of the run's pages.
+ */
+static unsigned char remap_run(struct vmap_heap *h, void *addr, uint64_t len,
+			       bool *released)
+{
+	int protected;
+
+	count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len);
+	if (*released)
+		return PAGE_AS_RESERVED;
+	count(&h->sys_mprotect, 1);
+	protected = !os_protect(addr, len, 0);
+	count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len);
+	return *released || protected ? PAGE_AS_RESERVED : PAGE_UNKNOWN;
+}
+
+/*
+ * The purge's release callback: give the memory of a run back.  Under
+ * mprotect the run is mapped afresh, inaccessible, which releases its
+ * memory too: mprotect alone would not let it merge with its neighbours
+ * (a mapping that was written keeps its own anon_vma, and mappings with
+ * different ones never merge).  The run's ranges belong to the purge
+ * until it returns, so their bytes of the page map are ours.
+ */
 static void release_run(void *cookie, uint64_t start, uint64_t end)
 {
 	struct vmap_heap *h = cookie;
+	uint64_t first = (start - h->base) / h->page, n = (end - start) / h->page;
+	void *addr = (void *)(uintptr_t)start;
+	bool released = false;
 
-	os_discard((void *)(uintptr_t)start, end - start,
-		   !!(h->flags & VMAP_HEAP_MADV_FREE));
-	count(&h->sys_madvise, 1);
 	count(&h->released_runs, 1);
 	count(&h->released_bytes, end - start);
+	if (!h->markers)
+		memset(h->changed + first, remap_run(h, addr, end - start, &released), n);
+	if (!released) {
+		os_discard(addr, end - start, !!(h->flags & VMAP_HEAP_MADV_FREE));
+		count(&h->sys_madvise, 1);
+	}
 }
 
 /* One system call turning pages usable (@usable) or into guards. */
@@ -99,7 +148,7 @@ static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool us
 /* Make pages [first, first + n) usable or guards, one call per run to change. */
 static int set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 {
-	unsigned char want = usable != h->markers;
+	unsigned char want = usable != h->markers ? PAGE_CHANGED : PAGE_AS_RESERVED;
 	uint64_t i = 0, j;
 	int rc;
 
@@ -111,9 +160,9 @@ static int set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usabl
 		for (j = i; j < n && h->changed[first + j] != want; j++)
 			;
 		rc = change_pages(h, first + i, j - i, usable);
+		memset(h->changed + first + i, rc ? PAGE_UNKNOWN : want, j - i);
 		if (rc)
 			return rc;
-		memset(h->changed + first + i, want, j - i);
 		i = j;
 	}
 	return 0;
@@ -214,40 +263,71 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 	return h ? h->space : NULL;
 }
 
+/*
+ * Give the pages of the area at @start their shape.  A refusal for lack
+ * of mappings (vm.max_map_count, under mprotect) is what a purge cures:
+ * it makes lazy areas inaccessible again, so they merge back into the
+ * reservation's mapping.  The caller then frees the range, purges and
+ * tries once more.
+ */
+static int shape_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
+{
+	uint64_t body = body_of(h, start);
+	/* The guard is the area's first page when below, else its last. */
+	uint64_t guard = start == body ? body + body_pages * h->page : start;
+	int rc;
+
+	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
+	if (!rc && guard_bytes(h))
+		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
+	return rc;
+}
+
+/* One exit, so that the vmalloc probe has one site for perf to attach to. */
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			const void *caller)
 {
-	uint64_t body_pages, start, body, guard;
+	uint64_t body_pages, start, body = 0;
+	bool purged = false;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
 	    (align > h->page && (h->flags & VMAP_HEAP_GUARD_BELOW))) {
-		errno = EINVAL;
-		return NULL;
+		rc = -EINVAL;
+		goto out;
 	}
-	if (size > h->size) {
-		errno = ENOMEM;
-		return NULL;
+	/* Larger than the reservation can ever hold: no room, not bad input. */
+	if (size > h->size - guard_bytes(h) || align > h->size) {
+		rc = -ENOMEM;
+		goto out;
 	}
 	body_pages = (size + h->page - 1) / h->page;
-	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), align,
-			     0, 0, 0, (uint64_t)(uintptr_t)caller, &start);
-	if (rc) {
-		errno = -rc;
-		return NULL;
-	}
-	body = body_of(h, start);
-	/* The guard is the area's first page when below, else its last. */
-	guard = start == body ? body + body_pages * h->page : start;
-	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
-	if (!rc && guard_bytes(h))
-		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
-	if (rc) {
+	for (;;) {
+		rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h),
+				     align, 0, 0, 0, (uint64_t)(uintptr_t)caller,
+				     &start);
+		if (rc == -EINVAL)	/* aligned size overflowing: no room */
+			rc = -ENOMEM;
+		if (rc)
+			break;
+		rc = shape_area(h, start, body_pages);
+		if (!rc) {
+			body = body_of(h, start);
+			track_usable((void *)(uintptr_t)body, body_pages * h->page);
+			break;
+		}
 		vmap_free(h->space, start);
+		if (rc != -ENOMEM || purged)
+			break;
+		vmap_purge(h->space);
+		purged = true;
+	}
+out:
+	VMAP_PROBE(vmalloc, body, size, align);
+	if (rc) {
 		errno = -rc;
 		return NULL;
 	}
-	track_usable((void *)(uintptr_t)body, body_pages * h->page);
 	return (void *)(uintptr_t)body;
 }
 
@@ -287,9 +367,15 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 	if (track_enabled && !area_of(h, addr, &r))
 		track_freed((void *)addr, r.end - r.start - guard_bytes(h));
 	/* vmap_free() refuses anything but the start of a busy area. */
-	if (!area_start(h, addr, &start) || vmap_free(h->space, start))
+	if (!area_start(h, addr, &start) || vmap_free(h->space, start)) {
+		int cancel_state = os_cancel_off();
+
 		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
 			addr);
+		os_cancel_restore(cancel_state);
+	} else {
+		VMAP_PROBE(vfree, addr);
+	}
 }
 
 static size_t heap_size(struct vmap_heap *h, const void *addr)
@@ -315,7 +401,10 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 	}
 	old = heap_size(h, addr);
 	if (!old) {
+		int cancel_state = os_cancel_off();
+
 		fprintf(stderr, "vrealloc: %p is not an area from vmalloc; refused\n", addr);
+		os_cancel_restore(cancel_state);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -347,7 +436,7 @@ static void format_caller(uint64_t caller, char *buf, size_t len)
 	snprintf(buf, len, "0x%llx", (unsigned long long)caller);
 }
 
-int vmap_heap_info(struct vmap_heap *h, FILE *out)
+static int heap_info(struct vmap_heap *h, FILE *out)
 {
 	struct vmap_range *r;
 	char caller[256];
@@ -372,7 +461,17 @@ int vmap_heap_info(struct vmap_heap *h, FILE *out)
 			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page));
 	}
 	free(r);
-	return ferror(out) ? -EIO : 0;
+	return os_stream_done(out);
+}
+
+/* Writing to a stream may be a cancellation point; no call of ours is. */
+int vmap_heap_info(struct vmap_heap *h, FILE *out)
+{
+	int cancel_state = os_cancel_off();
+	int rc = heap_info(h, out);
+
+	os_cancel_restore(cancel_state);
+	return rc;
 }
 
 int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
@@ -401,6 +500,7 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 	st.syscalls_mprotect = atomic_load(&h->sys_mprotect);
 	st.syscalls_madvise = atomic_load(&h->sys_madvise);
 	st.syscalls_guard = atomic_load(&h->sys_guard);
+	st.syscalls_remap = atomic_load(&h->sys_remap);
 	st.guard_markers = h->markers;
 	st.released_runs = atomic_load(&h->released_runs);
 	st.released_bytes = atomic_load(&h->released_bytes);
@@ -451,19 +551,32 @@ struct vmap_heap *vmap_default_heap(void)
 	return default_heap;
 }
 
-void *vmalloc(size_t size)
-{
-	return heap_alloc(vmap_default_heap(), size, 1, __builtin_return_address(0));
-}
-
-void *vzalloc(size_t size)
+/* The default heap, or NULL with errno ENOMEM: it could not be created. */
+static struct vmap_heap *default_heap_or_enomem(void)
 {
 	struct vmap_heap *h = vmap_default_heap();
-	void *p = heap_alloc(h, size, 1, __builtin_return_address(0));
 
-	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
-		memset(p, 0, size);
-	return p;
+	if (!h)
+		errno = ENOMEM;
+	return h;
+}
+
+void *vmalloc(size_t size)
+{
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
+}
+
+/*
+ * The default heap releases with MADV_DONTNEED, so every area it hands
+ * out reads zero already: vzalloc() is vmalloc() under its own name.
+ */
+void *vzalloc(size_t size)
+{
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
 }
 
 void vfree(const void *addr)
@@ -479,7 +592,9 @@ size_t vmalloc_size(const void *addr)
 
 void *vrealloc(void *addr, size_t size)
 {
-	return heap_realloc(vmap_default_heap(), addr, size, __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_realloc(h, addr, size, __builtin_return_address(0)) : NULL;
 }
 
 int vmallocinfo(FILE *out)

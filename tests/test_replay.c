@@ -10,27 +10,16 @@
 
 #include "harness.h"
 #include "model.h"
+#include "replay_harness.h"
 
 #define PAGE 4096ull
 
-static const char *replay;
-static char dir[] = "/tmp/vmap-replay-XXXXXX";
 
 struct result {
 	int status;
 	char out[1 << 20];
 	char err[4096];
 };
-
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-}
 
 /* Run vmap-replay ARGS on @trace; capture stdout, stderr, exit status. */
 static void run(const char *args, const char *trace, struct result *r)
@@ -53,7 +42,7 @@ static void run(const char *args, const char *trace, struct result *r)
 
 static struct result res;
 
-/* Worked by hand from SPEC 1, 2 and 6 (base 0x100000, 16 pages). */
+/* Worked by hand from DESIGN.md sections 2, 3, 10 (base 0x100000, 16 pages). */
 TEST(hand_checked_trace)
 {
 	static const char trace[] =
@@ -98,12 +87,56 @@ TEST(threshold_purges_in_line)
 			   "y 0x103000\nx 0x100000\n") == 0);
 }
 
+/*
+ * A recording's header sets the space and turns threshold purges off;
+ * "shrink" empties the pools; the comment's cpu= picks the node; a result
+ * that differs is counted.
+ */
+TEST(recording_header_and_fields)
+{
+	static const char trace[] =
+		"# vmap-trace 1 base=0x200000 limit=0x220000 page_shift=12 nodes=2 flags=0x0\n"
+		"alloc 0x200000 4096 4096 # cpu=1 ret=0x200000\n"
+		"alloc 0x201000 4096 4096 # cpu=1 ret=0x201000\n"
+		"free 0x200000 # cpu=1\n"
+		"free 0x201000\n"
+		"alloc 0x202000 4096 4096 # cpu=1 ret=0x202000\n"
+		"purge\n"
+		"alloc 0x201000 4096 4096 # cpu=1 ret=0x201000\n"	/* node 1's pool, LIFO */
+		"alloc 0x202000x 4096 4096 # cpu=0 ret=0x200000\n"	/* differs */
+		"shrink\n"
+		"alloc none 8192 4096 0x200000 0x201000 # ret=EINVAL\n";
+	static const char expect[] =
+		"0x200000 0x200000\n0x201000 0x201000\n0x202000 0x202000\n"
+		"0x201000 0x201000\n0x202000x 0x203000\nnone EINVAL\n";
+
+	run("--check", trace, &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, expect) == 0);
+	if (strcmp(res.out, expect))
+		fprintf(stderr, "got:\n%s", res.out);
+	expect_true(strstr(res.err, "6 recorded allocations, 1 replayed "
+			    "differently") != NULL);
+	expect_true(strstr(res.err, "line 9: recorded 0x200000, replayed "
+			    "0x203000") != NULL);
+	expect_true(strstr(res.err, "pooled 0 pages") != NULL);
+	run("--verify", trace, &res);
+	expect_int(res.status, ==, 1);
+	/* Without the header, 'shrink' parses too. */
+	run("--base=0x100000 --limit=0x110000",
+	    "alloc a 4096 4096\nfree a\npurge\nshrink\nalloc b 4096 4096\n",
+	    &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, "a 0x100000\nb 0x100000\n") == 0);
+}
+
 TEST(bad_lines_exit_2_naming_the_line)
 {
 	static const char *bad[] = {
 		"alloc a 4096\n", "alloc a 4096 4096 1\n", "alloc a 4k 4096\n",
 		"alloc a -4096 4096\n", "alloc a 0x 4096\n", "free\n", "free a b\n",
-		"purge now\n", "allocate a 1 1\n", "alloc a 4096 4096\nalloc a 4096 4096\n",
+		"purge now\n", "shrink all\n", "allocate a 1 1\n",
+		"alloc a 4096 4096\nalloc a 4096 4096\n",
 	};
 	unsigned i;
 
@@ -119,6 +152,67 @@ TEST(bad_lines_exit_2_naming_the_line)
 	expect_int(res.status, ==, 2);
 	run("--nodes=129", "", &res);
 	expect_int(res.status, ==, 2);
+}
+
+/* The constrained operations over [4096, 2^64), worked by hand. */
+TEST(constrained_ops_to_the_top)
+{
+	static const char trace[] =
+		"xalloc top 0x1000 0 0 0 0 0 topdown\n"
+		"xalloc buf 0x2000 0x100000000 0 0x100000000 0 0 topdown|nopurge\n"
+		"reserve r 0x1000 0x1000\n"
+		"reserve r2 0x1000 0x1000\n"		/* taken */
+		"xalloc low 0x1000 0x4000 0x1000 0 0 0 exact\n"
+		/* [0x3000, 0x5000) straddles 0x4000, [0x4000, 0x6000) meets low */
+		"xalloc nc 0x2000 0 0 0x4000 0x3000 0x10000 exact\n"
+		"free low\n"				/* immediate */
+		"xalloc again 0x1000 0x4000 0x1000 0 0 0 exact\n"
+		"xalloc bad 0x1000 0x1000 0x1000 0 0 0 exact\n" /* phase >= align */
+		/* free: [0x2000, 0x5000), [0x8000, ...): the 3-page block is best */
+		"xalloc best 0x1000 0 0 0 0 0 bestfit\n"
+		"add 0x2000 0x3000\n"			/* overlaps: refused */
+		"free r\n";
+	static const char expect[] =
+		"top 0xfffffffffffff000\nbuf 0xffffffff00000000\nr 0x1000\n"
+		"r2 EEXIST\nlow 0x5000\nnc 0x6000\nagain 0x5000\nbad EINVAL\n"
+		"best 0x2000\nadd EINVAL\n";
+	static const char *bad[] = {
+		"xalloc a 4096 0 0 0 0 0\n", "xalloc a 4096 0 0 0 0 0 sideways\n",
+		"xalloc a 4096 0 0 0 0 x exact\n", "reserve a 4096\n",
+		"add 0x1000\n", "add 0x1000 0x2000 0x3000\n",
+	};
+	unsigned i;
+
+	run("--base=0x1000 --limit=0 --immediate-free --bestfit-index --check",
+	    trace, &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, expect) == 0);
+	if (strcmp(res.out, expect))
+		fprintf(stderr, "got:\n%s%s", res.out, res.err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run("", bad[i], &res);
+		expect_int(res.status, ==, 2);
+		expect_true(strstr(res.err, "line 1") != NULL);
+	}
+}
+
+/* Spans added by the trace: allocations land in them, never across gaps. */
+TEST(spans_added_by_the_trace)
+{
+	static const char trace[] =
+		"alloc a 0x2000 0x1000\n"		/* fills [0x100000, 0x102000) */
+		"add 0x200000 0x202000\n"
+		"add 0x202000 0x204000\n"		/* adjacent: one run */
+		"alloc b 0x3000 0x1000\n"		/* across the two */
+		"alloc c 0x2000 0x1000\n";		/* 1 page left: ENOMEM */
+	static const char expect[] = "a 0x100000\nb 0x200000\nc ENOMEM\n";
+
+	run("--base=0x100000 --limit=0x102000 --immediate-free --check", trace,
+	    &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, expect) == 0);
+	if (strcmp(res.out, expect))
+		fprintf(stderr, "got:\n%s%s", res.out, res.err);
 }
 
 /* Random traces against the model: every address exact (align <= page). */
@@ -228,28 +322,14 @@ TEST(deterministic_with_nodes)
 
 int main(int argc, char **argv)
 {
-	int rc;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PATH-TO-vmap-replay\n", argv[0]);
-		return 2;
-	}
-	replay = argv[1];
-	if (!mkdtemp(dir))
-		return 1;
-	rc = test_main(argc, argv, (struct test[]){
+	return replay_test_main(argc, argv, (struct test[]){
 		T(hand_checked_trace),
 		T(threshold_purges_in_line),
+		T(recording_header_and_fields),
 		T(bad_lines_exit_2_naming_the_line),
+		T(constrained_ops_to_the_top),
+		T(spans_added_by_the_trace),
 		T(random_traces_match_model),
 		T(deterministic_with_nodes),
 		{ 0 } });
-	{
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd))
-			rc = rc ? rc : 1;
-	}
-	return rc;
 }

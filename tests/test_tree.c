@@ -17,7 +17,7 @@
 static bool max_recompute(struct tree_node *n)
 {
 	struct va *va = va_of_node(n);
-	uint64_t m = va_size(va);
+	uint64_t m = va_size(va) - 1;	/* the heap caches sizes minus one */
 
 	if (n->left && va_of_node(n->left)->subtree_max > m)
 		m = va_of_node(n->left)->subtree_max;
@@ -50,7 +50,7 @@ static bool maxima_exact(struct tree_node *n, uint64_t *out)
 	}
 	ok &= maxima_exact(n->left, &l);
 	ok &= maxima_exact(n->right, &r);
-	m = va_size(va_of_node(n));
+	m = va_size(va_of_node(n)) - 1;
 	m = l > m ? l : m;
 	m = r > m ? r : m;
 	*out = m;
@@ -103,7 +103,7 @@ TEST(tree_random_insert_erase)
 			slot = va_set_slot(&set, &recs[k], &parent);
 			assert_true(slot != NULL);
 			va_set_link(&set, &recs[k], parent, slot);
-			recs[k].subtree_max = va_size(&recs[k]);
+			recs[k].subtree_max = va_size(&recs[k]) - 1;
 			if (parent)
 				tree_propagate(parent, &test_aug, true);
 			tree_insert_fixup(&set.root, &recs[k].node, &test_aug);
@@ -136,9 +136,10 @@ TEST(plain_set_find_and_overlap)
 	assert_int(tree_verify(&set.root), >=, 1);
 }
 
+/* With room for a size-index link, so that any heap may take it. */
 static struct va *rec(uint64_t start, uint64_t end)
 {
-	struct va *va = va_new();
+	struct va *va = va_new_indexed();
 
 	va->start = start;
 	va->end = end;
@@ -222,6 +223,7 @@ TEST(heap_clip_cases)
 		{ 0x4000, 0x1000, 1, 0x4000 },	/* right edge */
 		{ 0x2000, 0x1000, 2, 0x2000 },	/* middle */
 	};
+	struct heap_fit fit = { .align = 0x1000, .last = 0x4fff };
 	struct vlist garbage;
 	struct va *spare;
 	struct heap h;
@@ -233,8 +235,9 @@ TEST(heap_clip_cases)
 		vlist_init(&garbage);
 		heap_return(&h, rec(0x1000, 0x5000), &garbage);
 		spare = va_new();
-		assert_int(heap_alloc(&h, cases[i].size, 0x1000, 0x1000, cases[i].a,
-				      0x5000, &spare, &garbage, &start), ==, 0);
+		fit.size = fit.length = cases[i].size;
+		fit.first = cases[i].a;
+		assert_int(heap_alloc(&h, &fit, &spare, &garbage, &start), ==, 0);
 		expect_u64(start, ==, cases[i].a);
 		expect_int(heap_blocks(&h), ==, cases[i].blocks);
 		expect_true((spare == NULL) == (cases[i].blocks == 2));
@@ -248,18 +251,24 @@ TEST(heap_clip_cases)
 	}
 }
 
-/* Random free blocks of 1-24 units, 1-24 apart, in [0, 4096). */
-static void random_heap(struct heap *h, struct vlist *garbage)
+/*
+ * Random free blocks of 1-24 units, 1-24 apart, in [base, base + 4096)
+ * (base + 4096 may be 2^64), size-indexed if @indexed.
+ */
+static void random_heap(struct heap *h, struct vlist *garbage, uint64_t base,
+			bool indexed)
 {
 	uint64_t x, size;
 
 	heap_init(h);
+	if (indexed)
+		heap_index_enable(h);
 	vlist_init(garbage);
 	for (x = rnd() % 8; x < 4096;) {
 		size = 1 + rnd() % 24;
 		if (x + size > 4096)
 			break;
-		heap_return(h, rec(x, x + size), garbage);
+		heap_return(h, rec(base + x, base + x + size), garbage);
 		x += size + 1 + rnd() % 24;
 	}
 }
@@ -268,6 +277,7 @@ static void random_heap(struct heap *h, struct vlist *garbage)
 TEST(lowest_fit_matches_linear_scan)
 {
 	static const uint64_t aligns[] = { 1, 2, 4, 8, 16, 64, 512 };
+	struct heap_fit fit = { .last = UINT64_MAX };
 	struct vlist garbage;
 	struct heap h;
 	struct va *va, *lin;
@@ -275,13 +285,17 @@ TEST(lowest_fit_matches_linear_scan)
 	long round, q, rounds = scaled(200);
 
 	for (round = 0; round < rounds; round++) {
-		random_heap(&h, &garbage);
+		random_heap(&h, &garbage, 0, false);
 		for (q = 0; q < 200; q++) {
 			size = 1 + rnd() % 20;
 			align = aligns[rnd() % 7];
 			vstart = rnd() % 4200;
 			length = rnd() % 2 ? size : size + align - 1;
-			va = heap_lowest_fit(&h, size, align, vstart, length, &a_tree);
+			fit.size = size;
+			fit.align = align;
+			fit.first = vstart;
+			fit.length = length;
+			va = heap_find(&h, &fit, &a_tree);
 			lin = NULL;
 			vlist_for_each_va(lin, &h.set.list) {
 				uint64_t from = lin->start > vstart ? lin->start : vstart;
@@ -307,39 +321,70 @@ TEST(lowest_fit_matches_linear_scan)
 	}
 }
 
-/* The lowest start in @zm's zones, by trying every aligned address. */
+/*
+ * The lowest start at or above @first in @zm's zones, by trying every
+ * aligned address; inclusive lasts, so that blocks may end at 2^64.
+ */
 static bool own_zone_fit_linear(struct heap *h, uint64_t size, uint64_t align,
-				const struct zone_map *zm, uint64_t vstart,
+				const struct zone_map *zm, uint64_t first,
 				uint64_t *out)
 {
 	struct va *b;
 	uint64_t a;
 
 	vlist_for_each_va(b, &h->set.list) {
-		a = b->start > vstart ? b->start : vstart;
-		for (a = (a + align - 1) & ~(align - 1); a + size <= b->end;
+		a = b->start > first ? b->start : first;
+		if (a > va_last(b) || (-a & (align - 1)) > va_last(b) - a)
+			continue;
+		for (a += -a & (align - 1); size - 1 <= va_last(b) - a;
 		     a += align) {
 			if ((a >> zm->zone_shift) % zm->nr_nodes == zm->node) {
 				*out = a;
 				return true;
 			}
+			if (align > va_last(b) - a)
+				break;
 		}
 	}
 	return false;
+}
+
+/* The size index holds every block once, in (size, start) order. */
+static void expect_index_matches(struct heap *h)
+{
+	struct tree_node *n;
+	struct va *va, *prev = NULL;
+	size_t count = 0;
+
+	if (!h->indexed)
+		return;
+	assert_int(tree_verify(&h->by_size), >=, 0);
+	for (n = tree_first(&h->by_size); n; n = tree_next(n), count++) {
+		va = va_of_size_node(n);
+		assert_true(va_set_find(&h->set, va->start) == va);
+		if (prev)
+			assert_true(va_size(prev) - 1 < va_size(va) - 1 ||
+				    (va_size(prev) == va_size(va) &&
+				     prev->start < va->start));
+		prev = va;
+	}
+	assert_int(count, ==, heap_blocks(h));
 }
 
 /*
  * Zones of 4 units, 3 nodes: the search restricted to one node's zones
  * against a linear scan, taking each fit out and putting it back; with a
  * single try it gives up (-EAGAIN) exactly when the plain lowest fit is
- * in another node's zone.
+ * in another node's zone.  Rounds alternate between a heap at 0 and one
+ * whose last block may end at 2^64, with and without the size index.
  */
 TEST(node_fit_matches_linear_scan)
 {
 	static const uint64_t aligns[] = { 1, 2, 4 };
 	struct zone_map zm = { .zone_shift = 2, .nr_nodes = 3 };
+	struct heap_fit fit = { .last = UINT64_MAX };
 	unsigned tries;
-	uint64_t a_tree, a_lin, size, align, vstart;
+	uint64_t a_tree, a_lin, base;
 	struct vlist garbage;
 	struct va *spare;
 	struct heap h;
@@ -348,38 +393,42 @@ TEST(node_fit_matches_linear_scan)
 	int rc;
 
 	for (round = 0; round < rounds; round++) {
-		random_heap(&h, &garbage);
+		base = round & 1 ? 0 - (uint64_t)4096 : 0;
+		random_heap(&h, &garbage, base, round & 2);
 		for (q = 0; q < 200; q++) {
-			size = 1 + rnd() % 6;
-			align = aligns[rnd() % 3];
-			vstart = rnd() % 4200;
+			fit.size = 1 + rnd() % 6;
+			fit.align = aligns[rnd() % 3];
+			fit.first = base + rnd() % 4200;
+			if (fit.first < base)	/* wrapped past 2^64 */
+				fit.first = UINT64_MAX - rnd() % 8;
+			fit.length = fit.size;
 			zm.node = (unsigned)(rnd() % 3);
-			found = own_zone_fit_linear(&h, size, align, &zm,
-						    vstart, &a_lin);
-			spare = va_new();
+			found = own_zone_fit_linear(&h, fit.size, fit.align,
+						    &zm, fit.first, &a_lin);
+			spare = va_new_indexed();
 			tries = 1u << 20;
-			rc = heap_alloc_in_node(&h, size, align, 4, &zm, vstart,
-						1 << 20, &tries, &spare,
+			rc = heap_alloc_in_node(&h, &fit, &zm, &tries, &spare,
 						&garbage, &a_tree);
 			assert_int(rc, ==, found ? 0 : -ENOMEM);
+			expect_index_matches(&h);
 			if (found) {
 				assert_u64(a_tree, ==, a_lin);
-				heap_return(&h, rec(a_tree, a_tree + size),
+				heap_return(&h, rec(a_tree, a_tree + fit.size),
 					    &garbage);
 			}
 			if (spare)
 				va_delete(spare);
-			spare = va_new();
+			spare = va_new_indexed();
 			tries = 1;
-			rc = heap_alloc_in_node(&h, size, align, 4, &zm, vstart,
-						1 << 20, &tries, &spare, &garbage,
-						&a_tree);
+			rc = heap_alloc_in_node(&h, &fit, &zm, &tries, &spare,
+						&garbage, &a_tree);
 			expect_int(tries, ==, 0);
 			if (!rc)
-				heap_return(&h, rec(a_tree, a_tree + size),
+				heap_return(&h, rec(a_tree, a_tree + fit.size),
 					    &garbage);
 			else if (found)
 				assert_int(rc, ==, -EAGAIN);
+			expect_index_matches(&h);
 			if (spare)
 				va_delete(spare);
 		}

@@ -53,7 +53,7 @@ struct params {
 	char churn[256];
 	char csv[256];
 	char tag[32];
-	bool json, scale, vmalloc;
+	bool json, scale, vmalloc, constrained;
 	bool baselines_set;
 	bool virtual_cpus;	/* thread i acts as CPU i */
 	unsigned load;		/* busy threads beside the workers */
@@ -236,6 +236,50 @@ static const struct backend range_backends[] = {
 	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
 	{ "nodes", 0, "zone", range_setup, range_teardown, range_alloc, range_free },
 };
+
+/*
+ * vmap_xalloc() against the kernel's rule, one node: the kernel's search,
+ * the same in a space that keeps the best-fit size index (its upkeep),
+ * then each complete search.  The tag names the request's flags.
+ */
+static int indexed_setup(struct phase *ph)
+{
+	struct vmap_params vp = { .nr_nodes = 1, .flags = VMAP_BESTFIT_INDEX };
+
+	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
+}
+
+static int xalloc_flags(struct phase *ph, uint64_t size, uint64_t align,
+			uint32_t flags, uint64_t *addr)
+{
+	struct vmap_request req = { .size = size, .align = align, .flags = flags };
+
+	return vmap_xalloc(ph->space, &req, addr);
+}
+
+static int exact_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	return xalloc_flags(ph, size, align, VMAP_EXACT_FIT, addr);
+}
+
+static int topdown_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	return xalloc_flags(ph, size, align, VMAP_TOPDOWN, addr);
+}
+
+static int bestfit_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	return xalloc_flags(ph, size, align, VMAP_BESTFIT, addr);
+}
+
+static const struct backend constrained_backends[] = {
+	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
+	{ "one-lock", 1, "indexed", indexed_setup, range_teardown, range_alloc, range_free },
+	{ "xalloc", 1, "exact", range_setup, range_teardown, exact_alloc, range_free },
+	{ "xalloc", 1, "topdown", range_setup, range_teardown, topdown_alloc, range_free },
+	{ "xalloc", 1, "bestfit", indexed_setup, range_teardown, bestfit_alloc, range_free },
+};
+#define NR_CONSTRAINED (sizeof(constrained_backends) / sizeof(constrained_backends[0]))
 
 static const struct backend vmalloc_backends[] = {
 	{ "one-lock", 1, "-", vmalloc_setup, vmalloc_teardown, vmalloc_alloc, vmalloc_free },
@@ -448,15 +492,20 @@ static int fix_size_alloc_test(struct worker *w)
 	return pair_loop(w, w->ph->p->nr_pages, PAGE);
 }
 
-static unsigned fls_u(unsigned long x)
+/*
+ * The kernel's lazy_max_pages for this machine, as the library computes
+ * it for a space with default parameters; 0 if no space can be made.
+ */
+static unsigned long default_lazy_max_pages(void)
 {
-	unsigned n = 0;
+	struct vmap_space_info info = { 0 };
+	struct vmap_space *space;
 
-	while (x) {
-		n++;
-		x >>= 1;
-	}
-	return n;
+	if (vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, NULL, &space))
+		return 0;
+	vmap_space_info(space, &info);
+	vmap_space_destroy(space);
+	return (unsigned long)(info.lazy_max_pages * info.page_size / PAGE);
 }
 
 /*
@@ -467,12 +516,11 @@ static unsigned fls_u(unsigned long x)
  */
 static int full_fit_alloc_test(struct worker *w)
 {
-	unsigned long junk = fls_u((unsigned long)sysconf(_SC_NPROCESSORS_ONLN)) *
-		((32ul << 20) / PAGE), i, made = 0;
+	unsigned long junk = default_lazy_max_pages(), i, made = 0;
 	uint64_t *live = calloc(junk, sizeof(*live)), *holes = calloc(junk, sizeof(*holes));
 	int rc = -1;
 
-	if (!live || !holes)
+	if (!junk || !live || !holes)
 		goto out;
 	for (i = 0; i < junk; i++, made++) {
 		if (alloc_pages(w, 1, PAGE, &live[i]))
@@ -1015,7 +1063,8 @@ static void print_table(const struct row *rows, size_t n)
 		r = &rows[i];
 		base = NULL;
 		for (j = 0; j < n; j++)
-			if (!strcmp(rows[j].mode, "one-lock") && !strcmp(rows[j].test, r->test) &&
+			if (!base && !strcmp(rows[j].mode, "one-lock") &&
+			    !strcmp(rows[j].test, r->test) &&
 			    rows[j].threads == r->threads && rows[j].live == r->live)
 				base = &rows[j];
 		fmt_opt(glock, sizeof(glock), r->global_lock_per_pair, "%.4f");
@@ -1125,6 +1174,11 @@ static void usage(FILE *out)
 		"  churn=LIST                  instead of the tests, each worker keeps LIST ranges\n"
 		"                              of 1-16 pages (a quarter 64 KiB-aligned) and\n"
 		"                              replaces a random one per loop\n"
+		"  constrained                 instead of nodes and baselines, one node: the\n"
+		"                              kernel's lowest fit, the same in a space with\n"
+		"                              the best-fit index (tag indexed), and vmap_xalloc\n"
+		"                              with EXACT_FIT, TOPDOWN, BESTFIT (tag exact,\n"
+		"                              topdown, bestfit)\n"
 		"  scale                       threads 1, 2, 4 ... nr_threads; prints efficiency\n"
 		"  cpus=virtual|real           virtual: worker i acts as CPU i\n"
 		"                              (vmap_set_thread_cpu), and auto nodes means one\n"
@@ -1251,6 +1305,8 @@ static void parse_args(int argc, char **argv, struct params *p)
 				if (v > MAX_THREADS)
 					bad_arg(argv[i], "at most 1024 load threads");
 				p->load = (unsigned)v;
+			} else if (!strcmp(key, "constrained")) {
+				p->constrained = v != 0;
 			} else if (!strcmp(key, "seed")) {
 				p->seed = v;
 			} else {
@@ -1275,9 +1331,20 @@ static size_t split(char *list, char **items, size_t max)
 	return n;
 }
 
+#define MAX_BACKENDS 16
+
+/* Append a design to run, refusing more than the table holds. */
+static void add_backend(struct backend *chosen, size_t *nb,
+			const struct backend *b, const char *what)
+{
+	if (*nb == MAX_BACKENDS)
+		bad_arg(what, "at most 16 designs and baselines in one run");
+	chosen[(*nb)++] = *b;
+}
+
 int main(int argc, char **argv)
 {
-	static struct backend chosen[16];
+	static struct backend chosen[MAX_BACKENDS];
 	static struct row rows[4096];
 	const struct backend *ours;
 	char nodes[256], baselines[64], live[256], churn[256], tags[32], *items[32];
@@ -1306,33 +1373,34 @@ int main(int argc, char **argv)
 	/* The vmalloc layer chooses its pools itself (the kernel's). */
 	if (p.vmalloc)
 		ntags = 1;
-	n = split(nodes, items, 32);
-	for (i = 0; i < n && nb < 12; i++) {
+	n = p.constrained ? 0 : split(nodes, items, 32);
+	for (i = 0; p.constrained && i < NR_CONSTRAINED; i++)
+		add_backend(chosen, &nb, &constrained_backends[i], "constrained");
+	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "auto")) {
 			v = 0;
 		} else if (!parse_ulong(items[i], &v) || v < 1 || v > 128) {
 			bad_arg(items[i], "a node setting is 1..128 or auto");
 		}
 		if (v == 1) {
-			chosen[nb++] = ours[0];
+			add_backend(chosen, &nb, &ours[0], items[i]);
 			continue;
 		}
 		for (k = 0; k < ntags; k++) {
-			chosen[nb] = ours[1];
-			chosen[nb].nodes = (unsigned)v;
+			add_backend(chosen, &nb, &ours[1], items[i]);
+			chosen[nb - 1].nodes = (unsigned)v;
 			if (!p.vmalloc)
-				chosen[nb].tag = tag_items[k];
-			nb++;
+				chosen[nb - 1].tag = tag_items[k];
 		}
 	}
-	n = split(baselines, items, 32);
+	n = p.constrained ? 0 : split(baselines, items, 32);
 	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "mmap"))
-			chosen[nb++] = mmap_backend;
+			add_backend(chosen, &nb, &mmap_backend, items[i]);
 		else if (!strcmp(items[i], "malloc"))
-			chosen[nb++] = malloc_backend;
+			add_backend(chosen, &nb, &malloc_backend, items[i]);
 		else if (!strcmp(items[i], "list") && !p.vmalloc)
-			chosen[nb++] = list_backend;
+			add_backend(chosen, &nb, &list_backend, items[i]);
 		else if (strcmp(items[i], "none"))
 			bad_arg(items[i], "baselines are mmap, malloc, list (range mode) or none");
 	}
