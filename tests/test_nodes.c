@@ -499,6 +499,49 @@ TEST(refused_allocation_refills_nothing)
 	vmap_space_destroy(s);
 }
 
+/*
+ * Refills in a space with the best-fit index that ends at 2^64.  With the
+ * upper half reserved but its last four zones (one per node), the batches
+ * that start in the middle go past the reservation into those zones, and
+ * one range ends at 2^64 (end 0); the index keeps every block, and once
+ * everything is freed, purged and shrunk the space is whole.
+ */
+TEST(refill_in_an_indexed_space_at_the_top)
+{
+	struct vmap_params p = { .nr_nodes = 4, .lazy_max_pages = 1 << 20,
+				 .flags = VMAP_DETERMINISTIC |
+					  VMAP_BESTFIT_INDEX };
+	struct vmap_request req = { .size = 3 * PAGE, .flags = VMAP_BESTFIT };
+	const uint64_t base = 0 - 4096 * PAGE, mid = base + 2048 * PAGE;
+	static uint64_t a[400];
+	struct vmap_space *s;
+	uint64_t top = 0, b;
+	unsigned i;
+
+	assert_int(vmap_space_create(base, 0, &p, &s), ==, 0);
+	assert_int(vmap_reserve(s, mid, 0 - 4 * ZONE - mid, 0), ==, 0);
+	for (i = 0; i < 400; i++) {
+		a[i] = alloc_on(s, (int)(i % 4), 1, PAGE);
+		assert_u64(a[i], !=, ~0ull);
+		top = a[i] > top ? a[i] : top;
+	}
+	expect_u64(node_stats(s, -1).pool_refills, >=, 4);
+	expect_u64(top, ==, 0 - PAGE);
+	assert_space_ok(s);
+	for (i = 0; i < 400; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	assert_int(vmap_free(s, mid), ==, 0);
+	assert_int(vmap_purge(s), ==, 0);
+	assert_space_ok(s);
+	assert_int(vmap_xalloc(s, &req, &b), ==, 0);
+	assert_int(vmap_free(s, b), ==, 0);
+	assert_int(vmap_purge(s), ==, 0);
+	assert_int(vmap_shrink(s), ==, 0);
+	expect_u64(node_stats(s, -1).free_bytes, ==, 4096 * PAGE);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
 TEST(one_node_has_no_pools)
 {
 	struct vmap_space *s = nodes_space(1, 4096, 0, 1 << 20);
@@ -529,6 +572,7 @@ int main(int argc, char **argv)
 		T(refill_only_up_to_zone_alignment),
 		T(refill_capped_in_small_space),
 		T(refused_allocation_refills_nothing),
+		T(refill_in_an_indexed_space_at_the_top),
 		T(decay_gives_back_a_quarter),
 		T(shrink_empties_every_pool),
 		T(full_purge_on_failure_merges_pools),
