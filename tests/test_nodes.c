@@ -4,7 +4,8 @@
  * pool size classes, head rotation, tagging on a miss and its address-based
  * alternative, restricted windows never pooled, decay arithmetic, full purge
  * and shrink, the helper formula and the inline fallback, lookups across zones
- * and the wrap to node 0, a base in a non-zero node.
+ * and the wrap to node 0, a base in a non-zero node; the default pools'
+ * refills (own zones, caps, idle-only decay, an indexed space at 2^64).
  *
  * White-box only where the public API cannot reach: the helper formula,
  * holding the purge mutex to build a backlog, and failing thread starts.
