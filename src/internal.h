@@ -201,6 +201,8 @@ int thread_cpu_set(int cpu);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
+int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
+	      vmap_range_fn fn, void *cookie);
 void lazy_insert(struct vmap_space *s, struct va *va);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 

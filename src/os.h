@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 unsigned os_nr_cpus(void);
 unsigned os_current_cpu(void);
@@ -54,5 +55,30 @@ int os_guard(void *addr, size_t len, int install);
 void os_unreserve(void *addr, size_t len);
 int os_protect(void *addr, size_t len, int readwrite);
 int os_discard(void *addr, size_t len, int lazily);
+
+/*
+ * Pages that can be mapped more than once: a memfd of @len bytes (sparse:
+ * memory is taken when a page is first touched), -errno on failure.
+ * os_pages_release() gives the memory of [off, off + len) back; the pages
+ * read zero afterwards.
+ */
+int os_pages_create(size_t len);
+int os_pages_release(int fd, uint64_t off, uint64_t len);
+void os_pages_close(int fd);
+
+/*
+ * Map [off, off + len) of the memfd @fd read-write and shared at @addr,
+ * replacing whatever was there; os_remap_reserved() puts back what the
+ * reservation had there (open: read-write anonymous; else PROT_NONE).
+ * 0 or -errno.
+ */
+int os_map_pages(void *addr, size_t len, int fd, uint64_t off);
+int os_remap_reserved(void *addr, size_t len, int open);
+
+/*
+ * Copy @len bytes from @src to @dst without faulting: 0, or -EFAULT when
+ * part of @src cannot be read (what was copied is undefined then).
+ */
+int os_copy_nofault(void *dst, const void *src, size_t len);
 
 #endif /* VMAP_OS_H */

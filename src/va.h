@@ -173,6 +173,12 @@ void va_set_erase(struct va_set *set, struct va *va,
 /* The range containing @addr, or NULL. */
 struct va *va_set_find(const struct va_set *set, uint64_t addr);
 
+/*
+ * The lowest range that ends above @addr (it contains @addr or lies above
+ * it), or NULL.  The ranges of @set must not overlap.
+ */
+struct va *va_set_first_ending_after(const struct va_set *set, uint64_t addr);
+
 /* Take every record out of @set onto @out (empty), in address order. */
 void va_set_take_all(struct va_set *set, struct vlist *out);
 

@@ -36,37 +36,10 @@
 
 #include "os.h"
 #include "track.h"
-#include "vmap.h"
-
-#define DEFAULT_RESERVE (64ull << 30)
-
-struct vmap_heap {
-	struct vmap_space *space;
-	uint64_t base, size;
-	uint64_t page;
-	unsigned flags;
-	bool markers;		/* guard markers, else mprotect */
-	/*
-	 * Per page: 1 if it is not as the reservation made it, that is
-	 * read-write under mprotect, a guard marker with markers.
-	 */
-	unsigned char *changed;
-	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard;
-	atomic_uint_fast64_t released_runs, released_bytes;
-};
-
-static void count(atomic_uint_fast64_t *c, uint64_t n)
-{
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static uint64_t guard_bytes(const struct vmap_heap *h)
-{
-	return (h->flags & VMAP_HEAP_NO_GUARD) ? 0 : h->page;
-}
+#include "vmalloc.h"
 
 /* Where the usable part of the area at @start begins. */
-static uint64_t body_of(const struct vmap_heap *h, uint64_t start)
+uint64_t heap_body_of(const struct vmap_heap *h, uint64_t start)
 {
 	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) : start;
 }
@@ -78,9 +51,9 @@ static void release_run(void *cookie, uint64_t start, uint64_t end)
 
 	os_discard((void *)(uintptr_t)start, end - start,
 		   !!(h->flags & VMAP_HEAP_MADV_FREE));
-	count(&h->sys_madvise, 1);
-	count(&h->released_runs, 1);
-	count(&h->released_bytes, end - start);
+	heap_count(&h->sys_madvise, 1);
+	heap_count(&h->released_runs, 1);
+	heap_count(&h->released_bytes, end - start);
 }
 
 /* One system call turning pages usable (@usable) or into guards. */
@@ -89,15 +62,15 @@ static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool us
 	void *addr = (void *)(uintptr_t)(h->base + first * h->page);
 
 	if (h->markers) {
-		count(&h->sys_guard, 1);
+		heap_count(&h->sys_guard, 1);
 		return os_guard(addr, n * h->page, !usable);
 	}
-	count(&h->sys_mprotect, 1);
+	heap_count(&h->sys_mprotect, 1);
 	return os_protect(addr, n * h->page, usable);
 }
 
 /* Make pages [first, first + n) usable or guards, one call per run to change. */
-static int set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
+int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 {
 	unsigned char want = usable != h->markers;
 	uint64_t i = 0, j;
@@ -160,6 +133,7 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 		return -ENOMEM;
 	h->page = (uint64_t)sysconf(_SC_PAGESIZE);
 	h->flags = p->flags;
+	pthread_mutex_init(&h->extras_lock, NULL);
 	h->size = (p->reserve_bytes ? p->reserve_bytes : DEFAULT_RESERVE) & ~(h->page - 1);
 	if (!h->size) {
 		free(h);
@@ -195,6 +169,10 @@ void vmap_heap_destroy(struct vmap_heap *h)
 		return;
 	/* The region goes back to the system: nothing of it stays poisoned. */
 	track_usable((void *)(uintptr_t)h->base, h->size);
+	rcu_heap_drain(h);
+	blocks_destroy(h);
+	pages_destroy(h);
+	pthread_mutex_destroy(&h->extras_lock);
 	vmap_space_destroy(h->space);
 	os_unreserve((void *)(uintptr_t)h->base, h->size);
 	os_unreserve(h->changed, h->size / h->page);
@@ -206,10 +184,21 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 	return h ? h->space : NULL;
 }
 
+int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
+{
+	uint64_t body = heap_body_of(h, start);
+	/* The guard is the area's first page when below, else its last. */
+	uint64_t guard = start == body ? body + body_pages * h->page : start;
+
+	if (!guard_bytes(h))
+		return 0;
+	return heap_set_pages(h, (guard - h->base) / h->page, 1, false);
+}
+
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			const void *caller)
 {
-	uint64_t body_pages, start, body, guard;
+	uint64_t body_pages, start, body;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
@@ -228,12 +217,10 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		errno = -rc;
 		return NULL;
 	}
-	body = body_of(h, start);
-	/* The guard is the area's first page when below, else its last. */
-	guard = start == body ? body + body_pages * h->page : start;
-	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
-	if (!rc && guard_bytes(h))
-		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
+	body = heap_body_of(h, start);
+	rc = heap_set_pages(h, (body - h->base) / h->page, body_pages, true);
+	if (!rc)
+		rc = heap_guard_area(h, start, body_pages);
 	if (rc) {
 		vmap_free(h->space, start);
 		errno = -rc;
@@ -263,7 +250,7 @@ static int area_of(struct vmap_heap *h, const void *addr, struct vmap_range *r)
 	uint64_t start;
 
 	if (!area_start(h, addr, &start) || vmap_find(h->space, start, r) ||
-	    r->start != start)
+	    r->start != start || area_kind_of(r->user) != AREA_VMALLOC)
 		return -ENOENT;
 	return 0;
 }
@@ -272,14 +259,23 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 {
 	struct vmap_range r;
 	uint64_t start;
+	bool ok;
 
 	if (!addr)
 		return;
-	/* A checker needs the size, which costs a lookup: only then. */
-	if (track_enabled && !area_of(h, addr, &r))
-		track_freed((void *)addr, r.end - r.start - guard_bytes(h));
+	/*
+	 * A checker needs the size, and an area of another kind must not be
+	 * freed here: both cost a lookup, made only when they can matter.
+	 */
+	if (track_enabled || atomic_load_explicit(&h->mapped_areas, memory_order_relaxed)) {
+		ok = !area_of(h, addr, &r);
+		if (ok)
+			track_freed((void *)addr, r.end - r.start - guard_bytes(h));
+	} else {
+		ok = true;
+	}
 	/* vmap_free() refuses anything but the start of a busy area. */
-	if (!area_start(h, addr, &start) || vmap_free(h->space, start))
+	if (!ok || !area_start(h, addr, &start) || vmap_free(h->space, start))
 		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
 			addr);
 }
@@ -342,6 +338,7 @@ static void format_caller(uint64_t caller, char *buf, size_t len)
 int vmap_heap_info(struct vmap_heap *h, FILE *out)
 {
 	struct vmap_range *r;
+	enum area_kind kind;
 	char caller[256];
 	size_t n, i;
 	int rc;
@@ -359,9 +356,15 @@ int vmap_heap_info(struct vmap_heap *h, FILE *out)
 			fputs("unpurged vm_area\n", out);
 			continue;
 		}
-		format_caller(r[i].user, caller, sizeof(caller));
-		fprintf(out, "%s pages=%llu vmalloc\n", caller,
-			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page));
+		kind = area_kind_of(r[i].user);
+		if (kind == AREA_VM_MAP_RAM || kind == AREA_VMAP_BLOCK) {
+			fputs("vm_map_ram\n", out);
+			continue;
+		}
+		format_caller(area_caller_of(r[i].user), caller, sizeof(caller));
+		fprintf(out, "%s pages=%llu %s\n", caller,
+			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page),
+			kind == AREA_VMAP ? "vmap" : "vmalloc");
 	}
 	free(r);
 	return ferror(out) ? -EIO : 0;
@@ -393,6 +396,7 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 	st.syscalls_mprotect = atomic_load(&h->sys_mprotect);
 	st.syscalls_madvise = atomic_load(&h->sys_madvise);
 	st.syscalls_guard = atomic_load(&h->sys_guard);
+	st.syscalls_mmap = atomic_load(&h->sys_mmap);
 	st.guard_markers = h->markers;
 	st.released_runs = atomic_load(&h->released_runs);
 	st.released_bytes = atomic_load(&h->released_bytes);

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmalloc.h - struct vmap_heap, shared by the files of the vmalloc layer:
+ * vmalloc.c (areas of anonymous memory), vmap_pages.c (the page pool and
+ * vmap), vmap_block.c (vm_map_ram's per-CPU blocks), vread.c and rcu.c.
+ *
+ * The layer uses the space through the public API only.  Its own locks
+ * and their order, below the space's (a file of this layer may hold them
+ * while calling the space only where said):
+ *
+ *   block queue lock  >  block lock  >  spare-record lock     (vmap_block.c)
+ *   page pool lock                                            (vmap_pages.c)
+ *   extras_lock: only while creating the pool or the blocks' state
+ *
+ * vread() takes a block lock inside a node's busy lock (vmap_next()'s
+ * callback); nothing takes a space lock while holding a block lock.
+ */
+#ifndef VMAP_VMALLOC_H
+#define VMAP_VMALLOC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmap.h"
+
+#define DEFAULT_RESERVE (64ull << 30)
+
+/*
+ * What an area of the heap is, kept in the top byte of its range's user
+ * word (the rest is the caller's address, which fits in 56 bits on every
+ * Linux ABI), so that it travels with the range under the space's locks.
+ */
+enum area_kind {
+	AREA_VMALLOC = 0,
+	AREA_VMAP = 1,		/* vmap() of pool pages, with a guard */
+	AREA_VM_MAP_RAM = 2,	/* vm_map_ram() too large for a block */
+	AREA_VMAP_BLOCK = 3,	/* a block that vm_map_ram() carves */
+};
+#define AREA_KIND_SHIFT 56
+
+static inline uint64_t area_user(enum area_kind kind, const void *caller)
+{
+	return ((uint64_t)kind << AREA_KIND_SHIFT) |
+		((uint64_t)(uintptr_t)caller & ((1ull << AREA_KIND_SHIFT) - 1));
+}
+
+static inline enum area_kind area_kind_of(uint64_t user)
+{
+	return (enum area_kind)(user >> AREA_KIND_SHIFT);
+}
+
+static inline uint64_t area_caller_of(uint64_t user)
+{
+	return user & ((1ull << AREA_KIND_SHIFT) - 1);
+}
+
+struct page_pool;
+struct block_state;
+
+struct vmap_heap {
+	struct vmap_space *space;
+	uint64_t base, size;
+	uint64_t page;
+	unsigned flags;
+	bool markers;		/* guard markers, else mprotect */
+	/*
+	 * Per page: 1 if it is not as the reservation made it, that is
+	 * read-write under mprotect, a guard marker with markers.
+	 */
+	unsigned char *changed;
+	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard;
+	atomic_uint_fast64_t released_runs, released_bytes;
+	atomic_uint_fast64_t sys_mmap;	/* pages mapped and reservation put back */
+	/*
+	 * Areas of other kinds than vmalloc's made so far: while 0, vfree()
+	 * need not look up the kind of what it frees.
+	 */
+	atomic_uint_fast64_t mapped_areas;
+	pthread_mutex_t extras_lock;
+	_Atomic(struct page_pool *) pool;	/* created on first use */
+	_Atomic(struct block_state *) blocks;	/* created on first use */
+	atomic_bool rcu_used;			/* a vfree_rcu() was queued */
+};
+
+static inline void heap_count(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline uint64_t guard_bytes(const struct vmap_heap *h)
+{
+	return (h->flags & VMAP_HEAP_NO_GUARD) ? 0 : h->page;
+}
+
+/* vmalloc.c */
+int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable);
+uint64_t heap_body_of(const struct vmap_heap *h, uint64_t start);
+int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages);
+
+/* vmap_pages.c */
+int pages_map(struct vmap_heap *h, uint64_t addr, const uint64_t *pages,
+	      size_t count);
+int pages_unmap(struct vmap_heap *h, uint64_t addr, uint64_t len);
+int pages_check(struct vmap_heap *h, const uint64_t *pages, size_t count);
+void pages_destroy(struct vmap_heap *h);
+
+/* vmap_block.c */
+void blocks_destroy(struct vmap_heap *h);
+void blocks_read(struct vmap_heap *h, uint64_t start, uint64_t from,
+		 uint64_t to, char *buf, uint64_t buf_addr);
+
+/* vread.c */
+void vread_pages(uint64_t from, uint64_t to, char *buf, uint64_t buf_addr);
+
+/* rcu.c */
+void rcu_heap_drain(struct vmap_heap *h);
+
+#endif /* VMAP_VMALLOC_H */
