@@ -517,6 +517,18 @@ VMAP_API void *vmap_heap_vrealloc(struct vmap_heap *heap, void *addr, size_t siz
 VMAP_API size_t vmap_heap_size(struct vmap_heap *heap, const void *addr);
 VMAP_API int vmap_heap_info(struct vmap_heap *heap, FILE *out);
 
+/*
+ * vmap_heap_check - vmap_check() on the heap's space, then every
+ * vm_map_ram block: its pages add up (unused + dirty + mapped = the
+ * block), each mapped page belongs to one aligned chunk, aliases lie only
+ * in dirty pages, it is on its queue exactly when it has unused pages, it
+ * is a block area of the space, and every block area of the space is a
+ * published block.  Like vmap_check(), it assumes no other call on the
+ * heap is in flight.  Returns 0, vmap_check()'s errors, or -EUCLEAN (a
+ * block is inconsistent; @msg says which and how).
+ */
+VMAP_API int vmap_heap_check(struct vmap_heap *heap, char *msg, size_t msglen);
+
 struct vmap_heap_stats {
 	uint32_t size;		/* set by the caller: sizeof(struct vmap_heap_stats) */
 	uint32_t version;

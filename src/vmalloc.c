@@ -370,6 +370,16 @@ int vmap_heap_info(struct vmap_heap *h, FILE *out)
 	return ferror(out) ? -EIO : 0;
 }
 
+int vmap_heap_check(struct vmap_heap *h, char *msg, size_t msglen)
+{
+	int rc;
+
+	if (!h)
+		return -EINVAL;
+	rc = vmap_check(h->space, msg, msglen);
+	return rc ? rc : blocks_check(h, msg, msglen);
+}
+
 int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 {
 	struct vmap_heap_stats st;

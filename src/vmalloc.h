@@ -109,6 +109,7 @@ void pages_destroy(struct vmap_heap *h);
 
 /* vmap_block.c */
 void blocks_destroy(struct vmap_heap *h);
+int blocks_check(struct vmap_heap *h, char *msg, size_t len);
 void blocks_read(struct vmap_heap *h, uint64_t start, uint64_t from,
 		 uint64_t to, char *buf, uint64_t buf_addr);
 

@@ -550,3 +550,79 @@ void vm_unmap_aliases(void)
 	if (h)
 		heap_vm_unmap_aliases(h);
 }
+
+static int check_fail(char *msg, size_t len, const char *what, uint64_t start)
+{
+	if (msg && len)
+		snprintf(msg, len, "vm_map_ram block 0x%llx: %s",
+			 (unsigned long long)start, what);
+	return -EUCLEAN;
+}
+
+/* One live block's own accounting (locked). */
+static const char *block_inconsistency(struct vmap_block *b)
+{
+	unsigned used = 0, i = 0, top = VMAP_BBMAP_BITS - b->free, k, n;
+
+	for (k = 0; k < BLOCK_WORDS; k++)
+		used += (unsigned)__builtin_popcountll(b->used[k]);
+	if (b->free + b->dirty + used != VMAP_BBMAP_BITS)
+		return "free + dirty + mapped pages is not the block size";
+	while (i < VMAP_BBMAP_BITS) {
+		if (bit_test(b->alias, i) && (bit_test(b->used, i) || i >= top))
+			return "an alias page is mapped or was never used";
+		if (!b->order[i]) {
+			if (bit_test(b->used, i))
+				return "a mapped page outside any chunk";
+			i++;
+			continue;
+		}
+		n = 1u << (b->order[i] - 1);
+		if (i % n || i + n > top)
+			return "a chunk misaligned or beyond the used part";
+		for (k = i; k < i + n; k++)
+			if (!bit_test(b->used, k) || (k > i && b->order[k]))
+				return "a chunk's pages are not all its own";
+		i += n;
+	}
+	return NULL;
+}
+
+int blocks_check(struct vmap_heap *h, char *msg, size_t len)
+{
+	struct block_state *st = state_of(h, false);
+	uint64_t live = 0, in_space = 0, pos, start;
+	struct vmap_block *b;
+	struct vmap_range r;
+	const char *why;
+	size_t i;
+
+	if (!st)
+		return 0;
+	for (i = 0; i < st->nr_slots; i++) {
+		b = atomic_load_explicit(&st->slots[i], memory_order_acquire);
+		if (!b)
+			continue;
+		pthread_mutex_lock(&b->lock);
+		start = b->start;
+		why = !start ? "an unused record is published" :
+			slot_of(st, start) != &st->slots[i] ? "published in another slot" :
+			b->queue >= st->nr_queues ? "no such queue" :
+			(b->free > 0) != b->queued ? "queued without unused pages, or the reverse" :
+			block_inconsistency(b);
+		pthread_mutex_unlock(&b->lock);
+		if (why)
+			return check_fail(msg, len, why, start);
+		/* The space is asked with no block lock held (lock order). */
+		if (vmap_find(h->space, start, &r) || r.start != start ||
+		    r.end != start + st->block_bytes ||
+		    area_kind_of(r.user) != AREA_VMAP_BLOCK)
+			return check_fail(msg, len, "not a block area of the space", start);
+		live++;
+	}
+	for (pos = h->base; !vmap_next(h->space, pos, &r, NULL, NULL); pos = r.end)
+		in_space += area_kind_of(r.user) == AREA_VMAP_BLOCK;
+	if (in_space != live)
+		return check_fail(msg, len, "block areas of the space are not all published", 0);
+	return 0;
+}

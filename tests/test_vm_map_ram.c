@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_vm_map_ram.c - vm_map_ram()'s per-CPU blocks through the public
+ * API: mappings of 1..VMAP_MAX_ALLOC pages from many threads, each page
+ * of each mapping claimed in a shadow map (a page handed out twice is a
+ * failed claim) and its contents stamped and verified; vmap_heap_check()
+ * (the space and every block) after the threads; blocks going back to the
+ * heap and their addresses reused once their chunks are unmapped and
+ * aliases flushed; the alias an unmapped chunk leaves until
+ * vm_unmap_aliases(); mappings above VMAP_MAX_ALLOC; vmallocinfo's
+ * "vm_map_ram" lines; and bad input.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "vmap.h"
+
+#define THREADS 4
+#define LIVE 8
+
+static size_t page;
+
+static struct vmap_heap *new_heap(void)
+{
+	struct vmap_heap_params p = { .reserve_bytes = 1ull << 30 };
+	struct vmap_heap *h = NULL;
+
+	return vmap_heap_create(&p, &h) ? NULL : h;
+}
+
+static void heap_check_ok(struct vmap_heap *h)
+{
+	char msg[256];
+	int rc = vmap_heap_check(h, msg, sizeof(msg));
+
+	test_check(rc == 0, 1, "vmap_heap_check: %d: %s", rc, msg);
+}
+
+struct shared {
+	struct vmap_heap *h;
+	uint64_t base;
+	atomic_uint *owner;	/* per page of the heap: 0 or thread + 1 */
+	long rounds;
+	atomic_int errors;
+};
+
+struct mapping {
+	char *addr;
+	unsigned count;
+};
+
+struct thread_arg {
+	struct shared *sh;
+	unsigned id;
+	uint64_t seed;
+};
+
+static uint64_t trnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void fail(struct shared *sh, const char *what, const void *addr)
+{
+	fprintf(stderr, "FAIL: %s at %p\n", what, addr);
+	atomic_fetch_add(&sh->errors, 1);
+}
+
+/* Claim (@id + 1) or release (0) every page of @m in the shadow map. */
+static void claim(struct shared *sh, const struct mapping *m, unsigned id, bool take)
+{
+	uint64_t first = ((uint64_t)(uintptr_t)m->addr - sh->base) / page, i;
+	unsigned want;
+
+	for (i = first; i < first + m->count; i++) {
+		want = take ? 0 : id + 1;
+		if (!atomic_compare_exchange_strong(&sh->owner[i], &want, take ? id + 1 : 0))
+			fail(sh, take ? "page handed out twice" : "page lost its owner",
+			     m->addr + (i - first) * page);
+	}
+}
+
+static void stamp(const struct mapping *m, unsigned id, long round, bool check,
+		  struct shared *sh)
+{
+	unsigned i;
+	long v;
+
+	for (i = 0; i < m->count; i++) {
+		v = (long)id << 40 | round << 8 | i;
+		if (!check) {
+			memcpy(m->addr + i * page + 16, &v, sizeof(v));
+			continue;
+		}
+		if (memcmp(m->addr + i * page + 16, &v, sizeof(v)))
+			fail(sh, "contents changed", m->addr + i * page);
+	}
+}
+
+static void *mapper(void *arg)
+{
+	struct thread_arg *ta = arg;
+	struct shared *sh = ta->sh;
+	struct mapping live[LIVE] = { { 0 } };
+	uint64_t pages[LIVE][VMAP_MAX_ALLOC];
+	long stamped[LIVE] = { 0 }, r;
+	unsigned k;
+
+	for (k = 0; k < LIVE; k++)
+		if (vmap_pages_alloc(sh->h, VMAP_MAX_ALLOC, pages[k]))
+			fail(sh, "no pages", NULL);
+	for (r = 0; r < sh->rounds; r++) {
+		k = (unsigned)(trnd(&ta->seed) % LIVE);
+		if (live[k].addr) {
+			stamp(&live[k], ta->id, stamped[k], true, sh);
+			claim(sh, &live[k], ta->id, false);
+			if (vmap_heap_vm_unmap_ram(sh->h, live[k].addr, live[k].count))
+				fail(sh, "unmap refused", live[k].addr);
+			live[k].addr = NULL;
+			if (trnd(&ta->seed) % 64 == 0)
+				vmap_heap_vm_unmap_aliases(sh->h);
+			continue;
+		}
+		live[k].count = 1 + (unsigned)(trnd(&ta->seed) % VMAP_MAX_ALLOC);
+		live[k].addr = vmap_heap_vm_map_ram(sh->h, pages[k], live[k].count);
+		if (!live[k].addr) {
+			fail(sh, "vm_map_ram failed", NULL);
+			break;
+		}
+		claim(sh, &live[k], ta->id, true);
+		stamp(&live[k], ta->id, r, false, sh);
+		stamped[k] = r;
+	}
+	for (k = 0; k < LIVE; k++) {
+		if (!live[k].addr)
+			continue;
+		stamp(&live[k], ta->id, stamped[k], true, sh);
+		claim(sh, &live[k], ta->id, false);
+		vmap_heap_vm_unmap_ram(sh->h, live[k].addr, live[k].count);
+	}
+	for (k = 0; k < LIVE; k++)
+		vmap_pages_free(sh->h, pages[k], VMAP_MAX_ALLOC);
+	return NULL;
+}
+
+TEST(many_threads_contents_and_claims)
+{
+	struct vmap_space_info info;
+	struct thread_arg args[THREADS];
+	pthread_t tid[THREADS];
+	struct shared sh = { 0 };
+	unsigned t;
+
+	sh.h = new_heap();
+	assert_true(sh.h != NULL);
+	vmap_space_info(vmap_heap_space(sh.h), &info);
+	sh.base = info.base;
+	sh.owner = calloc((info.limit - info.base) / page, sizeof(*sh.owner));
+	assert_true(sh.owner != NULL);
+	sh.rounds = scaled(20000);
+	for (t = 0; t < THREADS; t++) {
+		args[t] = (struct thread_arg){ &sh, t, test_seed * 131 + t };
+		assert_int(pthread_create(&tid[t], NULL, mapper, &args[t]), ==, 0);
+	}
+	for (t = 0; t < THREADS; t++)
+		pthread_join(tid[t], NULL);
+	expect_int(atomic_load(&sh.errors), ==, 0);
+	heap_check_ok(sh.h);
+	vmap_heap_vm_unmap_aliases(sh.h);
+	heap_check_ok(sh.h);
+	free(sh.owner);
+	vmap_heap_destroy(sh.h);
+}
+
+/* Rounds of mapping a block's worth of chunks and unmapping them all:
+ * blocks go back to the heap and their addresses come round again. */
+TEST(blocks_reused_after_unmap_aliases)
+{
+	struct vmap_heap *h = new_heap();
+	uint64_t pages[16], blocks[64], block_bytes = VMAP_BBMAP_BITS * page, b;
+	char *m[VMAP_BBMAP_BITS / 16];
+	struct vmap_heap_stats st = { .size = sizeof(st) };
+	unsigned round, i, k, distinct = 0;
+
+	assert_true(h != NULL);
+	assert_int(vmap_pages_alloc(h, 16, pages), ==, 0);
+	for (round = 0; round < 40; round++) {
+		for (i = 0; i < VMAP_BBMAP_BITS / 16; i++) {
+			m[i] = vmap_heap_vm_map_ram(h, pages, 16);
+			assert_true(m[i] != NULL);
+			m[i][0] = (char)i;
+			b = (uint64_t)(uintptr_t)m[i] / block_bytes;
+			for (k = 0; k < distinct && blocks[k] != b; k++)
+				;
+			if (k == distinct && distinct < 64)
+				blocks[distinct++] = b;
+		}
+		for (i = 0; i < VMAP_BBMAP_BITS / 16; i++)
+			assert_int(vmap_heap_vm_unmap_ram(h, m[i], 16), ==, 0);
+		vmap_heap_vm_unmap_aliases(h);
+		heap_check_ok(h);
+	}
+	/* Each round needs one or two blocks; without reuse, 40 or more. */
+	expect_int(distinct, <=, 4);
+	assert_int(vmap_heap_stats(h, &st), ==, 0);
+	expect_u64(st.live_areas, <=, 2);
+	vmap_pages_free(h, pages, 16);
+	vmap_heap_destroy(h);
+}
+
+/* The byte at @p, or -1 if it cannot be read. */
+static int peek(const char *p)
+{
+	char c;
+	struct iovec local = { &c, 1 }, remote = { (void *)p, 1 };
+
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != 1)
+		return -1;
+	return c;
+}
+
+TEST(alias_until_flushed)
+{
+	struct vmap_heap *h = new_heap();
+	uint64_t pg;
+	char *p, *q, buf[8];
+
+	assert_true(h != NULL);
+	assert_int(vmap_pages_alloc(h, 1, &pg), ==, 0);
+	p = vmap_heap_vm_map_ram(h, &pg, 1);
+	q = vmap_heap_vm_map_ram(h, &pg, 1);
+	assert_true(p != NULL && q != NULL && p != q);
+	p[1] = 'a';
+	expect_int(q[1], ==, 'a');
+	assert_int(vmap_heap_vm_unmap_ram(h, p, 1), ==, 0);
+	/*
+	 * The alias: the old mapping still reaches the page (read by the
+	 * kernel for us: a checker rightly calls a plain read a use after
+	 * unmap).
+	 */
+	q[1] = 'b';
+	expect_int(peek(p + 1), ==, 'b');
+	vmap_heap_vm_unmap_aliases(h);
+	expect_int(peek(p + 1), !=, 'b');
+	/* Gone: vread sees no mapping there, the live one is intact. */
+	assert_int(vmap_heap_vread(h, buf, p, sizeof(buf)), ==, (int)sizeof(buf));
+	expect_int(buf[1], ==, 0);
+	expect_int(q[1], ==, 'b');
+	heap_check_ok(h);
+	assert_int(vmap_heap_vm_unmap_ram(h, q, 1), ==, 0);
+	vmap_pages_free(h, &pg, 1);
+	vmap_heap_destroy(h);
+}
+
+TEST(large_mappings_and_vmallocinfo)
+{
+	struct vmap_heap *h = vmap_default_heap();
+	unsigned n = VMAP_MAX_ALLOC + 36, i, lines = 0;
+	uint64_t *pages = calloc(n, sizeof(*pages));
+	char line[256], *big, *small;
+	FILE *f;
+
+	assert_true(h != NULL && pages != NULL);
+	assert_int(vmap_pages_alloc(h, n, pages), ==, 0);
+	big = vm_map_ram(pages, n);
+	small = vm_map_ram(pages, 3);
+	assert_true(big != NULL && small != NULL);
+	for (i = 0; i < n; i++)
+		big[i * page] = (char)i;
+	for (i = 0; i < 3; i++)
+		expect_int(small[i * page], ==, (char)i);
+	f = tmpfile();
+	assert_true(f != NULL);
+	assert_int(vmallocinfo(f), ==, 0);
+	rewind(f);
+	while (fgets(line, sizeof(line), f))
+		lines += strstr(line, " vm_map_ram\n") != NULL;
+	fclose(f);
+	expect_int(lines, >=, 2);	/* the large area and the block */
+	vm_unmap_ram(big, n);
+	vm_unmap_ram(small, 3);
+	vm_unmap_aliases();
+	assert_int(vmap_heap_check(h, line, sizeof(line)), ==, 0);
+	vmap_pages_free(h, pages, n);
+	free(pages);
+}
+
+TEST(bad_input_refused)
+{
+	struct vmap_heap *h = new_heap();
+	uint64_t pg[2], bad;
+	char *p, *v;
+
+	assert_true(h != NULL);
+	assert_int(vmap_pages_alloc(h, 2, pg), ==, 0);
+	bad = pg[1] + 1;
+	expect_true(vmap_heap_vm_map_ram(h, &bad, 1) == NULL);
+	expect_int(errno, ==, EINVAL);
+	bad = 1ull << 40;
+	expect_true(vmap_heap_vm_map_ram(h, &bad, 1) == NULL);
+	expect_true(vmap_heap_vm_map_ram(h, pg, 0) == NULL);
+	expect_true(vmap_heap_vm_map_ram(h, NULL, 1) == NULL);
+	/* Nothing mapped yet: no block to find. */
+	expect_int(vmap_heap_vm_unmap_ram(h, pg, 1), ==, -EINVAL);
+	p = vmap_heap_vm_map_ram(h, pg, 2);
+	v = vmap_heap_vmalloc(h, page);
+	assert_true(p != NULL && v != NULL);
+	expect_int(vmap_heap_vm_unmap_ram(h, p, 1), ==, -EINVAL);	/* wrong count */
+	expect_int(vmap_heap_vm_unmap_ram(h, p + page, 1), ==, -EINVAL);
+	expect_int(vmap_heap_vm_unmap_ram(h, p + 8 * page, 2), ==, -EINVAL);
+	expect_int(vmap_heap_vm_unmap_ram(h, v, 2), ==, -EINVAL);
+	expect_int(vmap_heap_vm_unmap_ram(h, v, VMAP_MAX_ALLOC + 1), ==, -EINVAL);
+	expect_int(vmap_heap_vm_unmap_ram(h, p, 0), ==, -EINVAL);
+	vmap_heap_vfree(h, p);		/* refused: a block chunk */
+	heap_check_ok(h);
+	assert_int(vmap_heap_vm_unmap_ram(h, p, 2), ==, 0);
+	expect_int(vmap_heap_vm_unmap_ram(h, p, 2), ==, -EINVAL);	/* twice */
+	vmap_heap_vfree(h, v);
+	heap_check_ok(h);
+	vmap_heap_destroy(h);
+}
+
+int main(int argc, char **argv)
+{
+	page = (size_t)sysconf(_SC_PAGESIZE);
+	return test_main(argc, argv, (struct test[]){
+		T(many_threads_contents_and_claims),
+		T(blocks_reused_after_unmap_aliases),
+		T(alias_until_flushed),
+		T(large_mappings_and_vmallocinfo),
+		T(bad_input_refused),
+		{ 0 } });
+}
