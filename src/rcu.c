@@ -30,8 +30,11 @@
 _Static_assert(sizeof(struct vmap_rcu_head) >= sizeof(struct rcu_head) + sizeof(void *),
 	       "struct vmap_rcu_head holds an rcu_head and the heap");
 
-/* Every reader's unlock is ordered before every free: one sync object. */
-static char readers_done;
+/*
+ * Every reader's unlock is ordered before every free, and every free
+ * before the return of a barrier: one sync object each.
+ */
+static char readers_done, frees_done;
 
 /* The one-argument shape's record. */
 struct rcu_free {
@@ -54,19 +57,22 @@ static void free_record(struct rcu_head *head)
 	track_acquire(&readers_done);
 	vmap_heap_vfree(r->h, r->addr);
 	free(r);
+	track_release(&frees_done);
 }
 
 /* The area holding @head starts where the space's range does. */
 static void free_embedded(struct rcu_head *head)
 {
 	struct rcu_embedded *e = (struct rcu_embedded *)head;
-	struct vmap_heap *h = e->h;
 	struct vmap_range r;
+	struct vmap_heap *h;
 
 	track_acquire(e);
 	track_acquire(&readers_done);
+	h = e->h;
 	if (!vmap_find(h->space, (uint64_t)(uintptr_t)head, &r))
 		vmap_heap_vfree(h, (void *)(uintptr_t)heap_body_of(h, r.start));
+	track_release(&frees_done);
 }
 
 int vmap_heap_vfree_rcu(struct vmap_heap *h, const void *addr)
@@ -134,12 +140,13 @@ void vmap_rcu_read_unlock(void)
 void vmap_rcu_barrier(void)
 {
 	urcu_memb_barrier();
+	track_acquire(&frees_done);
 }
 
 void rcu_heap_drain(struct vmap_heap *h)
 {
 	if (atomic_load(&h->rcu_used))
-		urcu_memb_barrier();
+		vmap_rcu_barrier();
 }
 
 #else /* !VMAP_HAVE_URCU */
