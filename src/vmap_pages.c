@@ -184,12 +184,22 @@ int pages_map(struct vmap_heap *h, uint64_t addr, const uint64_t *pages,
 	return 0;
 }
 
-/* Put the reservation back over [addr, addr + len) after pages_map(). */
+/*
+ * Put the reservation back over [addr, addr + len) after pages_map():
+ * every page is then as the reservation made it, which the page-state
+ * map must say, or a later vmalloc would skip making its body usable
+ * (mprotect) or its guard a marker.
+ */
 int pages_unmap(struct vmap_heap *h, uint64_t addr, uint64_t len)
 {
+	int rc;
+
 	track_freed((void *)(uintptr_t)addr, len);
 	heap_count(&h->sys_mmap, 1);
-	return os_remap_reserved((void *)(uintptr_t)addr, len, h->markers);
+	rc = os_remap_reserved((void *)(uintptr_t)addr, len, h->markers);
+	if (!rc)
+		memset(h->changed + (addr - h->base) / h->page, 0, len / h->page);
+	return rc;
 }
 
 /* 0 if every one of @pages is a page handed out by @h's pool. */

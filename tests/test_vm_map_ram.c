@@ -329,6 +329,60 @@ TEST(bad_input_refused)
 	vmap_heap_destroy(h);
 }
 
+/*
+ * A block released over space where vmalloc areas were, then vmalloc
+ * areas again over the block: every byte usable, guards faulting (a
+ * page-state map left stale by the block would skip one or the other).
+ */
+static void vmalloc_after_blocks(unsigned flags)
+{
+	struct vmap_heap_params hp = { .reserve_bytes = 1ull << 30, .flags = flags,
+				       .nr_nodes = 1 };
+	unsigned n = 3 * VMAP_BBMAP_BITS, i;
+	char **areas = calloc(n, sizeof(*areas)), *m[VMAP_BBMAP_BITS / 8];
+	struct vmap_heap *h;
+	uint64_t pg[5];
+
+	assert_true(areas != NULL);
+	assert_int(vmap_heap_create(&hp, &h), ==, 0);
+	for (i = 0; i < n; i++)
+		assert_true((areas[i] = vmap_heap_vmalloc(h, page)) != NULL);
+	for (i = 0; i < n; i++)
+		vmap_heap_vfree(h, areas[i]);
+	vmap_purge(vmap_heap_space(h));
+	/*
+	 * 5-page mappings take 8-page chunks: pages 5-7 of each are never
+	 * mapped, among them pages that were vmalloc bodies before.
+	 */
+	assert_int(vmap_pages_alloc(h, 5, pg), ==, 0);
+	for (i = 0; i < VMAP_BBMAP_BITS / 8; i++)
+		assert_true((m[i] = vmap_heap_vm_map_ram(h, pg, 5)) != NULL);
+	for (i = 0; i < VMAP_BBMAP_BITS / 8; i++)
+		assert_int(vmap_heap_vm_unmap_ram(h, m[i], 5), ==, 0);
+	vmap_purge(vmap_heap_space(h));
+	for (i = 0; i < n; i++) {
+		areas[i] = vmap_heap_vmalloc(h, page);
+		assert_true(areas[i] != NULL);
+		memset(areas[i], 1, page);	/* faults if left inaccessible */
+	}
+	heap_check_ok(h);
+	for (i = 0; i < n; i++)
+		vmap_heap_vfree(h, areas[i]);
+	vmap_pages_free(h, pg, 5);
+	free(areas);
+	vmap_heap_destroy(h);
+}
+
+TEST(vmalloc_after_blocks_markers)
+{
+	vmalloc_after_blocks(0);
+}
+
+TEST(vmalloc_after_blocks_mprotect)
+{
+	vmalloc_after_blocks(VMAP_HEAP_MPROTECT_GUARDS);
+}
+
 int main(int argc, char **argv)
 {
 	page = (size_t)sysconf(_SC_PAGESIZE);
@@ -338,5 +392,7 @@ int main(int argc, char **argv)
 		T(alias_until_flushed),
 		T(large_mappings_and_vmallocinfo),
 		T(bad_input_refused),
+		T(vmalloc_after_blocks_markers),
+		T(vmalloc_after_blocks_mprotect),
 		{ 0 } });
 }
