@@ -14,6 +14,10 @@
  * vmap_check() nests them all, in the order above, to see a frozen space.
  * The notifier rwlock is taken with no other lock held, and notifiers run
  * with no lock of the space held, so that they may free ranges.
+ * vmap_next() runs its callback under one busy lock; the vmalloc layer's
+ * vread() takes a vm_map_ram block lock there, so the layer's own locks
+ * (vmalloc.h) rank below node[i].busy_lock, and it never calls the space
+ * while holding one of them.
  *
  * WHAT GUARDS WHAT
  *   heap_lock          the free heap (heap.h)

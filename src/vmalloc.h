@@ -4,16 +4,12 @@
  * vmalloc.c (areas of anonymous memory), vmap_pages.c (the page pool and
  * vmap), vmap_block.c (vm_map_ram's per-CPU blocks), vread.c and rcu.c.
  *
- * The layer uses the space through the public API only.  Its own locks
- * and their order, below the space's (a file of this layer may hold them
- * while calling the space only where said):
+ * The layer uses the space through the public API only.  Its own locks,
+ * which rank below the space's busy locks (see internal.h), in order:
  *
  *   block queue lock  >  block lock  >  spare-record lock     (vmap_block.c)
  *   page pool lock                                            (vmap_pages.c)
  *   extras_lock: only while creating the pool or the blocks' state
- *
- * vread() takes a block lock inside a node's busy lock (vmap_next()'s
- * callback); nothing takes a space lock while holding a block lock.
  */
 #ifndef VMAP_VMALLOC_H
 #define VMAP_VMALLOC_H

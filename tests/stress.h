@@ -7,8 +7,8 @@
  * is a range handed out twice), and checks and clears its stamp before
  * freeing.  stress_step() is one random operation: an allocation (mixed
  * sizes and alignments, sometimes in a restricted window, sometimes
- * non-blocking), a free, or a lookup of an inner address that must find
- * the thread's own range.
+ * non-blocking, sometimes two congruent areas), a free, or a lookup of an
+ * inner address that must find the thread's own range.
  */
 #ifndef VMAP_TEST_STRESS_H
 #define VMAP_TEST_STRESS_H
@@ -91,6 +91,39 @@ static void release(struct run *r, unsigned id, const struct held *h)
 		report(r, "free of a live range refused", h->start);
 }
 
+/*
+ * Two congruent areas (vmap_pcpu_get_vm_areas), held and freed like any
+ * other range: each is claimed, and both must lie at their offsets.
+ */
+static void stress_pcpu(struct worker *w)
+{
+	struct run *r = w->run;
+	uint64_t sizes[2], offsets[2], starts[2];
+	unsigned k;
+	int rc;
+
+	sizes[0] = (1 + wrnd(&w->seed) % 4) * PAGE;
+	sizes[1] = (1 + wrnd(&w->seed) % 4) * PAGE;
+	offsets[0] = 0;
+	offsets[1] = sizes[0] + (wrnd(&w->seed) % 8) * PAGE;
+	rc = vmap_pcpu_get_vm_areas(r->s, offsets, sizes, 2, PAGE, starts);
+	if (rc == -ENOMEM)
+		return;
+	if (rc) {
+		report(r, "congruent allocation error", (uint64_t)-rc);
+		return;
+	}
+	if (starts[1] - starts[0] != offsets[1])
+		report(r, "congruent areas not at their offsets", starts[0]);
+	for (k = 0; k < 2; k++) {
+		if (!claim(r, w->id, starts[k], sizes[k] / PAGE))
+			continue;
+		w->live[w->nlive].start = starts[k];
+		w->live[w->nlive].pages = sizes[k] / PAGE;
+		w->nlive++;
+	}
+}
+
 static void stress_step(struct worker *w)
 {
 	struct run *r = w->run;
@@ -125,6 +158,8 @@ static void stress_step(struct worker *w)
 			w->live[w->nlive].pages = pages;
 			w->nlive++;
 		}
+	} else if (kind == 15 && w->nlive + 2 <= MAX_LIVE) {
+		stress_pcpu(w);
 	} else if (kind < 14 && w->nlive) {
 		i = (unsigned)(wrnd(&w->seed) % w->nlive);
 		release(r, w->id, &w->live[i]);
