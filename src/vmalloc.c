@@ -168,7 +168,8 @@ void vmap_heap_destroy(struct vmap_heap *h)
 	if (!h)
 		return;
 	/* The region goes back to the system: nothing of it stays poisoned. */
-	track_usable((void *)(uintptr_t)h->base, h->size);
+	if (atomic_load(&h->poisoned_end) > h->base)
+		track_usable((void *)(uintptr_t)h->base, atomic_load(&h->poisoned_end) - h->base);
 	rcu_heap_drain(h);
 	blocks_destroy(h);
 	pages_destroy(h);
@@ -270,7 +271,7 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 	if (track_enabled || atomic_load_explicit(&h->mapped_areas, memory_order_relaxed)) {
 		ok = !area_of(h, addr, &r);
 		if (ok)
-			track_freed((void *)addr, r.end - r.start - guard_bytes(h));
+			heap_poison(h, (uint64_t)(uintptr_t)addr, r.end - r.start - guard_bytes(h));
 	} else {
 		ok = true;
 	}

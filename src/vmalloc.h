@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "track.h"
 #include "vmap.h"
 
 #define DEFAULT_RESERVE (64ull << 30)
@@ -79,6 +80,12 @@ struct vmap_heap {
 	_Atomic(struct page_pool *) pool;	/* created on first use */
 	_Atomic(struct block_state *) blocks;	/* created on first use */
 	atomic_bool rcu_used;			/* a vfree_rcu() was queued */
+	/*
+	 * Under a memory checker: the end of the highest range poisoned so
+	 * far, so that destroy unpoisons only [base, poisoned_end) and not
+	 * the whole reservation (which costs ASan gigabytes of shadow).
+	 */
+	atomic_uint_fast64_t poisoned_end;
 };
 
 static inline void heap_count(atomic_uint_fast64_t *c, uint64_t n)
@@ -89,6 +96,22 @@ static inline void heap_count(atomic_uint_fast64_t *c, uint64_t n)
 static inline uint64_t guard_bytes(const struct vmap_heap *h)
 {
 	return (h->flags & VMAP_HEAP_NO_GUARD) ? 0 : h->page;
+}
+
+/* Tell the memory checker [addr, addr + len) must not be touched. */
+static inline void heap_poison(struct vmap_heap *h, uint64_t addr, uint64_t len)
+{
+	uint64_t end;
+
+	if (!track_enabled)
+		return;
+	track_freed((void *)(uintptr_t)addr, len);
+	end = atomic_load_explicit(&h->poisoned_end, memory_order_relaxed);
+	while (end < addr + len &&
+	       !atomic_compare_exchange_weak_explicit(&h->poisoned_end, &end, addr + len,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
 }
 
 /* vmalloc.c */

@@ -36,7 +36,6 @@
 #include <string.h>
 
 #include "os.h"
-#include "track.h"
 #include "vmalloc.h"
 
 #define BLOCK_WORDS (VMAP_BBMAP_BITS / 64)
@@ -392,7 +391,7 @@ static int block_free(struct vmap_heap *h, struct block_state *st,
 	bits_set(b->used, off, 1u << order, false);
 	bits_set(b->alias, off, 1u << order, true);
 	b->dirty += 1u << order;
-	track_freed((void *)(uintptr_t)addr, (uint64_t)count * h->page);
+	heap_poison(h, addr, (uint64_t)count * h->page);
 	/* Fully dirty: no unused pages, so it is on no queue. */
 	if (b->dirty == VMAP_BBMAP_BITS) {
 		block_kill(st, b);

@@ -194,7 +194,7 @@ int pages_unmap(struct vmap_heap *h, uint64_t addr, uint64_t len)
 {
 	int rc;
 
-	track_freed((void *)(uintptr_t)addr, len);
+	heap_poison(h, addr, len);
 	heap_count(&h->sys_mmap, 1);
 	rc = os_remap_reserved((void *)(uintptr_t)addr, len, h->markers);
 	if (!rc)
