@@ -185,6 +185,27 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 	return h ? h->space : NULL;
 }
 
+/*
+ * The part of @h in @slot, made by @create on the first call that asks
+ * for it (@create_now) under extras_lock, and published only then.
+ */
+void *heap_extra(struct vmap_heap *h, void *_Atomic *slot,
+		 void *(*create)(struct vmap_heap *h), bool create_now)
+{
+	void *part = atomic_load_explicit(slot, memory_order_acquire);
+
+	if (part || !create_now)
+		return part;
+	pthread_mutex_lock(&h->extras_lock);
+	part = atomic_load_explicit(slot, memory_order_relaxed);
+	if (!part) {
+		part = create(h);
+		atomic_store_explicit(slot, part, memory_order_release);
+	}
+	pthread_mutex_unlock(&h->extras_lock);
+	return part;
+}
+
 int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
 {
 	uint64_t body = heap_body_of(h, start);

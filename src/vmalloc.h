@@ -76,9 +76,11 @@ struct vmap_heap {
 	 * need not look up the kind of what it frees.
 	 */
 	atomic_uint_fast64_t mapped_areas;
+	/* Created on first use (heap_extra()): a struct page_pool and a
+	 * struct block_state. */
 	pthread_mutex_t extras_lock;
-	_Atomic(struct page_pool *) pool;	/* created on first use */
-	_Atomic(struct block_state *) blocks;	/* created on first use */
+	void *_Atomic pool;
+	void *_Atomic blocks;
 	atomic_bool rcu_used;			/* a vfree_rcu() was queued */
 	/*
 	 * Under a memory checker: the end of the highest range poisoned so
@@ -115,6 +117,8 @@ static inline void heap_poison(struct vmap_heap *h, uint64_t addr, uint64_t len)
 }
 
 /* vmalloc.c */
+void *heap_extra(struct vmap_heap *h, void *_Atomic *slot,
+		 void *(*create)(struct vmap_heap *h), bool create_now);
 int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable);
 uint64_t heap_body_of(const struct vmap_heap *h, uint64_t start);
 int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages);

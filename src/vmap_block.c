@@ -75,7 +75,7 @@ struct block_state {
 	struct vmap_block *spares, *records;
 };
 
-static struct block_state *state_create(struct vmap_heap *h)
+static void *state_create(struct vmap_heap *h)
 {
 	struct block_state *st = calloc(1, sizeof(*st));
 	unsigned i;
@@ -104,18 +104,7 @@ static struct block_state *state_create(struct vmap_heap *h)
 
 static struct block_state *state_of(struct vmap_heap *h, bool create)
 {
-	struct block_state *st = atomic_load_explicit(&h->blocks, memory_order_acquire);
-
-	if (st || !create)
-		return st;
-	pthread_mutex_lock(&h->extras_lock);
-	st = atomic_load_explicit(&h->blocks, memory_order_relaxed);
-	if (!st) {
-		st = state_create(h);
-		atomic_store_explicit(&h->blocks, st, memory_order_release);
-	}
-	pthread_mutex_unlock(&h->extras_lock);
-	return st;
+	return heap_extra(h, &h->blocks, state_create, create);
 }
 
 void blocks_destroy(struct vmap_heap *h)

@@ -39,7 +39,7 @@ struct page_pool {
 	atomic_uchar *allocated;	/* per page, lazily committed */
 };
 
-static struct page_pool *pool_create(struct vmap_heap *h)
+static void *pool_create(struct vmap_heap *h)
 {
 	struct page_pool *pool = calloc(1, sizeof(*pool));
 
@@ -66,18 +66,7 @@ static struct page_pool *pool_create(struct vmap_heap *h)
 /* The heap's pool, created on the first call that needs one (@create). */
 static struct page_pool *pool_of(struct vmap_heap *h, bool create)
 {
-	struct page_pool *pool = atomic_load_explicit(&h->pool, memory_order_acquire);
-
-	if (pool || !create)
-		return pool;
-	pthread_mutex_lock(&h->extras_lock);
-	pool = atomic_load_explicit(&h->pool, memory_order_relaxed);
-	if (!pool) {
-		pool = pool_create(h);
-		atomic_store_explicit(&h->pool, pool, memory_order_release);
-	}
-	pthread_mutex_unlock(&h->extras_lock);
-	return pool;
+	return heap_extra(h, &h->pool, pool_create, create);
 }
 
 void pages_destroy(struct vmap_heap *h)

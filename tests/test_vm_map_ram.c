@@ -60,15 +60,6 @@ struct thread_arg {
 	uint64_t seed;
 };
 
-static uint64_t trnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static void fail(struct shared *sh, const char *what, const void *addr)
 {
 	fprintf(stderr, "FAIL: %s at %p\n", what, addr);
@@ -119,18 +110,18 @@ static void *mapper(void *arg)
 		if (vmap_pages_alloc(sh->h, VMAP_MAX_ALLOC, pages[k]))
 			fail(sh, "no pages", NULL);
 	for (r = 0; r < sh->rounds; r++) {
-		k = (unsigned)(trnd(&ta->seed) % LIVE);
+		k = (unsigned)(rnd_from(&ta->seed) % LIVE);
 		if (live[k].addr) {
 			stamp(&live[k], ta->id, stamped[k], true, sh);
 			claim(sh, &live[k], ta->id, false);
 			if (vmap_heap_vm_unmap_ram(sh->h, live[k].addr, live[k].count))
 				fail(sh, "unmap refused", live[k].addr);
 			live[k].addr = NULL;
-			if (trnd(&ta->seed) % 64 == 0)
+			if (rnd_from(&ta->seed) % 64 == 0)
 				vmap_heap_vm_unmap_aliases(sh->h);
 			continue;
 		}
-		live[k].count = 1 + (unsigned)(trnd(&ta->seed) % VMAP_MAX_ALLOC);
+		live[k].count = 1 + (unsigned)(rnd_from(&ta->seed) % VMAP_MAX_ALLOC);
 		live[k].addr = vmap_heap_vm_map_ram(sh->h, pages[k], live[k].count);
 		if (!live[k].addr) {
 			fail(sh, "vm_map_ram failed", NULL);
