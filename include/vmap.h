@@ -559,6 +559,15 @@ VMAP_API void *vmalloc(size_t size);
 VMAP_API void *vzalloc(size_t size);
 
 /*
+ * vmalloc_user - vzalloc() of an area meant to be handed to another
+ * mapper (the kernel's VM_USERMAP): vmallocinfo marks it "user".  Freed
+ * with vfree(); same errors as vmalloc().  vmap_heap_vmalloc_user() is
+ * the same on an explicit heap.
+ */
+VMAP_API void *vmalloc_user(size_t size);
+VMAP_API void *vmap_heap_vmalloc_user(struct vmap_heap *heap, size_t size);
+
+/*
  * vfree - give back an area from vmalloc().  NULL is a no-op.  A pointer
  * vmalloc() did not return (or already freed) is refused with a message
  * on stderr, and nothing changes.
@@ -581,7 +590,8 @@ VMAP_API void *vrealloc(void *addr, size_t size);
  * vmallocinfo - the /proc/vmallocinfo format: node by node, each busy area
  * in address order, then every lazy one as "0xSTART-0xEND SIZE unpurged
  * vm_area".  Busy areas read "0xSTART-0xEND SIZE CALLER pages=N vmalloc"
- * (vmap areas: "... pages=N vmap"); vm_map_ram blocks and large
+ * ("... vmalloc user" from vmalloc_user(), "... pages=N vmap" from
+ * vmap()); vm_map_ram blocks and large
  * vm_map_ram areas read "0xSTART-0xEND SIZE vm_map_ram".  0 or -EIO.
  */
 VMAP_API int vmallocinfo(FILE *out);

@@ -218,7 +218,7 @@ int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
 }
 
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
-			const void *caller)
+			enum area_kind kind, const void *caller)
 {
 	uint64_t body_pages, start, body;
 	int rc;
@@ -234,7 +234,7 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 	}
 	body_pages = (size + h->page - 1) / h->page;
 	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), align,
-			     0, 0, 0, (uint64_t)(uintptr_t)caller, &start);
+			     0, 0, 0, area_user(kind, caller), &start);
 	if (rc) {
 		errno = -rc;
 		return NULL;
@@ -272,7 +272,8 @@ static int area_of(struct vmap_heap *h, const void *addr, struct vmap_range *r)
 	uint64_t start;
 
 	if (!area_start(h, addr, &start) || vmap_find(h->space, start, r) ||
-	    r->start != start || area_kind_of(r->user) != AREA_VMALLOC)
+	    r->start != start || (area_kind_of(r->user) != AREA_VMALLOC &&
+				  area_kind_of(r->user) != AREA_VMALLOC_USER))
 		return -ENOENT;
 	return 0;
 }
@@ -318,7 +319,7 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 	void *moved;
 
 	if (!addr)
-		return heap_alloc(h, size, 1, caller);
+		return heap_alloc(h, size, 1, AREA_VMALLOC, caller);
 	if (!size) {
 		heap_free(h, addr);
 		return NULL;
@@ -333,7 +334,7 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 		memset((char *)addr + size, 0, old - size);
 		return addr;
 	}
-	moved = heap_alloc(h, size, 1, caller);
+	moved = heap_alloc(h, size, 1, AREA_VMALLOC, caller);
 	if (!moved)
 		return NULL;
 	memcpy(moved, addr, old);
@@ -386,7 +387,8 @@ int vmap_heap_info(struct vmap_heap *h, FILE *out)
 		format_caller(area_caller_of(r[i].user), caller, sizeof(caller));
 		fprintf(out, "%s pages=%llu %s\n", caller,
 			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page),
-			kind == AREA_VMAP ? "vmap" : "vmalloc");
+			kind == AREA_VMAP ? "vmap" :
+			kind == AREA_VMALLOC_USER ? "vmalloc user" : "vmalloc");
 	}
 	free(r);
 	return ferror(out) ? -EIO : 0;
@@ -440,12 +442,28 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 
 void *vmap_heap_vmalloc(struct vmap_heap *h, size_t size)
 {
-	return heap_alloc(h, size, 1, __builtin_return_address(0));
+	return heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0));
 }
 
 void *vmap_heap_vmalloc_align(struct vmap_heap *h, size_t size, size_t align)
 {
-	return heap_alloc(h, size, align, __builtin_return_address(0));
+	return heap_alloc(h, size, align, AREA_VMALLOC, __builtin_return_address(0));
+}
+
+/* heap_alloc() of memory that reads zero even with VMAP_HEAP_MADV_FREE. */
+static void *heap_zalloc(struct vmap_heap *h, size_t size, enum area_kind kind,
+			 const void *caller)
+{
+	void *p = heap_alloc(h, size, 1, kind, caller);
+
+	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
+		memset(p, 0, size);
+	return p;
+}
+
+void *vmap_heap_vmalloc_user(struct vmap_heap *h, size_t size)
+{
+	return heap_zalloc(h, size, AREA_VMALLOC_USER, __builtin_return_address(0));
 }
 
 void vmap_heap_vfree(struct vmap_heap *h, const void *addr)
@@ -481,17 +499,19 @@ struct vmap_heap *vmap_default_heap(void)
 
 void *vmalloc(size_t size)
 {
-	return heap_alloc(vmap_default_heap(), size, 1, __builtin_return_address(0));
+	return heap_alloc(vmap_default_heap(), size, 1, AREA_VMALLOC, __builtin_return_address(0));
 }
 
 void *vzalloc(size_t size)
 {
-	struct vmap_heap *h = vmap_default_heap();
-	void *p = heap_alloc(h, size, 1, __builtin_return_address(0));
+	return heap_zalloc(vmap_default_heap(), size, AREA_VMALLOC,
+			   __builtin_return_address(0));
+}
 
-	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
-		memset(p, 0, size);
-	return p;
+void *vmalloc_user(size_t size)
+{
+	return heap_zalloc(vmap_default_heap(), size, AREA_VMALLOC_USER,
+			   __builtin_return_address(0));
 }
 
 void vfree(const void *addr)

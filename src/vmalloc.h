@@ -35,6 +35,7 @@ enum area_kind {
 	AREA_VMAP = 1,		/* vmap() of pool pages, with a guard */
 	AREA_VM_MAP_RAM = 2,	/* vm_map_ram() too large for a block */
 	AREA_VMAP_BLOCK = 3,	/* a block that vm_map_ram() carves */
+	AREA_VMALLOC_USER = 4,	/* vmalloc_user(): the kernel's VM_USERMAP */
 };
 #define AREA_KIND_SHIFT 56
 

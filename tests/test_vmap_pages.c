@@ -5,7 +5,8 @@
  * back at its start), one page mapped many times (a write through one
  * mapping is seen through all), pages zeroed when handed out, the guard
  * page after a vmap area, vunmap putting the reservation back, the
- * default heap's vmap/vunmap, vmallocinfo's "vmap" lines, and bad input:
+ * default heap's vmap/vunmap, vmallocinfo's "vmap" and "vmalloc user"
+ * (vmalloc_user) lines, and bad input:
  * pages not from the pool, count 0, flags, unmapping what was not mapped,
  * vfree of a vmap area and vunmap of a vmalloc area.
  */
@@ -198,27 +199,37 @@ TEST(bad_input_refused)
 TEST(default_heap_and_vmallocinfo)
 {
 	struct vmap_heap *h = vmap_default_heap();
-	char line[256], want[64];
+	char line[256], want[64], want_user[64];
+	bool seen = false, seen_user = false;
 	uint64_t pg[3];
-	bool seen = false;
-	char *p;
+	char *p, *u;
 	FILE *f;
 
 	assert_true(h != NULL);
 	assert_int(vmap_pages_alloc(h, 3, pg), ==, 0);
 	p = vmap(pg, 3, 0);
-	assert_true(p != NULL);
+	u = vmalloc_user(2 * page);
+	assert_true(p != NULL && u != NULL);
 	p[0] = 1;
+	expect_int(u[2 * page - 1], ==, 0);
 	f = tmpfile();
 	assert_true(f != NULL);
 	assert_int(vmallocinfo(f), ==, 0);
 	rewind(f);
 	snprintf(want, sizeof(want), "0x%016llx-", (unsigned long long)(uintptr_t)p);
-	while (fgets(line, sizeof(line), f))
+	snprintf(want_user, sizeof(want_user), "0x%016llx-",
+		 (unsigned long long)(uintptr_t)u);
+	while (fgets(line, sizeof(line), f)) {
 		if (!strncmp(line, want, strlen(want)))
 			seen = strstr(line, " pages=3 vmap\n") != NULL;
+		if (!strncmp(line, want_user, strlen(want_user)))
+			seen_user = strstr(line, " pages=2 vmalloc user\n") != NULL;
+	}
 	fclose(f);
 	expect_true(seen);
+	expect_true(seen_user);
+	expect_u64(vmalloc_size(u), ==, 2 * page);
+	vfree(u);
 	vunmap(p);
 	assert_int(vmap_pages_free(h, pg, 3), ==, 0);
 }
