@@ -520,7 +520,7 @@ VMAP_API int vmap_heap_info(struct vmap_heap *heap, FILE *out);
 /*
  * vmap_heap_check - vmap_check() on the heap's space, then every
  * vm_map_ram block: its pages add up (unused + dirty + mapped = the
- * block), each mapped page belongs to one aligned chunk, aliases lie only
+ * block), each mapped page belongs to one chunk, aliases lie only
  * in dirty pages, it is on its queue exactly when it has unused pages, it
  * is a block area of the space, and every block area of the space is a
  * published block.  Like vmap_check(), it assumes no other call on the

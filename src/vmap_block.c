@@ -566,8 +566,8 @@ static const char *block_inconsistency(struct vmap_block *b)
 			continue;
 		}
 		n = 1u << (b->order[i] - 1);
-		if (i % n || i + n > top)
-			return "a chunk misaligned or beyond the used part";
+		if (i + n > top)
+			return "a chunk beyond the used part";
 		for (k = i; k < i + n; k++)
 			if (!bit_test(b->used, k) || (k > i && b->order[k]))
 				return "a chunk's pages are not all its own";

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_vm_map_ram.c - vm_map_ram()'s per-CPU blocks through the public
- * API: mappings of 1..VMAP_MAX_ALLOC pages from many threads, each page
- * of each mapping claimed in a shadow map (a page handed out twice is a
- * failed claim) and its contents stamped and verified; vmap_heap_check()
+ * API: mappings of 1..VMAP_MAX_ALLOC pages from many threads (the
+ * mappers of stress.h: each page of each mapping claimed in a shadow map,
+ * a page handed out twice is a failed claim, and its contents stamped and
+ * verified), with vm_unmap_aliases() among them; vmap_heap_check()
  * (the space and every block) after the threads; blocks going back to the
  * heap and their addresses reused once their chunks are unmapped and
  * aliases flushed; the alias an unmapped chunk leaves until
@@ -18,10 +19,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "stress.h"
 #include "vmap.h"
 
 #define THREADS 4
-#define LIVE 8
 
 static size_t page;
 
@@ -41,135 +42,57 @@ static void heap_check_ok(struct vmap_heap *h)
 	test_check(rc == 0, 1, "vmap_heap_check: %d: %s", rc, msg);
 }
 
-struct shared {
-	struct vmap_heap *h;
-	uint64_t base;
-	atomic_uint *owner;	/* per page of the heap: 0 or thread + 1 */
-	long rounds;
-	atomic_int errors;
-};
-
-struct mapping {
-	char *addr;
-	unsigned count;
-};
-
 struct thread_arg {
-	struct shared *sh;
-	unsigned id;
-	uint64_t seed;
+	struct mapper m;
+	long rounds;
 };
 
-static void fail(struct shared *sh, const char *what, const void *addr)
-{
-	fprintf(stderr, "FAIL: %s at %p\n", what, addr);
-	atomic_fetch_add(&sh->errors, 1);
-}
-
-/* Claim (@id + 1) or release (0) every page of @m in the shadow map. */
-static void claim(struct shared *sh, const struct mapping *m, unsigned id, bool take)
-{
-	uint64_t first = ((uint64_t)(uintptr_t)m->addr - sh->base) / page, i;
-	unsigned want;
-
-	for (i = first; i < first + m->count; i++) {
-		want = take ? 0 : id + 1;
-		if (!atomic_compare_exchange_strong(&sh->owner[i], &want, take ? id + 1 : 0))
-			fail(sh, take ? "page handed out twice" : "page lost its owner",
-			     m->addr + (i - first) * page);
-	}
-}
-
-static void stamp(const struct mapping *m, unsigned id, long round, bool check,
-		  struct shared *sh)
-{
-	unsigned i;
-	long v;
-
-	for (i = 0; i < m->count; i++) {
-		v = (long)id << 40 | round << 8 | i;
-		if (!check) {
-			memcpy(m->addr + i * page + 16, &v, sizeof(v));
-			continue;
-		}
-		if (memcmp(m->addr + i * page + 16, &v, sizeof(v)))
-			fail(sh, "contents changed", m->addr + i * page);
-	}
-}
-
-static void *mapper(void *arg)
+static void *mapper_thread(void *arg)
 {
 	struct thread_arg *ta = arg;
-	struct shared *sh = ta->sh;
-	struct mapping live[LIVE] = { { 0 } };
-	uint64_t pages[LIVE][VMAP_MAX_ALLOC];
-	long stamped[LIVE] = { 0 }, r;
-	unsigned k;
+	long r;
 
-	for (k = 0; k < LIVE; k++)
-		if (vmap_pages_alloc(sh->h, VMAP_MAX_ALLOC, pages[k]))
-			fail(sh, "no pages", NULL);
-	for (r = 0; r < sh->rounds; r++) {
-		k = (unsigned)(rnd_from(&ta->seed) % LIVE);
-		if (live[k].addr) {
-			stamp(&live[k], ta->id, stamped[k], true, sh);
-			claim(sh, &live[k], ta->id, false);
-			if (vmap_heap_vm_unmap_ram(sh->h, live[k].addr, live[k].count))
-				fail(sh, "unmap refused", live[k].addr);
-			live[k].addr = NULL;
-			if (rnd_from(&ta->seed) % 64 == 0)
-				vmap_heap_vm_unmap_aliases(sh->h);
-			continue;
-		}
-		live[k].count = 1 + (unsigned)(rnd_from(&ta->seed) % VMAP_MAX_ALLOC);
-		live[k].addr = vmap_heap_vm_map_ram(sh->h, pages[k], live[k].count);
-		if (!live[k].addr) {
-			fail(sh, "vm_map_ram failed", NULL);
-			break;
-		}
-		claim(sh, &live[k], ta->id, true);
-		stamp(&live[k], ta->id, r, false, sh);
-		stamped[k] = r;
+	if (mapper_init(&ta->m)) {
+		map_report(ta->m.run, "no pages to map", NULL);
+		return NULL;
 	}
-	for (k = 0; k < LIVE; k++) {
-		if (!live[k].addr)
-			continue;
-		stamp(&live[k], ta->id, stamped[k], true, sh);
-		claim(sh, &live[k], ta->id, false);
-		vmap_heap_vm_unmap_ram(sh->h, live[k].addr, live[k].count);
-	}
-	for (k = 0; k < LIVE; k++)
-		vmap_pages_free(sh->h, pages[k], VMAP_MAX_ALLOC);
+	for (r = 0; r < ta->rounds; r++)
+		mapper_step(&ta->m);
+	mapper_release_all(&ta->m);
 	return NULL;
 }
 
 TEST(many_threads_contents_and_claims)
 {
+	static struct thread_arg args[THREADS];
 	struct vmap_space_info info;
-	struct thread_arg args[THREADS];
 	pthread_t tid[THREADS];
-	struct shared sh = { 0 };
+	struct map_run run = { 0 };
 	unsigned t;
 
-	sh.h = new_heap();
-	assert_true(sh.h != NULL);
-	vmap_space_info(vmap_heap_space(sh.h), &info);
-	sh.base = info.base;
-	sh.owner = calloc((info.limit - info.base) / page, sizeof(*sh.owner));
-	assert_true(sh.owner != NULL);
-	sh.rounds = scaled(20000);
+	run.h = new_heap();
+	assert_true(run.h != NULL);
+	vmap_space_info(vmap_heap_space(run.h), &info);
+	run.base = info.base;
+	run.pages = (info.limit - info.base) / page;
+	run.owner = calloc(run.pages, sizeof(*run.owner));
+	assert_true(run.owner != NULL);
 	for (t = 0; t < THREADS; t++) {
-		args[t] = (struct thread_arg){ &sh, t, test_seed * 131 + t };
-		assert_int(pthread_create(&tid[t], NULL, mapper, &args[t]), ==, 0);
+		memset(&args[t], 0, sizeof(args[t]));
+		args[t].m.run = &run;
+		args[t].m.id = t;
+		args[t].m.seed = test_seed * 131 + t;
+		args[t].rounds = scaled(20000);
+		assert_int(pthread_create(&tid[t], NULL, mapper_thread, &args[t]), ==, 0);
 	}
 	for (t = 0; t < THREADS; t++)
 		pthread_join(tid[t], NULL);
-	expect_int(atomic_load(&sh.errors), ==, 0);
-	heap_check_ok(sh.h);
-	vmap_heap_vm_unmap_aliases(sh.h);
-	heap_check_ok(sh.h);
-	free(sh.owner);
-	vmap_heap_destroy(sh.h);
+	expect_int(atomic_load(&run.errors), ==, 0);
+	heap_check_ok(run.h);
+	vmap_heap_vm_unmap_aliases(run.h);
+	heap_check_ok(run.h);
+	free(run.owner);
+	vmap_heap_destroy(run.h);
 }
 
 /* Rounds of mapping a block's worth of chunks and unmapping them all:
