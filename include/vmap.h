@@ -587,9 +587,9 @@ VMAP_API size_t vmalloc_size(const void *addr);
 VMAP_API void *vrealloc(void *addr, size_t size);
 
 /*
- * vmallocinfo - the /proc/vmallocinfo format: node by node, each busy area
- * in address order, then every lazy one as "0xSTART-0xEND SIZE unpurged
- * vm_area".  Busy areas read "0xSTART-0xEND SIZE CALLER pages=N vmalloc"
+ * vmallocinfo - the /proc/vmallocinfo format: every busy area in address
+ * order (walked with vmap_next()), then every lazy one, node by node, as
+ * "0xSTART-0xEND SIZE unpurged vm_area".  Busy areas read "0xSTART-0xEND SIZE CALLER pages=N vmalloc"
  * ("... vmalloc user" from vmalloc_user(), "... pages=N vmap" from
  * vmap()); vm_map_ram blocks and large
  * vm_map_ram areas read "0xSTART-0xEND SIZE vm_map_ram".  0 or -EIO.

@@ -358,38 +358,50 @@ static void format_caller(uint64_t caller, char *buf, size_t len)
 	snprintf(buf, len, "0x%llx", (unsigned long long)caller);
 }
 
+/* One line of /proc/vmallocinfo for the range @r. */
+static void print_area(struct vmap_heap *h, const struct vmap_range *r, FILE *out)
+{
+	enum area_kind kind = area_kind_of(r->user);
+	char caller[256];
+
+	fprintf(out, "0x%016llx-0x%016llx %7llu ", (unsigned long long)r->start,
+		(unsigned long long)r->end, (unsigned long long)(r->end - r->start));
+	if (r->state == VMAP_RANGE_LAZY) {
+		fputs("unpurged vm_area\n", out);
+		return;
+	}
+	if (kind == AREA_VM_MAP_RAM || kind == AREA_VMAP_BLOCK) {
+		fputs("vm_map_ram\n", out);
+		return;
+	}
+	format_caller(area_caller_of(r->user), caller, sizeof(caller));
+	fprintf(out, "%s pages=%llu %s\n", caller,
+		(unsigned long long)((r->end - r->start - guard_bytes(h)) / h->page),
+		kind == AREA_VMAP ? "vmap" :
+		kind == AREA_VMALLOC_USER ? "vmalloc user" : "vmalloc");
+}
+
+/*
+ * Busy areas in address order with vmap_next() (the walk vread() makes
+ * too), then the lazy ones from a snapshot, as the kernel lists them last.
+ */
 int vmap_heap_info(struct vmap_heap *h, FILE *out)
 {
-	struct vmap_range *r;
-	enum area_kind kind;
-	char caller[256];
+	struct vmap_range *r, busy;
+	uint64_t pos;
 	size_t n, i;
 	int rc;
 
 	if (!h || !out)
 		return -EINVAL;
+	for (pos = h->base; !vmap_next(h->space, pos, &busy, NULL, NULL); pos = busy.end)
+		print_area(h, &busy, out);
 	rc = vmap_snapshot(h->space, &r, &n);
 	if (rc)
 		return rc;
-	for (i = 0; i < n; i++) {
-		fprintf(out, "0x%016llx-0x%016llx %7llu ", (unsigned long long)r[i].start,
-			(unsigned long long)r[i].end,
-			(unsigned long long)(r[i].end - r[i].start));
-		if (r[i].state == VMAP_RANGE_LAZY) {
-			fputs("unpurged vm_area\n", out);
-			continue;
-		}
-		kind = area_kind_of(r[i].user);
-		if (kind == AREA_VM_MAP_RAM || kind == AREA_VMAP_BLOCK) {
-			fputs("vm_map_ram\n", out);
-			continue;
-		}
-		format_caller(area_caller_of(r[i].user), caller, sizeof(caller));
-		fprintf(out, "%s pages=%llu %s\n", caller,
-			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page),
-			kind == AREA_VMAP ? "vmap" :
-			kind == AREA_VMALLOC_USER ? "vmalloc user" : "vmalloc");
-	}
+	for (i = 0; i < n; i++)
+		if (r[i].state == VMAP_RANGE_LAZY)
+			print_area(h, &r[i], out);
 	free(r);
 	return ferror(out) ? -EIO : 0;
 }

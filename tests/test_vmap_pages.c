@@ -6,7 +6,8 @@
  * mapping is seen through all), pages zeroed when handed out, the guard
  * page after a vmap area, vunmap putting the reservation back, the
  * default heap's vmap/vunmap, vmallocinfo's "vmap" and "vmalloc user"
- * (vmalloc_user) lines, and bad input:
+ * (vmalloc_user) lines and its busy areas in address order across nodes,
+ * and bad input:
  * pages not from the pool, count 0, flags, unmapping what was not mapped,
  * vfree of a vmap area and vunmap of a vmalloc area.
  */
@@ -201,8 +202,9 @@ TEST(default_heap_and_vmallocinfo)
 	struct vmap_heap *h = vmap_default_heap();
 	char line[256], want[64], want_user[64];
 	bool seen = false, seen_user = false;
-	uint64_t pg[3];
-	char *p, *u;
+	uint64_t pg[3], start, last = 0;
+	char *p, *u, *spread[8];
+	unsigned i;
 	FILE *f;
 
 	assert_true(h != NULL);
@@ -210,6 +212,11 @@ TEST(default_heap_and_vmallocinfo)
 	p = vmap(pg, 3, 0);
 	u = vmalloc_user(2 * page);
 	assert_true(p != NULL && u != NULL);
+	/* Areas of every node (zones of 16 pages alternate between nodes). */
+	for (i = 0; i < 8; i++) {
+		spread[i] = vmalloc((i + 1) * 5 * page);
+		assert_true(spread[i] != NULL);
+	}
 	p[0] = 1;
 	expect_int(u[2 * page - 1], ==, 0);
 	f = tmpfile();
@@ -220,6 +227,12 @@ TEST(default_heap_and_vmallocinfo)
 	snprintf(want_user, sizeof(want_user), "0x%016llx-",
 		 (unsigned long long)(uintptr_t)u);
 	while (fgets(line, sizeof(line), f)) {
+		/* Busy areas come in address order, across nodes. */
+		if (!strstr(line, "unpurged")) {
+			start = strtoull(line, NULL, 16);
+			expect_u64(start, >=, last);
+			last = start;
+		}
 		if (!strncmp(line, want, strlen(want)))
 			seen = strstr(line, " pages=3 vmap\n") != NULL;
 		if (!strncmp(line, want_user, strlen(want_user)))
@@ -229,6 +242,8 @@ TEST(default_heap_and_vmallocinfo)
 	expect_true(seen);
 	expect_true(seen_user);
 	expect_u64(vmalloc_size(u), ==, 2 * page);
+	for (i = 0; i < 8; i++)
+		vfree(spread[i]);
 	vfree(u);
 	vunmap(p);
 	assert_int(vmap_pages_free(h, pg, 3), ==, 0);
