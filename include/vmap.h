@@ -277,8 +277,10 @@ VMAP_API int vmap_next(struct vmap_space *space, uint64_t addr,
  *	vmap_pcpu_free_vm_areas().
  * Returns 0, -EINVAL (NULL, @nr 0 or above VMAP_PCPU_MAX_AREAS, a bad
  * size, offset or alignment, overlapping ranges, ranges spanning more
- * than the space) or -ENOMEM (no base fits, or no memory for records).
- * May block (purges on the slow path).
+ * than the space), -ENOMEM (no base fits, or no memory for records) or
+ * -EUCLEAN (a busy range was already where the free heap said space was
+ * free: corruption, refused and counted like vmap_alloc()'s; a debug
+ * build aborts).  May block (purges on the slow path).
  */
 VMAP_API int vmap_pcpu_get_vm_areas(struct vmap_space *space,
 				   const uint64_t *offsets, const uint64_t *sizes,
@@ -632,8 +634,9 @@ VMAP_API int vmap_pages_free(struct vmap_heap *heap, const uint64_t *pages,
  * VMAP_HEAP_GUARD_BELOW heap, preceded) by the heap's guard page.
  * @flags: must be 0.
  * Returns the address, or NULL with errno EINVAL (NULL, @count 0, @flags,
- * a page not handed out by this heap's pool) or ENOMEM (no room).  May
- * block (a purge on the slow path).
+ * a page not handed out by this heap's pool) or ENOMEM (no room, or the
+ * system refused the mapping: vm.max_map_count).  May block (a purge on
+ * the slow path).
  */
 VMAP_API void *vmap_heap_vmap(struct vmap_heap *heap, const uint64_t *pages,
 			      size_t count, unsigned flags);
@@ -670,8 +673,9 @@ VMAP_API void vunmap(const void *addr);
 /*
  * vmap_heap_vm_map_ram - map @count pool pages of @heap, in order.
  * Returns the address, or NULL with errno EINVAL (NULL, @count 0, a page
- * not from this heap's pool) or ENOMEM (no room, no memory).  Thread-safe;
- * takes the CPU's block-queue lock, may block on the slow path.
+ * not from this heap's pool) or ENOMEM (no room, no memory, or the system
+ * refused the mapping: vm.max_map_count).  Thread-safe; takes the CPU's
+ * block-queue lock, may block on the slow path.
  */
 VMAP_API void *vmap_heap_vm_map_ram(struct vmap_heap *heap,
 				    const uint64_t *pages, unsigned count);

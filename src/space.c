@@ -563,10 +563,12 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		busy[i]->end = busy[i]->start + sizes[i];
 		busy[i]->tag = 0;
 		busy[i]->user = 0;
-		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)], busy[i]))
+		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)], busy[i])) {
 			counter_add(&s->nodes[this_cpu_node(s)].count.allocs, 1);
-		else
+		} else {
 			va_delete(busy[i]);
+			rc = -EUCLEAN;
+		}
 		busy[i] = NULL;
 	}
 out:

@@ -165,7 +165,7 @@ int pages_map(struct vmap_heap *h, uint64_t addr, const uint64_t *pages,
 				  (j - i) * h->page, pool->fd, pages[i]);
 		heap_count(&h->sys_mmap, 1);
 		if (rc)
-			return rc;
+			return -ENOMEM;	/* the system refused: mapping limits */
 		i = j;
 	}
 	memset(h->changed + (addr - h->base) / h->page, 0, count);
