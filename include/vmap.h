@@ -326,6 +326,13 @@ VMAP_API int vmap_shrink(struct vmap_space *space);
  */
 VMAP_API int vmap_set_thread_cpu(int cpu);
 
+/*
+ * vmap_thread_cpu - the CPU the calling thread allocates as: the one set
+ * by vmap_set_thread_cpu(), else the one it runs on now (any number: CPU
+ * ids may be sparse).  vm_map_ram() picks its block queue with it.
+ */
+VMAP_API unsigned vmap_thread_cpu(void);
+
 /* ------------------------------------------------------------------------
  * Purge notifiers: called when an allocation still fails after a full
  * purge.  A notifier that gives ranges back (vmap_free on this space is
@@ -524,8 +531,9 @@ VMAP_API int vmap_heap_info(struct vmap_heap *heap, FILE *out);
  * vm_map_ram block: its pages add up (unused + dirty + mapped = the
  * block), each mapped page belongs to one chunk, aliases lie only
  * in dirty pages, it is on its queue exactly when it has unused pages, it
- * is a block area of the space, and every block area of the space is a
- * published block.  Like vmap_check(), it assumes no other call on the
+ * is a block area of the space; every queued block is live and on the
+ * queue it was made on; and every block area of the space is a published
+ * block.  Like vmap_check(), it assumes no other call on the
  * heap is in flight.  Returns 0, vmap_check()'s errors, or -EUCLEAN (a
  * block is inconsistent; @msg says which and how).
  */

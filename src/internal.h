@@ -202,6 +202,7 @@ void global_heap_return(struct vmap_space *s, struct vlist *list);
 void nodes_destroy(struct vmap_space *s);
 unsigned this_cpu_node(const struct vmap_space *s);
 int thread_cpu_set(int cpu);
+unsigned thread_cpu_get(void);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);

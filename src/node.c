@@ -26,6 +26,11 @@ int thread_cpu_set(int cpu)
 	return 0;
 }
 
+unsigned thread_cpu_get(void)
+{
+	return thread_cpu >= 0 ? (unsigned)thread_cpu : os_current_cpu();
+}
+
 unsigned this_cpu_node(const struct vmap_space *s)
 {
 	unsigned cpu;

@@ -175,6 +175,11 @@ int vmap_set_thread_cpu(int cpu)
 	return thread_cpu_set(cpu);
 }
 
+unsigned vmap_thread_cpu(void)
+{
+	return thread_cpu_get();
+}
+
 /*
  * The spare record a split needs is obtained before the heap lock is
  * taken (SPEC 1).  Each thread keeps one across calls, since most

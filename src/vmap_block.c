@@ -331,7 +331,7 @@ static int block_new(struct vmap_heap *h, struct block_state *st, unsigned qi,
 static int block_alloc(struct vmap_heap *h, struct block_state *st,
 		       unsigned count, uint64_t *addr)
 {
-	unsigned order = order_of(count), qi = os_current_cpu() % st->nr_queues;
+	unsigned order = order_of(count), qi = vmap_thread_cpu() % st->nr_queues;
 	struct block_queue *q = &st->queues[qi];
 	struct vmap_block *b;
 
@@ -607,6 +607,22 @@ int blocks_check(struct vmap_heap *h, char *msg, size_t len)
 		    area_kind_of(r.user) != AREA_VMAP_BLOCK)
 			return check_fail(msg, len, "not a block area of the space", start);
 		live++;
+	}
+	for (i = 0; i < st->nr_queues; i++) {
+		pthread_mutex_lock(&st->queues[i].lock);
+		for (b = st->queues[i].head; b; b = b->next) {
+			pthread_mutex_lock(&b->lock);
+			why = !b->start ? "a dead block is queued" :
+				b->queue != i ? "queued on another CPU's queue" :
+				!b->queued ? "on a queue but not marked queued" : NULL;
+			start = b->start;
+			pthread_mutex_unlock(&b->lock);
+			if (why) {
+				pthread_mutex_unlock(&st->queues[i].lock);
+				return check_fail(msg, len, why, start);
+			}
+		}
+		pthread_mutex_unlock(&st->queues[i].lock);
 	}
 	for (pos = h->base; !vmap_next(h->space, pos, &r, NULL, NULL); pos = r.end)
 		in_space += area_kind_of(r.user) == AREA_VMAP_BLOCK;

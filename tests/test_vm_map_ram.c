@@ -9,7 +9,8 @@
  * heap and their addresses reused once their chunks are unmapped and
  * aliases flushed; the alias an unmapped chunk leaves until
  * vm_unmap_aliases(); mappings above VMAP_MAX_ALLOC; vmallocinfo's
- * "vm_map_ram" lines; and bad input.
+ * "vm_map_ram" lines; bad input; blocks of sparse CPU numbers purged
+ * through their own queues; and vmalloc over released blocks.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -244,6 +245,50 @@ TEST(bad_input_refused)
 }
 
 /*
+ * Blocks made on queues of sparse and huge CPU numbers, left fragmented
+ * (nothing mapped, less than 1/16 unused), then purged by
+ * vm_unmap_aliases() from a thread of another CPU: each must leave the
+ * queue it was made on (the kernel once purged through the purging CPU's
+ * queue), and those CPUs then get new blocks.
+ */
+TEST(sparse_cpus_purged_through_their_queues)
+{
+	static const int cpus[] = { 1, 7, 1000, 65535 };
+	struct vmap_heap *h = new_heap();
+	char *m[16], *again;
+	uint64_t pg[VMAP_MAX_ALLOC];
+	unsigned c, i;
+
+	assert_true(h != NULL);
+	assert_int(vmap_pages_alloc(h, VMAP_MAX_ALLOC, pg), ==, 0);
+	for (c = 0; c < sizeof(cpus) / sizeof(cpus[0]); c++) {
+		vmap_set_thread_cpu(cpus[c]);
+		/* 15 chunks of 64 and one of 32: 32 pages left unused. */
+		for (i = 0; i < 16; i++) {
+			m[i] = vmap_heap_vm_map_ram(h, pg, i < 15 ? 64 : 32);
+			assert_true(m[i] != NULL);
+		}
+		for (i = 0; i < 16; i++)
+			assert_int(vmap_heap_vm_unmap_ram(h, m[i], i < 15 ? 64 : 32), ==, 0);
+	}
+	heap_check_ok(h);
+	vmap_set_thread_cpu(0);
+	vmap_heap_vm_unmap_aliases(h);
+	heap_check_ok(h);
+	for (c = 0; c < sizeof(cpus) / sizeof(cpus[0]); c++) {
+		vmap_set_thread_cpu(cpus[c]);
+		again = vmap_heap_vm_map_ram(h, pg, 1);
+		assert_true(again != NULL);
+		again[0] = 1;
+		assert_int(vmap_heap_vm_unmap_ram(h, again, 1), ==, 0);
+	}
+	vmap_set_thread_cpu(-1);
+	heap_check_ok(h);
+	vmap_pages_free(h, pg, VMAP_MAX_ALLOC);
+	vmap_heap_destroy(h);
+}
+
+/*
  * A block released over space where vmalloc areas were, then vmalloc
  * areas again over the block: every byte usable, guards faulting (a
  * page-state map left stale by the block would skip one or the other).
@@ -306,6 +351,7 @@ int main(int argc, char **argv)
 		T(alias_until_flushed),
 		T(large_mappings_and_vmallocinfo),
 		T(bad_input_refused),
+		T(sparse_cpus_purged_through_their_queues),
 		T(vmalloc_after_blocks_markers),
 		T(vmalloc_after_blocks_mprotect),
 		{ 0 } });
