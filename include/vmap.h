@@ -18,6 +18,28 @@
  *  - A call that fails leaves the space exactly as it was: vmap_check()
  *    passes afterwards.
  *  - Every function is thread-safe unless it says otherwise.
+ *  - No function is a cancellation point.  Where a call can wait (the
+ *    purge mutex, purge helpers, the user's flush, release and notifier
+ *    callbacks, writing to a stream), the calling thread's cancellation
+ *    is disabled for that time and restored before the call returns, so
+ *    a deferred cancel acts at the caller's next cancellation point, with
+ *    no lock of the library held.  Callbacks run with cancellation
+ *    disabled.
+ *  - Threads: the library starts worker threads on demand (drain purges
+ *    after frees cross a space's threshold, and purge helpers), shared by
+ *    every space of the process and never more than the online CPUs
+ *    (at most 128).  They live until the process exits.  Per-thread
+ *    state is released at thread exit; allocating and freeing from any
+ *    thread-specific-data destructor, before or after the library's own,
+ *    is supported.
+ *  - fork(): both parent and child may go on using every space and heap
+ *    (allocate, free, purge, shrink, destroy, vmalloc/vfree).  The fork
+ *    handlers take every lock of every live space before the fork, so no
+ *    structure is copied mid-update; in the child, ranges that other
+ *    threads of the parent held stay busy until the child frees them, and
+ *    worker threads start again on demand.  Not supported: fork() from
+ *    inside a flush, release or notifier callback, or while a callback of
+ *    one space is calling into another space.
  */
 #ifndef VMAP_H
 #define VMAP_H
@@ -186,8 +208,11 @@ enum {
  * Returns 0, -EINVAL (size 0 or not a page multiple, align 0 or not a power
  * of two, vstart >= vend, a window outside the space or smaller than
  * @size, size + align - 1 overflowing, unknown flags, a NULL argument),
- * -ENOMEM (no room, or no memory for bookkeeping) or -EBUSY (VMAP_NONBLOCK
- * and only a purge could make room).  May block: takes the purge mutex on
+ * -ENOMEM (no room, or no memory for bookkeeping), -EBUSY (VMAP_NONBLOCK
+ * and only a purge could make room) or -EUCLEAN (the range the search
+ * found overlaps a busy one: the space is corrupt, which a debug build
+ * reports by aborting; the range is not handed out and the overlap is
+ * counted in the stats' overlaps).  May block: takes the purge mutex on
  * the slow path and calls the notifiers.
  */
 VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
@@ -200,8 +225,9 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  * the lazy page count above lazy_max_pages starts a purge (in a drain
  * thread; in deterministic mode, synchronously inside this call).
  *
- * Returns 0 or -ENOENT (@addr is not the start of a busy range: inside
- * one, in a gap, lazy, already freed, outside the space).
+ * Returns 0, -ENOENT (@addr is not the start of a busy range: inside
+ * one, in a gap, lazy, already freed, outside the space) or -EINVAL (NULL
+ * @space).
  */
 VMAP_API int vmap_free(struct vmap_space *space, uint64_t addr);
 
@@ -307,7 +333,8 @@ VMAP_API int vmap_snapshot(struct vmap_space *space, struct vmap_range **ranges,
 
 /*
  * vmap_purge - purge every lazy range now (decaying the pools as every
- * purge does).  Returns 0.  Takes the purge mutex: may block.
+ * purge does).  Returns 0 or -EINVAL (NULL).  Takes the purge mutex: may
+ * block.
  */
 VMAP_API int vmap_purge(struct vmap_space *space);
 
@@ -344,15 +371,16 @@ typedef void (*vmap_notifier_fn)(struct vmap_space *space, void *cookie,
 
 /*
  * vmap_notifier_register - add (@fn, @cookie).  Returns 0, -EEXIST (already
- * registered), -EINVAL (NULL @fn) or -ENOMEM.  Must not be called from a
- * notifier.
+ * registered), -EINVAL (NULL @space or @fn) or -ENOMEM.  Must not be called
+ * from a notifier.
  */
 VMAP_API int vmap_notifier_register(struct vmap_space *space,
 				    vmap_notifier_fn fn, void *cookie);
 
 /*
- * vmap_notifier_unregister - remove (@fn, @cookie).  Returns 0 or -ENOENT.
- * Must not be called from a notifier.
+ * vmap_notifier_unregister - remove (@fn, @cookie).  Returns 0, -ENOENT
+ * (not registered) or -EINVAL (NULL @space).  Must not be called from a
+ * notifier.
  */
 VMAP_API int vmap_notifier_unregister(struct vmap_space *space,
 				      vmap_notifier_fn fn, void *cookie);
@@ -398,7 +426,7 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(full_purges, "full purges (allocation failure)")                    \
 	X(shrinks, "calls of vmap_shrink")                                    \
 	X(flushes, "flush callbacks")                                         \
-	X(purge_helpers, "nodes purged by helper threads")                    \
+	X(purge_helpers, "nodes handed to purge helpers")                     \
 	X(purged_vas, "lazy ranges purged")                                   \
 	X(purged_pages, "lazy pages purged")                                  \
 	X(decayed_vas, "pooled ranges returned to the heap by decay")         \
@@ -433,8 +461,10 @@ enum {
 
 /*
  * vmap_stats_print - write @stats as "name value  # description" lines, or
- * as JSON with VMAP_STATS_JSON.  Returns 0, -EINVAL (NULL) or -EIO
- * (write error).  @stats must be a whole struct of this header's version.
+ * as JSON with VMAP_STATS_JSON, and flush @out.  Returns 0, -EINVAL (NULL,
+ * unknown flags) or -EIO (a write or the flush failed, or @out already
+ * had its error indicator set).  @stats must be a whole struct of this
+ * header's version.
  */
 VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
 			      unsigned flags);
@@ -452,18 +482,24 @@ VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
  *
  * Guarantees: every byte of an area is readable and writable; the guard
  * page faults (SIGSEGV); memory reads zero when handed out (it is fresh,
- * or was released by MADV_DONTNEED before reuse), except with
- * VMAP_HEAP_MADV_FREE, where only vzalloc() is zeroed.  Pages of a freed
- * area keep their protection after release so that a pool can hand the
- * area out again without a system call; free address space may therefore
- * be readable where an area of another shape was before.
+ * or was released by MADV_DONTNEED or mapped afresh before reuse), except
+ * with VMAP_HEAP_MADV_FREE, where only vzalloc() is zeroed.
  *
  * Guard pages are guard markers (MADV_GUARD_INSTALL, Linux 6.13+) where
- * the kernel has them: live areas are then bounded by the reservation
- * alone, but free address space in the reservation does not fault.  Else,
- * or with VMAP_HEAP_MPROTECT_GUARDS, they are PROT_NONE pages: every stray
- * access faults, but each area can take two mappings, so live areas are
- * bounded by vm.max_map_count (32 751 with the default 65530).
+ * the kernel has them: the reservation stays one mapping, so live areas
+ * are bounded by the reservation alone, and a pooled area is handed out
+ * again without a system call; free address space in the reservation
+ * does not fault, though.  Else, or with VMAP_HEAP_MPROTECT_GUARDS, the
+ * reservation is PROT_NONE and each area's body is made read-write: every
+ * stray access faults, but each live area costs two mappings, so live
+ * areas are bounded by vm.max_map_count: (max_map_count - mappings the
+ * process has otherwise) / 2, 32 750 areas in a process with few other
+ * mappings under the default 65530 (measured).  The purge maps every
+ * released run afresh, inaccessible, so freed areas merge back into the
+ * reservation's mapping and the bound holds under any churn; the price is
+ * one mprotect when a pooled area is handed out again.  An area whose
+ * pages cannot be made ready for lack of mappings is freed, the heap is
+ * purged once and the area tried again before vmalloc() fails.
  */
 
 struct vmap_heap;
@@ -487,7 +523,8 @@ struct vmap_heap_params {
 
 /*
  * vmap_heap_create - reserve a region and build a heap over it.
- * Returns 0, -EINVAL (bad flags or a reserved field set) or -ENOMEM (the
+ * Returns 0, -EINVAL (NULL @out, bad flags, a reserved field set,
+ * reserve_bytes below one page, nr_nodes above 128) or -ENOMEM (the
  * reservation was refused: address space or overcommit limits).
  */
 VMAP_API int vmap_heap_create(const struct vmap_heap_params *params,
@@ -508,8 +545,10 @@ VMAP_API struct vmap_heap *vmap_default_heap(void);
 /*
  * vmap_heap_vmalloc, _vfree, _vrealloc, _size, _info: the vmalloc family on
  * an explicit heap, with the errors of vmalloc() and the rest below, which
- * use the default heap.  vmap_heap_info() returns 0, -EINVAL (NULL),
- * -ENOMEM or -EIO.
+ * use the default heap; a NULL @heap is EINVAL (vmap_heap_vmalloc,
+ * vmap_heap_vrealloc), an address refused with a message (vmap_heap_vfree)
+ * or size 0 (vmap_heap_size).  vmap_heap_info() returns 0, -EINVAL (NULL), -ENOMEM
+ * or -EIO (a write or the final flush failed).
  */
 VMAP_API void *vmap_heap_vmalloc(struct vmap_heap *heap, size_t size);
 
@@ -549,6 +588,8 @@ struct vmap_heap_stats {
 	uint64_t syscalls_guard;	/* MADV_GUARD_INSTALL and _REMOVE */
 	uint32_t guard_markers;		/* 1: guard markers, 0: mprotect */
 	uint32_t reserved;
+	/* mmap calls that map a released run afresh (mprotect guards only) */
+	uint64_t syscalls_remap;
 	/* mmap calls of vmap() and vm_map_ram(): pages mapped, the
 	 * reservation put back */
 	uint64_t syscalls_mmap;
@@ -560,8 +601,10 @@ VMAP_API int vmap_heap_stats(struct vmap_heap *heap, struct vmap_heap_stats *sta
 
 /*
  * vmalloc - @size bytes (rounded up to pages) of zeroed memory followed by
- * a guard page, or NULL (size 0, no room, or the system refused: errno
- * ENOMEM).  Thread-safe; may block on the slow path (a purge).
+ * a guard page, or NULL with errno set: EINVAL (size 0), ENOMEM (no room
+ * in the reservation, a size larger than it, the default heap could not
+ * be created, or the system refused a protection change or memory).
+ * Thread-safe; may block on the slow path (a purge).
  */
 VMAP_API void *vmalloc(size_t size);
 
@@ -592,17 +635,21 @@ VMAP_API size_t vmalloc_size(const void *addr);
  * vrealloc - resize: in place when the area's pages hold @size (the tail
  * beyond @size is zeroed when shrinking), else a new area with the
  * contents copied.  NULL @addr: vmalloc(@size); @size 0: vfree(@addr),
- * returns NULL.  On failure returns NULL and leaves @addr intact.
+ * returns NULL.  On failure returns NULL with errno EINVAL (@addr is not
+ * the start of a live area: also a message on stderr) or ENOMEM (as
+ * vmalloc), and leaves @addr intact.
  */
 VMAP_API void *vrealloc(void *addr, size_t size);
 
 /*
  * vmallocinfo - the /proc/vmallocinfo format: every busy area in address
  * order (walked with vmap_next()), then every lazy one, node by node, as
- * "0xSTART-0xEND SIZE unpurged vm_area".  Busy areas read "0xSTART-0xEND SIZE CALLER pages=N vmalloc"
- * ("... vmalloc user" from vmalloc_user(), "... pages=N vmap" from
- * vmap()); vm_map_ram blocks and large
- * vm_map_ram areas read "0xSTART-0xEND SIZE vm_map_ram".  0 or -EIO.
+ * "0xSTART-0xEND SIZE unpurged vm_area".  Busy areas read "0xSTART-0xEND
+ * SIZE CALLER pages=N vmalloc" ("... vmalloc user" from vmalloc_user(),
+ * "... pages=N vmap" from vmap()); vm_map_ram blocks and large
+ * vm_map_ram areas read "0xSTART-0xEND SIZE vm_map_ram".  Returns 0,
+ * -EINVAL (NULL @out), -ENOMEM (no default heap, or no memory for the
+ * snapshot) or -EIO (a write or the final flush failed).
  */
 VMAP_API int vmallocinfo(FILE *out);
 

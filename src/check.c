@@ -45,7 +45,7 @@ static void lock_all(struct vmap_space *s)
 {
 	unsigned i;
 
-	pthread_mutex_lock(&s->purge_lock);
+	vlock_take(&s->purge_lock);
 	vlock_take(&s->heap_lock);
 	for (i = 0; i < s->nr_nodes; i++) {
 		vlock_take(&s->nodes[i].busy_lock);
@@ -64,7 +64,7 @@ static void unlock_all(struct vmap_space *s)
 		vlock_release(&s->nodes[i].busy_lock);
 	}
 	vlock_release(&s->heap_lock);
-	pthread_mutex_unlock(&s->purge_lock);
+	vlock_release(&s->purge_lock);
 }
 
 static size_t list_len(const struct vlist *h)

@@ -4,20 +4,28 @@
  *
  * LOCK ORDER (the one place it is written down)
  *
- *   purge_lock  >  heap_lock  >  node[i].busy_lock > node[i].lazy_lock >
- *   node[i].pool_lock (i ascending)  >  purge helpers' work lock
+ *   registry lock (fork.c)  >  notifier_lock  >  purge_lock  >
+ *   heap_lock  >  node[i].busy_lock > node[i].lazy_lock >
+ *   node[i].pool_lock (i ascending)  >  workers' lock (worker.c)
  *
- * In normal operation no two of these are ever held together: an
- * allocation takes a pool lock, then (after dropping it) the heap lock,
- * then a busy lock; a free takes a busy lock, then a lazy lock; a purge
- * holds purge_lock throughout and takes the others one at a time.  Only
- * vmap_check() nests them all, in the order above, to see a frozen space.
- * The notifier rwlock is taken with no other lock held, and notifiers run
- * with no lock of the space held, so that they may free ranges.
+ * In normal operation no two of these are ever held together, except
+ * that a purge holds purge_lock while it takes the others one at a time,
+ * and a notifier may free (busy, lazy locks) or purge (purge_lock) while
+ * the notifier rwlock is read-held.  An allocation takes a pool lock,
+ * then (after dropping it) the heap lock, then a busy lock; a free takes
+ * a busy lock, then a lazy lock.  Only vmap_check() and the fork handler
+ * nest them, in the order above; the fork handler takes each level for
+ * every live space before the next level (registry order within a level),
+ * so that a callback of one space calling into another space that a
+ * purge is running in cannot hold the fork up.
+ *
  * vmap_next() runs its callback under one busy lock; the vmalloc layer's
  * vread() takes a vm_map_ram block lock there, so the layer's own locks
  * (vmalloc.h) rank below node[i].busy_lock, and it never calls the space
  * while holding one of them.
+ *
+ * Debug builds record each vlock's holder; functions documented "caller
+ * holds X" assert it (vlock_assert_held).
  *
  * WHAT GUARDS WHAT
  *   heap_lock          the free heap (heap.h)
@@ -27,6 +35,9 @@
  *                      under it and may be read without it)
  *   purge_lock         one purge or shrink at a time, and each node's
  *                      purge work item (purging, skip_populate)
+ *   notifier_lock      the notifier array (rwlock: calls read-hold it)
+ *   workers' lock      drain_link, drain_queued, drain_running
+ *   registry lock      registry_link
  *   lazy_nr            atomic, no lock
  *   counters           relaxed atomics, no lock
  */
@@ -130,26 +141,6 @@ struct notifier {
 	void *cookie;
 };
 
-/* Purge helper threads: a small pool started on demand (purge.c). */
-struct purge_helpers {
-	pthread_mutex_t lock;
-	pthread_cond_t work, done;
-	struct vmap_node **queue;	/* nr_nodes slots */
-	unsigned queued, pending;
-	pthread_t *threads;		/* nr_nodes - 1 slots */
-	unsigned nr_threads;
-	bool stop;
-};
-
-/* The drain thread: runs a purge when frees cross the threshold. */
-struct drain {
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	bool started, requested, stop;
-	atomic_bool pending;
-	pthread_t thread;
-};
-
 struct vmap_space {
 	uint64_t base, limit;
 	uint64_t page_size;
@@ -168,13 +159,24 @@ struct vmap_space {
 
 	alignas(64) atomic_uint_fast64_t lazy_nr;
 
-	alignas(64) pthread_mutex_t purge_lock;
+	alignas(64) struct vlock purge_lock;
 	atomic_uint_fast64_t purges, full_purges, shrinks, flushes;
 	atomic_uint_fast64_t purge_helpers, purged_vas, purged_pages;
 	atomic_uint_fast64_t notifier_rounds;
 	atomic_uint_fast64_t set_overlaps;	/* corrupt busy inserts */
-	struct purge_helpers helpers;
-	struct drain drain;
+
+	/*
+	 * The drain: a free set drain_pending and queued the space for a
+	 * worker.  Once a worker has taken it, the next free past the
+	 * threshold may queue it again, so two drains can run at once (the
+	 * second waits for the purge mutex): drain_running counts them.
+	 */
+	atomic_bool drain_pending;
+	struct vlist drain_link;
+	bool drain_queued;
+	unsigned drain_running;
+
+	struct vlist registry_link;	/* live spaces, for fork (fork.c) */
 
 	pthread_rwlock_t notifier_lock;
 	struct notifier *notifiers;
@@ -222,14 +224,19 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
 bool pools_empty(struct vmap_space *s);
 
 /* purge.c */
-int purge_init(struct vmap_space *s);
+void purge_init(struct vmap_space *s);
 void purge_fini(struct vmap_space *s);
+void drain_run(struct vmap_space *s);
 bool purge_locked(struct vmap_space *s, bool full);
 void purge_now(struct vmap_space *s, bool full);
 void purge_kick(struct vmap_space *s);
 void shrink_now(struct vmap_space *s);
 unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 			    unsigned marked);
+
+/* fork.c */
+void registry_add(struct vmap_space *s);
+void registry_del(struct vmap_space *s);
 
 
 #endif /* VMAP_INTERNAL_H */

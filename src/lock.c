@@ -17,7 +17,19 @@ void vlock_init(struct vlock *l)
 {
 	atomic_init(&l->state, 0);
 	atomic_init(&l->acquired, 0);
+#ifdef VMAP_DEBUG
+	atomic_init(&l->owner, 0);
+#endif
 }
+
+#ifdef VMAP_DEBUG
+uintptr_t vlock_self(void)
+{
+	static _Thread_local char token;
+
+	return (uintptr_t)&token;
+}
+#endif
 
 void vlock_wait(struct vlock *l)
 {

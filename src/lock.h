@@ -15,6 +15,11 @@
  * The count is bumped by the holder, under the lock, so a plain
  * load-and-store suffices; it is atomic only so that readers without the
  * lock (statistics) do not race.
+ *
+ * Debug builds (VMAP_DEBUG) also record the holding thread, so that a
+ * function whose comment says "caller holds X" can assert it with
+ * vlock_assert_held(), as the kernel's lockdep_assert_held() does, and a
+ * release by a thread that does not hold the lock aborts.
  */
 #ifndef VMAP_LOCK_H
 #define VMAP_LOCK_H
@@ -22,14 +27,39 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "debug.h"
+
 struct vlock {
 	atomic_int state;
 	atomic_uint_fast64_t acquired;
+#ifdef VMAP_DEBUG
+	atomic_uintptr_t owner;		/* vlock_self() of the holder, or 0 */
+#endif
 };
 
 void vlock_init(struct vlock *l);
 void vlock_wait(struct vlock *l);	/* slow path of vlock_take() */
 void vlock_wake(struct vlock *l);	/* slow path of vlock_release() */
+
+#ifdef VMAP_DEBUG
+/* A token unique to each live thread: the address of a thread-local. */
+uintptr_t vlock_self(void);
+
+static inline void vlock_set_owner(struct vlock *l, uintptr_t owner)
+{
+	atomic_store_explicit(&l->owner, owner, memory_order_relaxed);
+}
+
+static inline int vlock_held(struct vlock *l)
+{
+	return atomic_load_explicit(&l->owner, memory_order_relaxed) ==
+	       vlock_self();
+}
+#define vlock_assert_held(l) VMAP_ASSERT(vlock_held(l))
+#else
+#define vlock_set_owner(l, owner) ((void)0)
+#define vlock_assert_held(l) ((void)0)
+#endif
 
 /* Take the lock without counting it (the checker's freeze). */
 static inline void vlock_take(struct vlock *l)
@@ -40,6 +70,7 @@ static inline void vlock_take(struct vlock *l)
 						     memory_order_acquire,
 						     memory_order_relaxed))
 		vlock_wait(l);
+	vlock_set_owner(l, vlock_self());
 }
 
 static inline void vlock_acquire(struct vlock *l)
@@ -53,6 +84,8 @@ static inline void vlock_acquire(struct vlock *l)
 
 static inline void vlock_release(struct vlock *l)
 {
+	vlock_assert_held(l);
+	vlock_set_owner(l, 0);
 	if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
 		vlock_wake(l);
 }

@@ -43,6 +43,24 @@ int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 	return -pthread_create(thread, NULL, fn, arg);
 }
 
+int os_stream_done(FILE *out)
+{
+	return fflush(out) || ferror(out) ? -EIO : 0;
+}
+
+int os_cancel_off(void)
+{
+	int old;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+void os_cancel_restore(int state)
+{
+	pthread_setcancelstate(state, NULL);
+}
+
 void os_futex_wait(atomic_int *word, int val)
 {
 	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
@@ -92,6 +110,14 @@ int os_protect(void *addr, size_t len, int readwrite)
 		-errno : 0;
 }
 
+int os_remap(void *addr, size_t len, int open)
+{
+	void *p = mmap(addr, len, open ? PROT_READ | PROT_WRITE : PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
 int os_discard(void *addr, size_t len, int lazily)
 {
 	return madvise(addr, len, lazily ? MADV_FREE : MADV_DONTNEED) ? -errno : 0;
@@ -125,14 +151,6 @@ int os_map_pages(void *addr, size_t len, int fd, uint64_t off)
 {
 	void *p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 		       fd, (off_t)off);
-
-	return p == MAP_FAILED ? -errno : 0;
-}
-
-int os_remap_reserved(void *addr, size_t len, int open)
-{
-	void *p = mmap(addr, len, open ? PROT_READ | PROT_WRITE : PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 
 	return p == MAP_FAILED ? -errno : 0;
 }

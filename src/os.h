@@ -13,6 +13,12 @@
  *  os_futex_wait()    sleep while *@word == @val (or until woken; may
  *                     return spuriously).  os_futex_wake(): wake one.
  *  os_cpu_relax()     a pause for spin loops.
+ *  os_stream_done()   flush a stream the library wrote to: 0, or -EIO if
+ *                     any write to it failed (a full disk, a closed pipe).
+ *  os_cancel_off()    disable the calling thread's cancellation; returns
+ *                     the previous state for os_cancel_restore().  Around
+ *                     every wait of the library, so that no call of it is
+ *                     a cancellation point.
  *  os_reserve()       @len bytes of address space, inaccessible and not
  *                     charged to overcommit; NULL if refused.
  *  os_unreserve()     give a reservation back.
@@ -23,6 +29,12 @@
  *                     touching them faults, without splitting the
  *                     mapping (MADV_GUARD_INSTALL, Linux 6.13+); -EINVAL
  *                     where the kernel lacks it.
+ *  os_remap()         replace pages with a fresh mapping, as os_reserve()
+ *                     (or, @open, os_reserve_open()) made them: their
+ *                     memory is released, mappings of other files gone,
+ *                     and the new mapping can merge with neighbours of
+ *                     the same protection (an old one that was ever written keeps
+ *                     its own anon_vma and never merges); 0 or -errno.
  *  os_discard()       release the memory behind pages, keeping them
  *                     mapped (MADV_DONTNEED: they read zero afterwards;
  *                     MADV_FREE: lazily, contents undefined until then).
@@ -34,12 +46,16 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 unsigned os_nr_cpus(void);
 unsigned os_current_cpu(void);
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 void os_futex_wait(atomic_int *word, int val);
 void os_futex_wake(atomic_int *word);
+int os_stream_done(FILE *out);
+int os_cancel_off(void);
+void os_cancel_restore(int state);
 
 static inline void os_cpu_relax(void)
 {
@@ -54,6 +70,7 @@ void *os_reserve_open(size_t len);
 int os_guard(void *addr, size_t len, int install);
 void os_unreserve(void *addr, size_t len);
 int os_protect(void *addr, size_t len, int readwrite);
+int os_remap(void *addr, size_t len, int open);
 int os_discard(void *addr, size_t len, int lazily);
 
 /*
@@ -68,12 +85,10 @@ void os_pages_close(int fd);
 
 /*
  * Map [off, off + len) of the memfd @fd read-write and shared at @addr,
- * replacing whatever was there; os_remap_reserved() puts back what the
- * reservation had there (open: read-write anonymous; else PROT_NONE).
+ * replacing whatever was there (os_remap() puts the reservation back).
  * 0 or -errno.
  */
 int os_map_pages(void *addr, size_t len, int fd, uint64_t off);
-int os_remap_reserved(void *addr, size_t len, int open);
 
 /*
  * Copy @len bytes from @src to @dst without faulting: 0, or -EFAULT when

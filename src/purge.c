@@ -1,20 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * purge.c - turning lazy ranges back into usable ones: the purge, its
- * helper threads, the drain thread that starts it, and shrink.
+ * purge.c - turning lazy ranges back into usable ones: the purge, the
+ * job it hands to helper workers, the drain that starts it, and shrink.
  *
  * Locks: purge_lock serialises purges and shrinks and owns every node's
  * purge work item (purging, skip_populate) while held.  Helpers work
  * under the purging thread's purge_lock (it waits for them before
- * dropping it); the helpers' own mutex guards only their queue.  The
- * drain mutex guards only the drain thread's request flags.
+ * dropping it).  The workers themselves (worker.c) are the process's,
+ * shared by all spaces, with their own lock.
  */
-#include <errno.h>
 #include <stdlib.h>
 
 #include "fault.h"
 #include "internal.h"
 #include "os.h"
+#include "worker.h"
 
 unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 			    unsigned marked)
@@ -107,64 +107,18 @@ static void purge_node(struct vmap_space *s, struct vmap_node *vn)
 	counter_add(&s->purged_pages, pages);
 }
 
-static void *helper_main(void *arg)
+/* A purge job: one piece per marked node. */
+struct purge_job {
+	struct job job;
+	struct vmap_space *space;
+	struct vmap_node **nodes;
+};
+
+static void purge_piece(struct job *job, unsigned piece)
 {
-	struct vmap_space *s = arg;
-	struct purge_helpers *h = &s->helpers;
-	struct vmap_node *vn;
+	struct purge_job *pj = (struct purge_job *)job;
 
-	pthread_mutex_lock(&h->lock);
-	for (;;) {
-		while (!h->queued && !h->stop)
-			pthread_cond_wait(&h->work, &h->lock);
-		if (!h->queued)
-			break;
-		vn = h->queue[--h->queued];
-		pthread_mutex_unlock(&h->lock);
-		purge_node(s, vn);
-		counter_add(&s->purge_helpers, 1);
-		pthread_mutex_lock(&h->lock);
-		if (--h->pending == 0)
-			pthread_cond_broadcast(&h->done);
-	}
-	pthread_mutex_unlock(&h->lock);
-	return NULL;
-}
-
-/*
- * Queue @n nodes for helper threads, starting threads up to @n on
- * demand.  Returns how many were queued: none if no thread runs (the
- * caller then purges them inline).
- */
-static unsigned helpers_queue(struct vmap_space *s, struct vmap_node **nodes,
-			      unsigned n)
-{
-	struct purge_helpers *h = &s->helpers;
-	unsigned i;
-
-	pthread_mutex_lock(&h->lock);
-	while (h->nr_threads < n &&
-	       os_thread_start(&h->threads[h->nr_threads], helper_main, s) == 0)
-		h->nr_threads++;
-	if (!h->nr_threads)
-		n = 0;
-	for (i = 0; i < n; i++)
-		h->queue[h->queued++] = nodes[i];
-	h->pending += n;
-	pthread_mutex_unlock(&h->lock);
-	if (n)
-		pthread_cond_broadcast(&h->work);
-	return n;
-}
-
-static void helpers_wait(struct vmap_space *s)
-{
-	struct purge_helpers *h = &s->helpers;
-
-	pthread_mutex_lock(&h->lock);
-	while (h->pending)
-		pthread_cond_wait(&h->done, &h->lock);
-	pthread_mutex_unlock(&h->lock);
+	purge_node(pj->space, pj->nodes[piece]);
 }
 
 /*
@@ -180,9 +134,11 @@ bool purge_locked(struct vmap_space *s, bool full)
 {
 	struct vmap_node *marked[MAX_NODES];
 	uint64_t start = UINT64_MAX, end = 0;
-	unsigned nr_marked = 0, nr_helpers, queued, i;
+	unsigned nr_marked = 0, nr_helpers, i;
+	struct purge_job pj;
 	struct vmap_node *vn;
 
+	vlock_assert_held(&s->purge_lock);
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
 		vn->skip_populate = full;
@@ -215,20 +171,48 @@ bool purge_locked(struct vmap_space *s, bool full)
 	if (!(s->flags & VMAP_DETERMINISTIC))
 		nr_helpers = purge_helper_count(atomic_load(&s->lazy_nr),
 						s->lazy_max_pages, nr_marked);
-	queued = nr_helpers ? helpers_queue(s, marked, nr_helpers) : 0;
-	for (i = queued; i < nr_marked; i++)
+	pj.job.run = purge_piece;
+	pj.job.pieces = nr_helpers;
+	pj.space = s;
+	pj.nodes = marked;
+	if (!nr_helpers || !workers_submit(&pj.job))
+		nr_helpers = 0;
+	for (i = nr_helpers; i < nr_marked; i++)
 		purge_node(s, marked[i]);
-	if (queued)
-		helpers_wait(s);
+	if (nr_helpers) {
+		workers_finish(&pj.job);
+		counter_add(&s->purge_helpers, nr_helpers);
+	}
 	counter_add(&s->purges, 1);
 	return true;
 }
 
+/*
+ * The purge mutex is the one lock of a space held across waits (for
+ * helpers, and the user's flush and release callbacks), so every caller
+ * disables cancellation around it: a thread cancelled while holding it
+ * would block every later purge, shrink and full allocation.
+ */
+static int purge_lock_take(struct vmap_space *s)
+{
+	int cancel_state = os_cancel_off();
+
+	vlock_take(&s->purge_lock);
+	return cancel_state;
+}
+
+static void purge_lock_drop(struct vmap_space *s, int cancel_state)
+{
+	vlock_release(&s->purge_lock);
+	os_cancel_restore(cancel_state);
+}
+
 void purge_now(struct vmap_space *s, bool full)
 {
-	pthread_mutex_lock(&s->purge_lock);
+	int cancel_state = purge_lock_take(s);
+
 	purge_locked(s, full);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_lock_drop(s, cancel_state);
 }
 
 /*
@@ -242,129 +226,60 @@ void purge_now(struct vmap_space *s, bool full)
  */
 static void drain_purge(struct vmap_space *s)
 {
-	pthread_mutex_lock(&s->purge_lock);
+	int cancel_state = purge_lock_take(s);
+
 	if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
 		purge_locked(s, false);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_lock_drop(s, cancel_state);
+}
+
+/* A worker runs a queued drain; re-armed first, as frees may need another. */
+void drain_run(struct vmap_space *s)
+{
+	atomic_store(&s->drain_pending, false);
+	drain_purge(s);
 }
 
 void shrink_now(struct vmap_space *s)
 {
+	int cancel_state = purge_lock_take(s);
 	unsigned i;
 
-	pthread_mutex_lock(&s->purge_lock);
 	for (i = 0; i < s->nr_nodes; i++)
 		pool_decay(s, &s->nodes[i], true);
 	counter_add(&s->shrinks, 1);
-	pthread_mutex_unlock(&s->purge_lock);
-}
-
-static void *drain_main(void *arg)
-{
-	struct vmap_space *s = arg;
-	struct drain *d = &s->drain;
-
-	pthread_mutex_lock(&d->lock);
-	for (;;) {
-		while (!d->requested && !d->stop)
-			pthread_cond_wait(&d->wake, &d->lock);
-		if (d->stop)
-			break;
-		d->requested = false;
-		pthread_mutex_unlock(&d->lock);
-		/* Re-arm before purging: frees during the purge may need another. */
-		atomic_store(&d->pending, false);
-		drain_purge(s);
-		pthread_mutex_lock(&d->lock);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return NULL;
+	purge_lock_drop(s, cancel_state);
 }
 
 /*
- * A free crossed the threshold.  Only the first free to see it wakes the
- * drain thread (started here the first time); the others return at once.
- * Where no thread can be started, or in deterministic mode, the freeing
- * thread purges itself.
+ * A free crossed the threshold.  Only the first free to see it queues a
+ * drain for the process's workers; the others return at once.  Where no
+ * worker can be started, or in deterministic mode, the freeing thread
+ * purges itself.
  */
 void purge_kick(struct vmap_space *s)
 {
-	struct drain *d = &s->drain;
-	bool inline_purge = false;
-
 	if (s->flags & VMAP_DETERMINISTIC) {
 		drain_purge(s);
 		return;
 	}
-	if (atomic_exchange(&d->pending, true))
+	if (atomic_exchange(&s->drain_pending, true))
 		return;
-	pthread_mutex_lock(&d->lock);
-	if (!d->started && os_thread_start(&d->thread, drain_main, s) == 0)
-		d->started = true;
-	if (d->started) {
-		d->requested = true;
-		pthread_cond_signal(&d->wake);
-	} else {
-		inline_purge = true;
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (inline_purge) {
-		atomic_store(&d->pending, false);
+	if (!workers_drain(s)) {
+		atomic_store(&s->drain_pending, false);
 		drain_purge(s);
 	}
 }
 
-int purge_init(struct vmap_space *s)
+void purge_init(struct vmap_space *s)
 {
-	struct purge_helpers *h = &s->helpers;
-	struct drain *d = &s->drain;
-
-	if (fault_hit(FAULT_SPACE_ALLOC))
-		return -ENOMEM;
-	h->queue = calloc(s->nr_nodes, sizeof(*h->queue));
-	h->threads = calloc(s->nr_nodes, sizeof(*h->threads));
-	if (!h->queue || !h->threads) {
-		free(h->queue);
-		free(h->threads);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->work, NULL);
-	pthread_cond_init(&h->done, NULL);
-	h->queued = h->pending = h->nr_threads = 0;
-	h->stop = false;
-
-	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->wake, NULL);
-	d->started = d->requested = d->stop = false;
-	atomic_init(&d->pending, false);
-	return 0;
+	vlock_init(&s->purge_lock);
+	atomic_init(&s->drain_pending, false);
+	s->drain_queued = false;
+	s->drain_running = 0;
 }
 
 void purge_fini(struct vmap_space *s)
 {
-	struct purge_helpers *h = &s->helpers;
-	struct drain *d = &s->drain;
-	unsigned i;
-
-	pthread_mutex_lock(&d->lock);
-	d->stop = true;
-	pthread_cond_signal(&d->wake);
-	pthread_mutex_unlock(&d->lock);
-	if (d->started)
-		pthread_join(d->thread, NULL);
-	pthread_cond_destroy(&d->wake);
-	pthread_mutex_destroy(&d->lock);
-
-	pthread_mutex_lock(&h->lock);
-	h->stop = true;
-	pthread_cond_broadcast(&h->work);
-	pthread_mutex_unlock(&h->lock);
-	for (i = 0; i < h->nr_threads; i++)
-		pthread_join(h->threads[i], NULL);
-	pthread_cond_destroy(&h->work);
-	pthread_cond_destroy(&h->done);
-	pthread_mutex_destroy(&h->lock);
-	free(h->queue);
-	free(h->threads);
+	workers_forget(s);
 }

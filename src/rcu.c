@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "os.h"
 #include "track.h"
 #include "vmalloc.h"
 
@@ -78,13 +79,16 @@ static void free_embedded(struct rcu_head *head)
 int vmap_heap_vfree_rcu(struct vmap_heap *h, const void *addr)
 {
 	struct rcu_free *r;
+	int cancel_state;
 
 	if (!h || !addr || !vmap_heap_size(h, addr))
 		return -EINVAL;
 	atomic_store(&h->rcu_used, true);
 	r = malloc(sizeof(*r));
 	if (!r) {
+		cancel_state = os_cancel_off();
 		urcu_memb_synchronize_rcu();
+		os_cancel_restore(cancel_state);
 		track_acquire(&readers_done);
 		vmap_heap_vfree(h, addr);
 		return 0;
@@ -137,9 +141,13 @@ void vmap_rcu_read_unlock(void)
 	urcu_memb_read_unlock();
 }
 
+/* liburcu's waits may be cancellation points; no call of ours is. */
 void vmap_rcu_barrier(void)
 {
+	int cancel_state = os_cancel_off();
+
 	urcu_memb_barrier();
+	os_cancel_restore(cancel_state);
 	track_acquire(&frees_done);
 }
 

@@ -76,7 +76,6 @@ static void space_free(struct vmap_space *s)
 {
 	va_delete_list(&s->heap.set.list);
 	nodes_destroy(s);
-	pthread_mutex_destroy(&s->purge_lock);
 	pthread_rwlock_destroy(&s->notifier_lock);
 	free(s->notifiers);
 	free(s);
@@ -125,7 +124,7 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 
 	vlock_init(&s->heap_lock);
 	heap_init(&s->heap);
-	pthread_mutex_init(&s->purge_lock, NULL);
+	purge_init(s);
 	pthread_rwlock_init(&s->notifier_lock, NULL);
 	rc = nodes_create(s);
 	if (rc)
@@ -139,9 +138,7 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	whole->end = limit;
 	vlist_init(&garbage);
 	heap_return(&s->heap, whole, &garbage);	/* an empty heap: nothing merges */
-	rc = purge_init(s);
-	if (rc)
-		goto fail;
+	registry_add(s);
 	*out = s;
 	return 0;
 fail:
@@ -151,10 +148,15 @@ fail:
 
 void vmap_space_destroy(struct vmap_space *s)
 {
+	int cancel_state;
+
 	if (!s)
 		return;
+	cancel_state = os_cancel_off();
+	registry_del(s);
 	purge_fini(s);
 	space_free(s);
+	os_cancel_restore(cancel_state);
 }
 
 int vmap_space_info(const struct vmap_space *s, struct vmap_space_info *info)
@@ -184,18 +186,35 @@ unsigned vmap_thread_cpu(void)
  * The spare record a split needs is obtained before the heap lock is
  * taken (SPEC 1).  Each thread keeps one across calls, since most
  * allocations do not split; a thread-exit destructor frees it.
+ *
+ * Other destructors of the same thread may run after that one and
+ * allocate (per-thread caches flushing themselves): from then on the
+ * thread keeps no spare, so none is used after it was freed and none is
+ * left behind once the destructors are done.
  */
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct va *spare_cached;
+static _Thread_local bool spare_exiting;
+
+static void spare_destroy(void *va)
+{
+	spare_cached = NULL;
+	spare_exiting = true;
+	va_delete(va);
+}
 
 static void spare_key_create(void)
 {
-	pthread_key_create(&spare_key, (void (*)(void *))va_delete);
+	pthread_key_create(&spare_key, spare_destroy);
 }
 
 static void spare_set(struct va *va)
 {
+	if (spare_exiting) {
+		va_delete(va);
+		va = NULL;
+	}
 	spare_cached = va;
 	pthread_once(&spare_once, spare_key_create);
 	pthread_setspecific(spare_key, va);
@@ -203,8 +222,11 @@ static void spare_set(struct va *va)
 
 static struct va *spare_get(void)
 {
-	if (!spare_cached)
+	if (!spare_cached) {
+		if (spare_exiting)
+			return va_new();
 		spare_set(va_new());
+	}
 	return spare_cached;
 }
 
@@ -223,8 +245,10 @@ static void spare_settle(struct va *left, struct vlist *garbage)
 	va_delete_list(garbage);
 }
 
+/* Notifiers are the user's code: cancellation stays off while they run. */
 static uint64_t call_notifiers(struct vmap_space *s)
 {
+	int cancel_state = os_cancel_off();
 	uint64_t freed = 0;
 	unsigned i;
 
@@ -233,6 +257,7 @@ static uint64_t call_notifiers(struct vmap_space *s)
 		s->notifiers[i].fn(s, s->notifiers[i].cookie, &freed);
 	pthread_rwlock_unlock(&s->notifier_lock);
 	counter_add(&s->notifier_rounds, 1);
+	os_cancel_restore(cancel_state);
 	return freed;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "os.h"
 
 static void add_node(struct vmap_node *vn,
 		     struct vmap_stats *st)
@@ -69,12 +70,10 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 	return 0;
 }
 
-int vmap_stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
+static int stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
 {
 	const char *sep = "";
 
-	if (!st || !out)
-		return -EINVAL;
 	if (flags & VMAP_STATS_JSON) {
 		fputc('{', out);
 #define VMAP_STAT_JSON(name, doc) \
@@ -90,5 +89,18 @@ int vmap_stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
 #undef VMAP_STAT_TEXT
 		(void)sep;
 	}
-	return ferror(out) ? -EIO : 0;
+	return os_stream_done(out);
+}
+
+/* Writing to a stream may be a cancellation point; no call of ours is. */
+int vmap_stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
+{
+	int cancel_state, rc;
+
+	if (!st || !out || (flags & ~VMAP_STATS_JSON))
+		return -EINVAL;
+	cancel_state = os_cancel_off();
+	rc = stats_print(st, out, flags);
+	os_cancel_restore(cancel_state);
+	return rc;
 }

@@ -3,10 +3,11 @@
  * vmalloc.c - the vmalloc layer: areas of real memory with guard pages,
  * over a space that covers one reserved region (SPEC section 5).
  *
- * It uses the space through the public API only.  Locks: none of its
- * own.  The per-page protection map is written only by the owner of the
- * area the page belongs to (ownership passes through the space's locks),
- * and counters are relaxed atomics.
+ * It uses the space through the public API only.  Locks: extras_lock,
+ * only to create a heap's page pool or block state (heap_extra(); the
+ * layer's other locks are in vmalloc.h).  The per-page protection map is
+ * written only by the owner of the area the page belongs to (ownership
+ * passes through the space's locks), and counters are relaxed atomics.
  *
  * Guard pages, two mechanisms, chosen when the heap is created:
  *  - guard markers (MADV_GUARD_INSTALL, Linux 6.13+), preferred: the
@@ -19,15 +20,25 @@
  *    Every stray access faults, but each area boundary splits a mapping,
  *    so live areas are bounded by vm.max_map_count (two mappings per
  *    area: 32 751 areas under the default 65530, measured).
- * Either way a pooled area comes back with the same shape (body usable,
- * guard faulting), so reuse from a pool costs no system call: the map of
- * page states tells which pages already are as wanted, and memory
- * released at the purge (MADV_DONTNEED) keeps markers and protections.
+ * A pooled area comes back with the shape it had (body usable, guard
+ * faulting), so reuse from a pool costs no system call where nothing
+ * changed since: the map of page states tells which pages already are as
+ * wanted.  Memory released at the purge (MADV_DONTNEED) keeps markers,
+ * which cost no mapping.  Under mprotect the release also makes the run
+ * inaccessible again (a fresh mapping over each released run), so that
+ * freed areas merge back into the reservation's mapping: otherwise each
+ * freed area kept its split
+ * protections, and areas of other shapes carved later from the same
+ * addresses split the mapping further, until a burst freed on one CPU
+ * left room for as few as one new area, and a churn of 4 000 live areas
+ * hit vm.max_map_count (DESIGN.md, "Guard pages").  The price is one
+ * mprotect when a pooled area is handed out again.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -44,16 +55,52 @@ uint64_t heap_body_of(const struct vmap_heap *h, uint64_t start)
 	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) : start;
 }
 
-/* The purge's release callback: give the memory of a run back. */
+/*
+ * Map a released run afresh, inaccessible (mprotect guards only).  At
+ * vm.max_map_count the fresh mapping can be refused, since the run's end
+ * usually lies inside a mapping that must be split; making the run
+ * inaccessible first merges each freed body with its guard, which frees
+ * enough mappings for a second try.  Returns the state of the run's pages.
+ */
+static unsigned char remap_run(struct vmap_heap *h, void *addr, uint64_t len,
+			       bool *released)
+{
+	int protected;
+
+	heap_count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len, 0);
+	if (*released)
+		return PAGE_AS_RESERVED;
+	heap_count(&h->sys_mprotect, 1);
+	protected = !os_protect(addr, len, 0);
+	heap_count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len, 0);
+	return *released || protected ? PAGE_AS_RESERVED : PAGE_UNKNOWN;
+}
+
+/*
+ * The purge's release callback: give the memory of a run back.  Under
+ * mprotect the run is mapped afresh, inaccessible, which releases its
+ * memory too: mprotect alone would not let it merge with its neighbours
+ * (a mapping that was written keeps its own anon_vma, and mappings with
+ * different ones never merge).  The run's ranges belong to the purge
+ * until it returns, so their bytes of the page map are ours.
+ */
 static void release_run(void *cookie, uint64_t start, uint64_t end)
 {
 	struct vmap_heap *h = cookie;
+	uint64_t first = (start - h->base) / h->page, n = (end - start) / h->page;
+	void *addr = (void *)(uintptr_t)start;
+	bool released = false;
 
-	os_discard((void *)(uintptr_t)start, end - start,
-		   !!(h->flags & VMAP_HEAP_MADV_FREE));
-	heap_count(&h->sys_madvise, 1);
 	heap_count(&h->released_runs, 1);
 	heap_count(&h->released_bytes, end - start);
+	if (!h->markers)
+		memset(h->changed + first, remap_run(h, addr, end - start, &released), n);
+	if (!released) {
+		os_discard(addr, end - start, !!(h->flags & VMAP_HEAP_MADV_FREE));
+		heap_count(&h->sys_madvise, 1);
+	}
 }
 
 /* One system call turning pages usable (@usable) or into guards. */
@@ -72,7 +119,7 @@ static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool us
 /* Make pages [first, first + n) usable or guards, one call per run to change. */
 int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 {
-	unsigned char want = usable != h->markers;
+	unsigned char want = usable != h->markers ? PAGE_CHANGED : PAGE_AS_RESERVED;
 	uint64_t i = 0, j;
 	int rc;
 
@@ -84,9 +131,9 @@ int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 		for (j = i; j < n && h->changed[first + j] != want; j++)
 			;
 		rc = change_pages(h, first + i, j - i, usable);
+		memset(h->changed + first + i, rc ? PAGE_UNKNOWN : want, j - i);
 		if (rc)
 			return rc;
-		memset(h->changed + first + i, want, j - i);
 		i = j;
 	}
 	return 0;
@@ -186,6 +233,22 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
 }
 
 /*
+ * Give the pages of the area at @start their shape.  A refusal for lack
+ * of mappings (vm.max_map_count, under mprotect) is what a purge cures:
+ * it makes lazy areas inaccessible again, so they merge back into the
+ * reservation's mapping.  The caller then frees the range, purges and
+ * tries once more.
+ */
+static int shape_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
+{
+	uint64_t body = heap_body_of(h, start);
+	int rc;
+
+	rc = heap_set_pages(h, (body - h->base) / h->page, body_pages, true);
+	return rc ? rc : heap_guard_area(h, start, body_pages);
+}
+
+/*
  * The part of @h in @slot, made by @create on the first call that asks
  * for it (@create_now) under extras_lock, and published only then.
  */
@@ -221,6 +284,7 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			enum area_kind kind, const void *caller)
 {
 	uint64_t body_pages, start, body;
+	bool purged = false;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
@@ -228,28 +292,48 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		errno = EINVAL;
 		return NULL;
 	}
-	if (size > h->size) {
+	/* Larger than the reservation can ever hold: no room, not bad input. */
+	if (size > h->size - guard_bytes(h) || align > h->size) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	body_pages = (size + h->page - 1) / h->page;
-	rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h), align,
-			     0, 0, 0, area_user(kind, caller), &start);
-	if (rc) {
-		errno = -rc;
-		return NULL;
-	}
-	body = heap_body_of(h, start);
-	rc = heap_set_pages(h, (body - h->base) / h->page, body_pages, true);
-	if (!rc)
-		rc = heap_guard_area(h, start, body_pages);
-	if (rc) {
+	for (;;) {
+		rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h),
+				     align, 0, 0, 0, area_user(kind, caller), &start);
+		if (rc == -EINVAL)	/* aligned size overflowing: no room */
+			rc = -ENOMEM;
+		if (rc)
+			break;
+		rc = shape_area(h, start, body_pages);
+		if (!rc) {
+			body = heap_body_of(h, start);
+			track_usable((void *)(uintptr_t)body, body_pages * h->page);
+			return (void *)(uintptr_t)body;
+		}
 		vmap_free(h->space, start);
-		errno = -rc;
-		return NULL;
+		if (rc != -ENOMEM || purged)
+			break;
+		vmap_purge(h->space);
+		purged = true;
 	}
-	track_usable((void *)(uintptr_t)body, body_pages * h->page);
-	return (void *)(uintptr_t)body;
+	errno = -rc;
+	return NULL;
+}
+
+/*
+ * A refusal, one line on stderr.  Writing to a stream may be a
+ * cancellation point; no call of ours is.
+ */
+void heap_warn(const char *fmt, ...)
+{
+	int cancel_state = os_cancel_off();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	os_cancel_restore(cancel_state);
 }
 
 /*
@@ -299,8 +383,8 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 	}
 	/* vmap_free() refuses anything but the start of a busy area. */
 	if (!ok || !area_start(h, addr, &start) || vmap_free(h->space, start))
-		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
-			addr);
+		heap_warn("vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
+			  addr);
 }
 
 static size_t heap_size(struct vmap_heap *h, const void *addr)
@@ -326,7 +410,7 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 	}
 	old = heap_size(h, addr);
 	if (!old) {
-		fprintf(stderr, "vrealloc: %p is not an area from vmalloc; refused\n", addr);
+		heap_warn("vrealloc: %p is not an area from vmalloc; refused\n", addr);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -385,7 +469,7 @@ static void print_area(struct vmap_heap *h, const struct vmap_range *r, FILE *ou
  * Busy areas in address order with vmap_next() (the walk vread() makes
  * too), then the lazy ones from a snapshot, as the kernel lists them last.
  */
-int vmap_heap_info(struct vmap_heap *h, FILE *out)
+static int heap_info(struct vmap_heap *h, FILE *out)
 {
 	struct vmap_range *r, busy;
 	uint64_t pos;
@@ -403,7 +487,17 @@ int vmap_heap_info(struct vmap_heap *h, FILE *out)
 		if (r[i].state == VMAP_RANGE_LAZY)
 			print_area(h, &r[i], out);
 	free(r);
-	return ferror(out) ? -EIO : 0;
+	return os_stream_done(out);
+}
+
+/* Writing to a stream may be a cancellation point; no call of ours is. */
+int vmap_heap_info(struct vmap_heap *h, FILE *out)
+{
+	int cancel_state = os_cancel_off();
+	int rc = heap_info(h, out);
+
+	os_cancel_restore(cancel_state);
+	return rc;
 }
 
 int vmap_heap_check(struct vmap_heap *h, char *msg, size_t msglen)
@@ -442,6 +536,7 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 	st.syscalls_mprotect = atomic_load(&h->sys_mprotect);
 	st.syscalls_madvise = atomic_load(&h->sys_madvise);
 	st.syscalls_guard = atomic_load(&h->sys_guard);
+	st.syscalls_remap = atomic_load(&h->sys_remap);
 	st.syscalls_mmap = atomic_load(&h->sys_mmap);
 	st.guard_markers = h->markers;
 	st.released_runs = atomic_load(&h->released_runs);
@@ -509,21 +604,35 @@ struct vmap_heap *vmap_default_heap(void)
 	return default_heap;
 }
 
+/* The default heap, or NULL with errno ENOMEM: it could not be created. */
+static struct vmap_heap *default_heap_or_enomem(void)
+{
+	struct vmap_heap *h = vmap_default_heap();
+
+	if (!h)
+		errno = ENOMEM;
+	return h;
+}
+
 void *vmalloc(size_t size)
 {
-	return heap_alloc(vmap_default_heap(), size, 1, AREA_VMALLOC, __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
 }
 
 void *vzalloc(size_t size)
 {
-	return heap_zalloc(vmap_default_heap(), size, AREA_VMALLOC,
-			   __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_zalloc(h, size, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
 }
 
 void *vmalloc_user(size_t size)
 {
-	return heap_zalloc(vmap_default_heap(), size, AREA_VMALLOC_USER,
-			   __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_zalloc(h, size, AREA_VMALLOC_USER, __builtin_return_address(0)) : NULL;
 }
 
 void vfree(const void *addr)
@@ -539,7 +648,9 @@ size_t vmalloc_size(const void *addr)
 
 void *vrealloc(void *addr, size_t size)
 {
-	return heap_realloc(vmap_default_heap(), addr, size, __builtin_return_address(0));
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_realloc(h, addr, size, __builtin_return_address(0)) : NULL;
 }
 
 int vmallocinfo(FILE *out)

@@ -55,8 +55,7 @@ static inline uint64_t area_caller_of(uint64_t user)
 	return user & ((1ull << AREA_KIND_SHIFT) - 1);
 }
 
-struct page_pool;
-struct block_state;
+enum { PAGE_AS_RESERVED, PAGE_CHANGED, PAGE_UNKNOWN };
 
 struct vmap_heap {
 	struct vmap_space *space;
@@ -65,11 +64,12 @@ struct vmap_heap {
 	unsigned flags;
 	bool markers;		/* guard markers, else mprotect */
 	/*
-	 * Per page: 1 if it is not as the reservation made it, that is
-	 * read-write under mprotect, a guard marker with markers.
+	 * Per page: PAGE_AS_RESERVED, PAGE_CHANGED (read-write under
+	 * mprotect, a guard marker with markers) or PAGE_UNKNOWN (a failed
+	 * mprotect may have changed part of its range: set again when used).
 	 */
 	unsigned char *changed;
-	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard;
+	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard, sys_remap;
 	atomic_uint_fast64_t released_runs, released_bytes;
 	atomic_uint_fast64_t sys_mmap;	/* pages mapped and reservation put back */
 	/*
@@ -118,6 +118,7 @@ static inline void heap_poison(struct vmap_heap *h, uint64_t addr, uint64_t len)
 }
 
 /* vmalloc.c */
+void heap_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *heap_extra(struct vmap_heap *h, void *_Atomic *slot,
 		 void *(*create)(struct vmap_heap *h), bool create_now);
 int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable);

@@ -527,8 +527,8 @@ void *vm_map_ram(const uint64_t *pages, unsigned count)
 void vm_unmap_ram(const void *mem, unsigned count)
 {
 	if (heap_vm_unmap_ram(vmap_default_heap(), (uint64_t)(uintptr_t)mem, count))
-		fprintf(stderr, "vm_unmap_ram: %p (%u pages) is not a mapping from vm_map_ram; ignored\n",
-			mem, count);
+		heap_warn("vm_unmap_ram: %p (%u pages) is not a mapping from vm_map_ram; ignored\n",
+			  mem, count);
 }
 
 void vm_unmap_aliases(void)

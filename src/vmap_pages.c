@@ -19,7 +19,6 @@
  * in the kernel: the mapping keeps working, on whatever the page holds.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,7 +184,7 @@ int pages_unmap(struct vmap_heap *h, uint64_t addr, uint64_t len)
 
 	heap_poison(h, addr, len);
 	heap_count(&h->sys_mmap, 1);
-	rc = os_remap_reserved((void *)(uintptr_t)addr, len, h->markers);
+	rc = os_remap((void *)(uintptr_t)addr, len, h->markers);
 	if (!rc)
 		memset(h->changed + (addr - h->base) / h->page, 0, len / h->page);
 	return rc;
@@ -272,6 +271,6 @@ void *vmap(const uint64_t *pages, size_t count, unsigned flags)
 void vunmap(const void *addr)
 {
 	if (addr && heap_vunmap(vmap_default_heap(), addr))
-		fprintf(stderr, "vunmap: %p is not an area from vmap (or was unmapped already); ignored\n",
-			addr);
+		heap_warn("vunmap: %p is not an area from vmap (or was unmapped already); ignored\n",
+			  addr);
 }

@@ -20,11 +20,14 @@
 
 #include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct test {
 	const char *name;
@@ -123,6 +126,46 @@ static inline long scaled(long n)
 	long v = (long)(n * test_scale);
 
 	return v < 1 ? 1 : v;
+}
+
+/*
+ * Run @fn in a forked child with a watchdog: the child's own failures
+ * count there (its exit status says pass or fail), and a child still
+ * running after @timeout_s seconds is killed, so that a deadlock fails
+ * the test rather than hanging the suite.  Returns the child's exit
+ * status, or -1 if it hung or died of a signal (both printed).
+ */
+static inline int test_run_forked(void (*fn)(void), unsigned timeout_s)
+{
+	unsigned waited_ms;
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		test_failed_now = 0;
+		if (!setjmp(test_jmp))
+			fn();
+		fflush(NULL);
+		_exit(test_failed_now ? 1 : 0);
+	}
+	for (waited_ms = 0; waited_ms < timeout_s * 1000u; waited_ms += 10) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			if (WIFEXITED(status))
+				return WEXITSTATUS(status);
+			fprintf(stderr, "child died of signal %d\n", WTERMSIG(status));
+			return -1;
+		}
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	fprintf(stderr, "child still running after %u s: killed (deadlock?)\n",
+		timeout_s);
+	return -1;
 }
 
 static inline int test_main(int argc, char **argv, const struct test *test_list)

@@ -58,7 +58,7 @@ check "scaling table" grep -q '^scaling efficiency' "$tmp/scale"
 check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 3
 
 for bad in run_test_mask=0 run_test_mask=0x800 nr_threads=x nodes=0 tag=foo bogus=1 \
-	test_loop_count=0 baselines=mmap,foo live=0; do
+	test_loop_count=0 baselines=mmap,foo live=0 nodes=2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17; do
 	"$bench" "$bad" >/dev/null 2>"$tmp/bad"
 	rc=$?
 	check "$bad refused with exit 2 (got $rc)" test "$rc" -eq 2

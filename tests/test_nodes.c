@@ -266,7 +266,7 @@ static void backlog_purge(bool threads_fail, uint64_t *helpers)
 	for (cpu = 0; cpu < 4; cpu++)
 		for (i = 0; i < 16; i++)
 			a[cpu][i] = alloc_on(s, cpu, 1, PAGE);
-	pthread_mutex_lock(&s->purge_lock);
+	vlock_take(&s->purge_lock);
 	for (cpu = 0; cpu < 4; cpu++) {
 		vmap_set_thread_cpu(cpu);
 		for (i = 0; i < 16; i++)
@@ -275,7 +275,7 @@ static void backlog_purge(bool threads_fail, uint64_t *helpers)
 	vmap_set_thread_cpu(-1);
 	if (threads_fail)
 		fault_arm(1u << FAULT_THREAD, 1, true);
-	pthread_mutex_unlock(&s->purge_lock);
+	vlock_release(&s->purge_lock);
 	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
 		usleep(1000);
 	fault_disarm();
@@ -294,12 +294,21 @@ TEST(helpers_purge_a_backlog)
 	expect_u64(helpers, ==, 3);	/* 64 / 16 = 4 nodes' worth: 3 helpers */
 }
 
-TEST(inline_when_helpers_cannot_start)
+static void backlog_purge_without_threads(void)
 {
 	uint64_t helpers;
 
 	backlog_purge(true, &helpers);
 	expect_u64(helpers, ==, 0);
+}
+
+/*
+ * Worker threads are the process's and outlive spaces, so this runs in a
+ * forked child, which starts with none and cannot start any.
+ */
+TEST(inline_when_helpers_cannot_start)
+{
+	expect_int(test_run_forked(backlog_purge_without_threads, 60), ==, 0);
 }
 
 TEST(lookup_walks_back_and_wraps)

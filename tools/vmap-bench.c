@@ -1027,9 +1027,20 @@ static size_t split(char *list, char **items, size_t max)
 	return n;
 }
 
+#define MAX_BACKENDS 16
+
+/* Append a design to run, refusing more than the table holds. */
+static void add_backend(struct backend *chosen, size_t *nb,
+			const struct backend *b, const char *what)
+{
+	if (*nb == MAX_BACKENDS)
+		bad_arg(what, "at most 16 designs and baselines in one run");
+	chosen[(*nb)++] = *b;
+}
+
 int main(int argc, char **argv)
 {
-	static struct backend chosen[16];
+	static struct backend chosen[MAX_BACKENDS];
 	static struct row rows[4096];
 	const struct backend *ours;
 	char nodes[256], baselines[64], live[256], tags[32], *items[32], *tag_items[2];
@@ -1053,28 +1064,28 @@ int main(int argc, char **argv)
 		if (strcmp(tag_items[i], "kernel") && strcmp(tag_items[i], "address"))
 			bad_arg(tag_items[i], "tag is kernel, address or both");
 	n = split(nodes, items, 32);
-	for (i = 0; i < n && nb < 12; i++) {
+	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "auto")) {
 			v = 0;
 		} else if (!parse_ulong(items[i], &v) || v < 1 || v > 128) {
 			bad_arg(items[i], "a node setting is 1..128 or auto");
 		}
 		if (v == 1) {
-			chosen[nb++] = ours[0];
+			add_backend(chosen, &nb, &ours[0], items[i]);
 			continue;
 		}
 		for (k = 0; k < ntags; k++) {
-			chosen[nb] = ours[1];
-			chosen[nb].nodes = (unsigned)v;
-			chosen[nb++].tag = tag_items[k];
+			add_backend(chosen, &nb, &ours[1], items[i]);
+			chosen[nb - 1].nodes = (unsigned)v;
+			chosen[nb - 1].tag = tag_items[k];
 		}
 	}
 	n = split(baselines, items, 32);
 	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "mmap"))
-			chosen[nb++] = mmap_backend;
+			add_backend(chosen, &nb, &mmap_backend, items[i]);
 		else if (!strcmp(items[i], "malloc"))
-			chosen[nb++] = malloc_backend;
+			add_backend(chosen, &nb, &malloc_backend, items[i]);
 		else if (strcmp(items[i], "none"))
 			bad_arg(items[i], "baselines are mmap, malloc or none");
 	}

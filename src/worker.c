@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - the process-wide worker threads (contract in worker.h).
+ *
+ * Owns: the job queue (purge jobs with unclaimed pieces, oldest first),
+ * the drain queue (spaces whose drain is due), the thread count and the
+ * count of idle threads.  All of it under workers.lock, which is taken
+ * with no lock of any space held and is held only for queue updates.
+ *
+ * Workers prefer job pieces to drains: a purging thread is waiting on
+ * those, while a drain only keeps the lazy backlog down.
+ */
+#include <errno.h>
+#include <pthread.h>
+
+#include "internal.h"
+#include "os.h"
+#include "worker.h"
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t work;		/* a job or a drain was queued */
+	pthread_cond_t done;		/* a piece or a drain finished */
+	struct vlist jobs;		/* struct job, by link */
+	struct vlist drains;		/* struct vmap_space, by drain_link */
+	unsigned threads, idle;
+} workers = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.work = PTHREAD_COND_INITIALIZER,
+	.done = PTHREAD_COND_INITIALIZER,
+	.jobs = { &workers.jobs, &workers.jobs },
+	.drains = { &workers.drains, &workers.drains },
+};
+
+unsigned workers_cap(void)
+{
+	unsigned cpus = os_nr_cpus();
+
+	return cpus > MAX_NODES ? MAX_NODES : cpus;
+}
+
+unsigned workers_running(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&workers.lock);
+	n = workers.threads;
+	pthread_mutex_unlock(&workers.lock);
+	return n;
+}
+
+/*
+ * Claim the next piece of the oldest job; a job leaves the queue with its
+ * last piece.  Caller holds workers.lock.
+ */
+static struct job *claim_piece(struct vlist *jobs, unsigned *piece)
+{
+	struct job *job;
+
+	if (vlist_empty(jobs))
+		return NULL;
+	job = (struct job *)((char *)jobs->next - offsetof(struct job, link));
+	*piece = job->claimed++;
+	if (job->claimed == job->pieces)
+		vlist_del(&job->link);
+	return job;
+}
+
+static struct vmap_space *claim_drain(void)
+{
+	struct vmap_space *s;
+
+	if (vlist_empty(&workers.drains))
+		return NULL;
+	s = (struct vmap_space *)((char *)workers.drains.next -
+				  offsetof(struct vmap_space, drain_link));
+	vlist_del(&s->drain_link);
+	s->drain_queued = false;
+	s->drain_running++;
+	return s;
+}
+
+static void *worker_main(void *arg)
+{
+	struct vmap_space *s;
+	struct job *job;
+	unsigned piece;
+
+	(void)arg;
+	os_cancel_off();
+	pthread_mutex_lock(&workers.lock);
+	for (;;) {
+		if ((job = claim_piece(&workers.jobs, &piece))) {
+			pthread_mutex_unlock(&workers.lock);
+			job->run(job, piece);
+			pthread_mutex_lock(&workers.lock);
+			if (++job->done == job->pieces)
+				pthread_cond_broadcast(&workers.done);
+		} else if ((s = claim_drain())) {
+			pthread_mutex_unlock(&workers.lock);
+			drain_run(s);
+			pthread_mutex_lock(&workers.lock);
+			s->drain_running--;
+			pthread_cond_broadcast(&workers.done);
+		} else {
+			workers.idle++;
+			pthread_cond_wait(&workers.work, &workers.lock);
+			workers.idle--;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Start threads until @wanted are idle or the cap is reached; returns
+ * how many are idle or starting, that is, free to take new work.  Caller
+ * holds workers.lock.  Workers are detached: they live as long as the
+ * process, so nothing ever joins them.
+ */
+static unsigned grow(unsigned wanted)
+{
+	unsigned cap = workers_cap(), starting = 0;
+	pthread_t t;
+
+	while (workers.idle + starting < wanted && workers.threads < cap &&
+	       os_thread_start(&t, worker_main, NULL) == 0) {
+		pthread_detach(t);
+		workers.threads++;
+		starting++;
+	}
+	return workers.idle + starting;
+}
+
+bool workers_submit(struct job *job)
+{
+	bool queued;
+
+	job->claimed = job->done = 0;
+	pthread_mutex_lock(&workers.lock);
+	queued = grow(job->pieces) > 0;
+	if (queued) {
+		vlist_add_tail(&job->link, &workers.jobs);
+		pthread_cond_broadcast(&workers.work);
+	}
+	pthread_mutex_unlock(&workers.lock);
+	return queued;
+}
+
+void workers_finish(struct job *job)
+{
+	unsigned piece;
+
+	pthread_mutex_lock(&workers.lock);
+	while (job->claimed < job->pieces) {
+		piece = job->claimed++;
+		if (job->claimed == job->pieces)
+			vlist_del(&job->link);
+		pthread_mutex_unlock(&workers.lock);
+		job->run(job, piece);
+		pthread_mutex_lock(&workers.lock);
+		job->done++;
+	}
+	while (job->done < job->pieces)
+		pthread_cond_wait(&workers.done, &workers.lock);
+	pthread_mutex_unlock(&workers.lock);
+}
+
+bool workers_drain(struct vmap_space *s)
+{
+	bool queued = true;
+
+	pthread_mutex_lock(&workers.lock);
+	if (!s->drain_queued) {
+		queued = grow(1) > 0 || workers.threads > 0;
+		if (queued) {
+			vlist_add_tail(&s->drain_link, &workers.drains);
+			s->drain_queued = true;
+			pthread_cond_signal(&workers.work);
+		}
+	}
+	pthread_mutex_unlock(&workers.lock);
+	return queued;
+}
+
+void workers_forget(struct vmap_space *s)
+{
+	pthread_mutex_lock(&workers.lock);
+	if (s->drain_queued) {
+		vlist_del(&s->drain_link);
+		s->drain_queued = false;
+	}
+	while (s->drain_running)
+		pthread_cond_wait(&workers.done, &workers.lock);
+	pthread_mutex_unlock(&workers.lock);
+}
+
+void workers_lock(void)
+{
+	pthread_mutex_lock(&workers.lock);
+}
+
+void workers_unlock(void)
+{
+	pthread_mutex_unlock(&workers.lock);
+}
+
+/*
+ * In a forked child only the forking thread exists.  No job can be
+ * queued (the fork handler held every purge lock, and jobs live only
+ * inside a purge), but drains may be: they are dropped, with the spaces'
+ * flags, by the registry (fork.c), and the next free past a threshold
+ * queues one again and starts a worker.
+ */
+void workers_after_fork_child(void)
+{
+	pthread_mutex_init(&workers.lock, NULL);
+	pthread_cond_init(&workers.work, NULL);
+	pthread_cond_init(&workers.done, NULL);
+	vlist_init(&workers.jobs);
+	vlist_init(&workers.drains);
+	workers.threads = workers.idle = 0;
+}
