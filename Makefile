@@ -4,7 +4,9 @@
 #                     root; otherwise print the apt-get command.  The build
 #                     leaves out what a missing package would enable.
 #   make check        every test under ASan+UBSan, then the multi-thread
-#                     tests under TSan; non-zero exit on any failure
+#                     tests under TSan, then the fork and mapping-limit
+#                     tests in the release build; non-zero exit on any
+#                     failure
 #   make bench        the one-lock against vmap-nodes comparison
 #   make fuzz         libFuzzer on the space for FUZZ_SECONDS (clang)
 #   make soak         the soak test for SOAK_SECONDS
@@ -25,7 +27,7 @@ SOAK_SECONDS ?= 180
 # (scripts/plot).
 DEPS_PKGS ?= liburcu-dev pkg-config systemtap-sdt-dev groff-base gnuplot-nox
 
-.PHONY: all deps check check-asan check-tsan check-fuzz bench fuzz soak valgrind install clean
+.PHONY: all deps check check-asan check-tsan check-release check-fuzz bench fuzz soak valgrind install clean
 
 all:
 	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMAP_WERROR=$(WERROR)
@@ -50,7 +52,12 @@ deps:
 	fi
 
 check: deps
-	$(MAKE) --no-print-directory check-asan check-tsan check-fuzz
+	$(MAKE) --no-print-directory check-asan check-tsan check-release check-fuzz
+
+# What sanitizers cannot run: fork while threads allocate, and the
+# vmalloc layer at vm.max_map_count.
+check-release: all
+	cd build && $(CTEST) --output-on-failure -L release
 
 check-asan:
 	$(CMAKE) -S . -B build-check -DCMAKE_BUILD_TYPE=Debug -DVMAP_DEBUG=ON \

@@ -12,10 +12,23 @@
  * that was queued or running for a worker thread that is not there: the
  * workers start again on demand (worker.c).
  *
- * Lock: registry.lock guards the list of spaces; it is the first lock of
- * the order and is held from prepare to parent/child.
+ * A range moving between two structures of a space (taken from a pool or
+ * the heap and not yet busy; unlinked from a busy set and not yet lazy)
+ * is held only by its thread, which does not exist in the child.  Each
+ * thread records such a range in its transit slot, inside the critical
+ * section of the lock it took the range under, and clears the slot inside
+ * the one it puts the range in: the prepare handler takes both, so the
+ * child sees every range either in a structure or in a slot, never in
+ * both.  The child gives the slots' ranges back: an allocation's to the
+ * free heap (its caller never saw it), a free's to the lazy set.
+ *
+ * Lock: registry.lock guards the lists of spaces and of transit slots; it
+ * is the first lock of the order and is held from prepare to parent/child.
+ * A slot's contents are written only by its thread, under the space lock
+ * named above.
  */
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "internal.h"
 #include "worker.h"
@@ -23,12 +36,26 @@
 static struct {
 	pthread_mutex_t lock;
 	struct vlist spaces;	/* struct vmap_space, by registry_link */
+	struct vlist slots;	/* struct transit, one per thread that used us */
 } registry = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.spaces = { &registry.spaces, &registry.spaces },
+	.slots = { &registry.slots, &registry.slots },
+};
+
+struct transit {
+	struct vlist link;
+	struct vmap_space *space;	/* NULL: nothing in transit */
+	struct va *freeing;		/* a free's record; NULL for an allocation */
+	uint64_t start, end;		/* an allocation's range */
 };
 
 static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t slot_key;
+static _Thread_local struct transit *slot;
+/* Set once the slot's destructor ran: later destructors go unrecorded. */
+static _Thread_local bool slot_gone;
 
 #define registry_for_each(s)                                                  \
 	for (struct vlist *l_ = registry.spaces.next;                        \
@@ -36,6 +63,96 @@ static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 	     ((s) = (struct vmap_space *)((char *)l_ -                        \
 				  offsetof(struct vmap_space, registry_link)), 1); \
 	     l_ = l_->next)
+
+static void slot_destroy(void *arg)
+{
+	struct transit *t = arg;
+
+	pthread_mutex_lock(&registry.lock);
+	vlist_del(&t->link);
+	pthread_mutex_unlock(&registry.lock);
+	free(t);
+	slot = NULL;
+	slot_gone = true;
+}
+
+static void slot_key_create(void)
+{
+	pthread_key_create(&slot_key, slot_destroy);
+}
+
+void transit_ready(void)
+{
+	struct transit *t;
+
+	if (slot || slot_gone)
+		return;
+	pthread_once(&slot_key_once, slot_key_create);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return;		/* this thread's transits go unrecorded */
+	pthread_mutex_lock(&registry.lock);
+	vlist_add_tail(&t->link, &registry.slots);
+	pthread_mutex_unlock(&registry.lock);
+	pthread_setspecific(slot_key, t);
+	slot = t;
+}
+
+void transit_take(struct vmap_space *s, uint64_t start, uint64_t end)
+{
+	if (slot) {
+		slot->freeing = NULL;
+		slot->start = start;
+		slot->end = end;
+		slot->space = s;
+	}
+}
+
+void transit_free(struct vmap_space *s, struct va *va)
+{
+	if (slot) {
+		slot->freeing = va;
+		slot->space = s;
+	}
+}
+
+void transit_done(void)
+{
+	if (slot)
+		slot->space = NULL;
+}
+
+/* In the child: give back what the parent's other threads held. */
+static void transit_recover(struct transit *t)
+{
+	struct vmap_space *s = t->space;
+	struct vlist one;
+	struct va *va;
+
+	t->space = NULL;
+	if (t->freeing) {
+		lazy_insert(s, t->freeing);
+		return;
+	}
+	va = va_new();
+	if (!va)
+		return;		/* lost to this child, as before */
+	va->start = t->start;
+	va->end = t->end;
+	vlist_init(&one);
+	vlist_add_tail(&va->link, &one);
+	global_heap_return(s, &one);
+}
+
+static void lazy_recount(struct vmap_space *s)
+{
+	uint64_t pages = 0;
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes; i++)
+		pages += s->nodes[i].lazy->pages;
+	atomic_store(&s->lazy_nr, pages);
+}
 
 static void node_locks_take(struct vmap_space *s)
 {
@@ -98,15 +215,30 @@ static void fork_child(void)
 {
 	struct vmap_space *s;
 
+	struct vlist *l, *next;
+	struct transit *t;
+
 	workers_after_fork_child();
 	registry_for_each(s) {
 		space_locks_release(s);
 		pthread_rwlock_init(&s->notifier_lock, NULL);
 		atomic_store(&s->drain_pending, false);
 		s->drain_queued = false;
-		s->drain_running = 0;
+		s->drain_running = s->drain_again = false;
 		vlist_init(&s->drain_link);
 	}
+	/* Every slot but ours belongs to a thread the child does not have. */
+	for (l = registry.slots.next; l != &registry.slots; l = next) {
+		next = l->next;
+		t = (struct transit *)((char *)l - offsetof(struct transit, link));
+		if (t == slot)
+			continue;
+		if (t->space)
+			transit_recover(t);
+		vlist_del(&t->link);
+	}
+	registry_for_each(s)
+		lazy_recount(s);
 	pthread_mutex_init(&registry.lock, NULL);
 }
 

@@ -36,7 +36,8 @@
  *   purge_lock         one purge or shrink at a time, and each node's
  *                      purge work item (purging, skip_populate)
  *   notifier_lock      the notifier array (rwlock: calls read-hold it)
- *   workers' lock      drain_link, drain_queued, drain_running
+ *   workers' lock      drain_link, drain_queued, drain_running,
+ *                      drain_again
  *   registry lock      registry_link
  *   lazy_nr            atomic, no lock
  *   counters           relaxed atomics, no lock
@@ -167,14 +168,14 @@ struct vmap_space {
 
 	/*
 	 * The drain: a free set drain_pending and queued the space for a
-	 * worker.  Once a worker has taken it, the next free past the
-	 * threshold may queue it again, so two drains can run at once (the
-	 * second waits for the purge mutex): drain_running counts them.
+	 * worker.  Once a worker has taken it (drain_running), the next free
+	 * past the threshold asks that worker to run it once more
+	 * (drain_again) instead of queueing it for a second worker, which
+	 * would only wait for the purge mutex.
 	 */
 	atomic_bool drain_pending;
 	struct vlist drain_link;
-	bool drain_queued;
-	unsigned drain_running;
+	bool drain_queued, drain_running, drain_again;
 
 	struct vlist registry_link;	/* live spaces, for fork (fork.c) */
 
@@ -237,6 +238,16 @@ unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 /* fork.c */
 void registry_add(struct vmap_space *s);
 void registry_del(struct vmap_space *s);
+/*
+ * Transit slots (see fork.c): transit_ready() with no lock held, at the
+ * entry of a call that moves ranges; the others inside the critical
+ * section of the lock the range is taken under (transit_take for an
+ * allocation, transit_free for a free) or put under (transit_done).
+ */
+void transit_ready(void);
+void transit_take(struct vmap_space *s, uint64_t start, uint64_t end);
+void transit_free(struct vmap_space *s, struct va *va);
+void transit_done(void);
 
 
 #endif /* VMAP_INTERNAL_H */

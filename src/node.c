@@ -121,6 +121,7 @@ bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
 
 	vlock_acquire(&vn->busy_lock);
 	ok = va_set_insert(&vn->busy, va);
+	transit_done();
 	vlock_release(&vn->busy_lock);
 	if (!ok) {
 		counter_add(&s->set_overlaps, 1);
@@ -160,10 +161,12 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 		vlock_acquire(&vn->busy_lock);
 		va = va_set_find(&vn->busy, addr);
 		if (va) {
-			if (unlink && va->start == addr)
+			if (unlink && va->start == addr) {
 				va_set_erase(&vn->busy, va, NULL);
-			else if (unlink)
+				transit_free(s, va);
+			} else if (unlink) {
 				va = NULL;
+			}
 			if (out && va)
 				range_of_busy(s, va, i, out);
 			vlock_release(&vn->busy_lock);
@@ -292,6 +295,7 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	ls->pages += pages;
 	ls->count++;
 	ls->cross += cross;
+	transit_done();
 	vlock_release(&vn->lazy_lock);
 	counter_add(&vn->count.frees, 1);
 }

@@ -53,6 +53,7 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
 			va = NULL;
 		} else {
 			pool_len_set(p, pool_len(p) - 1);
+			transit_take(s, va->start, va->end);
 		}
 	}
 	vlock_release(&vn->pool_lock);

@@ -276,7 +276,7 @@ void purge_init(struct vmap_space *s)
 	vlock_init(&s->purge_lock);
 	atomic_init(&s->drain_pending, false);
 	s->drain_queued = false;
-	s->drain_running = 0;
+	s->drain_running = s->drain_again = false;
 }
 
 void purge_fini(struct vmap_space *s)

@@ -288,6 +288,8 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 		vlock_acquire(&s->heap_lock);
 		rc = heap_alloc(&s->heap, size, align, s->page_size, vstart,
 				vend, &spare, &garbage, start);
+		if (!rc)
+			transit_take(s, *start, *start + size);
 		vlock_release(&s->heap_lock);
 		spare_settle(spare, &garbage);
 		if (!rc)
@@ -339,6 +341,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	if (size > vend - vstart || size - 1 > UINT64_MAX - align)
 		return -EINVAL;
 
+	transit_ready();
 	whole = vstart == s->base && vend == s->limit;
 	pooled = whole && s->nr_nodes > 1;
 	cpu_vn = &s->nodes[this_cpu_node(s)];
@@ -393,6 +396,7 @@ int vmap_free(struct vmap_space *s, uint64_t addr)
 		return -EINVAL;
 	if (addr < s->base || addr >= s->limit)
 		return -ENOENT;
+	transit_ready();
 	va = busy_unlink(s, addr);
 	if (!va)
 		return -ENOENT;

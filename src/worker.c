@@ -76,7 +76,7 @@ static struct vmap_space *claim_drain(void)
 				  offsetof(struct vmap_space, drain_link));
 	vlist_del(&s->drain_link);
 	s->drain_queued = false;
-	s->drain_running++;
+	s->drain_running = true;
 	return s;
 }
 
@@ -97,10 +97,13 @@ static void *worker_main(void *arg)
 			if (++job->done == job->pieces)
 				pthread_cond_broadcast(&workers.done);
 		} else if ((s = claim_drain())) {
-			pthread_mutex_unlock(&workers.lock);
-			drain_run(s);
-			pthread_mutex_lock(&workers.lock);
-			s->drain_running--;
+			do {
+				s->drain_again = false;
+				pthread_mutex_unlock(&workers.lock);
+				drain_run(s);
+				pthread_mutex_lock(&workers.lock);
+			} while (s->drain_again);
+			s->drain_running = false;
 			pthread_cond_broadcast(&workers.done);
 		} else {
 			workers.idle++;
@@ -170,7 +173,10 @@ bool workers_drain(struct vmap_space *s)
 	bool queued = true;
 
 	pthread_mutex_lock(&workers.lock);
-	if (!s->drain_queued) {
+	if (s->drain_running) {
+		/* Its worker runs it again, rather than a second worker waiting. */
+		s->drain_again = true;
+	} else if (!s->drain_queued) {
 		queued = grow(1) > 0 || workers.threads > 0;
 		if (queued) {
 			vlist_add_tail(&s->drain_link, &workers.drains);

@@ -47,9 +47,10 @@ bool workers_submit(struct job *job);
 void workers_finish(struct job *job);
 
 /*
- * Ask a worker to run drain_run(@s) once.  Returns false if no worker
- * runs and none could be started (the caller purges inline).  A space
- * already queued is not queued twice.
+ * Ask a worker to run drain_run(@s) once more.  Returns false if no
+ * worker runs and none could be started (the caller purges inline).  A
+ * space already queued is not queued twice, and a space whose drain is
+ * running has it run again by the same worker.
  */
 bool workers_drain(struct vmap_space *s);
 
