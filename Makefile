@@ -11,6 +11,9 @@
 #   make fuzz         libFuzzer on the space for FUZZ_SECONDS (clang)
 #   make soak         the soak test for SOAK_SECONDS
 #   make valgrind     unit tests and a short soak under valgrind memcheck
+#   make format-check  clang-format --dry-run over FORMAT_FILES (default:
+#                     every tracked C file); lists files and lines it would
+#                     change, non-zero exit if any
 #   make install PREFIX=/usr/local
 #   make clean
 
@@ -27,7 +30,8 @@ SOAK_SECONDS ?= 180
 # (scripts/plot).
 DEPS_PKGS ?= liburcu-dev pkg-config systemtap-sdt-dev groff-base gnuplot-nox
 
-.PHONY: all deps check check-asan check-tsan check-release check-fuzz bench fuzz soak valgrind install clean
+.PHONY: all deps check check-asan check-tsan check-release check-fuzz bench fuzz soak \
+	valgrind format-check install clean
 
 all:
 	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMAP_WERROR=$(WERROR)
@@ -107,6 +111,19 @@ valgrind: all
 
 bench: deps all
 	./build/tools/vmap-bench run_test_mask=13 test_loop_count=200000 tag=kernel,address
+
+CLANG_FORMAT ?= clang-format
+FORMAT_FILES ?= $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+format-check:
+	@command -v $(CLANG_FORMAT) >/dev/null 2>&1 || \
+		{ echo "format-check: needs clang-format (apt-get install clang-format)"; exit 2; }
+	@total=0; for f in $(FORMAT_FILES); do \
+		n=$$($(CLANG_FORMAT) --style=file "$$f" | diff "$$f" - | grep -c '^>'); \
+		[ "$$n" -eq 0 ] || echo "format-check: $$f: $$n lines would change"; \
+		total=$$((total + n)); \
+	done; \
+	echo "format-check: $$total lines would change"; [ "$$total" -eq 0 ]
 
 install: all
 	$(CMAKE) --install build --prefix $(PREFIX)

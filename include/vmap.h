@@ -101,14 +101,16 @@ enum {
 	 * Deterministic mode: a free that takes the lazy count over the
 	 * threshold purges synchronously inside the call, purge helpers run
 	 * inline, and allocations use the node of CPU 0 unless the thread
-	 * set another with vmap_set_thread_cpu().  For replay and tests.
+	 * set another with vmap_set_thread_cpu(), and the default
+	 * lazy_max_pages counts one CPU.  For replay and tests: the same
+	 * calls give the same addresses on every machine.
 	 */
 	VMAP_DETERMINISTIC = 1u << 0,
 	/*
 	 * Tag an allocation taken from the global heap with the node of its
 	 * address instead of the node of the allocating CPU (the alternative
 	 * discussed in review of the kernel series; the default is the
-	 * kernel's choice).  The tag decides which node's lazy tree and pools
+	 * kernel's choice).  The tag decides which node's lazy set and pools
 	 * the range goes to when freed.
 	 */
 	VMAP_TAG_BY_ADDRESS = 1u << 1,
@@ -130,7 +132,9 @@ struct vmap_params {
 	uint32_t nr_nodes;
 	/*
 	 * Lazy pages that may accumulate before a free starts a purge; 0 =
-	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size).
+	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size), with
+	 * nr_cpus = 1 under VMAP_DETERMINISTIC.  vmap_space_info() reports
+	 * the value in use.
 	 */
 	uint64_t lazy_max_pages;
 	/* VMAP_DETERMINISTIC, VMAP_TAG_BY_ADDRESS. */
@@ -149,8 +153,18 @@ struct vmap_params {
  * @params: NULL for all defaults.
  * @out: receives the space.
  *
+ * Recording: when the environment variable VMAP_TRACE names a file (and
+ * the program is not set-user-ID), the space writes every call that
+ * changes it, and every purge, to that file in vmap-replay's format, with
+ * the calling CPU and thread and a timestamp (docs/DESIGN.md section 10).
+ * The first space created in the process writes to the name as given,
+ * the n-th to "NAME.n".  While it records, the space's changing calls
+ * are serialised.
+ *
  * Returns 0, -EINVAL (bad bounds, page shift, node count, flags or a
- * non-zero reserved field) or -ENOMEM.  May block (allocates memory).
+ * non-zero reserved field), -ENOMEM, or the negative errno of opening
+ * VMAP_TRACE's file (-ENOENT, -EACCES, ...).  May block (allocates
+ * memory).
  */
 VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
 			       const struct vmap_params *params,
@@ -199,7 +213,7 @@ enum {
  * @flags: VMAP_NONBLOCK or 0.
  * @addr: receives the start of the range.
  *
- * Placement is the lowest address that fits (SPEC section 1; for
+ * Placement is the lowest address that fits (docs/DESIGN.md section 2; for
  * alignments above a page, bounded as described there).  When nothing
  * fits, the call purges once (a full purge, which also empties the pools)
  * and retries, then calls the purge notifiers and retries only if one of
@@ -390,11 +404,11 @@ VMAP_API int vmap_notifier_unregister(struct vmap_space *space,
  */
 
 /*
- * vmap_check - verify every invariant of SPEC section 4: free, busy, lazy
- * and pooled ranges partition the space, the free tree is coalesced with
- * exact cached maxima and valid red-black colouring, its list agrees with
- * it, every range is in its node, pools hold only their size class with
- * exact lengths, and the lazy counter matches the lazy trees.
+ * vmap_check - verify every invariant of docs/DESIGN.md section 9: free, busy,
+ * lazy and pooled ranges partition the space, the free tree is coalesced with
+ * exact cached maxima and valid red-black colouring, its list agrees with it,
+ * every range is in its node, pools hold only their size class with exact
+ * lengths, and the lazy counter matches the lazy sets.
  *
  * It takes every lock of the space, so it is safe to call at any time, but
  * the partition and counter checks assume that no other call on the space
@@ -434,7 +448,10 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(overlaps, "corrupt returns refused (a bug if non-zero)")            \
 	X(lazy_pages, "gauge: pages lazy now")                                \
 	X(pooled_now, "gauge: ranges in pools now")                           \
-	X(free_bytes, "gauge: bytes in the global free heap now")
+	X(free_bytes, "gauge: bytes in the global free heap now")             \
+	X(free_blocks, "gauge: blocks in the global free heap now")           \
+	X(largest_free, "gauge: bytes in the largest free block now")         \
+	X(pooled_pages, "gauge: pages in pools now")
 
 struct vmap_stats {
 	/* Set by the caller to sizeof(struct vmap_stats) before the call. */
@@ -470,7 +487,7 @@ VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
 			      unsigned flags);
 
 /* ------------------------------------------------------------------------
- * The vmalloc layer: real memory behind a space (SPEC section 5).
+ * The vmalloc layer: real memory behind a space (docs/DESIGN.md section 11).
  *
  * A heap reserves one large region of virtual memory (PROT_NONE,
  * MAP_NORESERVE) and hands out areas of it with a space.  Every area
@@ -483,7 +500,8 @@ VMAP_API int vmap_stats_print(const struct vmap_stats *stats, FILE *out,
  * Guarantees: every byte of an area is readable and writable; the guard
  * page faults (SIGSEGV); memory reads zero when handed out (it is fresh,
  * or was released by MADV_DONTNEED or mapped afresh before reuse), except
- * with VMAP_HEAP_MADV_FREE, where only vzalloc() is zeroed.
+ * on a heap created with VMAP_HEAP_MADV_FREE, whose reused areas may still
+ * hold what was written before (zero them if that matters).
  *
  * Guard pages are guard markers (MADV_GUARD_INSTALL, Linux 6.13+) where
  * the kernel has them: the reservation stays one mapping, so live areas
@@ -608,7 +626,11 @@ VMAP_API int vmap_heap_stats(struct vmap_heap *heap, struct vmap_heap_stats *sta
  */
 VMAP_API void *vmalloc(size_t size);
 
-/* vzalloc - vmalloc() whose memory is guaranteed zeroed. */
+/*
+ * vzalloc - vmalloc() whose memory is guaranteed zeroed.  The default heap
+ * never uses VMAP_HEAP_MADV_FREE, so this is vmalloc() by another name,
+ * kept for code written against the kernel's API.
+ */
 VMAP_API void *vzalloc(size_t size);
 
 /*

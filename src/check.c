@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check.c - the invariant checker (SPEC section 4).
+ * check.c - the invariant checker (docs/DESIGN.md section 9).
  *
  * It freezes the space by taking every lock in the documented order
  * (internal.h), then walks every structure.  The partition check needs

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fork.c - the registry of live spaces and the fork handlers that keep
- * both sides of a fork() working (DESIGN.md, "Fork").
+ * both sides of a fork() working (DESIGN.md section 15).
  *
  * As glibc's malloc does, the prepare handler takes every lock of every
  * live space in the documented order (internal.h), so that no lock is
@@ -184,6 +184,8 @@ static void fork_prepare(void)
 
 	pthread_mutex_lock(&registry.lock);
 	registry_for_each(s)
+		trace_lock(s);
+	registry_for_each(s)
 		pthread_rwlock_wrlock(&s->notifier_lock);
 	registry_for_each(s)
 		vlock_take(&s->purge_lock);
@@ -202,6 +204,7 @@ static void fork_parent(void)
 	registry_for_each(s) {
 		space_locks_release(s);
 		pthread_rwlock_unlock(&s->notifier_lock);
+		trace_unlock(s);
 	}
 	pthread_mutex_unlock(&registry.lock);
 }
@@ -222,6 +225,7 @@ static void fork_child(void)
 	registry_for_each(s) {
 		space_locks_release(s);
 		pthread_rwlock_init(&s->notifier_lock, NULL);
+		trace_fork_child(s);
 		atomic_store(&s->drain_pending, false);
 		s->drain_queued = false;
 		s->drain_running = s->drain_again = false;

@@ -6,10 +6,10 @@
  * size in its subtree, plus an address-ordered list through the same
  * records.  The functions here take no lock: the space's global heap lock
  * guards its heap; a purge's private heap (local coalescing before one
- * locked pass, SPEC 3.3) needs none.  Nothing here allocates memory: a
- * split needs one spare record, which the caller obtained beforehand, and
- * records that a call no longer needs go to the caller's @garbage list, to
- * be freed or reused after the lock is dropped.
+ * locked pass, DESIGN.md section 6) needs none.  Nothing here allocates
+ * memory: a split needs one spare record, which the caller obtained
+ * beforehand, and records that a call no longer needs go to the caller's
+ * @garbage list, to be freed or reused after the lock is dropped.
  */
 #ifndef VMAP_HEAP_H
 #define VMAP_HEAP_H
@@ -43,11 +43,11 @@ struct va *heap_lowest_fit(const struct heap *h, uint64_t size, uint64_t align,
 			   uint64_t vstart, uint64_t length, uint64_t *addr);
 
 /*
- * The length the search asks of a block (SPEC 1): any block of size +
- * align - 1 bytes fits whatever its alignment, so looking for those keeps
- * the descent from wandering into blocks that are long enough but
- * misaligned; an exact window (vend - vstart == size) asks only @size,
- * since no larger block could fit in it anyway.
+ * The length the search asks of a block (DESIGN.md section 2): any block of
+ * size + align - 1 bytes fits whatever its alignment, so looking for those
+ * keeps the descent from wandering into blocks that are long enough but
+ * misaligned; an exact window (vend - vstart == size) asks only @size, since
+ * no larger block could fit in it anyway.
  */
 uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
 			    uint64_t vstart, uint64_t vend);

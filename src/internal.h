@@ -4,8 +4,8 @@
  *
  * LOCK ORDER (the one place it is written down)
  *
- *   registry lock (fork.c)  >  notifier_lock  >  purge_lock  >
- *   heap_lock  >  node[i].busy_lock > node[i].lazy_lock >
+ *   registry lock (fork.c)  >  trace_lock  >  notifier_lock  >
+ *   purge_lock  >  heap_lock  >  node[i].busy_lock > node[i].lazy_lock >
  *   node[i].pool_lock (i ascending)  >  workers' lock (worker.c)
  *
  * In normal operation no two of these are ever held together, except
@@ -17,7 +17,9 @@
  * nest them, in the order above; the fork handler takes each level for
  * every live space before the next level (registry order within a level),
  * so that a callback of one space calling into another space that a
- * purge is running in cannot hold the fork up.
+ * purge is running in cannot hold the fork up.  The trace lock exists
+ * only while the space records (trace.h): then every changing call, and
+ * the drain's purge, runs under it, the others nested inside.
  *
  * vmap_next() runs its callback under one busy lock; the vmalloc layer's
  * vread() takes a vm_map_ram block lock there, so the layer's own locks
@@ -39,6 +41,7 @@
  *   workers' lock      drain_link, drain_queued, drain_running,
  *                      drain_again
  *   registry lock      registry_link
+ *   trace_lock         the recording's file, and the order of its lines
  *   lazy_nr            atomic, no lock
  *   counters           relaxed atomics, no lock
  */
@@ -53,6 +56,7 @@
 
 #include "heap.h"
 #include "lock.h"
+#include "trace.h"
 #include "va.h"
 #include "vmap.h"
 
@@ -66,15 +70,16 @@
 #define MAX_VA_SIZE_PAGES 256
 
 /*
- * A node's share of the address space is every nr_nodes-th zone of 16
- * pages.  Small zones spread neighbouring busy ranges over all nodes'
+ * A node's share of the address space is every nr_nodes-th zone of
+ * ZONE_PAGES pages (a power of two: the zone shift derives from it).
+ * Small zones spread neighbouring busy ranges over all nodes'
  * busy trees (and locks); a range always lives in the node of its start,
  * so lookups of inner addresses walk back at most nr_nodes nodes.
  *
  *   addr:  | zone 0 | zone 1 | zone 2 | zone 3 | zone 4 | ...
  *   node:  |   0    |   1    |   2    |   0    |   1    | ...  (3 nodes)
  */
-#define ZONE_PAGES 16
+#define ZONE_PAGES 16u
 
 #define MAX_NODES 128
 
@@ -182,7 +187,22 @@ struct vmap_space {
 	pthread_rwlock_t notifier_lock;
 	struct notifier *notifiers;
 	unsigned nr_notifiers;
+
+	struct trace *trace;	/* NULL unless VMAP_TRACE is recording */
 };
+
+/* trace.c: the recording's lock, a no-op when the space does not record. */
+static inline void trace_lock(struct vmap_space *s)
+{
+	if (s->trace)
+		trace_lock_slow(s->trace);
+}
+
+static inline void trace_unlock(struct vmap_space *s)
+{
+	if (s->trace)
+		trace_unlock_slow(s->trace);
+}
 
 /* node.c */
 static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)
@@ -203,7 +223,7 @@ static inline uint64_t va_pages(const struct vmap_space *s, const struct va *va)
 int nodes_create(struct vmap_space *s);
 void global_heap_return(struct vmap_space *s, struct vlist *list);
 void nodes_destroy(struct vmap_space *s);
-unsigned this_cpu_node(const struct vmap_space *s);
+unsigned this_cpu(const struct vmap_space *s);
 int thread_cpu_set(int cpu);
 unsigned thread_cpu_get(void);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);

@@ -31,17 +31,14 @@ unsigned thread_cpu_get(void)
 	return thread_cpu >= 0 ? (unsigned)thread_cpu : os_current_cpu();
 }
 
-unsigned this_cpu_node(const struct vmap_space *s)
+/* The CPU an allocation counts as made on; its node is cpu % nr_nodes. */
+unsigned this_cpu(const struct vmap_space *s)
 {
-	unsigned cpu;
-
 	if (thread_cpu >= 0)
-		cpu = (unsigned)thread_cpu;
-	else if (s->flags & VMAP_DETERMINISTIC)
-		cpu = 0;
-	else
-		cpu = os_current_cpu();
-	return cpu % s->nr_nodes;
+		return (unsigned)thread_cpu;
+	if (s->flags & VMAP_DETERMINISTIC)
+		return 0;
+	return os_current_cpu();
 }
 
 int nodes_create(struct vmap_space *s)

@@ -36,6 +36,11 @@ unsigned os_current_cpu(void)
 	return (unsigned)thread_index;
 }
 
+long os_thread_id(void)
+{
+	return syscall(SYS_gettid);
+}
+
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
 	if (fault_hit(FAULT_THREAD))

@@ -8,6 +8,7 @@
  *  os_current_cpu()   the CPU the caller runs on now (cheap: glibc reads it
  *                     from the rseq area), or a stable per-thread index
  *                     where the system cannot tell.
+ *  os_thread_id()     the calling thread's system-wide id (gettid).
  *  os_thread_start()  a joinable thread; 0 or a negative errno (also by
  *                     fault injection, site FAULT_THREAD).
  *  os_futex_wait()    sleep while *@word == @val (or until woken; may
@@ -50,6 +51,7 @@
 
 unsigned os_nr_cpus(void);
 unsigned os_current_cpu(void);
+long os_thread_id(void);
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 void os_futex_wait(atomic_int *word, int val);
 void os_futex_wake(atomic_int *word);

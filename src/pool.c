@@ -114,6 +114,7 @@ bool pools_empty(struct vmap_space *s)
  * entries.  Only then are the cut ranges coalesced, in a private heap,
  * and moved into the global heap in one locked pass, so that the pool
  * looks empty to its node's allocations only for the length of the cut.
+ * Caller holds purge_lock (a purge or a shrink).
  */
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 {
@@ -123,6 +124,7 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 	struct pool *p;
 	unsigned i;
 
+	vlock_assert_held(&s->purge_lock);
 	heap_init(&local);
 	vlist_init(&merged);
 	for (i = 0; i < MAX_VA_SIZE_PAGES; i++) {

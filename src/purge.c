@@ -3,10 +3,11 @@
  * purge.c - turning lazy ranges back into usable ones: the purge, the
  * job it hands to helper workers, the drain that starts it, and shrink.
  *
- * Locks: purge_lock serialises purges and shrinks and owns every node's
- * purge work item (purging, skip_populate) while held.  Helpers work
- * under the purging thread's purge_lock (it waits for them before
- * dropping it).  The workers themselves (worker.c) are the process's,
+ * Locks: the trace lock, while the space records, is taken first (by
+ * the API call, or here by the drain).  purge_lock serialises purges and
+ * shrinks and owns every node's purge work item (purging, skip_populate)
+ * while held.  Helpers work under the purging thread's purge_lock (it
+ * waits for them before dropping it).  The workers themselves (worker.c) are the process's,
  * shared by all spaces, with their own lock.
  */
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "fault.h"
 #include "internal.h"
 #include "os.h"
+#include "probes.h"
 #include "worker.h"
 
 unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
@@ -122,8 +124,8 @@ static void purge_piece(struct job *job, unsigned piece)
 }
 
 /*
- * One purge (SPEC 3.3-3.5).  Caller holds purge_lock.  Returns true if
- * there were lazy ranges.
+ * One purge (DESIGN.md sections 3, 6 and 7).  Caller holds purge_lock.
+ * Returns true if there were lazy ranges.
  *
  * The helper count comes from the lazy count read before this purge
  * subtracts anything: one node per lazy_max_pages of backlog goes to a
@@ -133,12 +135,14 @@ static void purge_piece(struct job *job, unsigned piece)
 bool purge_locked(struct vmap_space *s, bool full)
 {
 	struct vmap_node *marked[MAX_NODES];
-	uint64_t start = UINT64_MAX, end = 0;
+	uint64_t start = UINT64_MAX, end = 0, npurged = 0;
 	unsigned nr_marked = 0, nr_helpers, i;
 	struct purge_job pj;
 	struct vmap_node *vn;
 
 	vlock_assert_held(&s->purge_lock);
+	if (s->trace)
+		trace_purge(s, full);
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
 		vn->skip_populate = full;
@@ -151,6 +155,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 			vn->lazy = &vn->lazy_sets[vn->lazy == &vn->lazy_sets[0]];
 			start = vn->purging->lo < start ? vn->purging->lo : start;
 			end = vn->purging->hi > end ? vn->purging->hi : end;
+			npurged += vn->purging->count;
 		}
 		vlock_release(&vn->lazy_lock);
 		if (vn->purging)
@@ -167,8 +172,13 @@ bool purge_locked(struct vmap_space *s, bool full)
 	}
 	if (s->release)
 		release_runs(s, marked, nr_marked);
+	/*
+	 * Recording purges every node inline, in node order, as a replay
+	 * does: nodes returned to the heap in another order leave its tree
+	 * another shape, and placement above a page depends on the shape.
+	 */
 	nr_helpers = 0;
-	if (!(s->flags & VMAP_DETERMINISTIC))
+	if (!(s->flags & VMAP_DETERMINISTIC) && !s->trace)
 		nr_helpers = purge_helper_count(atomic_load(&s->lazy_nr),
 						s->lazy_max_pages, nr_marked);
 	pj.job.run = purge_piece;
@@ -184,6 +194,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 		counter_add(&s->purge_helpers, nr_helpers);
 	}
 	counter_add(&s->purges, 1);
+	VMAP_PROBE(purge_vmap_area_lazy, start, end, npurged);
 	return true;
 }
 
@@ -226,11 +237,14 @@ void purge_now(struct vmap_space *s, bool full)
  */
 static void drain_purge(struct vmap_space *s)
 {
-	int cancel_state = purge_lock_take(s);
+	int cancel_state;
 
+	trace_lock(s);
+	cancel_state = purge_lock_take(s);
 	if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
 		purge_locked(s, false);
 	purge_lock_drop(s, cancel_state);
+	trace_unlock(s);
 }
 
 /* A worker runs a queued drain; re-armed first, as frees may need another. */
@@ -245,6 +259,8 @@ void shrink_now(struct vmap_space *s)
 	int cancel_state = purge_lock_take(s);
 	unsigned i;
 
+	if (s->trace)
+		trace_shrink(s);
 	for (i = 0; i < s->nr_nodes; i++)
 		pool_decay(s, &s->nodes[i], true);
 	counter_add(&s->shrinks, 1);

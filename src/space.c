@@ -17,6 +17,7 @@
 #include "fault.h"
 #include "internal.h"
 #include "os.h"
+#include "probes.h"
 
 /*
  * After a full purge and a round of notifiers that reported progress, an
@@ -47,6 +48,21 @@ static unsigned fls_u(unsigned x)
 		x >>= 1;
 	}
 	return n;
+}
+
+/*
+ * The kernel's lazy_max_pages: 32 MiB of pages per bit of the CPU count,
+ * so that machines with more CPUs (more frees in flight, costlier
+ * flushes) batch more per purge.  Deterministic mode counts one CPU, so
+ * that a replay purges at the same points on every machine.  The one
+ * place this formula is written: the tools read the result from
+ * vmap_space_info().
+ */
+static uint64_t default_lazy_max_pages(unsigned page_shift, unsigned cpus)
+{
+	uint64_t pages = fls_u(cpus) * ((32ull << 20) >> page_shift);
+
+	return pages ? pages : 1;
 }
 
 static int check_params(uint64_t base, uint64_t limit,
@@ -107,15 +123,13 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	s->limit = limit;
 	s->page_shift = p->page_shift ? p->page_shift : 12;
 	s->page_size = 1ull << s->page_shift;
-	s->zone_shift = s->page_shift + 4;	/* ZONE_PAGES = 16 */
+	s->zone_shift = s->page_shift + (unsigned)__builtin_ctz(ZONE_PAGES);
 	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
 		(cpus > MAX_NODES ? MAX_NODES : cpus);
 	s->lazy_max_pages = p->lazy_max_pages;
-	if (!s->lazy_max_pages) {
-		s->lazy_max_pages = fls_u(cpus) * ((32ull << 20) >> s->page_shift);
-		if (!s->lazy_max_pages)
-			s->lazy_max_pages = 1;
-	}
+	if (!s->lazy_max_pages)
+		s->lazy_max_pages = default_lazy_max_pages(s->page_shift,
+				(p->flags & VMAP_DETERMINISTIC) ? 1 : cpus);
 	s->flags = p->flags;
 	s->flush = p->flush;
 	s->flush_cookie = p->flush_cookie;
@@ -138,6 +152,9 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	whole->end = limit;
 	vlist_init(&garbage);
 	heap_return(&s->heap, whole, &garbage);	/* an empty heap: nothing merges */
+	rc = trace_open(s);
+	if (rc)
+		goto fail;
 	registry_add(s);
 	*out = s;
 	return 0;
@@ -155,6 +172,7 @@ void vmap_space_destroy(struct vmap_space *s)
 	cancel_state = os_cancel_off();
 	registry_del(s);
 	purge_fini(s);
+	trace_close(s);
 	space_free(s);
 	os_cancel_restore(cancel_state);
 }
@@ -184,7 +202,7 @@ unsigned vmap_thread_cpu(void)
 
 /*
  * The spare record a split needs is obtained before the heap lock is
- * taken (SPEC 1).  Each thread keeps one across calls, since most
+ * taken (DESIGN.md section 2).  Each thread keeps one across calls, since most
  * allocations do not split; a thread-exit destructor frees it.
  *
  * Other destructors of the same thread may run after that one and
@@ -313,9 +331,9 @@ int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
 	return vmap_alloc_user(s, size, align, vstart, vend, flags, 0, addr);
 }
 
-int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
-		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
-		    uint64_t *addr)
+static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
+		       uint64_t align, uint64_t vstart, uint64_t vend,
+		       unsigned flags, uint64_t user, uint64_t *addr)
 {
 	struct vmap_node *cpu_vn;
 	bool whole, pooled;
@@ -324,7 +342,7 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	uint64_t start;
 	int rc;
 
-	if (!s || !addr || (flags & ~VMAP_NONBLOCK))
+	if (!addr || (flags & ~VMAP_NONBLOCK))
 		return -EINVAL;
 	if (!size || (size & (s->page_size - 1)))
 		return -EINVAL;
@@ -344,11 +362,15 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	transit_ready();
 	whole = vstart == s->base && vend == s->limit;
 	pooled = whole && s->nr_nodes > 1;
-	cpu_vn = &s->nodes[this_cpu_node(s)];
+	cpu_vn = &s->nodes[cpu % s->nr_nodes];
 	va = NULL;
 	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
 		va = pool_take(s, cpu_vn, size, align);
 		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+		if (va)
+			VMAP_PROBE(pool_hit, cpu_vn->id, va->start, size);
+		else
+			VMAP_PROBE(pool_miss, cpu_vn->id, size, align);
 	}
 	if (!va) {
 		va = va_new();
@@ -366,7 +388,8 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	/*
 	 * The tag names the node whose lazy list and pools take the range
 	 * when it is freed: by default the allocating CPU's, also after a
-	 * pool miss, so pools fill with what their CPUs ask for (SPEC 3.2).
+	 * pool miss, so pools fill with what their CPUs ask for (DESIGN.md
+	 * section 6).
 	 */
 	start = va->start;
 	addr_node = addr_to_node(s, start);
@@ -387,25 +410,61 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	return 0;
 }
 
-int vmap_free(struct vmap_space *s, uint64_t addr)
+int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
+		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
+		    uint64_t *addr)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = alloc_range(s, cpu, size, align, vstart, vend, flags, user, addr);
+	VMAP_PROBE(alloc_vmap_area, rc ? (uint64_t)0 : *addr, size, align,
+		   vstart, vend, rc);
+	/* A NULL @addr has no line: a replay always passes one. */
+	if (s->trace && addr)
+		trace_alloc(s, cpu, size, align, vstart, vend, flags, rc,
+			    rc ? 0 : *addr);
+	trace_unlock(s);
+	return rc;
+}
+
+/* The free proper; its line is written before a purge it may start. */
+static int free_range(struct vmap_space *s, uint64_t addr)
 {
 	uint64_t pages, nr_lazy;
 	struct va *va;
 
-	if (!s)
-		return -EINVAL;
 	if (addr < s->base || addr >= s->limit)
 		return -ENOENT;
 	transit_ready();
 	va = busy_unlink(s, addr);
 	if (!va)
 		return -ENOENT;
+	if (s->trace)
+		trace_free(s, addr);
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 	lazy_insert(s, va);
+	VMAP_PROBE(free_vmap_area_noflush, addr, nr_lazy, s->lazy_max_pages);
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s);
 	return 0;
+}
+
+int vmap_free(struct vmap_space *s, uint64_t addr)
+{
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	trace_lock(s);
+	rc = free_range(s, addr);
+	trace_unlock(s);
+	return rc;
 }
 
 int vmap_find(struct vmap_space *s, uint64_t addr, struct vmap_range *range)
@@ -421,7 +480,9 @@ int vmap_purge(struct vmap_space *s)
 {
 	if (!s)
 		return -EINVAL;
+	trace_lock(s);
 	purge_now(s, false);
+	trace_unlock(s);
 	return 0;
 }
 
@@ -429,7 +490,9 @@ int vmap_shrink(struct vmap_space *s)
 {
 	if (!s)
 		return -EINVAL;
+	trace_lock(s);
 	shrink_now(s);
+	trace_unlock(s);
 	return 0;
 }
 
@@ -589,7 +652,7 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		purged = true;
 	}
 	if (rc) {
-		counter_add(&s->nodes[this_cpu_node(s)].count.alloc_failures, 1);
+		counter_add(&s->nodes[this_cpu(s) % s->nr_nodes].count.alloc_failures, 1);
 		goto out;
 	}
 	for (i = 0; i < nr; i++) {
@@ -598,7 +661,7 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		busy[i]->tag = 0;
 		busy[i]->user = 0;
 		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)], busy[i])) {
-			counter_add(&s->nodes[this_cpu_node(s)].count.allocs, 1);
+			counter_add(&s->nodes[this_cpu(s) % s->nr_nodes].count.allocs, 1);
 		} else {
 			va_delete(busy[i]);
 			rc = -EUCLEAN;

@@ -2,9 +2,10 @@
 /*
  * stats.c - gathering and printing the counters of VMAP_STAT_FIELDS.
  *
- * Reads relaxed atomics only and takes no lock, so it never disturbs the
- * lock counts it reports.  Counters read while other threads run are each
- * exact but not a consistent snapshot of one another.
+ * Reads relaxed atomics, and takes only the heap lock, uncounted, to
+ * measure the free heap, so it never disturbs the lock counts it reports.
+ * Counters read while other threads run are each exact but not a
+ * consistent snapshot of one another.
  */
 #include <errno.h>
 #include <string.h>
@@ -28,9 +29,29 @@ static void add_node(struct vmap_node *vn,
 	st->decayed_vas += counter_read(&vn->count.decayed_vas);
 	st->node_lock += vlock_count(&vn->busy_lock) +
 		vlock_count(&vn->lazy_lock) + vlock_count(&vn->pool_lock);
-	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
-		st->pooled_now += atomic_load_explicit(&vn->pools[k].len,
-						       memory_order_relaxed);
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
+		size_t len = atomic_load_explicit(&vn->pools[k].len,
+						  memory_order_relaxed);
+
+		st->pooled_now += len;
+		st->pooled_pages += len * (k + 1);
+	}
+}
+
+/*
+ * How fragmented the free heap is: its block count (a walk of the list,
+ * O(blocks)) and its largest block (the root's cached subtree maximum).
+ */
+static void add_free_heap_shape(struct vmap_space *s, struct vmap_stats *st)
+{
+	struct va *va;
+
+	vlock_take(&s->heap_lock);
+	vlist_for_each_va(va, &s->heap.set.list)
+		st->free_blocks++;
+	if (s->heap.set.root.top)
+		st->largest_free = va_of_node(s->heap.set.root.top)->subtree_max;
+	vlock_release(&s->heap_lock);
 }
 
 int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
@@ -63,6 +84,7 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 			counter_read(&s->set_overlaps);
 		st.lazy_pages = atomic_load(&s->lazy_nr);
 		st.free_bytes = atomic_load(&s->heap.free_bytes);
+		add_free_heap_shape(s, &st);
 	}
 	st.size = out->size < sizeof(st) ? out->size : (uint32_t)sizeof(st);
 	st.version = VMAP_VERSION;

@@ -3,7 +3,7 @@
  * tree.h - an intrusive red-black tree, plain or augmented.
  *
  * Owns nothing and locks nothing: the structure that embeds a tree guards
- * it.  The same code serves the plain busy and lazy trees (no callbacks)
+ * it.  The same code serves the plain busy trees (no callbacks)
  * and the free heap's tree, whose nodes cache a value computed from their
  * subtree (the largest free block below them).  An augmented user keeps
  * that value exact by supplying callbacks:

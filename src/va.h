@@ -3,10 +3,11 @@
  * va.h - the range record (struct va) and the ordered set it lives in.
  *
  * A struct va describes one range [start, end) and is, at any time, in
- * exactly one place: the free heap, a node's busy tree, a node's lazy
- * tree, a node's pool, or a private list of a thread moving it between
- * them.  The same two links serve all of them: @node for the tree, @link
- * for the address-ordered list (or a pool's LIFO list, which has no tree).
+ * exactly one place: the free heap, a node's busy tree, one of a node's
+ * lazy lists, a node's pool, or a private list of a thread moving it
+ * between them.  The same two links serve all of them: @node for the tree,
+ * @link for the address-ordered list (or a lazy or pool list, which has
+ * no tree).
  *
  * struct va_set is a tree and a list over the same records, kept in
  * address order, so that neighbours are O(1) and lookups O(log n).  It
@@ -109,7 +110,7 @@ struct va {
 		/* Elsewhere: the word the allocating caller attached. */
 		uint64_t user;
 	};
-	/* 0 = no node, otherwise node id + 1 (SPEC 3.1). */
+	/* 0 = no node, otherwise node id + 1 (DESIGN.md section 4). */
 	uint32_t tag;
 };
 

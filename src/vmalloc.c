@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmalloc.c - the vmalloc layer: areas of real memory with guard pages,
- * over a space that covers one reserved region (SPEC section 5).
+ * over a space that covers one reserved region (docs/DESIGN.md section 11).
  *
  * It uses the space through the public API only.  Locks: extras_lock,
  * only to create a heap's page pool or block state (heap_extra(); the
@@ -31,7 +31,7 @@
  * protections, and areas of other shapes carved later from the same
  * addresses split the mapping further, until a burst freed on one CPU
  * left room for as few as one new area, and a churn of 4 000 live areas
- * hit vm.max_map_count (DESIGN.md, "Guard pages").  The price is one
+ * hit vm.max_map_count (DESIGN.md section 11).  The price is one
  * mprotect when a pooled area is handed out again.
  */
 #include <dlfcn.h>
@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "probes.h"
 #include "track.h"
 #include "vmalloc.h"
 
@@ -280,22 +281,23 @@ int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
 	return heap_set_pages(h, (guard - h->base) / h->page, 1, false);
 }
 
+/* One exit, so that the vmalloc probe has one site for perf to attach to. */
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 			enum area_kind kind, const void *caller)
 {
-	uint64_t body_pages, start, body;
+	uint64_t body_pages, start, body = 0;
 	bool purged = false;
 	int rc;
 
 	if (!h || !size || !align || (align & (align - 1)) ||
 	    (align > h->page && (h->flags & VMAP_HEAP_GUARD_BELOW))) {
-		errno = EINVAL;
-		return NULL;
+		rc = -EINVAL;
+		goto out;
 	}
 	/* Larger than the reservation can ever hold: no room, not bad input. */
 	if (size > h->size - guard_bytes(h) || align > h->size) {
-		errno = ENOMEM;
-		return NULL;
+		rc = -ENOMEM;
+		goto out;
 	}
 	body_pages = (size + h->page - 1) / h->page;
 	for (;;) {
@@ -309,7 +311,7 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		if (!rc) {
 			body = heap_body_of(h, start);
 			track_usable((void *)(uintptr_t)body, body_pages * h->page);
-			return (void *)(uintptr_t)body;
+			break;
 		}
 		vmap_free(h->space, start);
 		if (rc != -ENOMEM || purged)
@@ -317,8 +319,13 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 		vmap_purge(h->space);
 		purged = true;
 	}
-	errno = -rc;
-	return NULL;
+out:
+	VMAP_PROBE(vmalloc, body, size, align);
+	if (rc) {
+		errno = -rc;
+		return NULL;
+	}
+	return (void *)(uintptr_t)body;
 }
 
 /*
@@ -385,6 +392,8 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 	if (!ok || !area_start(h, addr, &start) || vmap_free(h->space, start))
 		heap_warn("vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
 			  addr);
+	else
+		VMAP_PROBE(vfree, addr);
 }
 
 static size_t heap_size(struct vmap_heap *h, const void *addr)
@@ -557,20 +566,14 @@ void *vmap_heap_vmalloc_align(struct vmap_heap *h, size_t size, size_t align)
 	return heap_alloc(h, size, align, AREA_VMALLOC, __builtin_return_address(0));
 }
 
-/* heap_alloc() of memory that reads zero even with VMAP_HEAP_MADV_FREE. */
-static void *heap_zalloc(struct vmap_heap *h, size_t size, enum area_kind kind,
-			 const void *caller)
+/* Zeroed: only a VMAP_HEAP_MADV_FREE heap can hand out old contents. */
+void *vmap_heap_vmalloc_user(struct vmap_heap *h, size_t size)
 {
-	void *p = heap_alloc(h, size, 1, kind, caller);
+	void *p = heap_alloc(h, size, 1, AREA_VMALLOC_USER, __builtin_return_address(0));
 
 	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
 		memset(p, 0, size);
 	return p;
-}
-
-void *vmap_heap_vmalloc_user(struct vmap_heap *h, size_t size)
-{
-	return heap_zalloc(h, size, AREA_VMALLOC_USER, __builtin_return_address(0));
 }
 
 void vmap_heap_vfree(struct vmap_heap *h, const void *addr)
@@ -621,18 +624,24 @@ void *vmalloc(size_t size)
 	return h ? heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
 }
 
+/*
+ * The default heap releases with MADV_DONTNEED, so every area it hands
+ * out reads zero already: vzalloc() is vmalloc() under its own name.
+ */
 void *vzalloc(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_zalloc(h, size, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
+	return h ? heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
 }
 
+/* Zeroed for the same reason as vzalloc(). */
 void *vmalloc_user(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_zalloc(h, size, AREA_VMALLOC_USER, __builtin_return_address(0)) : NULL;
+	return h ? heap_alloc(h, size, 1, AREA_VMALLOC_USER, __builtin_return_address(0)) :
+		NULL;
 }
 
 void vfree(const void *addr)

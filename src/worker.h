@@ -5,7 +5,7 @@
  * purge jobs (one node each) that a purging thread hands out.
  *
  * At most workers_cap() threads exist per process, however many spaces
- * and nodes there are (DESIGN.md, "Threads"); they start on demand and
+ * and nodes there are (DESIGN.md section 14); they start on demand and
  * never exit before the process does, except that a forked child starts
  * with none (workers_after_fork_child()).
  *

@@ -8,6 +8,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 libdir=$(dirname "$(find "$tmp/prefix" -name 'libvmap.so' | head -n1)")
+for page in man3/vmap_alloc.3 man3/vmalloc.3 man1/vmap-replay.1 man7/vmap.7; do
+	[ -f "$tmp/prefix/share/man/$page" ] || { echo "FAIL: $page not installed"; exit 1; }
+done
 cmake -S "$src/tests/install" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
 	-DCMAKE_EXE_LINKER_FLAGS="${EXTRA_LDFLAGS:-}" >/dev/null
 cmake --build "$tmp/cmake" >/dev/null

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * model.h - an independent model of one-node placement (SPEC 1, 2, 6),
- * written as plainly as possible: sorted arrays and linear scans.  The
+ * model.h - an independent model of one-node placement (DESIGN.md sections 2,
+ * 3, 10), written as plainly as possible: sorted arrays and linear scans.  The
  * library's tree search is checked against it.
  *
  * The model knows the free ranges and, per id, the busy and lazy ranges.
  * It does not decide when the library purges: the caller tells it (the
  * library's counters say when a purge ran), and it checks that the
- * library's choices are ones the SPEC allows.
+ * library's choices are ones DESIGN.md allows.
  */
 #ifndef VMAP_TEST_MODEL_H
 #define VMAP_TEST_MODEL_H
@@ -168,7 +168,8 @@ static inline bool model_free(struct model *m, uint64_t start, uint64_t end)
 }
 
 /*
- * What the SPEC allows for one request against the current free ranges:
+ * What DESIGN.md section 2 allows for one request against the current
+ * free ranges:
  * *@lo is the true lowest fit, *@hi the highest address the library may
  * return (the fit in the lowest block of the adjusted search length).
  * Returns false if the library must fail.  For align <= page, lo == hi.

@@ -137,6 +137,26 @@ TEST(free_rejects_what_is_not_a_busy_start)
 	assert_int(vmap_purge(s), ==, 0);
 	assert_space_ok(s);
 	expect_u64(stats(s).free_bytes, ==, 1024 * PAGE);
+	expect_u64(stats(s).free_blocks, ==, 1);
+	expect_u64(stats(s).largest_free, ==, 1024 * PAGE);
+	vmap_space_destroy(s);
+}
+
+/* Two busy ranges cut the free heap into three blocks, the last largest. */
+TEST(free_heap_shape_gauges)
+{
+	struct vmap_space *s = one_node(64, 1 << 20);
+	uint64_t a, b;
+
+	assert_true(s != NULL);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 2 * PAGE, BASE + 3 * PAGE,
+			      0, &a), ==, 0);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 10 * PAGE,
+			      BASE + 11 * PAGE, 0, &b), ==, 0);
+	expect_u64(stats(s).free_blocks, ==, 3);
+	expect_u64(stats(s).largest_free, ==, 53 * PAGE);
+	/* The gauges take the heap lock without counting it. */
+	expect_u64(stats(s).heap_lock, ==, 2);
 	vmap_space_destroy(s);
 }
 
@@ -429,5 +449,6 @@ int main(int argc, char **argv)
 		T(many_independent_spaces),
 		T(stats_and_version),
 		T(default_lazy_max_is_kernel_formula),
+		T(free_heap_shape_gauges),
 		{ 0 } });
 }

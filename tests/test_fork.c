@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_fork.c - fork() in five shapes, each child under a watchdog so a
- * deadlock fails the test instead of hanging it (DESIGN.md, "Fork"):
+ * deadlock fails the test instead of hanging it (DESIGN.md section 15):
  *
  *  1. fork while other threads are inside the library allocating and
  *     freeing, with drains running;

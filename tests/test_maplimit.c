@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_maplimit.c - the vmalloc layer's mprotect guards hold their bound
- * on mappings (DESIGN.md, "Guard pages"): a burst of areas freed on one
+ * on mappings (DESIGN.md section 11): a burst of areas freed on one
  * CPU and allocated again on another reaches the bound again, and a churn
  * of thousands of live areas of random sizes runs for a million
  * operations without ENOMEM.

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_nodes.c - vmap nodes (SPEC 3), one behaviour per test: pool size
- * classes, head rotation, tagging on a miss and its address-based
- * alternative, restricted windows never pooled, decay arithmetic, full
- * purge and shrink, the helper formula and the inline fallback, lookups
- * across zones and the wrap to node 0, a base in a non-zero node.
+ * test_nodes.c - vmap nodes (DESIGN.md sections 4-7), one behaviour per test:
+ * pool size classes, head rotation, tagging on a miss and its address-based
+ * alternative, restricted windows never pooled, decay arithmetic, full purge
+ * and shrink, the helper formula and the inline fallback, lookups across zones
+ * and the wrap to node 0, a base in a non-zero node.
  *
  * White-box only where the public API cannot reach: the helper formula,
  * holding the purge mutex to build a backlog, and failing thread starts.
@@ -66,6 +66,8 @@ TEST(pool_class_is_page_count)
 		assert_int(vmap_free(s, a[i]), ==, 0);
 	assert_int(vmap_purge(s), ==, 0);
 	expect_u64(node_stats(s, 0).pooled_now, ==, 3);	/* 257 pages: not pooled */
+	expect_u64(node_stats(s, 0).pooled_pages, ==, 1 + 2 + 256);
+	expect_u64(node_stats(s, -1).pooled_pages, ==, 1 + 2 + 256);
 	/* Each size comes back from its own class. */
 	expect_u64(alloc_on(s, 0, 2, PAGE), ==, a[1]);
 	expect_u64(alloc_on(s, 0, 256, PAGE), ==, a[2]);

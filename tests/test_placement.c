@@ -5,7 +5,7 @@
  * alignments 1 byte to 2 MiB, whole-space, windowed and exact-window
  * requests), frees and purges, on spaces large and small enough to
  * exhaust.  For align <= page every address must equal the model's; above
- * it, lie within the SPEC 1 bound.  Uses the public API only.
+ * it, lie within the bound of DESIGN.md section 2.  Uses the public API only.
  */
 #include <errno.h>
 

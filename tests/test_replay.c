@@ -10,27 +10,16 @@
 
 #include "harness.h"
 #include "model.h"
+#include "replay_harness.h"
 
 #define PAGE 4096ull
 
-static const char *replay;
-static char dir[] = "/tmp/vmap-replay-XXXXXX";
 
 struct result {
 	int status;
 	char out[1 << 20];
 	char err[4096];
 };
-
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-}
 
 /* Run vmap-replay ARGS on @trace; capture stdout, stderr, exit status. */
 static void run(const char *args, const char *trace, struct result *r)
@@ -53,7 +42,7 @@ static void run(const char *args, const char *trace, struct result *r)
 
 static struct result res;
 
-/* Worked by hand from SPEC 1, 2 and 6 (base 0x100000, 16 pages). */
+/* Worked by hand from DESIGN.md sections 2, 3, 10 (base 0x100000, 16 pages). */
 TEST(hand_checked_trace)
 {
 	static const char trace[] =
@@ -98,12 +87,56 @@ TEST(threshold_purges_in_line)
 			   "y 0x103000\nx 0x100000\n") == 0);
 }
 
+/*
+ * A recording's header sets the space and turns threshold purges off;
+ * "shrink" empties the pools; the comment's cpu= picks the node; a result
+ * that differs is counted.
+ */
+TEST(recording_header_and_fields)
+{
+	static const char trace[] =
+		"# vmap-trace 1 base=0x200000 limit=0x220000 page_shift=12 nodes=2 flags=0x0\n"
+		"alloc 0x200000 4096 4096 # cpu=1 ret=0x200000\n"
+		"alloc 0x201000 4096 4096 # cpu=1 ret=0x201000\n"
+		"free 0x200000 # cpu=1\n"
+		"free 0x201000\n"
+		"alloc 0x202000 4096 4096 # cpu=1 ret=0x202000\n"
+		"purge\n"
+		"alloc 0x201000 4096 4096 # cpu=1 ret=0x201000\n"	/* node 1's pool, LIFO */
+		"alloc 0x202000x 4096 4096 # cpu=0 ret=0x200000\n"	/* differs */
+		"shrink\n"
+		"alloc none 8192 4096 0x200000 0x201000 # ret=EINVAL\n";
+	static const char expect[] =
+		"0x200000 0x200000\n0x201000 0x201000\n0x202000 0x202000\n"
+		"0x201000 0x201000\n0x202000x 0x203000\nnone EINVAL\n";
+
+	run("--check", trace, &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, expect) == 0);
+	if (strcmp(res.out, expect))
+		fprintf(stderr, "got:\n%s", res.out);
+	expect_true(strstr(res.err, "6 recorded allocations, 1 replayed "
+			    "differently") != NULL);
+	expect_true(strstr(res.err, "line 9: recorded 0x200000, replayed "
+			    "0x203000") != NULL);
+	expect_true(strstr(res.err, "pooled 0 pages") != NULL);
+	run("--verify", trace, &res);
+	expect_int(res.status, ==, 1);
+	/* Without the header, 'shrink' parses too. */
+	run("--base=0x100000 --limit=0x110000",
+	    "alloc a 4096 4096\nfree a\npurge\nshrink\nalloc b 4096 4096\n",
+	    &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, "a 0x100000\nb 0x100000\n") == 0);
+}
+
 TEST(bad_lines_exit_2_naming_the_line)
 {
 	static const char *bad[] = {
 		"alloc a 4096\n", "alloc a 4096 4096 1\n", "alloc a 4k 4096\n",
 		"alloc a -4096 4096\n", "alloc a 0x 4096\n", "free\n", "free a b\n",
-		"purge now\n", "allocate a 1 1\n", "alloc a 4096 4096\nalloc a 4096 4096\n",
+		"purge now\n", "shrink all\n", "allocate a 1 1\n",
+		"alloc a 4096 4096\nalloc a 4096 4096\n",
 	};
 	unsigned i;
 
@@ -228,28 +261,12 @@ TEST(deterministic_with_nodes)
 
 int main(int argc, char **argv)
 {
-	int rc;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PATH-TO-vmap-replay\n", argv[0]);
-		return 2;
-	}
-	replay = argv[1];
-	if (!mkdtemp(dir))
-		return 1;
-	rc = test_main(argc, argv, (struct test[]){
+	return replay_test_main(argc, argv, (struct test[]){
 		T(hand_checked_trace),
 		T(threshold_purges_in_line),
+		T(recording_header_and_fields),
 		T(bad_lines_exit_2_naming_the_line),
 		T(random_traces_match_model),
 		T(deterministic_with_nodes),
 		{ 0 } });
-	{
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd))
-			rc = rc ? rc : 1;
-	}
-	return rc;
 }

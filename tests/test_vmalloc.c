@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_vmalloc.c - the vmalloc layer (SPEC 5) through the public API:
- * memory usable to the last byte, guard pages that fault (in a child),
- * zeroed memory, the kernel's vrealloc sequence, memory released at purge,
- * batched releases, many threads with stamped contents, the default heap
- * from threads started before and after it exists, refusals of foreign
+ * test_vmalloc.c - the vmalloc layer (DESIGN.md section 11), through the
+ * public API: memory usable to the last byte, guard pages that fault (in a
+ * child), zeroed memory, the kernel's vrealloc sequence, memory released at
+ * purge, batched releases, many threads with stamped contents, the default
+ * heap from threads started before and after it exists, refusals of foreign
  * pointers, a heap whose reservation is refused, and vmallocinfo.
  */
 #include <errno.h>

@@ -286,15 +286,20 @@ static int fix_size_alloc_test(struct worker *w)
 	return pair_loop(w, w->ph->p->nr_pages, PAGE);
 }
 
-static unsigned fls_u(unsigned long x)
+/*
+ * The kernel's lazy_max_pages for this machine, as the library computes
+ * it for a space with default parameters; 0 if no space can be made.
+ */
+static unsigned long default_lazy_max_pages(void)
 {
-	unsigned n = 0;
+	struct vmap_space_info info = { 0 };
+	struct vmap_space *space;
 
-	while (x) {
-		n++;
-		x >>= 1;
-	}
-	return n;
+	if (vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, NULL, &space))
+		return 0;
+	vmap_space_info(space, &info);
+	vmap_space_destroy(space);
+	return (unsigned long)(info.lazy_max_pages * info.page_size / PAGE);
 }
 
 /*
@@ -305,12 +310,11 @@ static unsigned fls_u(unsigned long x)
  */
 static int full_fit_alloc_test(struct worker *w)
 {
-	unsigned long junk = fls_u((unsigned long)sysconf(_SC_NPROCESSORS_ONLN)) *
-		((32ul << 20) / PAGE), i, made = 0;
+	unsigned long junk = default_lazy_max_pages(), i, made = 0;
 	uint64_t *live = calloc(junk, sizeof(*live)), *holes = calloc(junk, sizeof(*holes));
 	int rc = -1;
 
-	if (!live || !holes)
+	if (!junk || !live || !holes)
 		goto out;
 	for (i = 0; i < junk; i++, made++) {
 		if (alloc_pages(w, 1, PAGE, &live[i]))

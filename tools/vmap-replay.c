@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmap-replay - replay an allocation trace deterministically (SPEC 6).
+ * vmap-replay - replay an allocation trace deterministically
+ * (docs/DESIGN.md section 10).
  *
  *   alloc ID SIZE ALIGN [VSTART VEND]
  *   free ID
  *   purge
+ *   shrink
  *
- * One output line per alloc: "ID 0xADDR", "ID ENOMEM" or "ID EINVAL".
- * One thread, synchronous drain: the same trace gives the same output on
- * every machine.  Uses the public API only.
+ * One output line per alloc: "ID 0xADDR", "ID ENOMEM", "ID EBUSY" or
+ * "ID EINVAL".  One thread, synchronous drain: the same trace gives the
+ * same output on every machine.  A recording (VMAP_TRACE) starts with a
+ * "# vmap-trace" line giving the space, and its lines end in comments
+ * with the CPU, the flags and the result of each call: the replay
+ * rebuilds that space, purges only where the recording did, allocates on
+ * the recorded CPU's node and counts results that differ.  At the end,
+ * the free heap's fragmentation goes to stderr.  Uses the public API
+ * only.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -122,7 +130,9 @@ static void usage(FILE *out)
 		"  --lazy-max-pages=N     purge threshold (default: the kernel's formula for one CPU)\n"
 		"  --check                run the invariant checker after every line\n"
 		"  --stats                print the space's counters on stderr at the end\n"
-		"trace lines: 'alloc ID SIZE ALIGN [VSTART VEND]', 'free ID', 'purge'\n",
+		"  --verify               exit 1 if an allocation differs from the recording\n"
+		"trace lines: 'alloc ID SIZE ALIGN [VSTART VEND]', 'free ID', 'purge',\n"
+		"'shrink'; a recording's header sets the space unless options override it\n",
 		prog);
 }
 
@@ -136,9 +146,13 @@ static void die_line(long line, const char *msg, const char *detail)
 struct options {
 	uint64_t base, limit;
 	struct vmap_params params;
-	bool check, stats;
+	bool check, stats, verify;
 	const char *path;
+	/* Which of base, limit, page-shift, nodes, lazy-max-pages were given. */
+	bool given[5];
 };
+
+enum { GIVEN_BASE, GIVEN_LIMIT, GIVEN_SHIFT, GIVEN_NODES, GIVEN_LAZY };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -150,6 +164,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "lazy-max-pages", required_argument, NULL, 'z' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "stats", no_argument, NULL, 's' },
+		{ "verify", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -166,8 +181,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			usage(stdout);
 			exit(0);
 		}
-		if (c == 'c' || c == 's') {
-			*(c == 'c' ? &o->check : &o->stats) = true;
+		if (c == 'c' || c == 's' || c == 'v') {
+			*(c == 'c' ? &o->check :
+			  c == 's' ? &o->stats : &o->verify) = true;
 			continue;
 		}
 		if (c == '?') {
@@ -179,11 +195,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 			exit(2);
 		}
 		switch (c) {
-		case 'b': o->base = v; break;
-		case 'l': o->limit = v; break;
-		case 'p': o->params.page_shift = (uint32_t)(v ? v : 99); break;
-		case 'n': o->params.nr_nodes = (uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000); break;
-		case 'z': o->params.lazy_max_pages = v; break;
+		case 'b': o->base = v; o->given[GIVEN_BASE] = true; break;
+		case 'l': o->limit = v; o->given[GIVEN_LIMIT] = true; break;
+		case 'p': o->params.page_shift = (uint32_t)(v ? v : 99);
+			o->given[GIVEN_SHIFT] = true; break;
+		case 'n': o->params.nr_nodes = (uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000);
+			o->given[GIVEN_NODES] = true; break;
+		case 'z': o->params.lazy_max_pages = v;
+			o->given[GIVEN_LAZY] = true; break;
 		}
 	}
 	if (optind + 1 < argc) {
@@ -191,12 +210,6 @@ static void parse_options(int argc, char **argv, struct options *o)
 		exit(2);
 	}
 	o->path = optind < argc ? argv[optind] : "-";
-	if (!o->params.lazy_max_pages) {
-		/* fls(1) * 32 MiB of pages: one CPU, for the same output everywhere. */
-		unsigned shift = o->params.page_shift ? o->params.page_shift : 12;
-
-		o->params.lazy_max_pages = shift < 25 ? (32ull << 20) >> shift : 1;
-	}
 }
 
 static void check_space(struct vmap_space *s, long line)
@@ -209,14 +222,166 @@ static void check_space(struct vmap_space *s, long line)
 	}
 }
 
+/*
+ * The value of KEY=VALUE among the blank-separated words of @text, copied
+ * into @buf; NULL if absent.
+ */
+static const char *field(const char *text, const char *key, char *buf,
+			 size_t len)
+{
+	size_t klen = strlen(key), n;
+	const char *p = text;
+
+	while ((p = strstr(p, key))) {
+		if ((p == text || p[-1] == ' ' || p[-1] == '\t') &&
+		    p[klen] == '=') {
+			p += klen + 1;
+			n = strcspn(p, " \t\r\n");
+			if (n >= len)
+				n = len - 1;
+			memcpy(buf, p, n);
+			buf[n] = '\0';
+			return buf;
+		}
+		p += klen;
+	}
+	return NULL;
+}
+
+/*
+ * A recording's header: the space it was made on, for every parameter the
+ * options leave open.  Its purges are all in the file, so the replay never
+ * purges on its own unless --lazy-max-pages asks for it.
+ */
+static void read_header(const char *text, struct options *o, long line)
+{
+	static const char *const keys[] = { "base", "limit", "page_shift",
+					    "nodes" };
+	char buf[64];
+	uint64_t v;
+	unsigned i;
+
+	for (i = 0; i < 4; i++) {
+		if (!field(text, keys[i], buf, sizeof(buf)) || o->given[i])
+			continue;
+		if (!parse_u64(buf, &v))
+			die_line(line, "bad number in the recording's header", buf);
+		if (i == GIVEN_BASE)
+			o->base = v;
+		else if (i == GIVEN_LIMIT)
+			o->limit = v;
+		else if (i == GIVEN_SHIFT)
+			o->params.page_shift = (uint32_t)v;
+		else
+			o->params.nr_nodes = (uint32_t)v;
+	}
+	if (field(text, "flags", buf, sizeof(buf)) && parse_u64(buf, &v))
+		o->params.flags |= (uint32_t)v & VMAP_TAG_BY_ADDRESS;
+	if (!o->given[GIVEN_LAZY])
+		o->params.lazy_max_pages = UINT64_MAX;
+}
+
+static struct vmap_space *space_create(struct options *o)
+{
+	struct vmap_space *space;
+	int rc = vmap_space_create(o->base, o->limit, &o->params, &space);
+
+	if (rc) {
+		fprintf(stderr, "%s: cannot create a space over [0x%llx, 0x%llx): %s\n",
+			prog, (unsigned long long)o->base, (unsigned long long)o->limit,
+			strerror(-rc));
+		exit(2);
+	}
+	return space;
+}
+
+static const char *result_name(int rc, uint64_t addr, char *buf, size_t len)
+{
+	switch (rc) {
+	case 0:
+		snprintf(buf, len, "0x%llx", (unsigned long long)addr);
+		return buf;
+	case -EINVAL:
+		return "EINVAL";
+	case -EBUSY:
+		return "EBUSY";
+	default:
+		return "ENOMEM";
+	}
+}
+
+/* What the replay compares against a recording. */
+struct recording {
+	bool on;		/* a "# vmap-trace" header was read */
+	unsigned long allocs, differ;
+};
+
+static void replay_alloc(struct vmap_space *space, struct ids *ids, char **tok,
+			 int n, const char *comment, struct recording *rec,
+			 long line)
+{
+	uint64_t size, align, vstart = 0, vend = 0, addr = 0, flags = 0;
+	char buf[64], result[32];
+	const char *want;
+	struct slot *sl;
+	int rc;
+
+	if (n != 4 && n != 6)
+		die_line(line, "alloc takes ID SIZE ALIGN [VSTART VEND]", NULL);
+	if (strlen(tok[1]) >= MAX_ID)
+		die_line(line, "ID too long", tok[1]);
+	if (!parse_u64(tok[2], &size) || !parse_u64(tok[3], &align))
+		die_line(line, "bad number", NULL);
+	if (n == 6 && (!parse_u64(tok[4], &vstart) || !parse_u64(tok[5], &vend)))
+		die_line(line, "bad number", NULL);
+	sl = ids_find(ids, tok[1], false);
+	if (sl && sl->live)
+		die_line(line, "ID already holds a range", tok[1]);
+	if (rec->on && field(comment, "flags", buf, sizeof(buf)) &&
+	    !parse_u64(buf, &flags))
+		die_line(line, "bad flags", buf);
+	rc = vmap_alloc(space, size, align, vstart, vend, (unsigned)flags,
+			&addr);
+	/* A recorded failure ("none") that succeeds here stays unnamed. */
+	if (rc == 0 && !(rec->on && !strcmp(tok[1], "none"))) {
+		sl = ids_find(ids, tok[1], true);
+		sl->start = addr;
+		sl->live = true;
+	}
+	printf("%s %s\n", tok[1], result_name(rc, addr, result, sizeof(result)));
+	if (!rec->on || !(want = field(comment, "ret", buf, sizeof(buf))))
+		return;
+	rec->allocs++;
+	if (strcmp(want, result_name(rc, addr, result, sizeof(result))) &&
+	    !rec->differ++)
+		fprintf(stderr, "%s: line %ld: recorded %s, replayed %s (first difference)\n",
+			prog, line, want, result);
+}
+
+/* Fragmentation of the space as the trace left it, on stderr. */
+static void report_fragmentation(struct vmap_space *space)
+{
+	struct vmap_stats st = { .size = sizeof(st) };
+
+	vmap_stats_get(space, -1, &st);
+	fprintf(stderr, "%s: free %llu bytes in %llu blocks, largest %llu bytes; lazy %llu pages; pooled %llu pages\n",
+		prog, (unsigned long long)st.free_bytes,
+		(unsigned long long)st.free_blocks,
+		(unsigned long long)st.largest_free,
+		(unsigned long long)st.lazy_pages,
+		(unsigned long long)st.pooled_pages);
+}
+
 int main(int argc, char **argv)
 {
-	char buf[4096], *tok[8], *save, *hash;
-	uint64_t size, align, vstart, vend, addr;
-	struct vmap_space *space;
+	char buf[4096], *tok[8], *save, *hash, *comment;
+	struct vmap_space *space = NULL;
+	struct recording rec = { 0 };
 	struct ids ids = { 0 };
 	struct options o;
 	struct slot *sl;
+	char cpu_buf[32];
+	uint64_t cpu;
 	long line = 0;
 	FILE *in;
 	int n, rc;
@@ -227,45 +392,33 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s: %s\n", prog, o.path, strerror(errno));
 		return 2;
 	}
-	rc = vmap_space_create(o.base, o.limit, &o.params, &space);
-	if (rc) {
-		fprintf(stderr, "%s: cannot create a space over [0x%llx, 0x%llx): %s\n",
-			prog, (unsigned long long)o.base, (unsigned long long)o.limit,
-			strerror(-rc));
-		return 2;
-	}
 	while (fgets(buf, sizeof(buf), in)) {
 		line++;
 		if (!strchr(buf, '\n') && !feof(in))
 			die_line(line, "line too long", NULL);
-		if ((hash = strchr(buf, '#')))
+		comment = "";
+		if ((hash = strchr(buf, '#'))) {
 			*hash = '\0';
+			comment = hash + 1;
+		}
+		if (!space && !strncmp(comment, " vmap-trace ", 12)) {
+			read_header(comment, &o, line);
+			rec.on = true;
+			continue;
+		}
 		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); n < 7 && tok[n];)
 			tok[++n] = strtok_r(NULL, " \t\r\n", &save);
 		if (n == 0)
 			continue;
+		if (!space)
+			space = space_create(&o);
+		if (rec.on && field(comment, "cpu", cpu_buf, sizeof(cpu_buf))) {
+			if (!parse_u64(cpu_buf, &cpu) || cpu > INT32_MAX)
+				die_line(line, "bad cpu", cpu_buf);
+			vmap_set_thread_cpu((int)cpu);
+		}
 		if (!strcmp(tok[0], "alloc")) {
-			if (n != 4 && n != 6)
-				die_line(line, "alloc takes ID SIZE ALIGN [VSTART VEND]", NULL);
-			if (strlen(tok[1]) >= MAX_ID)
-				die_line(line, "ID too long", tok[1]);
-			if (!parse_u64(tok[2], &size) || !parse_u64(tok[3], &align))
-				die_line(line, "bad number", NULL);
-			vstart = vend = 0;
-			if (n == 6 && (!parse_u64(tok[4], &vstart) || !parse_u64(tok[5], &vend)))
-				die_line(line, "bad number", NULL);
-			sl = ids_find(&ids, tok[1], false);
-			if (sl && sl->live)
-				die_line(line, "ID already holds a range", tok[1]);
-			rc = vmap_alloc(space, size, align, vstart, vend, 0, &addr);
-			if (rc == 0) {
-				sl = ids_find(&ids, tok[1], true);
-				sl->start = addr;
-				sl->live = true;
-				printf("%s 0x%llx\n", tok[1], (unsigned long long)addr);
-			} else {
-				printf("%s %s\n", tok[1], rc == -EINVAL ? "EINVAL" : "ENOMEM");
-			}
+			replay_alloc(space, &ids, tok, n, comment, &rec, line);
 		} else if (!strcmp(tok[0], "free")) {
 			if (n != 2)
 				die_line(line, "free takes one ID", NULL);
@@ -286,6 +439,10 @@ int main(int argc, char **argv)
 			if (n != 1)
 				die_line(line, "purge takes no argument", NULL);
 			vmap_purge(space);
+		} else if (!strcmp(tok[0], "shrink")) {
+			if (n != 1)
+				die_line(line, "shrink takes no argument", NULL);
+			vmap_shrink(space);
 		} else {
 			die_line(line, "unknown operation", tok[0]);
 		}
@@ -296,6 +453,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s: read error\n", prog, o.path);
 		return 2;
 	}
+	if (!space)
+		space = space_create(&o);
+	report_fragmentation(space);
+	if (rec.on)
+		fprintf(stderr, "%s: %lu recorded allocations, %lu replayed differently\n",
+			prog, rec.allocs, rec.differ);
 	if (o.stats) {
 		struct vmap_stats st = { .size = sizeof(st) };
 
@@ -308,5 +471,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: write error\n", prog);
 		return 1;
 	}
-	return 0;
+	return o.verify && rec.differ ? 1 : 0;
 }
