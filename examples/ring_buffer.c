@@ -15,7 +15,8 @@
 int main(int argc, char **argv)
 {
 	size_t pages = argc > 1 ? strtoul(argv[1], NULL, 0) : 4;
-	unsigned long records = argc > 2 ? strtoul(argv[2], NULL, 0) : 100000, i;
+	unsigned long records = argc > 2 ? strtoul(argv[2], NULL, 0) : 100000,
+		      i;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), size, head = 0, tail = 0;
 	struct vmap_heap *h = vmap_default_heap();
 	uint64_t *twice;

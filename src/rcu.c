@@ -28,7 +28,8 @@
 #ifdef VMAP_HAVE_URCU
 #include <urcu/urcu-memb.h>
 
-_Static_assert(sizeof(struct vmap_rcu_head) >= sizeof(struct rcu_head) + sizeof(void *),
+_Static_assert(sizeof(struct vmap_rcu_head) >=
+		       sizeof(struct rcu_head) + sizeof(void *),
 	       "struct vmap_rcu_head holds an rcu_head and the heap");
 
 /*

@@ -32,17 +32,17 @@
  */
 enum area_kind {
 	AREA_VMALLOC = 0,
-	AREA_VMAP = 1,		/* vmap() of pool pages, with a guard */
-	AREA_VM_MAP_RAM = 2,	/* vm_map_ram() too large for a block */
-	AREA_VMAP_BLOCK = 3,	/* a block that vm_map_ram() carves */
-	AREA_VMALLOC_USER = 4,	/* vmalloc_user(): the kernel's VM_USERMAP */
+	AREA_VMAP = 1,	       /* vmap() of pool pages, with a guard */
+	AREA_VM_MAP_RAM = 2,   /* vm_map_ram() too large for a block */
+	AREA_VMAP_BLOCK = 3,   /* a block that vm_map_ram() carves */
+	AREA_VMALLOC_USER = 4, /* vmalloc_user(): the kernel's VM_USERMAP */
 };
 #define AREA_KIND_SHIFT 56
 
 static inline uint64_t area_user(enum area_kind kind, const void *caller)
 {
 	return ((uint64_t)kind << AREA_KIND_SHIFT) |
-		((uint64_t)(uintptr_t)caller & ((1ull << AREA_KIND_SHIFT) - 1));
+	       ((uint64_t)(uintptr_t)caller & ((1ull << AREA_KIND_SHIFT) - 1));
 }
 
 static inline enum area_kind area_kind_of(uint64_t user)
@@ -62,7 +62,7 @@ struct vmap_heap {
 	uint64_t base, size;
 	uint64_t page;
 	unsigned flags;
-	bool markers;		/* guard markers, else mprotect */
+	bool markers; /* guard markers, else mprotect */
 	/*
 	 * Per page: PAGE_AS_RESERVED, PAGE_CHANGED (read-write under
 	 * mprotect, a guard marker with markers) or PAGE_UNKNOWN (a failed
@@ -71,7 +71,8 @@ struct vmap_heap {
 	unsigned char *changed;
 	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard, sys_remap;
 	atomic_uint_fast64_t released_runs, released_bytes;
-	atomic_uint_fast64_t sys_mmap;	/* pages mapped and reservation put back */
+	atomic_uint_fast64_t
+		sys_mmap; /* pages mapped and reservation put back */
 	/*
 	 * Areas of other kinds than vmalloc's made so far: while 0, vfree()
 	 * need not look up the kind of what it frees.
@@ -82,7 +83,7 @@ struct vmap_heap {
 	pthread_mutex_t extras_lock;
 	void *_Atomic pool;
 	void *_Atomic blocks;
-	atomic_bool rcu_used;			/* a vfree_rcu() was queued */
+	atomic_bool rcu_used; /* a vfree_rcu() was queued */
 	/*
 	 * Under a memory checker: the end of the highest range poisoned so
 	 * far, so that destroy unpoisons only [base, poisoned_end) and not
@@ -111,9 +112,9 @@ static inline void heap_poison(struct vmap_heap *h, uint64_t addr, uint64_t len)
 	track_freed((void *)(uintptr_t)addr, len);
 	end = atomic_load_explicit(&h->poisoned_end, memory_order_relaxed);
 	while (end < addr + len &&
-	       !atomic_compare_exchange_weak_explicit(&h->poisoned_end, &end, addr + len,
-						      memory_order_relaxed,
-						      memory_order_relaxed))
+	       !atomic_compare_exchange_weak_explicit(
+		       &h->poisoned_end, &end, addr + len, memory_order_relaxed,
+		       memory_order_relaxed))
 		;
 }
 
@@ -121,7 +122,8 @@ static inline void heap_poison(struct vmap_heap *h, uint64_t addr, uint64_t len)
 void heap_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *heap_extra(struct vmap_heap *h, void *_Atomic *slot,
 		 void *(*create)(struct vmap_heap *h), bool create_now);
-int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable);
+int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n,
+		   bool usable);
 uint64_t heap_body_of(const struct vmap_heap *h, uint64_t start);
 int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages);
 

@@ -44,24 +44,24 @@
 
 struct vmap_block {
 	pthread_mutex_t lock;
-	uint64_t start;		/* 0: the record is unused */
-	unsigned queue;		/* set before the block is published */
-	unsigned free;		/* never-used pages, at the end */
-	unsigned dirty;		/* unmapped pages */
-	uint64_t used[BLOCK_WORDS];	/* pages of live chunks */
-	uint64_t alias[BLOCK_WORDS];	/* dirty pages still mapped */
+	uint64_t start;		     /* 0: the record is unused */
+	unsigned queue;		     /* set before the block is published */
+	unsigned free;		     /* never-used pages, at the end */
+	unsigned dirty;		     /* unmapped pages */
+	uint64_t used[BLOCK_WORDS];  /* pages of live chunks */
+	uint64_t alias[BLOCK_WORDS]; /* dirty pages still mapped */
 	/* At the first page of each live chunk: its order + 1; else 0. */
 	unsigned char order[VMAP_BBMAP_BITS];
-	struct vmap_block *prev, *next;	/* on its queue's list */
+	struct vmap_block *prev, *next; /* on its queue's list */
 	bool queued;
-	uint64_t dead_start;	/* a killed block's start, for its release */
-	struct vmap_block *next_record;	/* every record, for destroy */
+	uint64_t dead_start; /* a killed block's start, for its release */
+	struct vmap_block *next_record; /* every record, for destroy */
 	struct vmap_block *next_spare;	/* spare or dead list */
 };
 
 struct block_queue {
 	alignas(64) pthread_mutex_t lock;
-	struct vmap_block *head;	/* blocks with unused pages */
+	struct vmap_block *head; /* blocks with unused pages */
 };
 
 struct block_state {
@@ -85,7 +85,8 @@ static void *state_create(struct vmap_heap *h)
 	st->nr_queues = os_nr_cpus();
 	st->block_bytes = VMAP_BBMAP_BITS * h->page;
 	st->first_slot = h->base / st->block_bytes;
-	st->nr_slots = (size_t)((h->base + h->size - 1) / st->block_bytes - st->first_slot + 1);
+	st->nr_slots = (size_t)((h->base + h->size - 1) / st->block_bytes -
+				st->first_slot + 1);
 	st->queues = aligned_alloc(64, st->nr_queues * sizeof(*st->queues));
 	st->slots = calloc(st->nr_slots, sizeof(*st->slots));
 	if (!st->queues || !st->slots) {
@@ -128,7 +129,8 @@ void blocks_destroy(struct vmap_heap *h)
 	free(st);
 }
 
-static _Atomic(struct vmap_block *) *slot_of(struct block_state *st, uint64_t addr)
+static _Atomic(struct vmap_block *) *slot_of(struct block_state *st,
+					     uint64_t addr)
 {
 	uint64_t i = addr / st->block_bytes - st->first_slot;
 
@@ -242,7 +244,8 @@ static void block_release(struct vmap_heap *h, struct block_state *st,
  */
 static void block_kill(struct block_state *st, struct vmap_block *b)
 {
-	atomic_store_explicit(slot_of(st, b->start), NULL, memory_order_release);
+	atomic_store_explicit(slot_of(st, b->start), NULL,
+			      memory_order_release);
 	b->dead_start = b->start;
 	b->start = 0;
 }
@@ -295,11 +298,12 @@ static int block_new(struct vmap_heap *h, struct block_state *st, unsigned qi,
 
 	if (!b)
 		return -ENOMEM;
-	rc = vmap_alloc_user(h->space, st->block_bytes, st->block_bytes, 0, 0, 0,
-			     area_user(AREA_VMAP_BLOCK, NULL), &start);
+	rc = vmap_alloc_user(h->space, st->block_bytes, st->block_bytes, 0, 0,
+			     0, area_user(AREA_VMAP_BLOCK, NULL), &start);
 	if (rc == -ENOMEM && purge_fragmented(h, st, true))
 		rc = vmap_alloc_user(h->space, st->block_bytes, st->block_bytes,
-				     0, 0, 0, area_user(AREA_VMAP_BLOCK, NULL), &start);
+				     0, 0, 0, area_user(AREA_VMAP_BLOCK, NULL),
+				     &start);
 	if (rc) {
 		record_put(st, b);
 		return rc;
@@ -331,7 +335,8 @@ static int block_new(struct vmap_heap *h, struct block_state *st, unsigned qi,
 static int block_alloc(struct vmap_heap *h, struct block_state *st,
 		       unsigned count, uint64_t *addr)
 {
-	unsigned order = order_of(count), qi = vmap_thread_cpu() % st->nr_queues;
+	unsigned order = order_of(count),
+		 qi = vmap_thread_cpu() % st->nr_queues;
 	struct block_queue *q = &st->queues[qi];
 	struct vmap_block *b;
 
@@ -366,8 +371,8 @@ static int block_free(struct vmap_heap *h, struct block_state *st,
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
 	/* The record may have been reused since the lookup: check again. */
-	if (!b->start || addr < b->start || addr >= b->start + st->block_bytes ||
-	    (addr - b->start) % h->page) {
+	if (!b->start || addr < b->start ||
+	    addr >= b->start + st->block_bytes || (addr - b->start) % h->page) {
 		pthread_mutex_unlock(&b->lock);
 		return -EINVAL;
 	}
@@ -425,8 +430,9 @@ static void *heap_vm_map_ram(struct vmap_heap *h, const uint64_t *pages,
 		return NULL;
 	}
 	if (count > VMAP_MAX_ALLOC) {
-		rc = vmap_alloc_user(h->space, (uint64_t)count * h->page, h->page,
-				     0, 0, 0, area_user(AREA_VM_MAP_RAM, NULL), &addr);
+		rc = vmap_alloc_user(h->space, (uint64_t)count * h->page,
+				     h->page, 0, 0, 0,
+				     area_user(AREA_VM_MAP_RAM, NULL), &addr);
 		if (!rc)
 			atomic_fetch_add(&h->mapped_areas, 1);
 	} else {
@@ -454,7 +460,8 @@ static void block_flush(struct vmap_heap *h, struct vmap_block *b)
 		}
 		for (j = i; j < VMAP_BBMAP_BITS && bit_test(b->alias, j); j++)
 			;
-		pages_unmap(h, b->start + (uint64_t)i * h->page, (uint64_t)(j - i) * h->page);
+		pages_unmap(h, b->start + (uint64_t)i * h->page,
+			    (uint64_t)(j - i) * h->page);
 		i = j;
 	}
 	memset(b->alias, 0, sizeof(b->alias));
@@ -469,7 +476,8 @@ static void heap_vm_unmap_aliases(struct vmap_heap *h)
 	if (st) {
 		purge_fragmented(h, st, false);
 		for (i = 0; i < st->nr_slots; i++) {
-			b = atomic_load_explicit(&st->slots[i], memory_order_acquire);
+			b = atomic_load_explicit(&st->slots[i],
+						 memory_order_acquire);
 			if (!b)
 				continue;
 			pthread_mutex_lock(&b->lock);
@@ -486,7 +494,8 @@ void blocks_read(struct vmap_heap *h, uint64_t start, uint64_t from,
 {
 	struct block_state *st = state_of(h, false);
 	_Atomic(struct vmap_block *) *slot = st ? slot_of(st, start) : NULL;
-	struct vmap_block *b = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
+	struct vmap_block *b =
+		slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
 	uint64_t a, end;
 
 	if (!b)
@@ -526,9 +535,11 @@ void *vm_map_ram(const uint64_t *pages, unsigned count)
 
 void vm_unmap_ram(const void *mem, unsigned count)
 {
-	if (heap_vm_unmap_ram(vmap_default_heap(), (uint64_t)(uintptr_t)mem, count))
-		heap_warn("vm_unmap_ram: %p (%u pages) is not a mapping from vm_map_ram; ignored\n",
-			  mem, count);
+	if (heap_vm_unmap_ram(vmap_default_heap(), (uint64_t)(uintptr_t)mem,
+			      count))
+		heap_warn(
+			"vm_unmap_ram: %p (%u pages) is not a mapping from vm_map_ram; ignored\n",
+			mem, count);
 }
 
 void vm_unmap_aliases(void)
@@ -594,10 +605,13 @@ int blocks_check(struct vmap_heap *h, char *msg, size_t len)
 		pthread_mutex_lock(&b->lock);
 		start = b->start;
 		why = !start ? "an unused record is published" :
-			slot_of(st, start) != &st->slots[i] ? "published in another slot" :
-			b->queue >= st->nr_queues ? "no such queue" :
-			(b->free > 0) != b->queued ? "queued without unused pages, or the reverse" :
-			block_inconsistency(b);
+		      slot_of(st, start) != &st->slots[i] ?
+			       "published in another slot" :
+		      b->queue >= st->nr_queues ?
+			       "no such queue" :
+		      (b->free > 0) != b->queued ?
+			       "queued without unused pages, or the reverse" :
+			       block_inconsistency(b);
 		pthread_mutex_unlock(&b->lock);
 		if (why)
 			return check_fail(msg, len, why, start);
@@ -605,16 +619,19 @@ int blocks_check(struct vmap_heap *h, char *msg, size_t len)
 		if (vmap_find(h->space, start, &r) || r.start != start ||
 		    r.end != start + st->block_bytes ||
 		    area_kind_of(r.user) != AREA_VMAP_BLOCK)
-			return check_fail(msg, len, "not a block area of the space", start);
+			return check_fail(msg, len,
+					  "not a block area of the space",
+					  start);
 		live++;
 	}
 	for (i = 0; i < st->nr_queues; i++) {
 		pthread_mutex_lock(&st->queues[i].lock);
 		for (b = st->queues[i].head; b; b = b->next) {
 			pthread_mutex_lock(&b->lock);
-			why = !b->start ? "a dead block is queued" :
-				b->queue != i ? "queued on another CPU's queue" :
-				!b->queued ? "on a queue but not marked queued" : NULL;
+			why = !b->start	    ? "a dead block is queued" :
+			      b->queue != i ? "queued on another CPU's queue" :
+			      !b->queued ? "on a queue but not marked queued" :
+					   NULL;
 			start = b->start;
 			pthread_mutex_unlock(&b->lock);
 			if (why) {
@@ -624,9 +641,12 @@ int blocks_check(struct vmap_heap *h, char *msg, size_t len)
 		}
 		pthread_mutex_unlock(&st->queues[i].lock);
 	}
-	for (pos = h->base; !vmap_next(h->space, pos, &r, NULL, NULL); pos = r.end)
+	for (pos = h->base; !vmap_next(h->space, pos, &r, NULL, NULL);
+	     pos = r.end)
 		in_space += area_kind_of(r.user) == AREA_VMAP_BLOCK;
 	if (in_space != live)
-		return check_fail(msg, len, "block areas of the space are not all published", 0);
+		return check_fail(
+			msg, len,
+			"block areas of the space are not all published", 0);
 	return 0;
 }

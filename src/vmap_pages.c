@@ -31,11 +31,11 @@
 
 struct page_pool {
 	int fd;
-	uint64_t nr;			/* capacity in pages */
+	uint64_t nr; /* capacity in pages */
 	pthread_mutex_t lock;
-	uint64_t *free_stack;		/* page indexes, lazily committed */
+	uint64_t *free_stack; /* page indexes, lazily committed */
 	uint64_t nr_free, bump;
-	atomic_uchar *allocated;	/* per page, lazily committed */
+	atomic_uchar *allocated; /* per page, lazily committed */
 };
 
 static void *pool_create(struct vmap_heap *h)
@@ -52,7 +52,8 @@ static void *pool_create(struct vmap_heap *h)
 		if (pool->fd >= 0)
 			os_pages_close(pool->fd);
 		if (pool->free_stack)
-			os_unreserve(pool->free_stack, pool->nr * sizeof(uint64_t));
+			os_unreserve(pool->free_stack,
+				     pool->nr * sizeof(uint64_t));
 		if (pool->allocated)
 			os_unreserve(pool->allocated, pool->nr);
 		free(pool);
@@ -98,8 +99,10 @@ int vmap_pages_alloc(struct vmap_heap *h, size_t count, uint64_t *pages)
 		return -ENOMEM;
 	}
 	for (i = 0; i < count; i++) {
-		idx = pool->nr_free ? pool->free_stack[--pool->nr_free] : pool->bump++;
-		atomic_store_explicit(&pool->allocated[idx], 1, memory_order_release);
+		idx = pool->nr_free ? pool->free_stack[--pool->nr_free] :
+				      pool->bump++;
+		atomic_store_explicit(&pool->allocated[idx], 1,
+				      memory_order_release);
 		pages[i] = idx * h->page;
 	}
 	pthread_mutex_unlock(&pool->lock);
@@ -113,7 +116,8 @@ static bool page_valid(const struct vmap_heap *h, struct page_pool *pool,
 	if (off & (h->page - 1) || off / h->page >= pool->nr)
 		return false;
 	*idx = off / h->page;
-	return atomic_load_explicit(&pool->allocated[*idx], memory_order_acquire);
+	return atomic_load_explicit(&pool->allocated[*idx],
+				    memory_order_acquire);
 }
 
 int vmap_pages_free(struct vmap_heap *h, const uint64_t *pages, size_t count)
@@ -134,11 +138,12 @@ int vmap_pages_free(struct vmap_heap *h, const uint64_t *pages, size_t count)
 			rc = -EINVAL;
 		for (j = 0; j < i && !rc; j++)
 			if (pages[j] == pages[i])
-				rc = -EINVAL;	/* the same page twice */
+				rc = -EINVAL; /* the same page twice */
 	}
 	for (i = 0; i < count && !rc; i++) {
 		idx = pages[i] / h->page;
-		atomic_store_explicit(&pool->allocated[idx], 0, memory_order_relaxed);
+		atomic_store_explicit(&pool->allocated[idx], 0,
+				      memory_order_relaxed);
 		pool->free_stack[pool->nr_free++] = idx;
 		os_pages_release(pool->fd, pages[i], h->page);
 	}
@@ -158,13 +163,14 @@ int pages_map(struct vmap_heap *h, uint64_t addr, const uint64_t *pages,
 	int rc;
 
 	while (i < count) {
-		for (j = i + 1; j < count && pages[j] == pages[j - 1] + h->page; j++)
+		for (j = i + 1; j < count && pages[j] == pages[j - 1] + h->page;
+		     j++)
 			;
 		rc = os_map_pages((void *)(uintptr_t)(addr + i * h->page),
 				  (j - i) * h->page, pool->fd, pages[i]);
 		heap_count(&h->sys_mmap, 1);
 		if (rc)
-			return -ENOMEM;	/* the system refused: mapping limits */
+			return -ENOMEM; /* the system refused: mapping limits */
 		i = j;
 	}
 	memset(h->changed + (addr - h->base) / h->page, 0, count);
@@ -186,7 +192,8 @@ int pages_unmap(struct vmap_heap *h, uint64_t addr, uint64_t len)
 	heap_count(&h->sys_mmap, 1);
 	rc = os_remap((void *)(uintptr_t)addr, len, h->markers);
 	if (!rc)
-		memset(h->changed + (addr - h->base) / h->page, 0, len / h->page);
+		memset(h->changed + (addr - h->base) / h->page, 0,
+		       len / h->page);
 	return rc;
 }
 
@@ -216,8 +223,9 @@ static void *heap_vmap(struct vmap_heap *h, const uint64_t *pages, size_t count,
 		errno = EINVAL;
 		return NULL;
 	}
-	rc = vmap_alloc_user(h->space, count * h->page + guard_bytes(h), h->page,
-			     0, 0, 0, area_user(AREA_VMAP, caller), &start);
+	rc = vmap_alloc_user(h->space, count * h->page + guard_bytes(h),
+			     h->page, 0, 0, 0, area_user(AREA_VMAP, caller),
+			     &start);
 	if (rc) {
 		errno = -rc;
 		return NULL;
@@ -271,6 +279,7 @@ void *vmap(const uint64_t *pages, size_t count, unsigned flags)
 void vunmap(const void *addr)
 {
 	if (addr && heap_vunmap(vmap_default_heap(), addr))
-		heap_warn("vunmap: %p is not an area from vmap (or was unmapped already); ignored\n",
-			  addr);
+		heap_warn(
+			"vunmap: %p is not an area from vmap (or was unmapped already); ignored\n",
+			addr);
 }

@@ -24,22 +24,23 @@
 struct vread_ctx {
 	struct vmap_heap *h;
 	char *buf;
-	uint64_t addr, end;	/* the stretch @buf receives */
+	uint64_t addr, end; /* the stretch @buf receives */
 };
 
 /* Copy [from, to) into its place in @buf; unreadable pages read zero. */
 void vread_pages(uint64_t from, uint64_t to, char *buf, uint64_t buf_addr)
 {
-	uint64_t page = 4096, a, end;	/* the smallest page: always safe */
+	uint64_t page = 4096, a, end; /* the smallest page: always safe */
 
-	if (!os_copy_nofault(buf + (from - buf_addr), (const void *)(uintptr_t)from,
-			     to - from))
+	if (!os_copy_nofault(buf + (from - buf_addr),
+			     (const void *)(uintptr_t)from, to - from))
 		return;
 	for (a = from; a < to; a = end) {
 		end = (a - a % page) + page;
 		if (end > to)
 			end = to;
-		if (os_copy_nofault(buf + (a - buf_addr), (const void *)(uintptr_t)a, end - a))
+		if (os_copy_nofault(buf + (a - buf_addr),
+				    (const void *)(uintptr_t)a, end - a))
 			memset(buf + (a - buf_addr), 0, end - a);
 	}
 }
@@ -86,7 +87,8 @@ long vmap_heap_vread(struct vmap_heap *h, char *buf, const void *addr,
 	c.end = c.addr + count;
 	memset(buf, 0, count);
 	for (pos = c.addr; pos < c.end; pos = r.end)
-		if (vmap_next(h->space, pos, &r, copy_area, &c) || r.start >= c.end)
+		if (vmap_next(h->space, pos, &r, copy_area, &c) ||
+		    r.start >= c.end)
 			break;
 	return (long)count;
 }

@@ -44,8 +44,9 @@ static void busy_map(struct vmap_space *s, bool *busy)
 
 /* The highest base (relative to BASE, may be "negative" as a wrap) that
  * fits, by trying every aligned candidate from the top. */
-static bool model_base(const bool *busy, const uint64_t *off, const uint64_t *size,
-		       unsigned nr, uint64_t align, uint64_t *base)
+static bool model_base(const bool *busy, const uint64_t *off,
+		       const uint64_t *size, unsigned nr, uint64_t align,
+		       uint64_t *base)
 {
 	uint64_t last_end = 0, first = UINT64_MAX, b, a, p;
 	unsigned i;
@@ -64,7 +65,8 @@ static bool model_base(const bool *busy, const uint64_t *off, const uint64_t *si
 			return false;
 		ok = true;
 		for (i = 0; i < nr && ok; i++)
-			for (a = b + off[i]; a < b + off[i] + size[i] && ok; a += PAGE) {
+			for (a = b + off[i]; a < b + off[i] + size[i] && ok;
+			     a += PAGE) {
 				p = (a - BASE) / PAGE;
 				ok = !busy[p];
 			}
@@ -93,8 +95,8 @@ TEST(matches_brute_force)
 		for (i = 0; i < nr_busy; i++) {
 			uint64_t lo = BASE + rnd_range(0, PAGES - 8) * PAGE;
 
-			vmap_alloc(s, rnd_range(1, 6) * PAGE, PAGE, lo, BASE + PAGES * PAGE,
-				   0, &addr);
+			vmap_alloc(s, rnd_range(1, 6) * PAGE, PAGE, lo,
+				   BASE + PAGES * PAGE, 0, &addr);
 			if (rnd() % 3 == 0)
 				vmap_free(s, addr);
 		}
@@ -115,8 +117,12 @@ TEST(matches_brute_force)
 			uint64_t t;
 
 			k = (unsigned)(rnd() % i);
-			t = off[i - 1]; off[i - 1] = off[k]; off[k] = t;
-			t = size[i - 1]; size[i - 1] = size[k]; size[k] = t;
+			t = off[i - 1];
+			off[i - 1] = off[k];
+			off[k] = t;
+			t = size[i - 1];
+			size[i - 1] = size[k];
+			size[k] = t;
 		}
 		fits = model_base(busy, off, size, nr, align, &want);
 		rc = vmap_pcpu_get_vm_areas(s, off, size, nr, align, starts);
@@ -130,7 +136,8 @@ TEST(matches_brute_force)
 			for (i = 0; i < nr; i++)
 				expect_u64(starts[i], ==, want + off[i]);
 			assert_space_ok(s);
-			expect_int(vmap_pcpu_free_vm_areas(s, starts, nr), ==, 0);
+			expect_int(vmap_pcpu_free_vm_areas(s, starts, nr), ==,
+				   0);
 			found++;
 		}
 		assert_space_ok(s);
@@ -143,16 +150,20 @@ TEST(matches_brute_force)
 
 TEST(lazy_ranges_are_purged_first)
 {
-	uint64_t off[2] = { 0, 256 * PAGE }, size[2] = { 200 * PAGE, 200 * PAGE };
+	uint64_t off[2] = { 0, 256 * PAGE },
+		 size[2] = { 200 * PAGE, 200 * PAGE };
 	uint64_t whole, starts[2];
 	struct vmap_space *s = new_space();
 
 	assert_true(s != NULL);
 	assert_int(vmap_alloc(s, PAGES * PAGE, PAGE, 0, 0, 0, &whole), ==, 0);
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, -ENOMEM);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   -ENOMEM);
 	assert_space_ok(s);
-	assert_int(vmap_free(s, whole), ==, 0);	/* lazy: only a purge frees it */
-	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, 0);
+	assert_int(vmap_free(s, whole), ==,
+		   0); /* lazy: only a purge frees it */
+	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   0);
 	expect_u64(starts[0], ==, BASE + PAGES * PAGE - 456 * PAGE);
 	expect_u64(starts[1], ==, starts[0] + 256 * PAGE);
 	expect_int(vmap_pcpu_free_vm_areas(s, starts, 2), ==, 0);
@@ -163,31 +174,42 @@ TEST(lazy_ranges_are_purged_first)
 
 TEST(bad_input_refused)
 {
-	uint64_t off[2] = { 0, 4 * PAGE }, size[2] = { 8 * PAGE, PAGE }, starts[2];
+	uint64_t off[2] = { 0, 4 * PAGE }, size[2] = { 8 * PAGE, PAGE },
+		 starts[2];
 	struct vmap_space *s = new_space();
 
 	assert_true(s != NULL);
 	/* Overlapping areas, either order. */
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   -EINVAL);
 	off[0] = 4 * PAGE;
 	off[1] = 0;
 	size[0] = PAGE;
 	size[1] = 5 * PAGE;
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   -EINVAL);
 	size[1] = 4 * PAGE;
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, 8 * PAGE, starts), ==, -EINVAL);
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, 3 * PAGE, starts), ==, -EINVAL);
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 0, PAGE, starts), ==, -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, 8 * PAGE, starts),
+		   ==, -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, 3 * PAGE, starts),
+		   ==, -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 0, PAGE, starts), ==,
+		   -EINVAL);
 	size[0] = 0;
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   -EINVAL);
 	size[0] = 100;
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   -EINVAL);
 	size[0] = PAGE;
-	off[0] = 1ull << 40;	/* spans more than the space */
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, -EINVAL);
-	off[0] = UINT64_MAX & ~(PAGE - 1);	/* offset + size wraps */
-	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, -EINVAL);
-	expect_int(vmap_pcpu_get_vm_areas(s, NULL, size, 2, PAGE, starts), ==, -EINVAL);
+	off[0] = 1ull << 40; /* spans more than the space */
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   -EINVAL);
+	off[0] = UINT64_MAX & ~(PAGE - 1); /* offset + size wraps */
+	expect_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   -EINVAL);
+	expect_int(vmap_pcpu_get_vm_areas(s, NULL, size, 2, PAGE, starts), ==,
+		   -EINVAL);
 	expect_int(vmap_pcpu_free_vm_areas(s, starts, 0), ==, -EINVAL);
 	starts[0] = BASE;
 	expect_int(vmap_pcpu_free_vm_areas(s, starts, 1), ==, -ENOENT);
@@ -197,9 +219,9 @@ TEST(bad_input_refused)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(matches_brute_force),
-		T(lazy_ranges_are_purged_first),
-		T(bad_input_refused),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(matches_brute_force),
+					  T(lazy_ranges_are_purged_first),
+					  T(bad_input_refused),
+					  { 0 } });
 }

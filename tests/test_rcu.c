@@ -92,11 +92,14 @@ TEST(readers_never_see_freed_areas)
 	for (i = 0; i < n; i++) {
 		o = new_obj(sh.h);
 		assert_true(o != NULL);
-		old = atomic_exchange_explicit(&sh.current, o, memory_order_acq_rel);
+		old = atomic_exchange_explicit(&sh.current, o,
+					       memory_order_acq_rel);
 		if (i % 2)
 			expect_int(vmap_heap_vfree_rcu(sh.h, old), ==, 0);
 		else
-			expect_int(vmap_heap_vfree_rcu_head(sh.h, old, &old->rcu), ==, 0);
+			expect_int(
+				vmap_heap_vfree_rcu_head(sh.h, old, &old->rcu),
+				==, 0);
 		if (i % 64 == 0)
 			vmap_purge(vmap_heap_space(sh.h));
 	}
@@ -133,8 +136,9 @@ TEST(kernel_shapes_and_destroy_drains)
 	vmap_rcu_barrier();
 	assert_int(vmap_heap_create(&p, &h), ==, 0);
 	for (i = 0; i < 100; i++)
-		expect_int(vmap_heap_vfree_rcu(h, vmap_heap_vmalloc(h, 4096)), ==, 0);
-	vmap_heap_destroy(h);	/* must wait for the 100 frees */
+		expect_int(vmap_heap_vfree_rcu(h, vmap_heap_vmalloc(h, 4096)),
+			   ==, 0);
+	vmap_heap_destroy(h); /* must wait for the 100 frees */
 	vmap_rcu_unregister_thread();
 }
 
@@ -154,10 +158,13 @@ TEST(bad_input_refused)
 	expect_int(vmap_heap_vfree_rcu(h, o->data), ==, -EINVAL);
 	expect_int(vmap_heap_vfree_rcu(h, NULL), ==, -EINVAL);
 	expect_int(vmap_heap_vfree_rcu_head(h, o, &outside), ==, -EINVAL);
-	expect_int(vmap_heap_vfree_rcu_head(h, o,
-		(struct vmap_rcu_head *)((char *)o + sizeof(*o) + 4096)), ==, -EINVAL);
+	expect_int(vmap_heap_vfree_rcu_head(
+			   h, o,
+			   (struct vmap_rcu_head *)((char *)o + sizeof(*o) +
+						    4096)),
+		   ==, -EINVAL);
 	expect_int(vmap_heap_vfree_rcu_head(h, &local, &o->rcu), ==, -EINVAL);
-	expect_u64(vmap_heap_size(h, o), ==, sizeof(*o));	/* untouched */
+	expect_u64(vmap_heap_size(h, o), ==, sizeof(*o)); /* untouched */
 	assert_space_ok(vmap_heap_space(h));
 	vmap_heap_vfree(h, o);
 	vmap_heap_destroy(h);
@@ -166,9 +173,9 @@ TEST(bad_input_refused)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(readers_never_see_freed_areas),
-		T(kernel_shapes_and_destroy_drains),
-		T(bad_input_refused),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(readers_never_see_freed_areas),
+					  T(kernel_shapes_and_destroy_drains),
+					  T(bad_input_refused),
+					  { 0 } });
 }

@@ -84,7 +84,9 @@ TEST(many_threads_contents_and_claims)
 		args[t].m.id = t;
 		args[t].m.seed = test_seed * 131 + t;
 		args[t].rounds = scaled(20000);
-		assert_int(pthread_create(&tid[t], NULL, mapper_thread, &args[t]), ==, 0);
+		assert_int(
+			pthread_create(&tid[t], NULL, mapper_thread, &args[t]),
+			==, 0);
 	}
 	for (t = 0; t < THREADS; t++)
 		pthread_join(tid[t], NULL);
@@ -167,7 +169,8 @@ TEST(alias_until_flushed)
 	vmap_heap_vm_unmap_aliases(h);
 	expect_int(peek(p + 1), !=, 'b');
 	/* Gone: vread sees no mapping there, the live one is intact. */
-	assert_int(vmap_heap_vread(h, buf, p, sizeof(buf)), ==, (int)sizeof(buf));
+	assert_int(vmap_heap_vread(h, buf, p, sizeof(buf)), ==,
+		   (int)sizeof(buf));
 	expect_int(buf[1], ==, 0);
 	expect_int(q[1], ==, 'b');
 	heap_check_ok(h);
@@ -200,7 +203,7 @@ TEST(large_mappings_and_vmallocinfo)
 	while (fgets(line, sizeof(line), f))
 		lines += strstr(line, " vm_map_ram\n") != NULL;
 	fclose(f);
-	expect_int(lines, >=, 2);	/* the large area and the block */
+	expect_int(lines, >=, 2); /* the large area and the block */
 	vm_unmap_ram(big, n);
 	vm_unmap_ram(small, 3);
 	vm_unmap_aliases();
@@ -229,16 +232,18 @@ TEST(bad_input_refused)
 	p = vmap_heap_vm_map_ram(h, pg, 2);
 	v = vmap_heap_vmalloc(h, page);
 	assert_true(p != NULL && v != NULL);
-	expect_int(vmap_heap_vm_unmap_ram(h, p, 1), ==, -EINVAL);	/* wrong count */
+	expect_int(vmap_heap_vm_unmap_ram(h, p, 1), ==,
+		   -EINVAL); /* wrong count */
 	expect_int(vmap_heap_vm_unmap_ram(h, p + page, 1), ==, -EINVAL);
 	expect_int(vmap_heap_vm_unmap_ram(h, p + 8 * page, 2), ==, -EINVAL);
 	expect_int(vmap_heap_vm_unmap_ram(h, v, 2), ==, -EINVAL);
-	expect_int(vmap_heap_vm_unmap_ram(h, v, VMAP_MAX_ALLOC + 1), ==, -EINVAL);
+	expect_int(vmap_heap_vm_unmap_ram(h, v, VMAP_MAX_ALLOC + 1), ==,
+		   -EINVAL);
 	expect_int(vmap_heap_vm_unmap_ram(h, p, 0), ==, -EINVAL);
-	vmap_heap_vfree(h, p);		/* refused: a block chunk */
+	vmap_heap_vfree(h, p); /* refused: a block chunk */
 	heap_check_ok(h);
 	assert_int(vmap_heap_vm_unmap_ram(h, p, 2), ==, 0);
-	expect_int(vmap_heap_vm_unmap_ram(h, p, 2), ==, -EINVAL);	/* twice */
+	expect_int(vmap_heap_vm_unmap_ram(h, p, 2), ==, -EINVAL); /* twice */
 	vmap_heap_vfree(h, v);
 	heap_check_ok(h);
 	vmap_heap_destroy(h);
@@ -269,7 +274,9 @@ TEST(sparse_cpus_purged_through_their_queues)
 			assert_true(m[i] != NULL);
 		}
 		for (i = 0; i < 16; i++)
-			assert_int(vmap_heap_vm_unmap_ram(h, m[i], i < 15 ? 64 : 32), ==, 0);
+			assert_int(vmap_heap_vm_unmap_ram(h, m[i],
+							  i < 15 ? 64 : 32),
+				   ==, 0);
 	}
 	heap_check_ok(h);
 	vmap_set_thread_cpu(0);
@@ -295,7 +302,8 @@ TEST(sparse_cpus_purged_through_their_queues)
  */
 static void vmalloc_after_blocks(unsigned flags)
 {
-	struct vmap_heap_params hp = { .reserve_bytes = 1ull << 30, .flags = flags,
+	struct vmap_heap_params hp = { .reserve_bytes = 1ull << 30,
+				       .flags = flags,
 				       .nr_nodes = 1 };
 	unsigned n = 3 * VMAP_BBMAP_BITS, i;
 	char **areas = calloc(n, sizeof(*areas)), *m[VMAP_BBMAP_BITS / 8];
@@ -322,7 +330,7 @@ static void vmalloc_after_blocks(unsigned flags)
 	for (i = 0; i < n; i++) {
 		areas[i] = vmap_heap_vmalloc(h, page);
 		assert_true(areas[i] != NULL);
-		memset(areas[i], 1, page);	/* faults if left inaccessible */
+		memset(areas[i], 1, page); /* faults if left inaccessible */
 	}
 	heap_check_ok(h);
 	for (i = 0; i < n; i++)
@@ -345,14 +353,15 @@ TEST(vmalloc_after_blocks_mprotect)
 int main(int argc, char **argv)
 {
 	page = (size_t)sysconf(_SC_PAGESIZE);
-	return test_main(argc, argv, (struct test[]){
-		T(many_threads_contents_and_claims),
-		T(blocks_reused_after_unmap_aliases),
-		T(alias_until_flushed),
-		T(large_mappings_and_vmallocinfo),
-		T(bad_input_refused),
-		T(sparse_cpus_purged_through_their_queues),
-		T(vmalloc_after_blocks_markers),
-		T(vmalloc_after_blocks_mprotect),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){ T(many_threads_contents_and_claims),
+				 T(blocks_reused_after_unmap_aliases),
+				 T(alias_until_flushed),
+				 T(large_mappings_and_vmallocinfo),
+				 T(bad_input_refused),
+				 T(sparse_cpus_purged_through_their_queues),
+				 T(vmalloc_after_blocks_markers),
+				 T(vmalloc_after_blocks_mprotect),
+				 { 0 } });
 }

@@ -146,7 +146,7 @@ TEST(guard_and_unmap)
 	q = vmap_heap_vmalloc(h, 2 * page);
 	assert_true(q != NULL);
 	expect_true(q == p);
-	expect_int(q[0], ==, 0);	/* fresh memory, not the page */
+	expect_int(q[0], ==, 0); /* fresh memory, not the page */
 	vmap_heap_vfree(h, q);
 	vmap_pages_free(h, pg, 2);
 	vmap_heap_destroy(h);
@@ -183,14 +183,14 @@ TEST(bad_input_refused)
 	v = vmap_heap_vmalloc(h, page);
 	assert_true(v != NULL);
 	expect_int(vmap_heap_vunmap(h, p + page), ==, -EINVAL);
-	expect_int(vmap_heap_vunmap(h, v), ==, -EINVAL);	/* not a vmap area */
-	expect_int(vmap_heap_vunmap(h, &pg), ==, -EINVAL);	/* not in the heap */
-	vmap_heap_vfree(h, p);		/* refused: a vmap area */
+	expect_int(vmap_heap_vunmap(h, v), ==, -EINVAL);   /* not a vmap area */
+	expect_int(vmap_heap_vunmap(h, &pg), ==, -EINVAL); /* not in the heap */
+	vmap_heap_vfree(h, p); /* refused: a vmap area */
 	expect_u64(vmap_heap_size(h, p), ==, 0);
-	p[0] = 3;			/* still mapped */
+	p[0] = 3; /* still mapped */
 	assert_space_ok(vmap_heap_space(h));
 	assert_int(vmap_heap_vunmap(h, p), ==, 0);
-	expect_int(vmap_heap_vunmap(h, p), ==, -EINVAL);	/* twice */
+	expect_int(vmap_heap_vunmap(h, p), ==, -EINVAL); /* twice */
 	vmap_heap_vfree(h, v);
 	assert_space_ok(vmap_heap_space(h));
 	vmap_heap_destroy(h);
@@ -223,7 +223,8 @@ TEST(default_heap_and_vmallocinfo)
 	assert_true(f != NULL);
 	assert_int(vmallocinfo(f), ==, 0);
 	rewind(f);
-	snprintf(want, sizeof(want), "0x%016llx-", (unsigned long long)(uintptr_t)p);
+	snprintf(want, sizeof(want), "0x%016llx-",
+		 (unsigned long long)(uintptr_t)p);
 	snprintf(want_user, sizeof(want_user), "0x%016llx-",
 		 (unsigned long long)(uintptr_t)u);
 	while (fgets(line, sizeof(line), f)) {
@@ -236,7 +237,8 @@ TEST(default_heap_and_vmallocinfo)
 		if (!strncmp(line, want, strlen(want)))
 			seen = strstr(line, " pages=3 vmap\n") != NULL;
 		if (!strncmp(line, want_user, strlen(want_user)))
-			seen_user = strstr(line, " pages=2 vmalloc user\n") != NULL;
+			seen_user =
+				strstr(line, " pages=2 vmalloc user\n") != NULL;
 	}
 	fclose(f);
 	expect_true(seen);
@@ -252,12 +254,12 @@ TEST(default_heap_and_vmallocinfo)
 int main(int argc, char **argv)
 {
 	page = (size_t)sysconf(_SC_PAGESIZE);
-	return test_main(argc, argv, (struct test[]){
-		T(ring_buffer_mirrored),
-		T(same_page_many_times),
-		T(pages_zeroed_and_reused),
-		T(guard_and_unmap),
-		T(bad_input_refused),
-		T(default_heap_and_vmallocinfo),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(ring_buffer_mirrored),
+					  T(same_page_many_times),
+					  T(pages_zeroed_and_reused),
+					  T(guard_and_unmap),
+					  T(bad_input_refused),
+					  T(default_heap_and_vmallocinfo),
+					  { 0 } });
 }

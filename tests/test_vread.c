@@ -20,7 +20,8 @@ static size_t page;
 
 static struct vmap_heap *new_heap(unsigned flags)
 {
-	struct vmap_heap_params p = { .reserve_bytes = 1ull << 30, .flags = flags,
+	struct vmap_heap_params p = { .reserve_bytes = 1ull << 30,
+				      .flags = flags,
 				      .nr_nodes = 2 };
 	struct vmap_heap *h = NULL;
 
@@ -28,7 +29,8 @@ static struct vmap_heap *new_heap(unsigned flags)
 }
 
 /* Mark [p, p + len) in @want, a copy of the stretch from @from. */
-static void expect_at(char *want, const char *from, const char *p, size_t len, char c)
+static void expect_at(char *want, const char *from, const char *p, size_t len,
+		      char c)
 {
 	memset(want + (p - from), c, len);
 }
@@ -46,7 +48,7 @@ TEST(areas_holes_guards_lazy)
 	b = vmap_heap_vmalloc(h, 2 * page);
 	assert_true(a && hole && b);
 	vmap_heap_vfree(h, hole);
-	vmap_purge(vmap_heap_space(h));		/* a hole between a and b */
+	vmap_purge(vmap_heap_space(h)); /* a hole between a and b */
 	lazy = vmap_heap_vmalloc(h, page);
 	assert_true(lazy != NULL);
 	assert_int(vmap_pages_alloc(h, 3, pg), ==, 0);
@@ -56,11 +58,12 @@ TEST(areas_holes_guards_lazy)
 	memset(a, 'A', 3 * page);
 	memset(b, 'B', 2 * page);
 	memset(lazy, 'L', page);
-	memset(mapped, 'P', 2 * page);	/* pages 0 and 1 of the pool */
-	memset(ram + 2 * page, 'R', page);	/* page 2 */
-	vmap_heap_vfree(h, lazy);		/* lazy: its 'L's must not show */
+	memset(mapped, 'P', 2 * page);	   /* pages 0 and 1 of the pool */
+	memset(ram + 2 * page, 'R', page); /* page 2 */
+	vmap_heap_vfree(h, lazy);	   /* lazy: its 'L's must not show */
 	from = a < mapped ? a : mapped;
-	len = (size_t)((ram > mapped ? ram + 4 * page : mapped + 3 * page) - from);
+	len = (size_t)((ram > mapped ? ram + 4 * page : mapped + 3 * page) -
+		       from);
 	if ((size_t)(lazy + 2 * page - from) > len)
 		len = (size_t)(lazy + 2 * page - from);
 	want = calloc(1, len);
@@ -75,10 +78,11 @@ TEST(areas_holes_guards_lazy)
 	assert_int(vmap_heap_vread(h, got, from, len), ==, (long)len);
 	expect_int(memcmp(got, want, len), ==, 0);
 	/* A read that starts and ends inside areas. */
-	assert_int(vmap_heap_vread(h, got, a + 100, 3 * page), ==, (long)(3 * page));
+	assert_int(vmap_heap_vread(h, got, a + 100, 3 * page), ==,
+		   (long)(3 * page));
 	expect_int(got[0], ==, 'A');
 	expect_int(got[3 * page - 101], ==, 'A');
-	expect_int(got[3 * page - 100], ==, 0);	/* a's guard page */
+	expect_int(got[3 * page - 100], ==, 0); /* a's guard page */
 	vmap_heap_vm_unmap_ram(h, ram, 3);
 	vmap_heap_vunmap(h, mapped);
 	vmap_pages_free(h, pg, 3);
@@ -91,7 +95,7 @@ TEST(areas_holes_guards_lazy)
 
 struct race {
 	struct vmap_heap *h;
-	char *first;		/* the lowest area: reads start there */
+	char *first; /* the lowest area: reads start there */
 	atomic_bool stop;
 	atomic_int errors;
 	long rounds;
@@ -207,7 +211,7 @@ TEST(bad_input_refused)
 	expect_int(vmap_heap_vread(h, buf, a, 0), ==, 0);
 	expect_int(vmap_heap_vread(NULL, buf, a, 1), ==, -EINVAL);
 	a[0] = 'x';
-	expect_int(vread(buf, a, 1), ==, -EINVAL);	/* not the default heap */
+	expect_int(vread(buf, a, 1), ==, -EINVAL); /* not the default heap */
 	vmap_heap_vfree(h, a);
 	vmap_heap_destroy(h);
 }
@@ -215,10 +219,10 @@ TEST(bad_input_refused)
 int main(int argc, char **argv)
 {
 	page = (size_t)sysconf(_SC_PAGESIZE);
-	return test_main(argc, argv, (struct test[]){
-		T(areas_holes_guards_lazy),
-		T(concurrent_frees_guard_markers),
-		T(concurrent_frees_mprotect_guards),
-		T(bad_input_refused),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(areas_holes_guards_lazy),
+					  T(concurrent_frees_guard_markers),
+					  T(concurrent_frees_mprotect_guards),
+					  T(bad_input_refused),
+					  { 0 } });
 }
