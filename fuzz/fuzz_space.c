@@ -8,13 +8,17 @@
  *   byte 2      space size in pages            then operations, a byte each
  *               plus operands taken from the bytes that follow
  *
+ * Allocations with bit 3 set take a window; those of the second kind
+ * with it set go through vmap_xalloc() with phase, no-cross and flags
+ * from the input, and finds with it set are vmap_reserve() instead.
+ *
  * After every operation vmap_check() must pass.  A shadow list of live
  * ranges proves that no range is handed out twice or outside its window
- * (congruent areas from vmap_pcpu_get_vm_areas() included), that
- * vmap_find() and vmap_next() agree with it, that frees of addresses that
- * are not a live start are refused, and, at the end, that everything
- * comes back: after freeing all, a purge and a shrink, the free heap is
- * the whole space.  Deterministic mode: one
+ * or constraints (congruent areas from vmap_pcpu_get_vm_areas()
+ * included), that vmap_find() and vmap_next() agree with it, that frees
+ * of addresses that are not a live start are refused, and, at the end,
+ * that everything comes back: after freeing all, a purge and a shrink,
+ * the free heap is the whole space.  Deterministic mode: one
  * thread, so a crash reproduces from its input alone.
  *
  * Built with clang -fsanitize=fuzzer by `make fuzz`; driver.c replays the
@@ -144,6 +148,37 @@ static void check_next(struct vmap_space *s, uint64_t addr,
 		fail("next disagrees with the shadow", addr, (uint64_t)rc);
 }
 
+/*
+ * vmap_xalloc() with the kernel's operands plus phase, no-cross and flags
+ * from the input; a range it returns must not straddle its no-cross
+ * boundary (the caller checks window and phase).
+ */
+static int fuzz_xalloc(struct vmap_space *s, struct input *in, uint64_t sz,
+		       uint64_t align, uint64_t page, uint64_t lo, uint64_t hi,
+		       uint64_t *phase, uint64_t *addr)
+{
+	static const uint32_t flags[4] = { 0, VMAP_EXACT_FIT, VMAP_TOPDOWN,
+					   VMAP_EXACT_FIT | VMAP_NOPURGE };
+	struct vmap_request req = { .size = sz, .align = align, .min = lo,
+				    .max = hi };
+	uint8_t b = next(in);
+	int rc;
+
+	req.flags = flags[b & 3];
+	if (align > page)
+		req.phase = (b >> 2) % (align / page) * page;
+	if (b & 0x40)
+		req.nocross = page << (next(in) % 12);
+	*phase = req.phase;
+	rc = vmap_xalloc(s, &req, addr);
+	if (rc)
+		return rc;
+	if (req.nocross && *addr / req.nocross != (*addr + sz - 1) / req.nocross)
+		fail("xalloc range straddles its no-cross boundary", *addr,
+		     req.nocross);
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -155,7 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct live live[MAX_LIVE];
 	struct vmap_space *s;
 	struct vmap_range r;
-	uint64_t base, limit, page, pages, sz, align, lo, hi, addr, span;
+	uint64_t base, limit, page, pages, sz, align, lo, hi, addr, span, phase;
 	size_t nlive = 0, i;
 	bool valid;
 	int rc, k;
@@ -164,13 +199,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.page_shift = (uint32_t)(next(&in) % 24);	/* 0 (default), 12..23 valid */
 	pages = 1 + next(&in) % 64 * 16;
 	p.lazy_max_pages = 1 + next(&in) % 128;
-	p.flags = next(&in) & 0x5;			/* bit 2 is not a flag */
+	p.flags = next(&in) & 0x1d;			/* bit 4 is not a flag */
 	p.flags |= VMAP_DETERMINISTIC;
 	page = 1ull << (p.page_shift ? p.page_shift : 12);
 	base = page * (next(&in) % 8);
 	limit = base + pages * page;
 	valid = p.nr_nodes <= 128 && (!p.page_shift || p.page_shift >= 12) &&
-		!(p.flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS));
+		!(p.flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
+			      VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX));
 	rc = vmap_space_create(base, limit, &p, &s);
 	if (!valid) {
 		if (rc != -EINVAL)
@@ -187,6 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vmap_set_thread_cpu(op >> 4);
 		switch (op % 8) {
 		case 0: case 1: case 2:
+			phase = 0;
 			sz = (1 + next(&in) % (op % 8 == 2 ? 255 : 16)) * page;
 			align = next(&in) % 10;
 			align = align == 9 ? 3 : align == 8 ? 0 : page << align;
@@ -195,7 +232,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				lo = base + next64(&in, 2) % (span + 2 * page) - page;
 				hi = lo + next64(&in, 2) % (span + page);
 			}
-			rc = vmap_alloc(s, sz, align, lo, hi, 0, &addr);
+			if (op % 8 == 1 && (op & 8))
+				rc = fuzz_xalloc(s, &in, sz, align, page, lo, hi,
+						 &phase, &addr);
+			else
+				rc = vmap_alloc(s, sz, align, lo, hi, 0, &addr);
 			if (rc == -EINVAL || rc == -ENOMEM)
 				break;
 			if (rc)
@@ -204,7 +245,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				lo = base;
 				hi = limit;
 			}
-			if (addr < lo || addr + sz > hi || (align > page && addr % align))
+			if (addr < lo || addr + sz > hi ||
+			    (align > page && (addr - phase) % align))
 				fail("range outside its window or misaligned", addr, sz);
 			for (i = 0; i < nlive; i++)
 				if (addr < live[i].end && live[i].start < addr + sz)
@@ -236,7 +278,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case 5:
-			vmap_purge(s);
+			if (op & 8)
+				check_next(s, base + next64(&in, 3) % span, live, nlive);
+			else
+				vmap_purge(s);
 			break;
 		case 6:
 			if (op & 8)
@@ -247,7 +292,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 7:
 			addr = base + next64(&in, 3) % span;
 			if (op & 8) {
-				check_next(s, addr, live, nlive);
+				sz = (1 + next(&in) % 16) * page;
+				rc = vmap_reserve(s, addr, sz, 0);
+				if (rc == -EINVAL || rc == -EEXIST)
+					break;
+				if (rc || addr % page)
+					fail("unexpected reservation result", addr, (uint64_t)-rc);
+				if (nlive == MAX_LIVE) {
+					if (vmap_free(s, addr))
+						fail("free of a reservation refused", addr, 0);
+					break;
+				}
+				for (i = 0; i < nlive; i++)
+					if (addr < live[i].end && live[i].start < addr + sz)
+						fail("reservation over a live range", addr,
+						     live[i].start);
+				live[nlive].start = addr;
+				live[nlive++].end = addr + sz;
 				break;
 			}
 			rc = vmap_find(s, addr, &r);

@@ -5,8 +5,10 @@
  *
  * A *space* hands out page-aligned ranges [start, end) of an integer
  * interval [base, limit).  Nothing is mapped: the space only decides where
- * things go.  Freed ranges become *lazy* and are reused only after a
- * *purge*, which calls the space's flush callback once for all of them (the
+ * things go.  A space may reach the top of the 64-bit range: wherever an
+ * end or a limit of 2^64 is reported or given, it reads 0.  Freed ranges
+ * become *lazy* and are reused only after a *purge*, which calls the
+ * space's flush callback once for all of them (the
  * kernel's batched TLB flush).  With more than one node, each CPU keeps
  * pools of recently purged ranges so that a steady stream of allocations
  * and frees rarely takes the one global lock.
@@ -95,6 +97,23 @@ typedef void (*vmap_flush_fn)(void *cookie, uint64_t start, uint64_t end);
  */
 typedef void (*vmap_release_fn)(void *cookie, uint64_t start, uint64_t end);
 
+/*
+ * Called when an allocation finds no room even after a purge, to bring in
+ * a new span of @size bytes (a multiple of the space's quantum) from a
+ * source; on success *@base receives its start, a page multiple, and the
+ * call returns 0, else a negative errno (the allocation then fails with
+ * -ENOMEM).  Called with no lock of the space held; it may block.
+ */
+typedef int (*vmap_import_fn)(void *cookie, uint64_t size, uint64_t *base);
+
+/*
+ * Called by vmap_shrink() for each imported span that is wholly free,
+ * after it left the space, and by vmap_space_destroy() for every imported
+ * span: give [@base, @base + @size) back to the source.
+ */
+typedef void (*vmap_release_span_fn)(void *cookie, uint64_t base,
+				     uint64_t size);
+
 /* vmap_params.flags */
 enum {
 	/*
@@ -114,6 +133,21 @@ enum {
 	 * the range goes to when freed.
 	 */
 	VMAP_TAG_BY_ADDRESS = 1u << 1,
+	/*
+	 * Frees are immediate: vmap_free() makes the range reusable before
+	 * it returns.  No range is ever lazy, the flush callback is never
+	 * called, and the release callback is called by vmap_free() for the
+	 * range it frees.  Pools are not used.  For users with no TLB-like
+	 * flush to batch (GPU VA managers, hypervisors, arenas).
+	 */
+	VMAP_IMMEDIATE_FREE = 1u << 2,
+	/*
+	 * Keep the free blocks in a second tree, ordered by size, so that
+	 * vmap_xalloc() can take VMAP_BESTFIT.  Costs, in this space only,
+	 * a second tree insert and erase on every change to the free heap
+	 * and 32 more bytes per range record (docs/DESIGN.md section 16).
+	 */
+	VMAP_BESTFIT_INDEX = 1u << 3,
 };
 
 /*
@@ -122,7 +156,10 @@ enum {
  * otherwise), so that fields can be added later without breaking callers.
  */
 struct vmap_params {
-	/* log2 of the page (granule) size, 12..30; 0 = 12 (4096 bytes). */
+	/*
+	 * log2 of the page (granule) size, 12..30; 0 = 12 (4096 bytes), or
+	 * whatever @granule says.
+	 */
 	uint32_t page_shift;
 	/*
 	 * Number of vmap nodes, 1..128; 0 = the number of online CPUs clamped
@@ -144,12 +181,32 @@ struct vmap_params {
 	void *flush_cookie;
 	vmap_release_fn release; /* may be NULL */
 	void *release_cookie;
-	uint64_t reserved[6];
+	/*
+	 * The granule in bytes, any power of two from 1 to 2^30 (1 GiB); 0 =
+	 * 1 << page_shift.  Where both are set they must agree.  Sizes,
+	 * alignments, and the bounds of spaces, windows and reservations are
+	 * multiples of it; "page" in this header means the granule.
+	 */
+	uint64_t granule;
+	/*
+	 * A source to import spans from, as vmem arenas do: both callbacks
+	 * or neither, and @quantum, the unit of import (a power of two and
+	 * a page multiple; 0 without a source).  An allocation that finds
+	 * no room after the usual purge imports max(size, quantum) rounded
+	 * up to the quantum (plus the alignment beyond the quantum) and
+	 * retries once.  vmap_space_create_child() fills these in.
+	 */
+	vmap_import_fn import;
+	vmap_release_span_fn release_span;
+	void *import_cookie;
+	uint64_t quantum;
+	uint64_t reserved[1];
 };
 
 /*
  * vmap_space_create - create a space over [base, limit).
- * @base, @limit: page aligned, base < limit, limit - base <= 2^63.
+ * @base, @limit: page aligned, base < limit; @limit 0 means 2^64, so
+ *	[0, 2^64) and [4096, 2^64) are spaces.
  * @params: NULL for all defaults.
  * @out: receives the space.
  *
@@ -161,9 +218,10 @@ struct vmap_params {
  * the n-th to "NAME.n".  While it records, the space's changing calls
  * are serialised.
  *
- * Returns 0, -EINVAL (bad bounds, page shift, node count, flags or a
- * non-zero reserved field), -ENOMEM, or the negative errno of opening
- * VMAP_TRACE's file (-ENOENT, -EACCES, ...).  May block (allocates
+ * Returns 0, -EINVAL (bad bounds, page shift or granule, node count,
+ * flags, import callbacks without each other or without a valid quantum,
+ * or a non-zero reserved field), -ENOMEM, or the negative errno of
+ * opening VMAP_TRACE's file (-ENOENT, -EACCES, ...).  May block (allocates
  * memory).
  */
 VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
@@ -171,15 +229,51 @@ VMAP_API int vmap_space_create(uint64_t base, uint64_t limit,
 			       struct vmap_space **out);
 
 /*
+ * vmap_space_add - add the span [@base, @limit) of free space (vmem_add).
+ * A space is the union of its spans: allocations land in any span, never
+ * across a gap between two (adjacent spans have no gap between them).
+ * @base, @limit: page multiples, @base < @limit (@limit 0: 2^64), sharing
+ *	no byte with a span of the space.
+ *
+ * Returns 0, -EINVAL (NULL @space, bad bounds, overlap with a span) or
+ * -ENOMEM.  Takes the heap lock; may block (allocates memory).
+ */
+VMAP_API int vmap_space_add(struct vmap_space *space, uint64_t base,
+			    uint64_t limit);
+
+/*
+ * vmap_space_create_child - a space with no span of its own that imports
+ * its spans from @parent, @quantum bytes at a time or more: vmap_xalloc()
+ * in @parent aligned to @quantum, given back with vmap_free() when
+ * vmap_shrink() finds one wholly free or the child is destroyed (per-
+ * context GPU address spaces carved from a device-wide one).  The parent
+ * must outlive the child.  Windows in the child are not checked against
+ * its spans (an import may bring any range).
+ * @quantum: a power of two, a page multiple of both spaces.
+ * @params: as vmap_space_create(), NULL for defaults; its import fields
+ *	must be zero.
+ *
+ * Returns 0, -EINVAL (NULL @parent or @out, a bad @quantum, bad @params)
+ * or -ENOMEM.  May block.
+ */
+VMAP_API int vmap_space_create_child(struct vmap_space *parent,
+				     uint64_t quantum,
+				     const struct vmap_params *params,
+				     struct vmap_space **out);
+
+/*
  * vmap_space_destroy - stop the space's threads and free everything it
- * owns.  Ranges still busy are forgotten.  No other call on the space may
- * be in flight or follow.  NULL is a no-op.
+ * owns.  Ranges still busy are forgotten; imported spans are given back.
+ * No other call on the space may be in flight or follow.  NULL is a no-op.
  */
 VMAP_API void vmap_space_destroy(struct vmap_space *space);
 
-/* What a space was created with, after defaults were applied. */
+/*
+ * What a space was created with, after defaults were applied; base and
+ * limit bound every span it has had (a child: 0 and 0).
+ */
 struct vmap_space_info {
-	uint64_t base, limit;
+	uint64_t base, limit;		/* limit 0: 2^64 */
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
 	uint32_t nr_nodes;
@@ -202,6 +296,35 @@ enum {
 	 * Purge notifiers are not called.
 	 */
 	VMAP_NONBLOCK = 1u << 0,
+	/*
+	 * vmap_xalloc() only.  Complete search: if any free place satisfies
+	 * every constraint of the request, the call takes the lowest one.
+	 * Without it, vmap_xalloc() looks only in blocks of at least size +
+	 * align - 1 bytes (the kernel's rule, O(log n); where that sum
+	 * overflows, it searches completely) and may fail while a smaller
+	 * block would do.  Cost: O((k + 1) log n) for the k free blocks of
+	 * at least @size bytes, below the answer, that have no place for
+	 * it (misaligned, or cut by the window or no-cross).
+	 */
+	VMAP_EXACT_FIT = 1u << 1,
+	/*
+	 * vmap_xalloc() only.  The highest place that satisfies the request,
+	 * searched completely like VMAP_EXACT_FIT, with the same bound.
+	 */
+	VMAP_TOPDOWN = 1u << 2,
+	/*
+	 * vmap_xalloc() only.  Never purge and never call the purge
+	 * notifiers: where the request does not fit as the space is now,
+	 * fail with -ENOMEM.
+	 */
+	VMAP_NOPURGE = 1u << 3,
+	/*
+	 * vmap_xalloc() only, in a VMAP_BESTFIT_INDEX space: the lowest
+	 * place in the smallest free block that has one, the lowest such
+	 * block among equals.  O(log n + k) for the k blocks, at least as
+	 * large, passed over for having no place.  Not with VMAP_TOPDOWN.
+	 */
+	VMAP_BESTFIT = 1u << 4,
 };
 
 /*
@@ -235,9 +358,11 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
 
 /*
  * vmap_free - give back the busy range starting at @addr.  The range
- * becomes lazy: it stays reserved until the next purge.  A free that takes
- * the lazy page count above lazy_max_pages starts a purge (in a drain
- * thread; in deterministic mode, synchronously inside this call).
+ * becomes lazy: it stays reserved until the next purge (in a
+ * VMAP_IMMEDIATE_FREE space it is free again when the call returns).  A
+ * free that takes the lazy page count above lazy_max_pages starts a purge
+ * (in a drain thread; in deterministic mode, synchronously inside this
+ * call).
  *
  * Returns 0, -ENOENT (@addr is not the start of a busy range: inside
  * one, in a gap, lazy, already freed, outside the space) or -EINVAL (NULL
@@ -254,6 +379,83 @@ VMAP_API int vmap_alloc_user(struct vmap_space *space, uint64_t size,
 			     uint64_t align, uint64_t vstart, uint64_t vend,
 			     unsigned flags, uint64_t user, uint64_t *addr);
 
+/*
+ * A vmap_xalloc() request.  Every field left zero means "no constraint";
+ * reserved fields must be zero.
+ */
+struct vmap_request {
+	uint64_t size;		/* a non-zero multiple of the page */
+	/* A power of two; 0, or any value up to a page, means a page. */
+	uint64_t align;
+	/* The start is congruent to @phase modulo @align: a page multiple
+	 * below @align. */
+	uint64_t phase;
+	/*
+	 * 0, or a power of two: the range never contains a multiple of it
+	 * except at its start (it never straddles one).  At least @size,
+	 * and (@phase mod @nocross) + @size <= @nocross, else no range
+	 * could satisfy it.
+	 */
+	uint64_t nocross;
+	/*
+	 * The window [@min, @max), page multiples; @max 0 means the end of
+	 * the space (so 0, 0 is the whole space).  The part of the window
+	 * inside the space must hold @size bytes.
+	 */
+	uint64_t min, max;
+	uint64_t user;		/* attached, as by vmap_alloc_user() */
+	/* VMAP_NONBLOCK, _EXACT_FIT, _TOPDOWN, _NOPURGE, _BESTFIT */
+	uint32_t flags;
+	uint32_t reserved0;
+	uint64_t reserved[4];
+};
+
+/*
+ * vmap_xalloc - allocate a range with constraints beyond the kernel's
+ * (illumos/FreeBSD vmem_xalloc()).
+ * @req: the request (above).
+ * @addr: receives the start of the range.
+ *
+ * A request that sets none of phase, nocross, a window or a flag other
+ * than VMAP_NONBLOCK is vmap_alloc_user() over the whole space, pools
+ * included (unless size + align - 1 overflows, which vmap_alloc_user()
+ * refuses).  Any other request is served from the global heap, never
+ * from a pool, and its range goes back to the heap when purged.  Without
+ * VMAP_TOPDOWN the place is the lowest one the search finds (complete
+ * with VMAP_EXACT_FIT, see there).  When nothing fits, the call purges and
+ * calls the notifiers as vmap_alloc() does, unless VMAP_NOPURGE or
+ * VMAP_NONBLOCK says otherwise.
+ *
+ * Returns 0, -EINVAL (a NULL argument, unknown flags, VMAP_BESTFIT with
+ * VMAP_TOPDOWN or in a space without VMAP_BESTFIT_INDEX, a non-zero
+ * reserved field, size 0 or not a page multiple, align not a power of
+ * two, phase not a page multiple or not below align, nocross neither 0
+ * nor a power of two or too small for size and phase, min or max not
+ * page multiples, min >= max with max non-zero, a window that meets no
+ * span, or meets none in @size bytes; a space with a source skips the
+ * last two), -ENOMEM (no room, a failed import, or no memory for
+ * bookkeeping) or -EBUSY (VMAP_NONBLOCK and only a purge could make
+ * room).  May block, as vmap_alloc(), and the import callback may.
+ */
+VMAP_API int vmap_xalloc(struct vmap_space *space,
+			 const struct vmap_request *req, uint64_t *addr);
+
+/*
+ * vmap_reserve - take exactly [@addr, @addr + @size) as a busy range with
+ * @user attached, if all of it can be had: at once if it is free; after
+ * one full purge if lazy or pooled ranges overlap it and nothing busy
+ * does (never a purge when it is free, or when a busy range is in the
+ * way).
+ * @addr, @size: page multiples, @size > 0, the range inside one span or
+ *	a run of adjacent spans (@addr + @size may be 2^64).
+ *
+ * Returns 0, -EINVAL (NULL @space, size 0, bounds not page multiples or
+ * not inside the spans), -EEXIST (a busy range overlaps it) or -ENOMEM (no
+ * memory for bookkeeping).  May block: the purge takes the purge mutex.
+ */
+VMAP_API int vmap_reserve(struct vmap_space *space, uint64_t addr,
+			  uint64_t size, uint64_t user);
+
 /* vmap_range.state */
 enum {
 	VMAP_RANGE_BUSY = 0,	/* handed out */
@@ -262,7 +464,7 @@ enum {
 
 /* A range, as vmap_find() and vmap_snapshot() report it. */
 struct vmap_range {
-	uint64_t start, end;
+	uint64_t start, end;	/* end 0: 2^64 */
 	/* Busy: the node whose busy tree holds it (the node of its start);
 	 * lazy: the node whose lazy set holds it. */
 	uint32_t node;
@@ -354,8 +556,10 @@ VMAP_API int vmap_purge(struct vmap_space *space);
 
 /*
  * vmap_shrink - empty every pool into the global heap (the kernel's
- * shrinker), under the purge mutex.  Lazy ranges stay lazy.  Returns 0
- * or -EINVAL (NULL).  May block.
+ * shrinker), under the purge mutex, then give back every imported span
+ * that is wholly free (the release_span callback runs with no lock of
+ * the space held).  Lazy ranges stay lazy.  Returns 0 or -EINVAL (NULL).
+ * May block.
  */
 VMAP_API int vmap_shrink(struct vmap_space *space);
 

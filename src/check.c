@@ -43,28 +43,9 @@ static bool fail(struct checker *c, const char *fmt, ...)
 
 static void lock_all(struct vmap_space *s)
 {
-	unsigned i;
-
 	vlock_take(&s->purge_lock);
 	vlock_take(&s->heap_lock);
-	for (i = 0; i < s->nr_nodes; i++) {
-		vlock_take(&s->nodes[i].busy_lock);
-		vlock_take(&s->nodes[i].lazy_lock);
-		vlock_take(&s->nodes[i].pool_lock);
-	}
-}
-
-static void unlock_all(struct vmap_space *s)
-{
-	unsigned i = s->nr_nodes;
-
-	while (i--) {
-		vlock_release(&s->nodes[i].pool_lock);
-		vlock_release(&s->nodes[i].lazy_lock);
-		vlock_release(&s->nodes[i].busy_lock);
-	}
-	vlock_release(&s->heap_lock);
-	vlock_release(&s->purge_lock);
+	nodes_lock_all(s);
 }
 
 static size_t list_len(const struct vlist *h)
@@ -102,7 +83,8 @@ static bool check_range(struct checker *c, const char *what, const struct va *va
 {
 	struct vmap_space *s = c->s;
 
-	if (va->start >= va->end || va->start < s->base || va->end > s->limit)
+	if (va_last(va) < va->start || va->start < space_first(s) ||
+	    va_last(va) > space_last(s))
 		return fail(c, "%s range [0x%llx, 0x%llx) is empty or outside the space",
 			    what, (unsigned long long)va->start,
 			    (unsigned long long)va->end);
@@ -132,7 +114,7 @@ static bool check_set(struct checker *c, const char *what,
 		va = va_of_node(n);
 		if (l == &set->list || va_of_link(l) != va)
 			return fail(c, "%s tree and list disagree", what);
-		if (prev && prev->end > va->start)
+		if (prev && va_last(prev) >= va->start)
 			return fail(c, "%s ranges out of order or overlapping at 0x%llx",
 				    what, (unsigned long long)va->start);
 		prev = va;
@@ -150,7 +132,7 @@ static uint64_t check_max(struct checker *c, const struct tree_node *n)
 		return 0;
 	l = check_max(c, n->left);
 	r = check_max(c, n->right);
-	m = va_size(va_of_node(n));
+	m = va_size(va_of_node(n)) - 1;
 	m = l > m ? l : m;
 	m = r > m ? r : m;
 	if (va_of_node(n)->subtree_max != m)
@@ -161,11 +143,45 @@ static uint64_t check_max(struct checker *c, const struct tree_node *n)
 	return m;
 }
 
+/* The size index holds every block once, in (size, start) order. */
+static void check_size_index(struct checker *c, size_t blocks)
+{
+	const struct heap *h = &c->s->heap;
+	struct tree_node *n;
+	const struct va *va, *prev = NULL;
+	size_t count = 0;
+
+	if (tree_verify(&h->by_size) < 0) {
+		fail(c, "size index breaks the red-black rules");
+		return;
+	}
+	for (n = tree_first(&h->by_size); n; n = tree_next(n), count++) {
+		va = va_of_size_node(n);
+		if (prev && (va_size(prev) - 1 > va_size(va) - 1 ||
+			     (va_size(prev) == va_size(va) &&
+			      prev->start >= va->start))) {
+			fail(c, "size index out of order at 0x%llx",
+			     (unsigned long long)va->start);
+			return;
+		}
+		if (va_set_find(&h->set, va->start) != va) {
+			fail(c, "size index holds 0x%llx, not a free block",
+			     (unsigned long long)va->start);
+			return;
+		}
+		prev = va;
+	}
+	if (count != blocks)
+		fail(c, "size index holds %zu blocks, the heap %zu", count,
+		     blocks);
+}
+
 static void check_heap(struct checker *c)
 {
 	const struct heap *h = &c->s->heap;
 	const struct va *va, *prev = NULL;
 	uint64_t bytes = 0;
+	size_t blocks = 0;
 
 	if (!check_set(c, "free", &h->set))
 		return;
@@ -178,9 +194,17 @@ static void check_heap(struct checker *c)
 			     (unsigned long long)va->start);
 			return;
 		}
+		if (h->indexed && !va->indexed) {
+			fail(c, "free block at 0x%llx has no room for its size link",
+			     (unsigned long long)va->start);
+			return;
+		}
 		bytes += va_size(va);
 		prev = va;
+		blocks++;
 	}
+	if (h->indexed)
+		check_size_index(c, blocks);
 	if (bytes != atomic_load(&h->free_bytes))
 		fail(c, "free byte count %llu, free ranges hold %llu",
 		     (unsigned long long)atomic_load(&h->free_bytes),
@@ -196,7 +220,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 {
 	struct vmap_space *s = c->s;
 	const struct lazy_set *ls = vn->lazy;
-	uint64_t pages = 0, lo = UINT64_MAX, hi = 0;
+	uint64_t pages = 0, lo = UINT64_MAX, hi_last = 0;
 	size_t count = 0, n;
 	struct va *va;
 	unsigned k;
@@ -219,7 +243,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 				     (unsigned long long)va->start);
 			pages += va_pages(s, va);
 			lo = va->start < lo ? va->start : lo;
-			hi = va->end > hi ? va->end : hi;
+			hi_last = va_last(va) > hi_last ? va_last(va) : hi_last;
 			n++;
 		}
 		if (k != LAZY_OTHER && n != ls->class_len[k])
@@ -231,7 +255,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 		fail(c, "lazy set of node %u counts %zu ranges and %llu pages, holds %zu and %llu",
 		     vn->id, ls->count, (unsigned long long)ls->pages, count,
 		     (unsigned long long)pages);
-	if (count && (lo < ls->lo || hi > ls->hi))
+	if (count && (lo < ls->lo || hi_last > ls->hi - 1))
 		fail(c, "lazy bounds of node %u do not cover its ranges", vn->id);
 	return pages;
 }
@@ -284,27 +308,55 @@ static int cmp_range(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/*
+ * The sorted ranges from *@i on tile [first, last], one run of adjacent
+ * spans, exactly.
+ */
+static bool tile_run(struct checker *c, uint64_t first, uint64_t last,
+		     size_t *i)
+{
+	uint64_t at = first, range_last, next;
+
+	for (;;) {
+		next = *i < c->nr_all ? c->all[*i].start : last;
+		if (*i == c->nr_all || next != at)
+			return fail(c, *i < c->nr_all && next < at ?
+				    "ranges overlap at 0x%llx (next 0x%llx)" :
+				    "[0x%llx, 0x%llx) is in no structure",
+				    (unsigned long long)at,
+				    (unsigned long long)next);
+		range_last = c->all[*i].end - 1;
+		(*i)++;
+		if (range_last == last)
+			return true;
+		if (range_last > last)
+			return fail(c, "range at 0x%llx runs past its span",
+				    (unsigned long long)at);
+		at = range_last + 1;
+	}
+}
+
+/* Free, busy, lazy and pooled ranges tile the spans, run by run. */
 static void check_partition(struct checker *c)
 {
-	struct vmap_space *s = c->s;
-	uint64_t at = s->base;
-	size_t i;
+	const struct vlist *spans = &c->s->spans.list, *l = spans->next;
+	uint64_t first, last;
+	size_t i = 0;
 
 	qsort(c->all, c->nr_all, sizeof(*c->all), cmp_range);
-	for (i = 0; i < c->nr_all; i++) {
-		if (c->all[i].start != at) {
-			fail(c, c->all[i].start > at ?
-			     "[0x%llx, 0x%llx) is in no structure (lost)" :
-			     "ranges overlap at 0x%llx (next starts 0x%llx)",
-			     (unsigned long long)at,
-			     (unsigned long long)c->all[i].start);
+	while (l != spans) {
+		first = va_of_link(l)->start;
+		last = va_last(va_of_link(l));
+		for (l = l->next;
+		     l != spans && va_of_link(l)->start == last + 1;
+		     l = l->next)
+			last = va_last(va_of_link(l));
+		if (!tile_run(c, first, last, &i))
 			return;
-		}
-		at = c->all[i].end;
 	}
-	if (at != s->limit)
-		fail(c, "[0x%llx, 0x%llx) is in no structure (lost)",
-		     (unsigned long long)at, (unsigned long long)s->limit);
+	if (i < c->nr_all)
+		fail(c, "range at 0x%llx lies outside every span",
+		     (unsigned long long)c->all[i].start);
 }
 
 int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
@@ -320,14 +372,14 @@ int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
 	for (;;) {
 		lock_all(s);
 		c.cap = count_ranges(s);
-		unlock_all(s);
+		space_unlock_all(s);
 		c.all = malloc((c.cap + 1) * sizeof(*c.all));
 		if (!c.all)
 			return -ENOMEM;
 		lock_all(s);
 		if (count_ranges(s) <= c.cap)
 			break;
-		unlock_all(s);
+		space_unlock_all(s);
 		free(c.all);
 	}
 	check_heap(&c);
@@ -341,7 +393,7 @@ int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
 		fail(&c, "range counters disagree with the lists");
 	if (!c.failed)
 		check_partition(&c);
-	unlock_all(s);
+	space_unlock_all(s);
 	free(c.all);
 	return c.failed ? -EUCLEAN : 0;
 }

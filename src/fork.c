@@ -154,30 +154,6 @@ static void lazy_recount(struct vmap_space *s)
 	atomic_store(&s->lazy_nr, pages);
 }
 
-static void node_locks_take(struct vmap_space *s)
-{
-	unsigned i;
-
-	for (i = 0; i < s->nr_nodes; i++) {
-		vlock_take(&s->nodes[i].busy_lock);
-		vlock_take(&s->nodes[i].lazy_lock);
-		vlock_take(&s->nodes[i].pool_lock);
-	}
-}
-
-static void space_locks_release(struct vmap_space *s)
-{
-	unsigned i = s->nr_nodes;
-
-	while (i--) {
-		vlock_release(&s->nodes[i].pool_lock);
-		vlock_release(&s->nodes[i].lazy_lock);
-		vlock_release(&s->nodes[i].busy_lock);
-	}
-	vlock_release(&s->heap_lock);
-	vlock_release(&s->purge_lock);
-}
-
 static void fork_prepare(void)
 {
 	struct vmap_space *s;
@@ -192,7 +168,7 @@ static void fork_prepare(void)
 	registry_for_each(s)
 		vlock_take(&s->heap_lock);
 	registry_for_each(s)
-		node_locks_take(s);
+		nodes_lock_all(s);
 	workers_lock();
 }
 
@@ -202,7 +178,7 @@ static void fork_parent(void)
 
 	workers_unlock();
 	registry_for_each(s) {
-		space_locks_release(s);
+		space_unlock_all(s);
 		pthread_rwlock_unlock(&s->notifier_lock);
 		trace_unlock(s);
 	}
@@ -223,7 +199,7 @@ static void fork_child(void)
 
 	workers_after_fork_child();
 	registry_for_each(s) {
-		space_locks_release(s);
+		space_unlock_all(s);
 		pthread_rwlock_init(&s->notifier_lock, NULL);
 		trace_fork_child(s);
 		atomic_store(&s->drain_pending, false);

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.c - lowest-fit placement, clipping and coalescing in the free heap.
+ * heap.c - placement (lowest fit, and vmap_xalloc()'s constrained, complete
+ * and top-down searches), clipping and coalescing in the free heap.
  *
  * Every function runs under the lock of the heap it is given (the global
  * heap lock, or none for a purge's private heap); see heap.h.
  *
- * Cached maxima: each node holds the largest block size in its subtree,
- * so a search can skip any subtree too small for the request:
+ * Cached maxima: each node holds the largest block size in its subtree
+ * (minus one, see size_m1()), so a search can skip any subtree too small
+ * for the request (sizes drawn whole):
  *
  *                 [40,48) max 12
  *                /              \
@@ -21,19 +23,30 @@
 #include "debug.h"
 #include "heap.h"
 
-static uint64_t subtree_max(const struct tree_node *n)
+/*
+ * Sizes minus one: a block of [0, 2^64) is 2^64 bytes, one more than
+ * uint64_t holds (va.h), and every block holds at least one byte.
+ */
+static uint64_t size_m1(const struct va *va)
 {
-	return n ? va_of_node(n)->subtree_max : 0;
+	return va->end - va->start - 1;
 }
 
 static uint64_t computed_max(const struct tree_node *n)
 {
-	uint64_t m = va_size(va_of_node(n));
-	uint64_t l = subtree_max(n->left), r = subtree_max(n->right);
+	uint64_t m = size_m1(va_of_node(n));
 
-	if (l > m)
-		m = l;
-	return r > m ? r : m;
+	if (n->left && va_of_node(n->left)->subtree_max > m)
+		m = va_of_node(n->left)->subtree_max;
+	if (n->right && va_of_node(n->right)->subtree_max > m)
+		m = va_of_node(n->right)->subtree_max;
+	return m;
+}
+
+/* Does the subtree at @n hold a block of at least @length (> 0) bytes? */
+static bool holds(const struct tree_node *n, uint64_t length)
+{
+	return n && va_of_node(n)->subtree_max >= length - 1;
 }
 
 static bool recompute_max(struct tree_node *n)
@@ -67,76 +80,234 @@ static void bump(atomic_uint_fast64_t *c, uint64_t delta)
 void heap_init(struct heap *h)
 {
 	va_set_init(&h->set);
+	h->by_size.top = NULL;
+	h->indexed = false;
 	atomic_init(&h->free_bytes, 0);
 	atomic_init(&h->overlaps, 0);
 }
 
-/*
- * Where [a, a + size) would sit in @b, with a = ALIGN(max(b->start,
- * vstart), align), if it fits without wrapping past 2^64.
- */
-static bool fits(const struct va *b, uint64_t size, uint64_t align,
-		 uint64_t vstart, uint64_t *addr)
+void heap_index_enable(struct heap *h)
 {
-	uint64_t from = b->start > vstart ? b->start : vstart;
-	uint64_t a;
+	h->indexed = true;
+}
 
-	if (from > UINT64_MAX - (align - 1))
+static bool size_before(const struct va *a, const struct va *b)
+{
+	return size_m1(a) < size_m1(b) ||
+		(size_m1(a) == size_m1(b) && a->start < b->start);
+}
+
+/*
+ * The size index follows every block whose bounds change: out before,
+ * back in after (index_put).  A plain tree: no cached values.
+ */
+static void index_take(struct heap *h, struct va *b)
+{
+	if (h->indexed)
+		tree_erase(&h->by_size, va_size_node(b), NULL);
+}
+
+static void index_put(struct heap *h, struct va *b)
+{
+	struct tree_node **slot = &h->by_size.top, *parent = NULL;
+
+	if (!h->indexed)
+		return;
+	VMAP_ASSERT(b->indexed);
+	while (*slot) {
+		parent = *slot;
+		if (size_before(b, va_of_size_node(parent)))
+			slot = &parent->left;
+		else
+			slot = &parent->right;
+	}
+	tree_link(va_size_node(b), parent, slot);
+	tree_insert_fixup(&h->by_size, va_size_node(b), NULL);
+}
+
+static bool crosses(const struct heap_fit *f, uint64_t a)
+{
+	return f->nocross && ((a ^ (a + f->size - 1)) & ~(f->nocross - 1));
+}
+
+/*
+ * The lowest place in [lo, last] (lo <= last, inclusive so that it may
+ * end at 2^64).  The first congruent address either fits or straddles one
+ * multiple of nocross; the first congruent address above that multiple
+ * then sits at offset phase mod nocross in its stretch, which the caller
+ * guaranteed to hold the range.  Every step checks for wrapping past 2^64.
+ */
+static bool place_low(const struct heap_fit *f, uint64_t lo, uint64_t last,
+		      uint64_t *addr)
+{
+	uint64_t a, gap = (f->phase - lo) & (f->align - 1);
+
+	if (gap > last - lo)
 		return false;
-	a = (from + align - 1) & ~(align - 1);
-	if (a > UINT64_MAX - size || a + size > b->end)
+	a = lo + gap;
+	if (f->size - 1 > last - a)
 		return false;
+	if (crosses(f, a)) {
+		a = (a | (f->nocross - 1)) + 1;
+		gap = (f->phase - a) & (f->align - 1);
+		if (a > last || gap > last - a)
+			return false;
+		a += gap;
+		if (f->size - 1 > last - a)
+			return false;
+	}
 	*addr = a;
 	return true;
 }
 
-uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
-			    uint64_t vstart, uint64_t vend)
+/* The mirror image of place_low(): the highest place in [lo, last]. */
+static bool place_high(const struct heap_fit *f, uint64_t lo, uint64_t last,
+		       uint64_t *addr)
 {
-	if (align <= page || vend - vstart == size)
+	uint64_t a, boundary;
+
+	if (f->size - 1 > last - lo)
+		return false;
+	a = last - (f->size - 1);
+	a -= (a - f->phase) & (f->align - 1);
+	if (a < lo || a > last)		/* below lo, or wrapped below 0 */
+		return false;
+	if (crosses(f, a)) {
+		boundary = (a + f->size - 1) & ~(f->nocross - 1);
+		if (boundary - lo < f->size)
+			return false;
+		a = boundary - f->size;
+		a -= (a - f->phase) & (f->align - 1);
+		if (a < lo || a > last)
+			return false;
+	}
+	*addr = a;
+	return true;
+}
+
+/* Where @f places its range in block @b, clipped to the window. */
+static bool place(const struct heap_fit *f, const struct va *b, uint64_t *addr)
+{
+	uint64_t lo = b->start > f->first ? b->start : f->first;
+	uint64_t last = va_last(b) < f->last ? va_last(b) : f->last;
+
+	if (lo > last)
+		return false;
+	return f->topdown ? place_high(f, lo, last, addr) :
+		place_low(f, lo, last, addr);
+}
+
+uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
+			    uint64_t window_bytes)
+{
+	if (align <= page || window_bytes == size)
 		return size;
 	return size + align - 1;
 }
 
 /*
- * An in-order walk that skips subtrees too small for @length, so it meets
- * blocks in address order and stops at the first that fits.  Two facts
- * keep it O(log n):
- *  - left of a block that starts at or below vstart lie only blocks that
- *    end at or below vstart, which cannot hold anything at or above it, so
- *    the walk never goes there;
- *  - every block of at least @length at or above vstart fits, so once the
- *    walk enters a subtree right of vstart it succeeds there; only the
- *    path towards vstart (and, for an exact window, misaligned blocks)
- *    can make it climb back.
- * Climbing back from a left child visits the parent and then the parent's
- * right subtree; climbing from a right child keeps going up.
+ * Blocks before and after @n in the walk's order: by address upwards, or
+ * downwards for a top-down search.
  */
-struct va *heap_lowest_fit(const struct heap *h, uint64_t size, uint64_t align,
-			   uint64_t vstart, uint64_t length, uint64_t *addr)
+static struct tree_node *before(const struct heap_fit *f,
+				const struct tree_node *n)
 {
-	struct tree_node *n = h->set.root.top, *p;
-	bool from_left;
+	return f->topdown ? n->right : n->left;
+}
+
+static struct tree_node *after(const struct heap_fit *f,
+			       const struct tree_node *n)
+{
+	return f->topdown ? n->left : n->right;
+}
+
+/* Can a block before @n in the walk's order still reach the window? */
+static bool before_reaches(const struct heap_fit *f, const struct va *n)
+{
+	return f->topdown ? va_last(n) < f->last : f->first < n->start;
+}
+
+/* Is @n, and so everything after it, past the window? */
+static bool past_window(const struct heap_fit *f, const struct va *n)
+{
+	return f->topdown ? va_last(n) < f->first : n->start > f->last;
+}
+
+/*
+ * An in-order walk (reversed for top-down) that skips subtrees with no
+ * block of f->length bytes, so it meets blocks in the order of the
+ * search and stops at the first with a place.
+ *  - It never descends towards blocks that lie wholly before the window,
+ *    and stops at the first block wholly past it.
+ *  - For the kernel's requests every block of f->length bytes in the
+ *    window has a place, so once the walk enters a subtree inside the
+ *    window it succeeds there: O(log n).
+ *  - With f->length == size (vmap_xalloc's complete searches) blocks that
+ *    are long enough may still have no place (alignment, phase, no-cross,
+ *    the window's edge).  Each such block costs at most one climb and one
+ *    descent: O((k + 1) log n) for k such blocks met before the answer.
+ * Climbing back from a "before" child visits the parent and then the
+ * parent's "after" subtree; climbing from an "after" child keeps going up.
+ */
+/*
+ * Best fit: the first block of at least f->size bytes in (size, start)
+ * order, found in one descent, then the index in order until a block has
+ * a place: O(log n + k) for the k blocks of enough size that have none
+ * (misaligned, outside the window, cut by no-cross).
+ */
+static struct va *best_fit(const struct heap *h, const struct heap_fit *f,
+			   uint64_t *addr)
+{
+	struct tree_node *n = h->by_size.top, *first = NULL;
+	struct va *b;
 
 	while (n) {
-		if (vstart < va_of_node(n)->start && subtree_max(n->left) >= length) {
+		b = va_of_size_node(n);
+		if (size_m1(b) >= f->size - 1) {
+			first = n;
 			n = n->left;
+		} else {
+			n = n->right;
+		}
+	}
+	for (n = first; n; n = tree_next(n)) {
+		b = va_of_size_node(n);
+		if (place(f, b, addr))
+			return b;
+	}
+	return NULL;
+}
+
+struct va *heap_find(const struct heap *h, const struct heap_fit *f,
+		     uint64_t *addr)
+{
+	struct tree_node *n = h->set.root.top, *p;
+	bool from_before;
+
+	if (f->bestfit)
+		return best_fit(h, f, addr);
+	while (n) {
+		if (before_reaches(f, va_of_node(n)) &&
+		    holds(before(f, n), f->length)) {
+			n = before(f, n);
 			continue;
 		}
 		for (;;) {
-			if (fits(va_of_node(n), size, align, vstart, addr))
+			if (past_window(f, va_of_node(n)))
+				return NULL;
+			if (place(f, va_of_node(n), addr))
 				return va_of_node(n);
-			if (subtree_max(n->right) >= length) {
-				n = n->right;
+			if (holds(after(f, n), f->length)) {
+				n = after(f, n);
 				break;
 			}
 			do {
 				p = n->parent;
 				if (!p)
 					return NULL;
-				from_left = p->left == n;
+				from_before = before(f, p) == n;
 				n = p;
-			} while (!from_left);
+			} while (!from_before);
 		}
 	}
 	return NULL;
@@ -146,10 +317,11 @@ static void insert_block(struct heap *h, struct va *va, struct tree_node *parent
 			 struct tree_node **slot)
 {
 	va_set_link(&h->set, va, parent, slot);
-	va->subtree_max = va_size(va);
+	va->subtree_max = size_m1(va);
 	if (parent)
 		tree_propagate(parent, &heap_augment, true);
 	tree_insert_fixup(&h->set.root, &va->node, &heap_augment);
+	index_put(h, va);
 }
 
 /*
@@ -170,12 +342,14 @@ static void insert_block(struct heap *h, struct va *va, struct tree_node *parent
 static void clip(struct heap *h, struct va *b, uint64_t a, uint64_t size,
 		 struct va **spare, struct vlist *garbage)
 {
-	uint64_t end = a + size;
+	uint64_t end = a + size;	/* 0 for a range that ends at 2^64 */
+	bool whole = a == b->start && end == b->end;
 	struct tree_node *parent, **slot;
 	struct va *right;
 
-	VMAP_ASSERT(a >= b->start && end <= b->end);
-	if (a == b->start && end == b->end) {
+	VMAP_ASSERT(a >= b->start && a + (size - 1) <= va_last(b));
+	index_take(h, b);
+	if (whole) {
 		va_set_erase(&h->set, b, &heap_augment);
 		vlist_add_tail(&b->link, garbage);
 	} else if (a == b->start) {
@@ -195,23 +369,35 @@ static void clip(struct heap *h, struct va *b, uint64_t a, uint64_t size,
 		slot = va_set_slot(&h->set, right, &parent);
 		insert_block(h, right, parent, slot);
 	}
+	if (!whole)
+		index_put(h, b);
 	bump(&h->free_bytes, -size);
 }
 
-int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
-	       uint64_t vstart, uint64_t vend, struct va **spare,
+int heap_alloc(struct heap *h, const struct heap_fit *f, struct va **spare,
 	       struct vlist *garbage, uint64_t *start)
 {
-	uint64_t length = heap_search_length(size, align, page, vstart, vend);
 	struct va *b;
 	uint64_t a;
 
-	b = heap_lowest_fit(h, size, align, vstart, length, &a);
-	if (!b || a + size > vend)
+	b = heap_find(h, f, &a);
+	if (!b)
 		return -ENOMEM;
 	VMAP_ASSERT(*spare);
-	clip(h, b, a, size, spare, garbage);
+	clip(h, b, a, f->size, spare, garbage);
 	*start = a;
+	return 0;
+}
+
+int heap_take_exact(struct heap *h, uint64_t start, uint64_t size,
+		    struct va **spare, struct vlist *garbage)
+{
+	struct va *b = va_set_find(&h->set, start);
+
+	if (!b || size - 1 > va_last(b) - start)
+		return -EEXIST;
+	VMAP_ASSERT(*spare);
+	clip(h, b, start, size, spare, garbage);
 	return 0;
 }
 
@@ -241,10 +427,12 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 	}
 
 	if (next && next->start == va->end) {
+		index_take(h, next);
 		next->start = va->start;
 		merged = next;
 	}
 	if (prev && prev->end == va->start) {
+		index_take(h, prev);
 		if (merged) {
 			va_set_erase(&h->set, merged, &heap_augment);
 			vlist_add_tail(&merged->link, garbage);
@@ -257,6 +445,7 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 	if (merged) {
 		vlist_add_tail(&va->link, garbage);
 		tree_propagate(&merged->node, &heap_augment, true);
+		index_put(h, merged);
 	} else {
 		va->tag = 0;
 		insert_block(h, va, parent, slot);
@@ -295,9 +484,9 @@ struct va *heap_block_at_or_below(const struct heap *h, uint64_t addr)
 
 /*
  * Top-down: start from the highest base that puts the highest end at the
- * limit, and while some area i does not lie in one free block, lower the
- * base to the highest that could fit area i in the block B at or below
- * its start: base + end_i <= B.end.  No base skipped can work: above the
+ * space's end, and while some area i does not lie in one free block,
+ * lower the base to the highest that could fit area i in the block B at
+ * or below its start: base + end_i <= B.end (compared as last bytes).  No base skipped can work: above the
  * new one, area i would cross B's end, and blocks below B end before B
  * starts.  The base only falls, so the search ends.
  *
@@ -307,27 +496,28 @@ struct va *heap_block_at_or_below(const struct heap *h, uint64_t addr)
  *        base'+offs_i ^ B.end = base' + end_i                 busy)
  */
 static int congruent_base(const struct heap *h, const struct pcpu_areas *a,
-			  uint64_t lowest, uint64_t highest_end, uint64_t *base)
+			  uint64_t lowest, uint64_t highest, uint64_t *base)
 {
-	uint64_t b_start, end_off;
+	uint64_t b_start, last_off;
 	struct va *b;
 	unsigned i;
 
-	if (highest_end < a->last_end)
+	if (highest < a->last_end - 1)
 		return -ENOMEM;
-	b_start = (highest_end - a->last_end) & ~(a->align - 1);
+	b_start = (highest - (a->last_end - 1)) & ~(a->align - 1);
 	for (i = 0; i < a->nr;) {
 		if (b_start + a->first_start < lowest)
 			return -ENOMEM;
-		end_off = a->offsets[i] + a->sizes[i];
+		/* Lasts, not ends: a block may end at 2^64 (end 0). */
+		last_off = a->offsets[i] + a->sizes[i] - 1;
 		b = heap_block_at_or_below(h, b_start + a->offsets[i]);
-		if (!b || b->end < end_off)
+		if (!b || va_last(b) < last_off)
 			return -ENOMEM;
-		if (b->end >= b_start + end_off) {
+		if (va_last(b) >= b_start + last_off) {
 			i++;
 			continue;
 		}
-		b_start = (b->end - end_off) & ~(a->align - 1);
+		b_start = (va_last(b) - last_off) & ~(a->align - 1);
 		i = 0;
 	}
 	*base = b_start;
@@ -335,7 +525,7 @@ static int congruent_base(const struct heap *h, const struct pcpu_areas *a,
 }
 
 int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
-			 uint64_t lowest, uint64_t highest_end,
+			 uint64_t lowest, uint64_t highest,
 			 struct va **spares, struct vlist *garbage,
 			 uint64_t *base)
 {
@@ -344,13 +534,13 @@ int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
 	unsigned i;
 	int rc;
 
-	rc = congruent_base(h, a, lowest, highest_end, base);
+	rc = congruent_base(h, a, lowest, highest, base);
 	if (rc)
 		return rc;
 	for (i = 0; i < a->nr; i++) {
 		start = *base + a->offsets[i];
 		b = heap_block_at_or_below(h, start);
-		VMAP_ASSERT(b && b->end >= start + a->sizes[i]);
+		VMAP_ASSERT(b && va_last(b) >= start + (a->sizes[i] - 1));
 		clip(h, b, start, a->sizes[i], &spares[i], garbage);
 	}
 	return 0;

@@ -15,16 +15,20 @@
 #define VMAP_HEAP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "va.h"
 
 /*
  * The two counters are written under the heap's lock and atomic only so
- * that statistics can read them without it.
+ * that statistics can read them without it.  With @indexed, every block
+ * is also in @by_size, ordered by (size, start), for best fit.
  */
 struct heap {
 	struct va_set set;
+	struct tree_root by_size;
+	bool indexed;
 	atomic_uint_fast64_t free_bytes;
 	atomic_uint_fast64_t overlaps;	/* returns refused as corrupt */
 };
@@ -33,33 +37,63 @@ extern const struct tree_augment heap_augment;
 
 void heap_init(struct heap *h);
 
-/*
- * The lowest block in which [a, a + size) fits with a = ALIGN(max(block
- * start, vstart), align) and no overflow, searching only subtrees whose
- * largest block is at least @length (size, or size + align - 1 for large
- * alignments; see heap_search_length()).  *@addr receives a.  NULL if none.
- */
-struct va *heap_lowest_fit(const struct heap *h, uint64_t size, uint64_t align,
-			   uint64_t vstart, uint64_t length, uint64_t *addr);
+/* Keep a size index from now on; @h must be empty. */
+void heap_index_enable(struct heap *h);
 
 /*
- * The length the search asks of a block (DESIGN.md section 2): any block of
+ * What a search asks of the free heap.  The kernel's requests set only
+ * size, align and the window; vmap_xalloc() may set everything.
+ *
+ * @size:	bytes, > 0.
+ * @align, @phase: the start is congruent to @phase modulo @align (a power
+ *		of two, @phase < @align).
+ * @nocross:	0, or a power of two that no range may straddle: the
+ *		caller guarantees (@phase mod @nocross) + @size <= @nocross,
+ *		so that every block has a place that does not.
+ * @first, @last: the window, inclusive (so that it may end at 2^64).
+ * @length:	visit only blocks at least this long (see heap_search_length).
+ * @topdown:	the highest place instead of the lowest.
+ * @bestfit:	the lowest place in the smallest block that has one (lowest
+ *		block among equals); needs an indexed heap.
+ */
+struct heap_fit {
+	uint64_t size, align, phase, nocross;
+	uint64_t first, last;
+	uint64_t length;
+	bool topdown, bestfit;
+};
+
+/*
+ * The lowest (or highest, or best-fit) place that satisfies @f in a block
+ * of at least f->length bytes.  Returns the block and *@addr, or NULL.
+ */
+struct va *heap_find(const struct heap *h, const struct heap_fit *f,
+		     uint64_t *addr);
+
+/*
+ * The length the kernel's search asks of a block (DESIGN.md section 2): any block of
  * size + align - 1 bytes fits whatever its alignment, so looking for those
  * keeps the descent from wandering into blocks that are long enough but
- * misaligned; an exact window (vend - vstart == size) asks only @size, since
- * no larger block could fit in it anyway.
+ * misaligned; an exact window (@window_bytes == size) asks only @size,
+ * since no larger block could fit in it anyway.
  */
 uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
-			    uint64_t vstart, uint64_t vend);
+			    uint64_t window_bytes);
 
 /*
- * Take the lowest fit of [vstart, vend) out of the heap.  Returns 0 and
+ * Take the place heap_find() chooses out of the heap.  Returns 0 and
  * *@start, or -ENOMEM.  Uses *@spare (setting it to NULL) only when the
  * range comes out of the middle of a block.
  */
-int heap_alloc(struct heap *h, uint64_t size, uint64_t align, uint64_t page,
-	       uint64_t vstart, uint64_t vend, struct va **spare,
+int heap_alloc(struct heap *h, const struct heap_fit *f, struct va **spare,
 	       struct vlist *garbage, uint64_t *start);
+
+/*
+ * Take exactly [@start, @start + @size) if one free block holds all of
+ * it; -EEXIST (nothing changed) if not.  Same @spare rule.
+ */
+int heap_take_exact(struct heap *h, uint64_t start, uint64_t size,
+		    struct va **spare, struct vlist *garbage);
 
 /*
  * Give @va's range back, merging with the free neighbours on either side.
@@ -93,12 +127,12 @@ struct pcpu_areas {
 /*
  * Take every area of @a out of the heap at the highest base, aligned to
  * a->align, such that each lies in free space, the lowest area starts at
- * or above @lowest and the highest ends at or below @highest_end.
+ * or above @lowest and the highest's last byte is at or below @highest.
  * Returns 0 and *@base, or -ENOMEM with the heap untouched.  Uses
  * @spares[i] (setting it to NULL) when area i splits a block.
  */
 int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
-			 uint64_t lowest, uint64_t highest_end,
+			 uint64_t lowest, uint64_t highest,
 			 struct va **spares, struct vlist *garbage,
 			 uint64_t *base);
 

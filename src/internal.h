@@ -30,7 +30,8 @@
  * holds X" assert it (vlock_assert_held).
  *
  * WHAT GUARDS WHAT
- *   heap_lock          the free heap (heap.h)
+ *   heap_lock          the free heap (heap.h) and the span set; the hull
+ *                      is written under it and read without it
  *   busy_lock          a node's busy set
  *   lazy_lock          which lazy set of a node frees go to, and that set
  *   pool_lock          a node's 256 pools (lists; lengths are written
@@ -148,7 +149,12 @@ struct notifier {
 };
 
 struct vmap_space {
-	uint64_t base, limit;
+	/*
+	 * The hull of every span the space has had: first and last byte
+	 * (which, unlike an end, never wraps).  Grows under heap_lock, read
+	 * without it (span.c).
+	 */
+	atomic_uint_fast64_t hull_first, hull_last;
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
 	unsigned page_shift, zone_shift;
@@ -162,6 +168,14 @@ struct vmap_space {
 
 	alignas(64) struct vlock heap_lock;
 	struct heap heap;
+	/* Span records, in a plain set; @user marks the imported ones. */
+	struct va_set spans;
+	atomic_uint nr_spans;		/* written under heap_lock */
+	vmap_import_fn import;		/* NULL: no source */
+	vmap_release_span_fn release_span;
+	void *import_cookie;
+	uint64_t quantum;
+	struct vmap_space *parent;	/* a child's source */
 
 	alignas(64) atomic_uint_fast64_t lazy_nr;
 
@@ -204,6 +218,33 @@ static inline void trace_unlock(struct vmap_space *s)
 		trace_unlock_slow(s->trace);
 }
 
+static inline uint64_t space_first(const struct vmap_space *s)
+{
+	return atomic_load_explicit(&s->hull_first, memory_order_relaxed);
+}
+
+static inline uint64_t space_last(const struct vmap_space *s)
+{
+	return atomic_load_explicit(&s->hull_last, memory_order_relaxed);
+}
+
+/* A record that may enter the space's free heap (see struct va_indexed). */
+static inline struct va *space_va_new(const struct vmap_space *s)
+{
+	return s->heap.indexed ? va_new_indexed() : va_new();
+}
+
+/* span.c */
+void span_init(struct vmap_space *s, uint64_t first, uint64_t last);
+int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
+	     bool imported);
+bool span_window_ok(struct vmap_space *s, uint64_t first, uint64_t last,
+		    uint64_t size);
+bool span_contains(struct vmap_space *s, uint64_t first, uint64_t last);
+int span_import(struct vmap_space *s, const struct heap_fit *f);
+void span_release_free(struct vmap_space *s);
+void span_destroy(struct vmap_space *s);
+
 /* node.c */
 static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)
 {
@@ -221,6 +262,8 @@ static inline uint64_t va_pages(const struct vmap_space *s, const struct va *va)
 }
 
 int nodes_create(struct vmap_space *s);
+void nodes_lock_all(struct vmap_space *s);
+void space_unlock_all(struct vmap_space *s);
 void global_heap_return(struct vmap_space *s, struct vlist *list);
 void nodes_destroy(struct vmap_space *s);
 unsigned this_cpu(const struct vmap_space *s);
@@ -231,6 +274,7 @@ struct va *busy_unlink(struct vmap_space *s, uint64_t addr);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
 int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 	      vmap_range_fn fn, void *cookie);
+bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
 void lazy_insert(struct vmap_space *s, struct va *va);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 

@@ -99,6 +99,10 @@ void nodes_destroy(struct vmap_space *s)
 	s->nodes = NULL;
 }
 
+/*
+ * The transit of a range freed in an immediate-free space ends here, in
+ * the heap's critical section; no other caller has a range in transit.
+ */
 void global_heap_return(struct vmap_space *s, struct vlist *list)
 {
 	struct vlist garbage;
@@ -108,6 +112,7 @@ void global_heap_return(struct vmap_space *s, struct vlist *list)
 	vlist_init(&garbage);
 	vlock_acquire(&s->heap_lock);
 	heap_return_list(&s->heap, list, &garbage);
+	transit_done();
 	vlock_release(&s->heap_lock);
 	va_delete_list(&garbage);
 }
@@ -230,6 +235,21 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 	}
 }
 
+bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
+{
+	struct vmap_node *vn;
+	bool found = false;
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes && !found; i++) {
+		vn = &s->nodes[i];
+		vlock_acquire(&vn->busy_lock);
+		found = va_set_overlap(&vn->busy, first, last) != NULL;
+		vlock_release(&vn->busy_lock);
+	}
+	return found;
+}
+
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
 {
 	if (tag_valid(s, va->tag))
@@ -281,7 +301,7 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	ls = vn->lazy;
 	if (!ls->count || va->start < ls->lo)
 		ls->lo = va->start;
-	if (!ls->count || va->end > ls->hi)
+	if (!ls->count || va_last(va) > ls->hi - 1)
 		ls->hi = va->end;
 	if (pool_bound) {
 		vlist_add_head(&va->link, &ls->lists[pages - 1]);
@@ -295,4 +315,33 @@ void lazy_insert(struct vmap_space *s, struct va *va)
 	transit_done();
 	vlock_release(&vn->lazy_lock);
 	counter_add(&vn->count.frees, 1);
+}
+
+/*
+ * Every node's locks, in the lock order, uncounted: for the two callers
+ * that freeze a space, vmap_check() and the fork handler.
+ */
+void nodes_lock_all(struct vmap_space *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nr_nodes; i++) {
+		vlock_take(&s->nodes[i].busy_lock);
+		vlock_take(&s->nodes[i].lazy_lock);
+		vlock_take(&s->nodes[i].pool_lock);
+	}
+}
+
+/* Undo nodes_lock_all() and the heap and purge locks taken before it. */
+void space_unlock_all(struct vmap_space *s)
+{
+	unsigned i = s->nr_nodes;
+
+	while (i--) {
+		vlock_release(&s->nodes[i].pool_lock);
+		vlock_release(&s->nodes[i].lazy_lock);
+		vlock_release(&s->nodes[i].busy_lock);
+	}
+	vlock_release(&s->heap_lock);
+	vlock_release(&s->purge_lock);
 }

@@ -48,8 +48,9 @@ static void release_runs(struct vmap_space *s, struct vmap_node **marked,
 			 unsigned nr_marked)
 {
 	struct va **sorted = NULL, *va;
-	uint64_t start = 0, end = 0;
+	uint64_t start = 0, end = 0;	/* end 0: a run that ends at 2^64 */
 	size_t total = 0, n = 0, i;
+	bool in_run = false;
 	unsigned m, k;
 
 	for (m = 0; m < nr_marked; m++)
@@ -72,16 +73,17 @@ static void release_runs(struct vmap_space *s, struct vmap_node **marked,
 		return;
 	qsort(sorted, n, sizeof(*sorted), cmp_start);
 	for (i = 0; i < n; i++) {
-		if (end && sorted[i]->start == end) {
+		if (in_run && sorted[i]->start == end) {
 			end = sorted[i]->end;
 			continue;
 		}
-		if (end)
+		if (in_run)
 			s->release(s->release_cookie, start, end);
 		start = sorted[i]->start;
 		end = sorted[i]->end;
+		in_run = true;
 	}
-	if (end)
+	if (in_run)
 		s->release(s->release_cookie, start, end);
 	free(sorted);
 }
@@ -135,7 +137,7 @@ static void purge_piece(struct job *job, unsigned piece)
 bool purge_locked(struct vmap_space *s, bool full)
 {
 	struct vmap_node *marked[MAX_NODES];
-	uint64_t start = UINT64_MAX, end = 0, npurged = 0;
+	uint64_t start = UINT64_MAX, last = 0, npurged = 0;
 	unsigned nr_marked = 0, nr_helpers, i;
 	struct purge_job pj;
 	struct vmap_node *vn;
@@ -154,7 +156,8 @@ bool purge_locked(struct vmap_space *s, bool full)
 			vn->purging = vn->lazy;
 			vn->lazy = &vn->lazy_sets[vn->lazy == &vn->lazy_sets[0]];
 			start = vn->purging->lo < start ? vn->purging->lo : start;
-			end = vn->purging->hi > end ? vn->purging->hi : end;
+			if (vn->purging->hi - 1 > last)
+				last = vn->purging->hi - 1;
 			npurged += vn->purging->count;
 		}
 		vlock_release(&vn->lazy_lock);
@@ -167,7 +170,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 		return false;
 
 	if (s->flush) {
-		s->flush(s->flush_cookie, start, end);
+		s->flush(s->flush_cookie, start, last + 1);
 		counter_add(&s->flushes, 1);
 	}
 	if (s->release)
@@ -194,7 +197,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 		counter_add(&s->purge_helpers, nr_helpers);
 	}
 	counter_add(&s->purges, 1);
-	VMAP_PROBE(purge_vmap_area_lazy, start, end, npurged);
+	VMAP_PROBE(purge_vmap_area_lazy, start, last + 1, npurged);
 	return true;
 }
 

@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "os.h"
 #include "probes.h"
+#include "trace.h"
 
 /*
  * After a full purge and a round of notifiers that reported progress, an
@@ -65,31 +66,58 @@ static uint64_t default_lazy_max_pages(unsigned page_shift, unsigned cpus)
 	return pages ? pages : 1;
 }
 
+/*
+ * The granule's shift from @p, or -1 if page_shift and granule are bad
+ * or disagree.
+ */
+static int granule_shift(const struct vmap_params *p)
+{
+	int shift;
+
+	if (p->page_shift && (p->page_shift < 12 || p->page_shift > 30))
+		return -1;
+	if (!p->granule)
+		return p->page_shift ? (int)p->page_shift : 12;
+	if ((p->granule & (p->granule - 1)) || p->granule > (1ull << 30))
+		return -1;
+	shift = __builtin_ctzll(p->granule);
+	if (p->page_shift && (int)p->page_shift != shift)
+		return -1;
+	return shift;
+}
+
 static int check_params(uint64_t base, uint64_t limit,
 			const struct vmap_params *p)
 {
+	const unsigned known = VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
+		VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX;
 	unsigned i;
 	uint64_t page;
+	int shift;
 
-	if (p->reserved0 || (p->flags & ~(VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS)))
+	if (p->reserved0 || (p->flags & ~known))
 		return -EINVAL;
 	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
 		if (p->reserved[i])
 			return -EINVAL;
-	if (p->page_shift && (p->page_shift < 12 || p->page_shift > 30))
+	shift = granule_shift(p);
+	if (shift < 0 || p->nr_nodes > MAX_NODES)
 		return -EINVAL;
-	if (p->nr_nodes > MAX_NODES)
+	page = 1ull << shift;
+	if (!p->import != !p->release_span || !p->import != !p->quantum)
 		return -EINVAL;
-	page = 1ull << (p->page_shift ? p->page_shift : 12);
-	if (base >= limit || (base & (page - 1)) || (limit & (page - 1)))
+	if (p->quantum &&
+	    ((p->quantum & (p->quantum - 1)) || p->quantum < page))
 		return -EINVAL;
-	if (limit - base > (1ull << 63))
+	/* limit 0 is 2^64: compare last bytes, which never wrap. */
+	if (base > limit - 1 || (base & (page - 1)) || (limit & (page - 1)))
 		return -EINVAL;
 	return 0;
 }
 
 static void space_free(struct vmap_space *s)
 {
+	span_destroy(s);
 	va_delete_list(&s->heap.set.list);
 	nodes_destroy(s);
 	pthread_rwlock_destroy(&s->notifier_lock);
@@ -97,31 +125,25 @@ static void space_free(struct vmap_space *s)
 	free(s);
 }
 
-int vmap_space_create(uint64_t base, uint64_t limit,
-		      const struct vmap_params *params, struct vmap_space **out)
+/*
+ * A space over [base, limit), or with no span at all for a child, whose
+ * hull is then everything (its imports may land anywhere).
+ */
+static int space_create(uint64_t base, uint64_t limit,
+			const struct vmap_params *p, bool child,
+			struct vmap_space **out)
 {
-	static const struct vmap_params defaults;
-	const struct vmap_params *p = params ? params : &defaults;
 	unsigned cpus = os_nr_cpus();
 	struct vmap_space *s;
-	struct vlist garbage;
-	struct va *whole;
 	int rc;
 
-	if (!out)
-		return -EINVAL;
-	rc = check_params(base, limit, p);
-	if (rc)
-		return rc;
 	if (fault_hit(FAULT_SPACE_ALLOC))
 		return -ENOMEM;
 	s = aligned_alloc(64, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	memset(s, 0, sizeof(*s));
-	s->base = base;
-	s->limit = limit;
-	s->page_shift = p->page_shift ? p->page_shift : 12;
+	s->page_shift = (unsigned)granule_shift(p);
 	s->page_size = 1ull << s->page_shift;
 	s->zone_shift = s->page_shift + (unsigned)__builtin_ctz(ZONE_PAGES);
 	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
@@ -135,31 +157,101 @@ int vmap_space_create(uint64_t base, uint64_t limit,
 	s->flush_cookie = p->flush_cookie;
 	s->release = p->release;
 	s->release_cookie = p->release_cookie;
+	s->import = p->import;
+	s->release_span = p->release_span;
+	s->import_cookie = p->import_cookie;
+	s->quantum = p->quantum;
 
 	vlock_init(&s->heap_lock);
 	heap_init(&s->heap);
+	if (s->flags & VMAP_BESTFIT_INDEX)
+		heap_index_enable(&s->heap);
+	span_init(s, child ? 0 : base, child ? UINT64_MAX : limit - 1);
 	purge_init(s);
 	pthread_rwlock_init(&s->notifier_lock, NULL);
 	rc = nodes_create(s);
-	if (rc)
-		goto fail;
-	whole = va_new();
-	if (!whole) {
-		rc = -ENOMEM;
-		goto fail;
+	if (!rc && !child)
+		rc = span_add(s, base, limit - 1, false);
+	if (!rc)
+		rc = trace_open(s);
+	if (rc) {
+		space_free(s);
+		return rc;
 	}
-	whole->start = base;
-	whole->end = limit;
-	vlist_init(&garbage);
-	heap_return(&s->heap, whole, &garbage);	/* an empty heap: nothing merges */
-	rc = trace_open(s);
-	if (rc)
-		goto fail;
 	registry_add(s);
 	*out = s;
 	return 0;
-fail:
-	space_free(s);
+}
+
+int vmap_space_create(uint64_t base, uint64_t limit,
+		      const struct vmap_params *params, struct vmap_space **out)
+{
+	static const struct vmap_params defaults;
+	const struct vmap_params *p = params ? params : &defaults;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = check_params(base, limit, p);
+	if (rc)
+		return rc;
+	return space_create(base, limit, p, false, out);
+}
+
+static int child_import(void *cookie, uint64_t size, uint64_t *base)
+{
+	struct vmap_space *child = cookie;
+	struct vmap_request req = { .size = size, .align = child->quantum };
+
+	return vmap_xalloc(child->parent, &req, base);
+}
+
+static void child_release(void *cookie, uint64_t base, uint64_t size)
+{
+	struct vmap_space *child = cookie;
+
+	(void)size;
+	vmap_free(child->parent, base);
+}
+
+int vmap_space_create_child(struct vmap_space *parent, uint64_t quantum,
+			    const struct vmap_params *params,
+			    struct vmap_space **out)
+{
+	static const struct vmap_params defaults;
+	struct vmap_params p = params ? *params : defaults;
+	struct vmap_space *child;
+	int rc;
+
+	if (!parent || !out || p.import || p.release_span || p.import_cookie ||
+	    p.quantum || !quantum || (quantum & (parent->page_size - 1)))
+		return -EINVAL;
+	p.import = child_import;
+	p.release_span = child_release;
+	p.quantum = quantum;
+	rc = check_params(0, 0, &p);
+	if (rc)
+		return rc;
+	rc = space_create(0, 0, &p, true, &child);
+	if (rc)
+		return rc;
+	child->parent = parent;
+	child->import_cookie = child;
+	*out = child;
+	return 0;
+}
+
+int vmap_space_add(struct vmap_space *s, uint64_t base, uint64_t limit)
+{
+	int rc;
+
+	if (!s || base > limit - 1 || ((base | limit) & (s->page_size - 1)))
+		return -EINVAL;
+	trace_lock(s);
+	rc = span_add(s, base, limit - 1, false);
+	if (s->trace && !rc)
+		trace_add(s, base, limit);
+	trace_unlock(s);
 	return rc;
 }
 
@@ -181,8 +273,8 @@ int vmap_space_info(const struct vmap_space *s, struct vmap_space_info *info)
 {
 	if (!s || !info)
 		return -EINVAL;
-	info->base = s->base;
-	info->limit = s->limit;
+	info->base = space_first(s);
+	info->limit = space_last(s) + 1;
 	info->page_size = s->page_size;
 	info->lazy_max_pages = s->lazy_max_pages;
 	info->nr_nodes = s->nr_nodes;
@@ -202,8 +294,9 @@ unsigned vmap_thread_cpu(void)
 
 /*
  * The spare record a split needs is obtained before the heap lock is
- * taken (DESIGN.md section 2).  Each thread keeps one across calls, since most
- * allocations do not split; a thread-exit destructor frees it.
+ * taken (DESIGN.md section 2).  Each thread keeps one across calls, since
+ * most allocations do not split; a thread-exit destructor frees it.  It
+ * serves every space, so it is always one with room for a size-index link.
  *
  * Other destructors of the same thread may run after that one and
  * allocate (per-thread caches flushing themselves): from then on the
@@ -242,8 +335,8 @@ static struct va *spare_get(void)
 {
 	if (!spare_cached) {
 		if (spare_exiting)
-			return va_new();
-		spare_set(va_new());
+			return va_new_indexed();
+		spare_set(va_new_indexed());
 	}
 	return spare_cached;
 }
@@ -253,10 +346,14 @@ static void spare_settle(struct va *left, struct vlist *garbage)
 {
 	struct va *va;
 
-	if (!left && !vlist_empty(garbage)) {
-		va = va_of_link(garbage->next);
-		vlist_del(&va->link);
-		left = va;
+	if (!left) {
+		vlist_for_each_va(va, garbage) {
+			if (va->indexed) {
+				vlist_del(&va->link);
+				left = va;
+				break;
+			}
+		}
 	}
 	if (left != spare_cached)
 		spare_set(left);
@@ -286,14 +383,15 @@ static bool reclaimable(struct vmap_space *s)
 
 /*
  * Take a range from the global heap.  No fit: one full purge and retry,
- * then the notifiers, and another round only if they freed something.
+ * then one import from the source if the space has one, then the
+ * notifiers, and another round only if they freed something;
+ * VMAP_NONBLOCK and VMAP_NOPURGE stop before the purge.
  */
-static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
-		     uint64_t vstart, uint64_t vend, unsigned flags,
-		     uint64_t *start)
+static int heap_take(struct vmap_space *s, const struct heap_fit *f,
+		     unsigned flags, uint64_t *start)
 {
 	unsigned rounds = 0;
-	bool purged = false;
+	bool purged = false, imported = false;
 	struct vlist garbage;
 	struct va *spare;
 	int rc;
@@ -304,14 +402,15 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 			return -ENOMEM;
 		vlist_init(&garbage);
 		vlock_acquire(&s->heap_lock);
-		rc = heap_alloc(&s->heap, size, align, s->page_size, vstart,
-				vend, &spare, &garbage, start);
+		rc = heap_alloc(&s->heap, f, &spare, &garbage, start);
 		if (!rc)
-			transit_take(s, *start, *start + size);
+			transit_take(s, *start, *start + f->size);
 		vlock_release(&s->heap_lock);
 		spare_settle(spare, &garbage);
 		if (!rc)
 			return 0;
+		if (flags & VMAP_NOPURGE)
+			return -ENOMEM;
 		if (flags & VMAP_NONBLOCK)
 			return reclaimable(s) ? -EBUSY : -ENOMEM;
 		if (!purged) {
@@ -319,10 +418,85 @@ static int heap_take(struct vmap_space *s, uint64_t size, uint64_t align,
 			purged = true;
 			continue;
 		}
+		if (s->import && !imported) {
+			imported = true;
+			if (!span_import(s, f))
+				continue;
+		}
 		if (!call_notifiers(s) || ++rounds >= MAX_NOTIFIER_ROUNDS)
 			return -ENOMEM;
 		purged = false;
 	}
+}
+
+/*
+ * Make @va busy in the node of its start.  Its tag names the node whose
+ * lazy set and pools take the range when it is freed: for a pooled
+ * request, by default the allocating CPU's, also after a pool miss, so
+ * pools fill with what their CPUs ask for (DESIGN.md section 6); none
+ * otherwise.
+ */
+static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
+		    struct vmap_node *cpu_vn)
+{
+	unsigned addr_node = addr_to_node(s, va->start);
+
+	va->tag = 0;
+	if (pooled)
+		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ? addr_node : cpu_vn->id);
+	if (!busy_insert(s, &s->nodes[addr_node], va)) {
+		va_delete(va);
+		return -EUCLEAN;
+	}
+	if (addr_node != cpu_vn->id)
+		counter_add(&cpu_vn->count.cross_node_busy, 1);
+	counter_add(&cpu_vn->count.allocs, 1);
+	return 0;
+}
+
+/*
+ * Everything after the arguments were checked: a pool when @pooled (only
+ * whole-space kernel requests are), else the global heap.
+ */
+static int space_alloc(struct vmap_space *s, unsigned cpu,
+		       const struct heap_fit *f, unsigned flags, bool pooled,
+		       uint64_t user, uint64_t *addr)
+{
+	struct vmap_node *cpu_vn = &s->nodes[cpu % s->nr_nodes];
+	struct va *va = NULL;
+	uint64_t start;
+	int rc;
+
+	transit_ready();
+	if (pooled && (f->size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
+		va = pool_take(s, cpu_vn, f->size, f->align);
+		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+		if (va)
+			VMAP_PROBE(pool_hit, cpu_vn->id, va->start, f->size);
+		else
+			VMAP_PROBE(pool_miss, cpu_vn->id, f->size, f->align);
+	}
+	if (!va) {
+		va = space_va_new(s);
+		if (!va)
+			return -ENOMEM;
+		rc = heap_take(s, f, flags, &start);
+		if (rc) {
+			va_delete(va);
+			counter_add(&cpu_vn->count.alloc_failures, 1);
+			return rc;
+		}
+		va->start = start;
+		va->end = start + f->size;
+	}
+	va->user = user;
+	start = va->start;
+	VMAP_ASSERT(start >= f->first && va_last(va) <= f->last);
+	VMAP_ASSERT(((start - f->phase) & (f->align - 1)) == 0);
+	rc = busy_add(s, va, pooled, cpu_vn);
+	if (!rc)
+		*addr = start;
+	return rc;
 }
 
 int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
@@ -335,12 +509,8 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 		       uint64_t align, uint64_t vstart, uint64_t vend,
 		       unsigned flags, uint64_t user, uint64_t *addr)
 {
-	struct vmap_node *cpu_vn;
-	bool whole, pooled;
-	unsigned addr_node;
-	struct va *va;
-	uint64_t start;
-	int rc;
+	struct heap_fit f = { .size = size };
+	bool whole;
 
 	if (!addr || (flags & ~VMAP_NONBLOCK))
 		return -EINVAL;
@@ -350,64 +520,34 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 		return -EINVAL;
 	if (align < s->page_size)
 		align = s->page_size;
-	if (!vstart && !vend) {
-		vstart = s->base;
-		vend = s->limit;
+	whole = !vstart && !vend;
+	if (whole) {
+		vstart = space_first(s);
+		f.last = space_last(s);
+	} else {
+		if (vstart >= vend || vstart < space_first(s) ||
+		    vend - 1 > space_last(s))
+			return -EINVAL;
+		f.last = vend - 1;
 	}
-	if (vstart >= vend || vstart < s->base || vend > s->limit)
+	if (size - 1 > f.last - vstart || size - 1 > UINT64_MAX - align)
 		return -EINVAL;
-	if (size > vend - vstart || size - 1 > UINT64_MAX - align)
-		return -EINVAL;
-
-	transit_ready();
-	whole = vstart == s->base && vend == s->limit;
-	pooled = whole && s->nr_nodes > 1;
-	cpu_vn = &s->nodes[cpu % s->nr_nodes];
-	va = NULL;
-	if (pooled && (size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
-		va = pool_take(s, cpu_vn, size, align);
-		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
-		if (va)
-			VMAP_PROBE(pool_hit, cpu_vn->id, va->start, size);
-		else
-			VMAP_PROBE(pool_miss, cpu_vn->id, size, align);
-	}
-	if (!va) {
-		va = va_new();
-		if (!va)
-			return -ENOMEM;
-		rc = heap_take(s, size, align, vstart, vend, flags, &start);
-		if (rc) {
-			va_delete(va);
-			counter_add(&cpu_vn->count.alloc_failures, 1);
-			return rc;
-		}
-		va->start = start;
-		va->end = start + size;
-	}
+	whole = vstart == space_first(s) && f.last == space_last(s);
+	f.align = align;
+	f.first = vstart;
+	f.length = heap_search_length(size, align, s->page_size,
+				      f.last - vstart + 1);
 	/*
-	 * The tag names the node whose lazy list and pools take the range
-	 * when it is freed: by default the allocating CPU's, also after a
-	 * pool miss, so pools fill with what their CPUs ask for (DESIGN.md
-	 * section 6).
+	 * The whole space is searched as all of [0, 2^64), which gives the
+	 * same place (the heap holds nothing outside the spans) and still
+	 * covers a span imported after this point.
 	 */
-	start = va->start;
-	addr_node = addr_to_node(s, start);
-	va->tag = 0;
-	if (pooled)
-		va->tag = 1 + ((s->flags & VMAP_TAG_BY_ADDRESS) ? addr_node : cpu_vn->id);
-	va->user = user;
-	VMAP_ASSERT(va->start >= vstart && va->end <= vend);
-	VMAP_ASSERT(!(va->start & (align - 1)));
-	if (!busy_insert(s, &s->nodes[addr_node], va)) {
-		va_delete(va);
-		return -EUCLEAN;
+	if (whole) {
+		f.first = 0;
+		f.last = UINT64_MAX;
 	}
-	if (addr_node != cpu_vn->id)
-		counter_add(&cpu_vn->count.cross_node_busy, 1);
-	counter_add(&cpu_vn->count.allocs, 1);
-	*addr = start;
-	return 0;
+	return space_alloc(s, cpu, &f, flags, whole && s->nr_nodes > 1 &&
+			   !(s->flags & VMAP_IMMEDIATE_FREE), user, addr);
 }
 
 int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
@@ -432,13 +572,202 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 	return rc;
 }
 
+/* Turn @req into a search of the free heap; -EINVAL if it is malformed. */
+static int request_to_fit(struct vmap_space *s,
+			  const struct vmap_request *req, struct heap_fit *f)
+{
+	const unsigned known = VMAP_NONBLOCK | VMAP_EXACT_FIT | VMAP_TOPDOWN |
+		VMAP_NOPURGE | VMAP_BESTFIT;
+	uint64_t page_mask = s->page_size - 1;
+	unsigned i;
+
+	if (req->reserved0 || (req->flags & ~known))
+		return -EINVAL;
+	if ((req->flags & VMAP_BESTFIT) &&
+	    ((req->flags & VMAP_TOPDOWN) || !(s->flags & VMAP_BESTFIT_INDEX)))
+		return -EINVAL;
+	for (i = 0; i < sizeof(req->reserved) / sizeof(req->reserved[0]); i++)
+		if (req->reserved[i])
+			return -EINVAL;
+	f->size = req->size;
+	f->align = req->align < s->page_size ? s->page_size : req->align;
+	f->phase = req->phase;
+	f->nocross = req->nocross;
+	if (!f->size || (f->size & page_mask) ||
+	    (req->align & (req->align - 1)))
+		return -EINVAL;
+	if ((f->phase & page_mask) || f->phase >= f->align)
+		return -EINVAL;
+	/* No place anywhere avoids straddling: see struct heap_fit. */
+	if (f->nocross && ((f->nocross & (f->nocross - 1)) ||
+			   f->size > f->nocross ||
+			   (f->phase & (f->nocross - 1)) >
+			   f->nocross - f->size))
+		return -EINVAL;
+	if ((req->min | req->max) & page_mask)
+		return -EINVAL;
+	if (req->max && req->min >= req->max)
+		return -EINVAL;
+	f->first = req->min > space_first(s) ? req->min : space_first(s);
+	f->last = space_last(s);
+	if (req->max && req->max - 1 < f->last)
+		f->last = req->max - 1;
+	if (f->first > f->last || f->size - 1 > f->last - f->first)
+		return -EINVAL;
+	if (!s->import && !span_window_ok(s, f->first, f->last, f->size))
+		return -EINVAL;
+	f->topdown = req->flags & VMAP_TOPDOWN;
+	f->bestfit = req->flags & VMAP_BESTFIT;
+	f->length = f->size;
+	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_BESTFIT)) &&
+	    f->size - 1 <= UINT64_MAX - f->align)
+		f->length = heap_search_length(f->size, f->align, s->page_size,
+					       f->last - f->first + 1);
+	/* As for the kernel's requests: imports may widen the hull later. */
+	if (!req->min)
+		f->first = 0;
+	if (!req->max)
+		f->last = UINT64_MAX;
+	return 0;
+}
+
+static int xalloc_range(struct vmap_space *s, unsigned cpu,
+			const struct vmap_request *req, uint64_t *addr)
+{
+	struct heap_fit f;
+	int rc;
+
+	if (!req || !addr)
+		return -EINVAL;
+	rc = request_to_fit(s, req, &f);
+	if (rc)
+		return rc;
+	if (!f.phase && !f.nocross && !req->min && !req->max &&
+	    !(req->flags & ~VMAP_NONBLOCK) &&
+	    f.size - 1 <= UINT64_MAX - f.align)
+		return alloc_range(s, cpu, f.size, f.align, 0, 0, req->flags,
+				   req->user, addr);
+	return space_alloc(s, cpu, &f, req->flags, false, req->user, addr);
+}
+
+int vmap_xalloc(struct vmap_space *s, const struct vmap_request *req,
+		uint64_t *addr)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = xalloc_range(s, cpu, req, addr);
+	if (s->trace && req && addr)
+		trace_xalloc(s, cpu, req, rc, rc ? 0 : *addr);
+	trace_unlock(s);
+	return rc;
+}
+
+/*
+ * Take [addr, addr + size) out of the heap: -EEXIST if not all of it is
+ * free, -ENOMEM if no spare record could be had.
+ */
+static int heap_take_range(struct vmap_space *s, uint64_t addr, uint64_t size)
+{
+	struct vlist garbage;
+	struct va *spare = spare_get();
+	int rc;
+
+	if (!spare)
+		return -ENOMEM;
+	vlist_init(&garbage);
+	vlock_acquire(&s->heap_lock);
+	rc = heap_take_exact(&s->heap, addr, size, &spare, &garbage);
+	if (!rc)
+		transit_take(s, addr, addr + size);
+	vlock_release(&s->heap_lock);
+	spare_settle(spare, &garbage);
+	return rc;
+}
+
+static int reserve_range(struct vmap_space *s, unsigned cpu, uint64_t addr,
+			 uint64_t size, uint64_t user)
+{
+	struct vmap_node *cpu_vn = &s->nodes[cpu % s->nr_nodes];
+	struct va *va;
+	bool purged;
+	int rc;
+
+	if (!size || ((addr | size) & (s->page_size - 1)))
+		return -EINVAL;
+	if (size - 1 > UINT64_MAX - addr ||
+	    !span_contains(s, addr, addr + (size - 1)))
+		return -EINVAL;
+	va = space_va_new(s);
+	if (!va)
+		return -ENOMEM;
+	transit_ready();
+	for (purged = false;; purged = true) {
+		rc = heap_take_range(s, addr, size);
+		if (rc != -EEXIST)
+			break;
+		/* Lazy or pooled ranges in the way can be purged, busy not. */
+		if (purged || busy_overlaps(s, addr, addr + (size - 1))) {
+			rc = -EEXIST;
+			break;
+		}
+		purge_now(s, true);
+	}
+	if (rc) {
+		va_delete(va);
+		counter_add(&cpu_vn->count.alloc_failures, 1);
+		return rc;
+	}
+	va->start = addr;
+	va->end = addr + size;
+	va->user = user;
+	return busy_add(s, va, false, cpu_vn);
+}
+
+int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
+		 uint64_t user)
+{
+	unsigned cpu;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	cpu = this_cpu(s);
+	trace_lock(s);
+	rc = reserve_range(s, cpu, addr, size, user);
+	if (s->trace)
+		trace_reserve(s, cpu, addr, size, rc);
+	trace_unlock(s);
+	return rc;
+}
+
+/*
+ * A free in a VMAP_IMMEDIATE_FREE space: the memory goes (release
+ * callback), then the range goes straight back to the heap.
+ */
+static void free_now(struct vmap_space *s, struct va *va)
+{
+	struct vlist one;
+
+	counter_add(&s->nodes[addr_to_node(s, va->start)].count.frees, 1);
+	if (s->release)
+		s->release(s->release_cookie, va->start, va->end);
+	vlist_init(&one);
+	vlist_add_tail(&va->link, &one);
+	global_heap_return(s, &one);
+}
+
 /* The free proper; its line is written before a purge it may start. */
 static int free_range(struct vmap_space *s, uint64_t addr)
 {
 	uint64_t pages, nr_lazy;
 	struct va *va;
 
-	if (addr < s->base || addr >= s->limit)
+	if (addr < space_first(s) || addr > space_last(s))
 		return -ENOENT;
 	transit_ready();
 	va = busy_unlink(s, addr);
@@ -446,6 +775,10 @@ static int free_range(struct vmap_space *s, uint64_t addr)
 		return -ENOENT;
 	if (s->trace)
 		trace_free(s, addr);
+	if (s->flags & VMAP_IMMEDIATE_FREE) {
+		free_now(s, va);
+		return 0;
+	}
 	pages = va_pages(s, va);
 	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 	lazy_insert(s, va);
@@ -471,7 +804,7 @@ int vmap_find(struct vmap_space *s, uint64_t addr, struct vmap_range *range)
 {
 	if (!s || !range)
 		return -EINVAL;
-	if (addr < s->base || addr >= s->limit)
+	if (addr < space_first(s) || addr > space_last(s))
 		return -ENOENT;
 	return busy_lookup(s, addr, range);
 }
@@ -492,6 +825,7 @@ int vmap_shrink(struct vmap_space *s)
 		return -EINVAL;
 	trace_lock(s);
 	shrink_now(s);
+	span_release_free(s);
 	trace_unlock(s);
 	return 0;
 }
@@ -592,7 +926,7 @@ static int pcpu_check(struct vmap_space *s, const uint64_t *offsets,
 		if (end > a->last_end)
 			a->last_end = end;
 	}
-	if (a->last_end - a->first_start > s->limit - s->base)
+	if (a->last_end - a->first_start - 1 > space_last(s) - space_first(s))
 		return -EINVAL;
 	order = malloc(nr * sizeof(*order));
 	if (!order)
@@ -642,8 +976,8 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 	for (;;) {
 		vlist_init(&garbage);
 		vlock_acquire(&s->heap_lock);
-		rc = heap_alloc_congruent(&s->heap, &a, s->base, s->limit, spares,
-					  &garbage, &base);
+		rc = heap_alloc_congruent(&s->heap, &a, space_first(s),
+					  space_last(s), spares, &garbage, &base);
 		vlock_release(&s->heap_lock);
 		va_delete_list(&garbage);
 		if (!rc || purged)

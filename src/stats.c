@@ -40,7 +40,8 @@ static void add_node(struct vmap_node *vn,
 
 /*
  * How fragmented the free heap is: its block count (a walk of the list,
- * O(blocks)) and its largest block (the root's cached subtree maximum).
+ * O(blocks)) and its largest block (the root's cached subtree maximum;
+ * 2^64 bytes reads as 2^64 - 1).
  */
 static void add_free_heap_shape(struct vmap_space *s, struct vmap_stats *st)
 {
@@ -49,8 +50,12 @@ static void add_free_heap_shape(struct vmap_space *s, struct vmap_stats *st)
 	vlock_take(&s->heap_lock);
 	vlist_for_each_va(va, &s->heap.set.list)
 		st->free_blocks++;
-	if (s->heap.set.root.top)
+	/* The cache holds size - 1, so that a block of 2^64 bytes fits. */
+	if (s->heap.set.root.top) {
 		st->largest_free = va_of_node(s->heap.set.root.top)->subtree_max;
+		if (st->largest_free != UINT64_MAX)
+			st->largest_free++;
+	}
 	vlock_release(&s->heap_lock);
 }
 

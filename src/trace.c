@@ -73,7 +73,8 @@ int trace_open(struct vmap_space *s)
 	pthread_mutexattr_destroy(&attr);
 	fprintf(t->out,
 		"# vmap-trace 1 base=0x%llx limit=0x%llx page_shift=%u nodes=%u flags=0x%x lazy_max_pages=%llu\n",
-		(unsigned long long)s->base, (unsigned long long)s->limit,
+		(unsigned long long)space_first(s),
+		(unsigned long long)(space_last(s) + 1),
 		s->page_shift, s->nr_nodes, s->flags,
 		(unsigned long long)s->lazy_max_pages);
 	s->trace = t;
@@ -148,6 +149,8 @@ static const char *error_name(int rc)
 		return "EBUSY";
 	case -ENOMEM:
 		return "ENOMEM";
+	case -EEXIST:
+		return "EEXIST";
 	default:
 		return "EUCLEAN";
 	}
@@ -158,29 +161,97 @@ static const char *error_name(int rc)
  * range can have: frees then need no table, and the name stays valid in
  * a replay that places it elsewhere.  Failures are all called "none".
  */
+/* The comment's result: the address, or the error's name. */
+static void result_comment(char *buf, size_t len, int rc, uint64_t addr)
+{
+	if (rc)
+		snprintf(buf, len, " ret=%s", error_name(rc));
+	else
+		snprintf(buf, len, " ret=0x%llx", (unsigned long long)addr);
+}
+
+/* The ID of an allocation's line: its address, or "none" for a failure. */
+static void write_id(FILE *out, int rc, uint64_t addr)
+{
+	if (rc)
+		fputs("none", out);
+	else
+		fprintf(out, "0x%llx", (unsigned long long)addr);
+}
+
 void trace_alloc(struct vmap_space *s, unsigned cpu, uint64_t size,
 		 uint64_t align, uint64_t vstart, uint64_t vend, unsigned flags,
 		 int rc, uint64_t addr)
 {
 	FILE *out = s->trace->out;
-	char extra[64];
+	char ret[40], extra[64];
 
-	if (rc)
-		fprintf(out, "alloc none %llu %llu", (unsigned long long)size,
-			(unsigned long long)align);
-	else
-		fprintf(out, "alloc 0x%llx %llu %llu", (unsigned long long)addr,
-			(unsigned long long)size, (unsigned long long)align);
+	fputs("alloc ", out);
+	write_id(out, rc, addr);
+	fprintf(out, " %llu %llu", (unsigned long long)size,
+		(unsigned long long)align);
 	if (vstart || vend)
 		fprintf(out, " 0x%llx 0x%llx", (unsigned long long)vstart,
 			(unsigned long long)vend);
-	if (rc)
-		snprintf(extra, sizeof(extra), " flags=0x%x ret=%s", flags,
-			 error_name(rc));
-	else
-		snprintf(extra, sizeof(extra), " flags=0x%x ret=0x%llx", flags,
-			 (unsigned long long)addr);
+	result_comment(ret, sizeof(ret), rc, addr);
+	snprintf(extra, sizeof(extra), " flags=0x%x%s", flags, ret);
 	line_end(s, cpu, extra);
+}
+
+void trace_xalloc(struct vmap_space *s, unsigned cpu,
+		  const struct vmap_request *req, int rc, uint64_t addr)
+{
+	static const struct {
+		unsigned flag;
+		const char *name;
+	} names[] = {
+		{ VMAP_EXACT_FIT, "exact" }, { VMAP_TOPDOWN, "topdown" },
+		{ VMAP_NOPURGE, "nopurge" }, { VMAP_NONBLOCK, "nonblock" },
+		{ VMAP_BESTFIT, "bestfit" },
+	};
+	FILE *out = s->trace->out;
+	const char *sep = " ";
+	char extra[64];
+	size_t i;
+
+	fputs("xalloc ", out);
+	write_id(out, rc, addr);
+	fprintf(out, " %llu %llu %llu %llu 0x%llx 0x%llx",
+		(unsigned long long)req->size, (unsigned long long)req->align,
+		(unsigned long long)req->phase,
+		(unsigned long long)req->nocross,
+		(unsigned long long)req->min, (unsigned long long)req->max);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (req->flags & names[i].flag) {
+			fprintf(out, "%s%s", sep, names[i].name);
+			sep = "|";
+		}
+	}
+	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_NOPURGE |
+			    VMAP_NONBLOCK | VMAP_BESTFIT)))
+		fputs(" 0", out);
+	result_comment(extra, sizeof(extra), rc, addr);
+	line_end(s, cpu, extra);
+}
+
+void trace_reserve(struct vmap_space *s, unsigned cpu, uint64_t addr,
+		   uint64_t size, int rc)
+{
+	char extra[64];
+
+	fputs("reserve ", s->trace->out);
+	write_id(s->trace->out, rc, addr);
+	fprintf(s->trace->out, " 0x%llx %llu", (unsigned long long)addr,
+		(unsigned long long)size);
+	result_comment(extra, sizeof(extra), rc, addr);
+	line_end(s, cpu, extra);
+}
+
+void trace_add(struct vmap_space *s, uint64_t base, uint64_t limit)
+{
+	fprintf(s->trace->out, "add 0x%llx 0x%llx", (unsigned long long)base,
+		(unsigned long long)limit);
+	line_end(s, this_cpu(s), "");
 }
 
 void trace_free(struct vmap_space *s, uint64_t addr)

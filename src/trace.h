@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct vmap_space;
+struct vmap_request;
 struct trace;
 
 /*
@@ -39,6 +40,11 @@ void trace_fork_child(struct vmap_space *s);
 void trace_alloc(struct vmap_space *s, unsigned cpu, uint64_t size,
 		 uint64_t align, uint64_t vstart, uint64_t vend, unsigned flags,
 		 int rc, uint64_t addr);
+void trace_xalloc(struct vmap_space *s, unsigned cpu,
+		  const struct vmap_request *req, int rc, uint64_t addr);
+void trace_reserve(struct vmap_space *s, unsigned cpu, uint64_t addr,
+		   uint64_t size, int rc);
+void trace_add(struct vmap_space *s, uint64_t base, uint64_t limit);
 void trace_free(struct vmap_space *s, uint64_t addr);
 void trace_purge(struct vmap_space *s, bool full);
 void trace_shrink(struct vmap_space *s);

@@ -16,6 +16,19 @@ struct va *va_new(void)
 	return calloc(1, sizeof(struct va));
 }
 
+struct va *va_new_indexed(void)
+{
+	struct va_indexed *vi;
+
+	if (fault_hit(FAULT_VA_ALLOC))
+		return NULL;
+	vi = calloc(1, sizeof(*vi));
+	if (!vi)
+		return NULL;
+	vi->va.indexed = true;
+	return &vi->va;
+}
+
 void va_delete(struct va *va)
 {
 	free(va);
@@ -40,9 +53,9 @@ struct tree_node **va_set_slot(struct va_set *set, const struct va *va,
 	while (*slot) {
 		cur = va_of_node(*slot);
 		*parent = *slot;
-		if (va->end <= cur->start)
+		if (va_last(va) < cur->start)
 			slot = &(*slot)->left;
-		else if (va->start >= cur->end)
+		else if (va->start > va_last(cur))
 			slot = &(*slot)->right;
 		else
 			return NULL;
@@ -88,16 +101,21 @@ void va_set_erase(struct va_set *set, struct va *va,
 	vlist_del(&va->link);
 }
 
-struct va *va_set_find(const struct va_set *set, uint64_t addr)
+/*
+ * The ranges are disjoint and ordered, so every range left of one that
+ * ends before @first ends before it too: one descent finds an overlap.
+ */
+struct va *va_set_overlap(const struct va_set *set, uint64_t first,
+			  uint64_t last)
 {
 	struct tree_node *n = set->root.top;
 	struct va *va;
 
 	while (n) {
 		va = va_of_node(n);
-		if (addr < va->start)
+		if (last < va->start)
 			n = n->left;
-		else if (addr >= va->end)
+		else if (first > va_last(va))
 			n = n->right;
 		else
 			return va;
@@ -112,7 +130,7 @@ struct va *va_set_first_ending_after(const struct va_set *set, uint64_t addr)
 
 	while (n) {
 		va = va_of_node(n);
-		if (va->end > addr) {
+		if (va_last(va) >= addr) {	/* an end may be 2^64 (0) */
 			found = va;
 			n = n->left;
 		} else {

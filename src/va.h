@@ -105,14 +105,33 @@ struct va {
 	struct vlist link;
 	uint64_t start, end;
 	union {
-		/* Free heap: the largest block size in this subtree. */
+		/* Free heap: the largest block size in this subtree, - 1. */
 		uint64_t subtree_max;
 		/* Elsewhere: the word the allocating caller attached. */
 		uint64_t user;
 	};
 	/* 0 = no node, otherwise node id + 1 (DESIGN.md section 4). */
 	uint32_t tag;
+	/* Allocated by va_new_indexed(): a struct va_indexed (in padding). */
+	bool indexed;
 };
+
+/*
+ * A record with room for a link in a free heap's size index (best fit).
+ * Only spaces that keep the index allocate these, so the link costs
+ * nothing elsewhere; a record that may enter such a heap must be one.
+ */
+struct va_indexed {
+	struct va va;
+	struct tree_node size_node;
+};
+
+#define va_of_size_node(n) (&tree_entry(n, struct va_indexed, size_node)->va)
+
+static inline struct tree_node *va_size_node(struct va *va)
+{
+	return &tree_entry(va, struct va_indexed, va)->size_node;
+}
 
 #define va_of_node(n) tree_entry(n, struct va, node)
 #define va_of_link(l) tree_entry(l, struct va, link)
@@ -123,9 +142,21 @@ struct va {
 	for (va = va_of_link((head)->next), tmp = va_of_link(va->link.next); \
 	     &va->link != (head); va = tmp, tmp = va_of_link(va->link.next))
 
+/*
+ * A space may end at 2^64, which uint64_t cannot hold: a range that ends
+ * there stores end == 0.  Sizes and equalities work modulo 2^64 as they
+ * are, but order comparisons of ends must use the last byte, which never
+ * wraps.  The one size that wraps, 2^64 (the whole of [0, 2^64) free),
+ * is why the free heap caches sizes minus one (heap.c).
+ */
 static inline uint64_t va_size(const struct va *va)
 {
 	return va->end - va->start;
+}
+
+static inline uint64_t va_last(const struct va *va)
+{
+	return va->end - 1;
 }
 
 /*
@@ -133,6 +164,7 @@ static inline uint64_t va_size(const struct va *va)
  * callers obtain records before taking any lock.
  */
 struct va *va_new(void);
+struct va *va_new_indexed(void);
 void va_delete(struct va *va);
 void va_delete_list(struct vlist *list);
 
@@ -171,8 +203,15 @@ bool va_set_insert(struct va_set *set, struct va *va);
 void va_set_erase(struct va_set *set, struct va *va,
 		  const struct tree_augment *aug);
 
+/* A range sharing a byte with [@first, @last], or NULL. */
+struct va *va_set_overlap(const struct va_set *set, uint64_t first,
+			  uint64_t last);
+
 /* The range containing @addr, or NULL. */
-struct va *va_set_find(const struct va_set *set, uint64_t addr);
+static inline struct va *va_set_find(const struct va_set *set, uint64_t addr)
+{
+	return va_set_overlap(set, addr, addr);
+}
 
 /*
  * The lowest range that ends above @addr (it contains @addr or lies above

@@ -192,4 +192,209 @@ static inline bool model_bounds(const struct model *m, uint64_t size,
 	return have_lo;
 }
 
+/*
+ * The constrained model (vmap_xalloc, vmap_reserve, spaces up to 2^64).
+ * Its own representation: free ranges as 128-bit integers, so that 2^64 is
+ * just a number and no step needs an overflow argument; candidates found
+ * by division and remainder, and every answer re-checked against the
+ * constraints as they are written in the header (xmodel_valid).
+ */
+typedef unsigned __int128 u128;
+
+struct xrange {
+	u128 start, end;
+};
+
+struct xmodel {
+	struct xrange *free;	/* sorted, coalesced */
+	size_t nfree, cap;
+};
+
+/* One request as the model reads it: the window already clipped. */
+struct xreq {
+	u128 size, align, phase, nocross, min, max;
+};
+
+enum xmode { XLOWEST, XHIGHEST, XBEST };
+
+static inline void xmodel_init(struct xmodel *m, u128 base, u128 limit)
+{
+	m->cap = 16;
+	m->free = malloc(m->cap * sizeof(*m->free));
+	m->free[0].start = base;
+	m->free[0].end = limit;
+	m->nfree = 1;
+}
+
+static inline void xmodel_fini(struct xmodel *m)
+{
+	free(m->free);
+}
+
+static inline u128 xmodel_free_bytes(const struct xmodel *m)
+{
+	u128 sum = 0;
+	size_t i;
+
+	for (i = 0; i < m->nfree; i++)
+		sum += m->free[i].end - m->free[i].start;
+	return sum;
+}
+
+/* Is [a, a + size) wholly inside one free range? */
+static inline bool xmodel_is_free(const struct xmodel *m, u128 a, u128 size)
+{
+	size_t i;
+
+	for (i = 0; i < m->nfree; i++)
+		if (m->free[i].start <= a && a + size <= m->free[i].end)
+			return true;
+	return false;
+}
+
+/* Does [a, a + size) satisfy every constraint of @r (not freedom)? */
+static inline bool xmodel_valid(const struct xreq *r, u128 a)
+{
+	if (a % r->align != r->phase || a < r->min || a + r->size > r->max)
+		return false;
+	return !r->nocross || a / r->nocross == (a + r->size - 1) / r->nocross;
+}
+
+/*
+ * The lowest (or highest) valid place in the free range [lo, hi): start
+ * from the first (last) address of the right residue and, while the range
+ * straddles a multiple of nocross, jump past (before) that multiple.
+ * Each jump moves by at least one address, so the loop ends.
+ */
+static inline bool xmodel_place_in(const struct xreq *r, u128 lo, u128 hi,
+				   enum xmode mode, u128 *out)
+{
+	u128 a, boundary;
+
+	if (hi < lo + r->size)
+		return false;
+	if (mode == XLOWEST) {
+		a = (lo + r->align - 1 - r->phase) / r->align * r->align + r->phase;
+		while (a + r->size <= hi && r->nocross &&
+		       a / r->nocross != (a + r->size - 1) / r->nocross) {
+			boundary = (a / r->nocross + 1) * r->nocross;
+			a = (boundary + r->align - 1 - r->phase) / r->align *
+				r->align + r->phase;
+		}
+		if (a + r->size > hi)
+			return false;
+	} else {
+		a = hi - r->size;
+		if (a < r->phase)
+			return false;
+		a = (a - r->phase) / r->align * r->align + r->phase;
+		while (a >= lo && r->nocross &&
+		       a / r->nocross != (a + r->size - 1) / r->nocross) {
+			boundary = (a + r->size - 1) / r->nocross * r->nocross;
+			if (boundary < r->size + r->phase)
+				return false;
+			a = (boundary - r->size - r->phase) / r->align * r->align +
+				r->phase;
+		}
+		if (a < lo)
+			return false;
+	}
+	*out = a;
+	return xmodel_valid(r, a);
+}
+
+/*
+ * The place a complete search must return: over every free range in
+ * address order, the first (XLOWEST) or last (XHIGHEST) valid place; for
+ * XBEST, the lowest place in the smallest range that has one, the first
+ * such range among equals.
+ */
+static inline bool xmodel_place(const struct xmodel *m, const struct xreq *r,
+				enum xmode mode, u128 *out)
+{
+	u128 lo, hi, a, best_size = 0;
+	bool found = false;
+	size_t i, k;
+
+	for (k = 0; k < m->nfree; k++) {
+		i = mode == XHIGHEST ? m->nfree - 1 - k : k;
+		lo = m->free[i].start > r->min ? m->free[i].start : r->min;
+		hi = m->free[i].end < r->max ? m->free[i].end : r->max;
+		if (lo >= hi || !xmodel_place_in(r, lo, hi,
+						 mode == XHIGHEST ? XHIGHEST : XLOWEST, &a))
+			continue;
+		if (mode != XBEST) {
+			*out = a;
+			return true;
+		}
+		if (!found || m->free[i].end - m->free[i].start < best_size) {
+			best_size = m->free[i].end - m->free[i].start;
+			*out = a;
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* Take [a, a + size) out of the free ranges; false if it is not all free. */
+static inline bool xmodel_take(struct xmodel *m, u128 a, u128 size)
+{
+	struct xrange *b;
+	size_t i;
+
+	for (i = 0; i < m->nfree; i++) {
+		b = &m->free[i];
+		if (a < b->start || a + size > b->end)
+			continue;
+		if (m->nfree == m->cap) {
+			m->cap *= 2;
+			m->free = realloc(m->free, m->cap * sizeof(*m->free));
+			b = &m->free[i];
+		}
+		/* Split into [start, a) and [a + size, end), dropping empties. */
+		memmove(b + 2, b + 1, (m->nfree - i - 1) * sizeof(*b));
+		b[1].start = a + size;
+		b[1].end = b->end;
+		b->end = a;
+		m->nfree++;
+		if (b[1].start == b[1].end) {
+			memmove(b + 1, b + 2, (m->nfree - i - 2) * sizeof(*b));
+			m->nfree--;
+		}
+		if (b->start == b->end) {
+			memmove(b, b + 1, (m->nfree - i - 1) * sizeof(*b));
+			m->nfree--;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Give [start, end) back: insert in order, then merge any touching pair. */
+static inline void xmodel_give(struct xmodel *m, u128 start, u128 end)
+{
+	size_t i = 0, j;
+
+	if (m->nfree == m->cap) {
+		m->cap *= 2;
+		m->free = realloc(m->free, m->cap * sizeof(*m->free));
+	}
+	while (i < m->nfree && m->free[i].start < start)
+		i++;
+	memmove(&m->free[i + 1], &m->free[i], (m->nfree - i) * sizeof(*m->free));
+	m->free[i].start = start;
+	m->free[i].end = end;
+	m->nfree++;
+	for (j = 0; j + 1 < m->nfree;) {
+		if (m->free[j].end == m->free[j + 1].start) {
+			m->free[j].end = m->free[j + 1].end;
+			memmove(&m->free[j + 1], &m->free[j + 2],
+				(m->nfree - j - 2) * sizeof(*m->free));
+			m->nfree--;
+		} else {
+			j++;
+		}
+	}
+}
+
 #endif /* VMAP_TEST_MODEL_H */

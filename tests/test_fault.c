@@ -114,6 +114,109 @@ TEST(every_site_fails_cleanly)
 	printf("     %ld allocation and thread sites failed one at a time\n", sites);
 }
 
+/* Count a call's -ENOMEM; any other error fails the test. */
+#define enomem_or_ok(call, enomem)					\
+	do {								\
+		int rc_ = (call);					\
+		if (rc_ == -ENOMEM)					\
+			(enomem)++;					\
+		else							\
+			assert_int(rc_, ==, 0);				\
+	} while (0)
+
+/*
+ * The constrained calls: a second span, complete, top-down and best-fit
+ * searches, a reservation over lazy ranges (its purge), a child space
+ * importing from the parent, shrink giving a span back.  Ends with
+ * everything freed and the parent whole again.  Returns the -ENOMEM count.
+ */
+static int constrained_workload(void)
+{
+	struct vmap_params p = { .nr_nodes = 2, .lazy_max_pages = 1000,
+				 .flags = VMAP_BESTFIT_INDEX };
+	static const uint32_t flags[3] = { VMAP_EXACT_FIT, VMAP_TOPDOWN,
+					   VMAP_BESTFIT };
+	struct vmap_request req = { .align = 4 * PAGE, .phase = PAGE };
+	struct vmap_stats st = { .size = sizeof(st) };
+	struct vmap_space *s, *child;
+	uint64_t a[12], r = 0, c = 0;
+	int i, enomem = 0, rc, spans = 1;
+
+	rc = vmap_space_create(BASE, BASE + PAGES * PAGE, &p, &s);
+	if (rc == -ENOMEM)
+		return 1;
+	assert_int(rc, ==, 0);
+	rc = vmap_space_add(s, BASE + 2 * PAGES * PAGE, BASE + 3 * PAGES * PAGE);
+	if (rc == -ENOMEM)
+		enomem++;
+	else
+		assert_int(rc, ==, 0);
+	spans += !rc;
+	for (i = 0; i < 12; i++) {
+		req.size = (1 + i % 3) * PAGE;
+		req.flags = flags[i % 3];
+		a[i] = 0;
+		enomem_or_ok(vmap_xalloc(s, &req, &a[i]), enomem);
+		assert_space_ok(s);
+	}
+	for (i = 0; i < 12; i++)
+		if (a[i])
+			assert_int(vmap_free(s, a[i]), ==, 0);
+	/* Lazy ranges in the way: the reservation purges them. */
+	if (a[0]) {
+		rc = vmap_reserve(s, a[0] - PAGE, 4 * PAGE, 0);
+		enomem_or_ok(rc, enomem);
+		r = rc ? 0 : a[0] - PAGE;
+	}
+	assert_space_ok(s);
+	rc = vmap_space_create_child(s, 16 * PAGE, NULL, &child);
+	enomem_or_ok(rc, enomem);
+	if (!rc) {
+		enomem_or_ok(vmap_alloc(child, PAGE, PAGE, 0, 0, 0, &c), enomem);
+		assert_space_ok(child);
+		if (c)
+			assert_int(vmap_free(child, c), ==, 0);
+		assert_int(vmap_shrink(child), ==, 0);
+		assert_space_ok(child);
+		vmap_space_destroy(child);
+	}
+	if (r)
+		assert_int(vmap_free(s, r), ==, 0);
+	assert_int(vmap_purge(s), ==, 0);
+	assert_int(vmap_shrink(s), ==, 0);
+	assert_space_ok(s);
+	vmap_stats_get(s, -1, &st);
+	assert_u64(st.lazy_pages, ==, 0);
+	if (spans == 2)
+		assert_u64(st.free_bytes, ==, 2 * PAGES * PAGE);
+	vmap_space_destroy(s);
+	return enomem;
+}
+
+TEST(constrained_calls_fail_cleanly)
+{
+	long sites, n;
+	int failures;
+
+	fault_arm(FAULT_ALL_SITES, 1l << 40, false);
+	failures = constrained_workload();
+	sites = fault_calls();
+	fault_disarm();
+	assert_int(failures, ==, 0);
+	for (n = 1; n <= sites; n++) {
+		fault_arm(FAULT_ALL_SITES, n, false);
+		failures = constrained_workload();
+		fault_disarm();
+		expect_int(failures, <=, 1);
+		if (test_failed_now) {
+			fprintf(stderr, "  (failing site %ld of %ld)\n", n, sites);
+			return;
+		}
+	}
+	printf("     %ld sites of the constrained calls failed one at a time\n",
+	       sites);
+}
+
 TEST(threads_never_start)
 {
 	bool created;
@@ -144,6 +247,7 @@ int main(int argc, char **argv)
 {
 	return test_main(argc, argv, (struct test[]){
 		T(every_site_fails_cleanly),
+		T(constrained_calls_fail_cleanly),
 		T(threads_never_start),
 		T(memory_never_available),
 		{ 0 } });

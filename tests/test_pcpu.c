@@ -172,6 +172,35 @@ TEST(lazy_ranges_are_purged_first)
 	vmap_space_destroy(s);
 }
 
+/* A space that ends at 2^64 (limit 0): the top-down search starts there. */
+TEST(space_ending_at_2_64)
+{
+	uint64_t off[2] = { 0, 8 * PAGE }, size[2] = { 2 * PAGE, 4 * PAGE };
+	uint64_t starts[2], base = 0 - 64 * PAGE, top;
+	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_DETERMINISTIC };
+	struct vmap_range r;
+	struct vmap_space *s;
+
+	assert_int(vmap_space_create(base, 0, &p, &s), ==, 0);
+	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, 0);
+	expect_u64(starts[1] + size[1], ==, 0);	/* ends at 2^64 */
+	expect_u64(starts[0], ==, starts[1] - off[1]);
+	/* vmap_next() finds the range that ends at 2^64 too. */
+	assert_int(vmap_next(s, starts[1], &r, NULL, NULL), ==, 0);
+	expect_u64(r.start, ==, starts[1]);
+	expect_u64(r.end, ==, 0);
+	/*
+	 * Again: the highest base that fits puts the new second area in the
+	 * six free pages between the first call's two areas.
+	 */
+	top = starts[0];
+	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, 0);
+	expect_u64(starts[0], ==, top - 4 * PAGE);
+	expect_u64(starts[1], ==, top + 4 * PAGE);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
 TEST(bad_input_refused)
 {
 	uint64_t off[2] = { 0, 4 * PAGE }, size[2] = { 8 * PAGE, PAGE },
@@ -222,6 +251,7 @@ int main(int argc, char **argv)
 	return test_main(argc, argv,
 			 (struct test[]){ T(matches_brute_force),
 					  T(lazy_ranges_are_purged_first),
+					  T(space_ending_at_2_64),
 					  T(bad_input_refused),
 					  { 0 } });
 }

@@ -4,7 +4,8 @@
  * with vmap-replay (argv[1] is its path), through the public API only:
  * a one-thread run on a space with nodes and the asynchronous drain comes
  * back with every address the program got; a two-thread run replays in
- * recorded order with no difference; each further space records to its
+ * recorded order with no difference; constrained calls (xalloc, reserve,
+ * add) replay with the same results; each further space records to its
  * own file; a forked child does not write to the parent's file; a file
  * that cannot be opened refuses the space.
  */
@@ -48,10 +49,9 @@ static int run_replay(const char *trace, char *out, size_t len)
 /* The file the last recorded_space() writes: PATH, then PATH.2, PATH.3... */
 static char trace_file[300];
 
-static struct vmap_space *recorded_space(unsigned nodes, uint64_t lazy_max)
+static struct vmap_space *recorded_space_over(uint64_t base, uint64_t limit,
+					      const struct vmap_params *p)
 {
-	struct vmap_params p = { .nr_nodes = nodes,
-				 .lazy_max_pages = lazy_max };
 	struct vmap_space *s = NULL;
 	static unsigned spaces;
 
@@ -61,9 +61,17 @@ static struct vmap_space *recorded_space(unsigned nodes, uint64_t lazy_max)
 	else
 		snprintf(trace_file, sizeof(trace_file), "%s.%u", path, spaces);
 	setenv("VMAP_TRACE", path, 1);
-	assert_int(vmap_space_create(BASE, BASE + PAGES * PAGE, &p, &s), ==, 0);
+	assert_int(vmap_space_create(base, limit, p, &s), ==, 0);
 	unsetenv("VMAP_TRACE");
 	return s;
+}
+
+static struct vmap_space *recorded_space(unsigned nodes, uint64_t lazy_max)
+{
+	struct vmap_params p = { .nr_nodes = nodes,
+				 .lazy_max_pages = lazy_max };
+
+	return recorded_space_over(BASE, BASE + PAGES * PAGE, &p);
 }
 
 static char expect[1 << 20], got[1 << 20], err[1 << 16];
@@ -129,6 +137,58 @@ TEST(one_thread_round_trip_same_addresses)
 	slurp(err_path, err, sizeof(err));
 	expect_true(strstr(err, " 0 replayed differently") != NULL);
 	expect_true(strstr(err, "largest") && strstr(err, "pooled"));
+}
+
+/*
+ * vmap_xalloc, vmap_reserve and vmap_space_add are recorded too: a space
+ * of 16-byte granules up to 2^64, immediate free and the best-fit index,
+ * with a second span added, replays with every result the same.
+ */
+TEST(constrained_calls_round_trip)
+{
+	static const unsigned flag_sets[] = {
+		0, VMAP_EXACT_FIT, VMAP_TOPDOWN, VMAP_BESTFIT,
+		VMAP_EXACT_FIT | VMAP_NOPURGE,
+	};
+	struct vmap_params p = { .granule = 16, .nr_nodes = 1,
+				 .flags = VMAP_IMMEDIATE_FREE |
+					  VMAP_BESTFIT_INDEX };
+	const uint64_t top = 1ull << 40;
+	struct vmap_space *s = recorded_space_over(top, 0, &p);
+	uint64_t live[128], addr;
+	size_t nlive = 0, i;
+	long op;
+
+	assert_int(vmap_space_add(s, 0x1000, 0x100000), ==, 0);
+	for (op = 0; op < scaled(2000); op++) {
+		unsigned kind = (unsigned)(rnd() % 8);
+		struct vmap_request r = { 0 };
+
+		if (kind < 4 || !nlive) {
+			r.size = rnd_range(1, 64) * 16;
+			r.align = 16ull << rnd_range(0, 8);
+			r.phase = kind == 0 ? (rnd() % r.align) & ~15ull : 0;
+			r.nocross = kind == 1 ? 4096 : 0;
+			r.flags = flag_sets[rnd() % 5];
+			if (vmap_xalloc(s, &r, &addr) || nlive == 128)
+				continue;
+			live[nlive++] = addr;
+		} else if (kind == 4) {
+			addr = (rnd_range(0x1000, 0xfff00) & ~15ull);
+			if (!vmap_reserve(s, addr, 256, 0) && nlive < 128)
+				live[nlive++] = addr;
+		} else {
+			i = rnd() % nlive;
+			assert_int(vmap_free(s, live[i]), ==, 0);
+			live[i] = live[--nlive];
+		}
+	}
+	vmap_space_destroy(s);
+	expect_int(run_replay(trace_file, got, sizeof(got)), ==, 0);
+	slurp(err_path, err, sizeof(err));
+	expect_true(strstr(err, " 0 replayed differently") != NULL);
+	if (!strstr(err, " 0 replayed differently"))
+		fprintf(stderr, "%s", err);
 }
 
 struct worker {
@@ -251,6 +311,7 @@ int main(int argc, char **argv)
 {
 	return replay_test_main(argc, argv, (struct test[]){
 		T(one_thread_round_trip_same_addresses),
+		T(constrained_calls_round_trip),
 		T(two_threads_replay_in_recorded_order),
 		T(each_space_its_own_file),
 		T(forked_child_does_not_record),

@@ -154,6 +154,67 @@ TEST(bad_lines_exit_2_naming_the_line)
 	expect_int(res.status, ==, 2);
 }
 
+/* The constrained operations over [4096, 2^64), worked by hand. */
+TEST(constrained_ops_to_the_top)
+{
+	static const char trace[] =
+		"xalloc top 0x1000 0 0 0 0 0 topdown\n"
+		"xalloc buf 0x2000 0x100000000 0 0x100000000 0 0 topdown|nopurge\n"
+		"reserve r 0x1000 0x1000\n"
+		"reserve r2 0x1000 0x1000\n"		/* taken */
+		"xalloc low 0x1000 0x4000 0x1000 0 0 0 exact\n"
+		/* [0x3000, 0x5000) straddles 0x4000, [0x4000, 0x6000) meets low */
+		"xalloc nc 0x2000 0 0 0x4000 0x3000 0x10000 exact\n"
+		"free low\n"				/* immediate */
+		"xalloc again 0x1000 0x4000 0x1000 0 0 0 exact\n"
+		"xalloc bad 0x1000 0x1000 0x1000 0 0 0 exact\n" /* phase >= align */
+		/* free: [0x2000, 0x5000), [0x8000, ...): the 3-page block is best */
+		"xalloc best 0x1000 0 0 0 0 0 bestfit\n"
+		"add 0x2000 0x3000\n"			/* overlaps: refused */
+		"free r\n";
+	static const char expect[] =
+		"top 0xfffffffffffff000\nbuf 0xffffffff00000000\nr 0x1000\n"
+		"r2 EEXIST\nlow 0x5000\nnc 0x6000\nagain 0x5000\nbad EINVAL\n"
+		"best 0x2000\nadd EINVAL\n";
+	static const char *bad[] = {
+		"xalloc a 4096 0 0 0 0 0\n", "xalloc a 4096 0 0 0 0 0 sideways\n",
+		"xalloc a 4096 0 0 0 0 x exact\n", "reserve a 4096\n",
+		"add 0x1000\n", "add 0x1000 0x2000 0x3000\n",
+	};
+	unsigned i;
+
+	run("--base=0x1000 --limit=0 --immediate-free --bestfit-index --check",
+	    trace, &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, expect) == 0);
+	if (strcmp(res.out, expect))
+		fprintf(stderr, "got:\n%s%s", res.out, res.err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run("", bad[i], &res);
+		expect_int(res.status, ==, 2);
+		expect_true(strstr(res.err, "line 1") != NULL);
+	}
+}
+
+/* Spans added by the trace: allocations land in them, never across gaps. */
+TEST(spans_added_by_the_trace)
+{
+	static const char trace[] =
+		"alloc a 0x2000 0x1000\n"		/* fills [0x100000, 0x102000) */
+		"add 0x200000 0x202000\n"
+		"add 0x202000 0x204000\n"		/* adjacent: one run */
+		"alloc b 0x3000 0x1000\n"		/* across the two */
+		"alloc c 0x2000 0x1000\n";		/* 1 page left: ENOMEM */
+	static const char expect[] = "a 0x100000\nb 0x200000\nc ENOMEM\n";
+
+	run("--base=0x100000 --limit=0x102000 --immediate-free --check", trace,
+	    &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strcmp(res.out, expect) == 0);
+	if (strcmp(res.out, expect))
+		fprintf(stderr, "got:\n%s%s", res.out, res.err);
+}
+
 /* Random traces against the model: every address exact (align <= page). */
 TEST(random_traces_match_model)
 {
@@ -266,6 +327,8 @@ int main(int argc, char **argv)
 		T(threshold_purges_in_line),
 		T(recording_header_and_fields),
 		T(bad_lines_exit_2_naming_the_line),
+		T(constrained_ops_to_the_top),
+		T(spans_added_by_the_trace),
 		T(random_traces_match_model),
 		T(deterministic_with_nodes),
 		{ 0 } });

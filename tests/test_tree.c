@@ -16,7 +16,7 @@
 static bool max_recompute(struct tree_node *n)
 {
 	struct va *va = va_of_node(n);
-	uint64_t m = va_size(va);
+	uint64_t m = va_size(va) - 1;	/* the heap caches sizes minus one */
 
 	if (n->left && va_of_node(n->left)->subtree_max > m)
 		m = va_of_node(n->left)->subtree_max;
@@ -49,7 +49,7 @@ static bool maxima_exact(struct tree_node *n, uint64_t *out)
 	}
 	ok &= maxima_exact(n->left, &l);
 	ok &= maxima_exact(n->right, &r);
-	m = va_size(va_of_node(n));
+	m = va_size(va_of_node(n)) - 1;
 	m = l > m ? l : m;
 	m = r > m ? r : m;
 	*out = m;
@@ -102,7 +102,7 @@ TEST(tree_random_insert_erase)
 			slot = va_set_slot(&set, &recs[k], &parent);
 			assert_true(slot != NULL);
 			va_set_link(&set, &recs[k], parent, slot);
-			recs[k].subtree_max = va_size(&recs[k]);
+			recs[k].subtree_max = va_size(&recs[k]) - 1;
 			if (parent)
 				tree_propagate(parent, &test_aug, true);
 			tree_insert_fixup(&set.root, &recs[k].node, &test_aug);
@@ -221,6 +221,7 @@ TEST(heap_clip_cases)
 		{ 0x4000, 0x1000, 1, 0x4000 },	/* right edge */
 		{ 0x2000, 0x1000, 2, 0x2000 },	/* middle */
 	};
+	struct heap_fit fit = { .align = 0x1000, .last = 0x4fff };
 	struct vlist garbage;
 	struct va *spare;
 	struct heap h;
@@ -232,8 +233,9 @@ TEST(heap_clip_cases)
 		vlist_init(&garbage);
 		heap_return(&h, rec(0x1000, 0x5000), &garbage);
 		spare = va_new();
-		assert_int(heap_alloc(&h, cases[i].size, 0x1000, 0x1000, cases[i].a,
-				      0x5000, &spare, &garbage, &start), ==, 0);
+		fit.size = fit.length = cases[i].size;
+		fit.first = cases[i].a;
+		assert_int(heap_alloc(&h, &fit, &spare, &garbage, &start), ==, 0);
 		expect_u64(start, ==, cases[i].a);
 		expect_int(heap_blocks(&h), ==, cases[i].blocks);
 		expect_true((spare == NULL) == (cases[i].blocks == 2));
@@ -251,6 +253,7 @@ TEST(heap_clip_cases)
 TEST(lowest_fit_matches_linear_scan)
 {
 	static const uint64_t aligns[] = { 1, 2, 4, 8, 16, 64, 512 };
+	struct heap_fit fit = { .last = UINT64_MAX };
 	struct vlist garbage;
 	struct heap h;
 	struct va *va, *lin;
@@ -273,7 +276,11 @@ TEST(lowest_fit_matches_linear_scan)
 			align = aligns[rnd() % 7];
 			vstart = rnd() % 4200;
 			length = rnd() % 2 ? size : size + align - 1;
-			va = heap_lowest_fit(&h, size, align, vstart, length, &a_tree);
+			fit.size = size;
+			fit.align = align;
+			fit.first = vstart;
+			fit.length = length;
+			va = heap_find(&h, &fit, &a_tree);
 			lin = NULL;
 			vlist_for_each_va(lin, &h.set.list) {
 				uint64_t from = lin->start > vstart ? lin->start : vstart;

@@ -52,7 +52,7 @@ struct params {
 	char live[256];
 	char csv[256];
 	char tag[32];
-	bool json, scale, vmalloc;
+	bool json, scale, vmalloc, constrained;
 	bool baselines_set;
 	uint64_t seed;
 };
@@ -218,6 +218,50 @@ static const struct backend range_backends[] = {
 	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
 	{ "nodes", 0, "kernel", range_setup, range_teardown, range_alloc, range_free },
 };
+
+/*
+ * vmap_xalloc() against the kernel's rule, one node: the kernel's search,
+ * the same in a space that keeps the best-fit size index (its upkeep),
+ * then each complete search.  The tag names the request's flags.
+ */
+static int indexed_setup(struct phase *ph)
+{
+	struct vmap_params vp = { .nr_nodes = 1, .flags = VMAP_BESTFIT_INDEX };
+
+	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
+}
+
+static int xalloc_flags(struct phase *ph, uint64_t size, uint64_t align,
+			uint32_t flags, uint64_t *addr)
+{
+	struct vmap_request req = { .size = size, .align = align, .flags = flags };
+
+	return vmap_xalloc(ph->space, &req, addr);
+}
+
+static int exact_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	return xalloc_flags(ph, size, align, VMAP_EXACT_FIT, addr);
+}
+
+static int topdown_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	return xalloc_flags(ph, size, align, VMAP_TOPDOWN, addr);
+}
+
+static int bestfit_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	return xalloc_flags(ph, size, align, VMAP_BESTFIT, addr);
+}
+
+static const struct backend constrained_backends[] = {
+	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
+	{ "one-lock", 1, "indexed", indexed_setup, range_teardown, range_alloc, range_free },
+	{ "xalloc", 1, "exact", range_setup, range_teardown, exact_alloc, range_free },
+	{ "xalloc", 1, "topdown", range_setup, range_teardown, topdown_alloc, range_free },
+	{ "xalloc", 1, "bestfit", indexed_setup, range_teardown, bestfit_alloc, range_free },
+};
+#define NR_CONSTRAINED (sizeof(constrained_backends) / sizeof(constrained_backends[0]))
 
 static const struct backend vmalloc_backends[] = {
 	{ "one-lock", 1, "-", vmalloc_setup, vmalloc_teardown, vmalloc_alloc, vmalloc_free },
@@ -804,7 +848,8 @@ static void print_table(const struct row *rows, size_t n)
 		r = &rows[i];
 		base = NULL;
 		for (j = 0; j < n; j++)
-			if (!strcmp(rows[j].mode, "one-lock") && !strcmp(rows[j].test, r->test) &&
+			if (!base && !strcmp(rows[j].mode, "one-lock") &&
+			    !strcmp(rows[j].test, r->test) &&
 			    rows[j].threads == r->threads && rows[j].live == r->live)
 				base = &rows[j];
 		fmt_opt(glock, sizeof(glock), r->global_lock_per_pair, "%.4f");
@@ -873,6 +918,11 @@ static void usage(FILE *out)
 		"                              address or both (default kernel)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
 		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
+		"  constrained                 instead of nodes and baselines, one node: the\n"
+		"                              kernel's lowest fit, the same in a space with\n"
+		"                              the best-fit index (tag indexed), and vmap_xalloc\n"
+		"                              with EXACT_FIT, TOPDOWN, BESTFIT (tag exact,\n"
+		"                              topdown, bestfit)\n"
 		"  scale                       threads 1, 2, 4 ... nr_threads; prints efficiency\n"
 		"  json                        one JSON object per row on stdout\n"
 		"  csv=FILE                    rows as CSV into FILE\n"
@@ -984,6 +1034,8 @@ static void parse_args(int argc, char **argv, struct params *p)
 				p->json = v != 0;
 			} else if (!strcmp(key, "scale")) {
 				p->scale = v != 0;
+			} else if (!strcmp(key, "constrained")) {
+				p->constrained = v != 0;
 			} else if (!strcmp(key, "seed")) {
 				p->seed = v;
 			} else {
@@ -1067,7 +1119,9 @@ int main(int argc, char **argv)
 	for (i = 0; i < ntags; i++)
 		if (strcmp(tag_items[i], "kernel") && strcmp(tag_items[i], "address"))
 			bad_arg(tag_items[i], "tag is kernel, address or both");
-	n = split(nodes, items, 32);
+	n = p.constrained ? 0 : split(nodes, items, 32);
+	for (i = 0; p.constrained && i < NR_CONSTRAINED; i++)
+		add_backend(chosen, &nb, &constrained_backends[i], "constrained");
 	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "auto")) {
 			v = 0;
@@ -1084,7 +1138,7 @@ int main(int argc, char **argv)
 			chosen[nb - 1].tag = tag_items[k];
 		}
 	}
-	n = split(baselines, items, 32);
+	n = p.constrained ? 0 : split(baselines, items, 32);
 	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "mmap"))
 			add_backend(chosen, &nb, &mmap_backend, items[i]);

@@ -4,12 +4,16 @@
  * (docs/DESIGN.md section 10).
  *
  *   alloc ID SIZE ALIGN [VSTART VEND]
+ *   xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS
+ *   reserve ID ADDR SIZE
+ *   add BASE LIMIT
  *   free ID
  *   purge
  *   shrink
  *
- * One output line per alloc: "ID 0xADDR", "ID ENOMEM", "ID EBUSY" or
- * "ID EINVAL".  One thread, synchronous drain: the same trace gives the
+ * One output line per alloc, xalloc and reserve: "ID 0xADDR", or "ID "
+ * and the error's name (ENOMEM, EINVAL, EEXIST, EBUSY); an add prints
+ * "add ERROR" only when it fails.  One thread, synchronous drain: the same trace gives the
  * same output on every machine.  A recording (VMAP_TRACE) starts with a
  * "# vmap-trace" line giving the space, and its lines end in comments
  * with the CPU, the flags and the result of each call: the replay
@@ -127,12 +131,27 @@ static void usage(FILE *out)
 		"  --limit=ADDR           space end (default 0xffffe90000000000)\n"
 		"  --page-shift=N         page size 2^N, 12..30 (default 12)\n"
 		"  --nodes=N              vmap nodes, 1..128 (default 1)\n"
+		"  --granule=N            granule in bytes, a power of two 1..2^30\n"
+		"                         (instead of --page-shift)\n"
 		"  --lazy-max-pages=N     purge threshold (default: the kernel's formula for one CPU)\n"
+		"  --immediate-free       frees are immediate (VMAP_IMMEDIATE_FREE)\n"
+		"  --bestfit-index        keep the size index bestfit needs (VMAP_BESTFIT_INDEX)\n"
 		"  --check                run the invariant checker after every line\n"
 		"  --stats                print the space's counters on stderr at the end\n"
 		"  --verify               exit 1 if an allocation differs from the recording\n"
-		"trace lines: 'alloc ID SIZE ALIGN [VSTART VEND]', 'free ID', 'purge',\n"
-		"'shrink'; a recording's header sets the space unless options override it\n",
+		"--limit=0 means 2^64.  Numbers are decimal or 0x hexadecimal.\n"
+		"trace lines:\n"
+		"  alloc ID SIZE ALIGN [VSTART VEND]   vmap_alloc (the kernel's rules)\n"
+		"  xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS\n"
+		"                         vmap_xalloc; FLAGS: 0, or names joined by '|':\n"
+		"                         exact, topdown, nopurge, nonblock, bestfit\n"
+		"  reserve ID ADDR SIZE   vmap_reserve\n"
+		"  add BASE LIMIT         vmap_space_add (LIMIT 0: 2^64)\n"
+		"  free ID                vmap_free of what ID holds\n"
+		"  purge, shrink          vmap_purge, vmap_shrink\n"
+		"Output: one line per alloc, xalloc and reserve: 'ID 0xADDR' or 'ID ERROR'\n"
+		"(ENOMEM, EINVAL, EEXIST, EBUSY); 'add ERROR' only for a failed add.\n"
+		"A recording's header sets the space unless options override it.\n",
 		prog);
 }
 
@@ -161,7 +180,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "limit", required_argument, NULL, 'l' },
 		{ "page-shift", required_argument, NULL, 'p' },
 		{ "nodes", required_argument, NULL, 'n' },
+		{ "granule", required_argument, NULL, 'g' },
 		{ "lazy-max-pages", required_argument, NULL, 'z' },
+		{ "immediate-free", no_argument, NULL, 'i' },
+		{ "bestfit-index", no_argument, NULL, 'x' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "verify", no_argument, NULL, 'v' },
@@ -186,6 +208,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 			  c == 's' ? &o->stats : &o->verify) = true;
 			continue;
 		}
+		if (c == 'i' || c == 'x') {
+			o->params.flags |= c == 'i' ? VMAP_IMMEDIATE_FREE : VMAP_BESTFIT_INDEX;
+			continue;
+		}
 		if (c == '?') {
 			fprintf(stderr, "%s: see --help\n", prog);
 			exit(2);
@@ -201,6 +227,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->given[GIVEN_SHIFT] = true; break;
 		case 'n': o->params.nr_nodes = (uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000);
 			o->given[GIVEN_NODES] = true; break;
+		case 'g': o->params.granule = v ? v : 3;
+			o->given[GIVEN_SHIFT] = true; break;
 		case 'z': o->params.lazy_max_pages = v;
 			o->given[GIVEN_LAZY] = true; break;
 		}
@@ -270,13 +298,17 @@ static void read_header(const char *text, struct options *o, long line)
 			o->base = v;
 		else if (i == GIVEN_LIMIT)
 			o->limit = v;
+		else if (i == GIVEN_SHIFT && v < 12)
+			o->params.granule = 1ull << v;	/* below a page */
 		else if (i == GIVEN_SHIFT)
 			o->params.page_shift = (uint32_t)v;
 		else
 			o->params.nr_nodes = (uint32_t)v;
 	}
 	if (field(text, "flags", buf, sizeof(buf)) && parse_u64(buf, &v))
-		o->params.flags |= (uint32_t)v & VMAP_TAG_BY_ADDRESS;
+		o->params.flags |= (uint32_t)v & (VMAP_TAG_BY_ADDRESS |
+						  VMAP_IMMEDIATE_FREE |
+						  VMAP_BESTFIT_INDEX);
 	if (!o->given[GIVEN_LAZY])
 		o->params.lazy_max_pages = UINT64_MAX;
 }
@@ -305,9 +337,23 @@ static const char *result_name(int rc, uint64_t addr, char *buf, size_t len)
 		return "EINVAL";
 	case -EBUSY:
 		return "EBUSY";
+	case -EEXIST:
+		return "EEXIST";
 	default:
 		return "ENOMEM";
 	}
+}
+
+/* A new ID: not too long, not holding a range. */
+static void check_new_id(struct ids *ids, const char *id, long line)
+{
+	struct slot *sl;
+
+	if (strlen(id) >= MAX_ID)
+		die_line(line, "ID too long", id);
+	sl = ids_find(ids, id, false);
+	if (sl && sl->live)
+		die_line(line, "ID already holds a range", id);
 }
 
 /* What the replay compares against a recording. */
@@ -316,46 +362,124 @@ struct recording {
 	unsigned long allocs, differ;
 };
 
+/*
+ * Print the outcome of an allocation under @id, remember its range, and
+ * compare it with the recording's result when there is one.
+ */
+static void settle(struct ids *ids, const char *id, int rc, uint64_t addr,
+		   const char *comment, struct recording *rec, long line)
+{
+	char buf[64], result_buf[32];
+	const char *want, *result;
+	struct slot *sl;
+
+	/* A recorded failure ("none") that succeeds here stays unnamed. */
+	if (rc == 0 && !(rec->on && !strcmp(id, "none"))) {
+		sl = ids_find(ids, id, true);
+		sl->start = addr;
+		sl->live = true;
+	}
+	result = result_name(rc, addr, result_buf, sizeof(result_buf));
+	printf("%s %s\n", id, result);
+	if (!rec->on || !(want = field(comment, "ret", buf, sizeof(buf))))
+		return;
+	rec->allocs++;
+	if (strcmp(want, result) && !rec->differ++)
+		fprintf(stderr, "%s: line %ld: recorded %s, replayed %s (first difference)\n",
+			prog, line, want, result);
+}
+
 static void replay_alloc(struct vmap_space *space, struct ids *ids, char **tok,
 			 int n, const char *comment, struct recording *rec,
 			 long line)
 {
 	uint64_t size, align, vstart = 0, vend = 0, addr = 0, flags = 0;
-	char buf[64], result[32];
-	const char *want;
-	struct slot *sl;
+	char buf[64];
 	int rc;
 
 	if (n != 4 && n != 6)
 		die_line(line, "alloc takes ID SIZE ALIGN [VSTART VEND]", NULL);
-	if (strlen(tok[1]) >= MAX_ID)
-		die_line(line, "ID too long", tok[1]);
+	check_new_id(ids, tok[1], line);
 	if (!parse_u64(tok[2], &size) || !parse_u64(tok[3], &align))
 		die_line(line, "bad number", NULL);
 	if (n == 6 && (!parse_u64(tok[4], &vstart) || !parse_u64(tok[5], &vend)))
 		die_line(line, "bad number", NULL);
-	sl = ids_find(ids, tok[1], false);
-	if (sl && sl->live)
-		die_line(line, "ID already holds a range", tok[1]);
 	if (rec->on && field(comment, "flags", buf, sizeof(buf)) &&
 	    !parse_u64(buf, &flags))
 		die_line(line, "bad flags", buf);
 	rc = vmap_alloc(space, size, align, vstart, vend, (unsigned)flags,
 			&addr);
-	/* A recorded failure ("none") that succeeds here stays unnamed. */
-	if (rc == 0 && !(rec->on && !strcmp(tok[1], "none"))) {
-		sl = ids_find(ids, tok[1], true);
-		sl->start = addr;
-		sl->live = true;
+	settle(ids, tok[1], rc, addr, comment, rec, line);
+}
+
+
+/* "0", or flag names joined by '|'. */
+static bool parse_xflags(char *s, uint32_t *flags)
+{
+	static const struct {
+		const char *name;
+		uint32_t flag;
+	} names[] = {
+		{ "exact", VMAP_EXACT_FIT }, { "topdown", VMAP_TOPDOWN },
+		{ "nopurge", VMAP_NOPURGE }, { "nonblock", VMAP_NONBLOCK },
+		{ "bestfit", VMAP_BESTFIT },
+	};
+	char *name, *save;
+	size_t i;
+
+	*flags = 0;
+	if (!strcmp(s, "0"))
+		return true;
+	for (name = strtok_r(s, "|", &save); name; name = strtok_r(NULL, "|", &save)) {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (!strcmp(name, names[i].name))
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return false;
+		*flags |= names[i].flag;
 	}
-	printf("%s %s\n", tok[1], result_name(rc, addr, result, sizeof(result)));
-	if (!rec->on || !(want = field(comment, "ret", buf, sizeof(buf))))
-		return;
-	rec->allocs++;
-	if (strcmp(want, result_name(rc, addr, result, sizeof(result))) &&
-	    !rec->differ++)
-		fprintf(stderr, "%s: line %ld: recorded %s, replayed %s (first difference)\n",
-			prog, line, want, result);
+	return true;
+}
+
+/* xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS */
+static void replay_xalloc(struct vmap_space *space, struct ids *ids,
+			  char **tok, int n, const char *comment,
+			  struct recording *rec, long line)
+{
+	struct vmap_request req = { 0 };
+	uint64_t addr = 0;
+	int rc;
+
+	if (n != 9)
+		die_line(line, "xalloc takes ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS",
+			 NULL);
+	check_new_id(ids, tok[1], line);
+	if (!parse_u64(tok[2], &req.size) || !parse_u64(tok[3], &req.align) ||
+	    !parse_u64(tok[4], &req.phase) || !parse_u64(tok[5], &req.nocross) ||
+	    !parse_u64(tok[6], &req.min) || !parse_u64(tok[7], &req.max))
+		die_line(line, "bad number", NULL);
+	if (!parse_xflags(tok[8], &req.flags))
+		die_line(line, "bad flags (exact, topdown, nopurge, nonblock, bestfit)",
+			 tok[8]);
+	rc = vmap_xalloc(space, &req, &addr);
+	settle(ids, tok[1], rc, addr, comment, rec, line);
+}
+
+/* reserve ID ADDR SIZE */
+static void replay_reserve(struct vmap_space *space, struct ids *ids,
+			   char **tok, int n, const char *comment,
+			   struct recording *rec, long line)
+{
+	uint64_t addr, size;
+	int rc;
+
+	if (n != 4)
+		die_line(line, "reserve takes ID ADDR SIZE", NULL);
+	check_new_id(ids, tok[1], line);
+	if (!parse_u64(tok[2], &addr) || !parse_u64(tok[3], &size))
+		die_line(line, "bad number", NULL);
+	rc = vmap_reserve(space, addr, size, 0);
+	settle(ids, tok[1], rc, addr, comment, rec, line);
 }
 
 /* Fragmentation of the space as the trace left it, on stderr. */
@@ -374,7 +498,7 @@ static void report_fragmentation(struct vmap_space *space)
 
 int main(int argc, char **argv)
 {
-	char buf[4096], *tok[8], *save, *hash, *comment;
+	char buf[4096], *tok[10], *save, *hash, *comment;
 	struct vmap_space *space = NULL;
 	struct recording rec = { 0 };
 	struct ids ids = { 0 };
@@ -406,7 +530,7 @@ int main(int argc, char **argv)
 			rec.on = true;
 			continue;
 		}
-		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); n < 7 && tok[n];)
+		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); n < 9 && tok[n];)
 			tok[++n] = strtok_r(NULL, " \t\r\n", &save);
 		if (n == 0)
 			continue;
@@ -419,6 +543,23 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(tok[0], "alloc")) {
 			replay_alloc(space, &ids, tok, n, comment, &rec, line);
+		} else if (!strcmp(tok[0], "xalloc")) {
+			replay_xalloc(space, &ids, tok, n, comment, &rec, line);
+		} else if (!strcmp(tok[0], "reserve")) {
+			replay_reserve(space, &ids, tok, n, comment, &rec, line);
+		} else if (!strcmp(tok[0], "add")) {
+			uint64_t base, limit;
+
+			if (n != 3)
+				die_line(line, "add takes BASE LIMIT", NULL);
+			if (!parse_u64(tok[1], &base) || !parse_u64(tok[2], &limit))
+				die_line(line, "bad number", NULL);
+			rc = vmap_space_add(space, base, limit);
+			if (rc) {
+				char result[32];
+
+				printf("add %s\n", result_name(rc, 0, result, sizeof(result)));
+			}
 		} else if (!strcmp(tok[0], "free")) {
 			if (n != 2)
 				die_line(line, "free takes one ID", NULL);
