@@ -492,7 +492,7 @@ typedef void (*vmap_range_fn)(void *cookie, const struct vmap_range *range);
 /*
  * vmap_next - the lowest busy range that ends above @addr (the range
  * containing @addr, else the first above it): iterate over busy ranges in
- * address order with addr = range->end.  @fn (may be NULL) is called with
+ * address order with addr = range->end, until that end is 0 (2^64).  @fn (may be NULL) is called with
  * the range before the call returns, under its node's busy lock (see
  * vmap_range_fn); no two node locks are ever held together.
  * Returns 0, -ENOENT (no busy range ends above @addr) or -EINVAL (NULL
