@@ -967,7 +967,7 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		return -ENOMEM;
 	busy = spares + nr;
 	for (i = 0; i < 2 * nr; i++) {
-		spares[i] = va_new();
+		spares[i] = space_va_new(s);
 		if (!spares[i]) {
 			rc = -ENOMEM;
 			goto out;

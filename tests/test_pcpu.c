@@ -201,6 +201,31 @@ TEST(space_ending_at_2_64)
 	vmap_space_destroy(s);
 }
 
+/*
+ * A space with the best-fit size index keeps every free block indexed:
+ * the records a congruent allocation splits blocks with must be too.
+ */
+TEST(indexed_space)
+{
+	struct vmap_params p = { .nr_nodes = 1,
+				 .flags = VMAP_DETERMINISTIC | VMAP_BESTFIT_INDEX };
+	uint64_t off[3] = { 0, 16 * PAGE, 40 * PAGE }, starts[3], addr;
+	uint64_t size[3] = { 4 * PAGE, 4 * PAGE, 4 * PAGE };
+	struct vmap_space *s;
+	unsigned i;
+
+	assert_int(vmap_space_create(BASE, BASE + PAGES * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < 8; i++)	/* busy ranges, so that areas split blocks */
+		assert_int(vmap_alloc(s, PAGE, PAGE, BASE + i * 60 * PAGE,
+				      BASE + PAGES * PAGE, 0, &addr), ==, 0);
+	for (i = 0; i < 4; i++) {
+		assert_int(vmap_pcpu_get_vm_areas(s, off, size, 3, PAGE, starts),
+			   ==, 0);
+		assert_space_ok(s);
+	}
+	vmap_space_destroy(s);
+}
+
 TEST(bad_input_refused)
 {
 	uint64_t off[2] = { 0, 4 * PAGE }, size[2] = { 8 * PAGE, PAGE },
@@ -252,6 +277,7 @@ int main(int argc, char **argv)
 			 (struct test[]){ T(matches_brute_force),
 					  T(lazy_ranges_are_purged_first),
 					  T(space_ending_at_2_64),
+					  T(indexed_space),
 					  T(bad_input_refused),
 					  { 0 } });
 }
