@@ -77,6 +77,22 @@ static void free_embedded(struct rcu_head *head)
 	track_release(&frees_done);
 }
 
+/*
+ * liburcu's call_rcu thread must be paused across fork(), as its manual
+ * asks.  Registered at the first deferred free, so after the spaces' own
+ * handlers: prepare handlers run in reverse order of registration, so the
+ * thread is paused before the space locks are taken (it may be inside a
+ * vfree that needs them), and resumed after they are released.
+ */
+static pthread_once_t rcu_fork_once = PTHREAD_ONCE_INIT;
+
+static void rcu_fork_install(void)
+{
+	pthread_atfork(urcu_memb_call_rcu_before_fork,
+		       urcu_memb_call_rcu_after_fork_parent,
+		       urcu_memb_call_rcu_after_fork_child);
+}
+
 int vmap_heap_vfree_rcu(struct vmap_heap *h, const void *addr)
 {
 	struct rcu_free *r;
@@ -85,6 +101,7 @@ int vmap_heap_vfree_rcu(struct vmap_heap *h, const void *addr)
 	if (!h || !addr || !vmap_heap_size(h, addr))
 		return -EINVAL;
 	atomic_store(&h->rcu_used, true);
+	pthread_once(&rcu_fork_once, rcu_fork_install);
 	r = malloc(sizeof(*r));
 	if (!r) {
 		cancel_state = os_cancel_off();
@@ -114,6 +131,7 @@ int vmap_heap_vfree_rcu_head(struct vmap_heap *h, const void *addr,
 	    (const char *)(head + 1) > (const char *)addr + size)
 		return -EINVAL;
 	atomic_store(&h->rcu_used, true);
+	pthread_once(&rcu_fork_once, rcu_fork_install);
 	e->h = h;
 	track_release(e);
 	urcu_memb_call_rcu(&e->head, free_embedded);
@@ -159,6 +177,22 @@ void rcu_heap_drain(struct vmap_heap *h)
 }
 
 #else /* !VMAP_HAVE_URCU */
+
+/*
+ * liburcu's call_rcu thread must be paused across fork(), as its manual
+ * asks.  Registered at the first deferred free, so after the spaces' own
+ * handlers: prepare handlers run in reverse order of registration, so the
+ * thread is paused before the space locks are taken (it may be inside a
+ * vfree that needs them), and resumed after they are released.
+ */
+static pthread_once_t rcu_fork_once = PTHREAD_ONCE_INIT;
+
+static void rcu_fork_install(void)
+{
+	pthread_atfork(urcu_memb_call_rcu_before_fork,
+		       urcu_memb_call_rcu_after_fork_parent,
+		       urcu_memb_call_rcu_after_fork_child);
+}
 
 int vmap_heap_vfree_rcu(struct vmap_heap *h, const void *addr)
 {

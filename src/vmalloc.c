@@ -45,6 +45,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fork.h"
 #include "os.h"
 #include "probes.h"
 #include "track.h"
@@ -161,6 +162,85 @@ static int reserve(struct vmap_heap *h)
 	return base ? 0 : -ENOMEM;
 }
 
+/*
+ * Live heaps, so that the fork handlers can take their locks: a child
+ * must not find a block, pool or extras lock held by a thread it does not
+ * have.  Every lock is a plain mutex, which the child may unlock.
+ */
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vmap_heap *heaps;
+
+static void heaps_fork_prepare(void)
+{
+	struct vmap_heap *h;
+
+	pthread_mutex_lock(&heaps_lock);
+	for (h = heaps; h; h = h->fork_next) {
+		pthread_mutex_lock(&h->extras_lock);
+		blocks_fork_lock(h);
+		pages_fork_lock(h);
+	}
+}
+
+static void heaps_fork_release(void)
+{
+	struct vmap_heap *h;
+
+	for (h = heaps; h; h = h->fork_next) {
+		pages_fork_unlock(h);
+		blocks_fork_unlock(h);
+		pthread_mutex_unlock(&h->extras_lock);
+	}
+	pthread_mutex_unlock(&heaps_lock);
+}
+
+/* The child also gives back block areas its lost threads were making. */
+static void heaps_fork_child(void)
+{
+	struct vmap_heap *h;
+
+	heaps_fork_release();
+	for (h = heaps; h; h = h->fork_next)
+		blocks_fork_child(h);
+}
+
+static const struct fork_hooks heaps_fork_hooks = {
+	.prepare = heaps_fork_prepare,
+	.parent = heaps_fork_release,
+	.child = heaps_fork_child,
+};
+
+static pthread_once_t heaps_hooks_once = PTHREAD_ONCE_INIT;
+
+static void heaps_hooks_install(void)
+{
+	fork_hooks_add(&heaps_fork_hooks);
+}
+
+static void heaps_add(struct vmap_heap *h)
+{
+	pthread_once(&heaps_hooks_once, heaps_hooks_install);
+	pthread_mutex_lock(&heaps_lock);
+	h->fork_prev = NULL;
+	h->fork_next = heaps;
+	if (heaps)
+		heaps->fork_prev = h;
+	heaps = h;
+	pthread_mutex_unlock(&heaps_lock);
+}
+
+static void heaps_del(struct vmap_heap *h)
+{
+	pthread_mutex_lock(&heaps_lock);
+	if (h->fork_prev)
+		h->fork_prev->fork_next = h->fork_next;
+	else
+		heaps = h->fork_next;
+	if (h->fork_next)
+		h->fork_next->fork_prev = h->fork_prev;
+	pthread_mutex_unlock(&heaps_lock);
+}
+
 int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **out)
 {
 	static const struct vmap_heap_params defaults;
@@ -200,6 +280,7 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 	rc = vmap_space_create(h->base, h->base + h->size, &sp, &h->space);
 	if (rc)
 		goto fail;
+	heaps_add(h);
 	*out = h;
 	return 0;
 fail:
@@ -215,6 +296,7 @@ void vmap_heap_destroy(struct vmap_heap *h)
 {
 	if (!h)
 		return;
+	heaps_del(h);
 	/* The region goes back to the system: nothing of it stays poisoned. */
 	if (atomic_load(&h->poisoned_end) > h->base)
 		track_usable((void *)(uintptr_t)h->base, atomic_load(&h->poisoned_end) - h->base);

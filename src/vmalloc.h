@@ -10,6 +10,11 @@
  *   block queue lock  >  block lock  >  spare-record lock     (vmap_block.c)
  *   page pool lock                                            (vmap_pages.c)
  *   extras_lock: only while creating the pool or the blocks' state
+ *
+ * Across fork() the fork handlers (fork.c, through fork.h's hooks) take
+ * them all, for every live heap, after every lock of every space: the
+ * list of heaps' lock, then per heap extras_lock, the block locks in the
+ * order above, the page pool lock.
  */
 #ifndef VMAP_VMALLOC_H
 #define VMAP_VMALLOC_H
@@ -90,6 +95,8 @@ struct vmap_heap {
 	 * the whole reservation (which costs ASan gigabytes of shadow).
 	 */
 	atomic_uint_fast64_t poisoned_end;
+	/* Live heaps, for fork (vmalloc.c), under heaps_lock there. */
+	struct vmap_heap *fork_prev, *fork_next;
 };
 
 static inline void heap_count(atomic_uint_fast64_t *c, uint64_t n)
@@ -133,9 +140,14 @@ int pages_map(struct vmap_heap *h, uint64_t addr, const uint64_t *pages,
 int pages_unmap(struct vmap_heap *h, uint64_t addr, uint64_t len);
 int pages_check(struct vmap_heap *h, const uint64_t *pages, size_t count);
 void pages_destroy(struct vmap_heap *h);
+void pages_fork_lock(struct vmap_heap *h);
+void pages_fork_unlock(struct vmap_heap *h);
 
 /* vmap_block.c */
 void blocks_destroy(struct vmap_heap *h);
+void blocks_fork_lock(struct vmap_heap *h);
+void blocks_fork_unlock(struct vmap_heap *h);
+void blocks_fork_child(struct vmap_heap *h);
 int blocks_check(struct vmap_heap *h, char *msg, size_t len);
 void blocks_read(struct vmap_heap *h, uint64_t start, uint64_t from,
 		 uint64_t to, char *buf, uint64_t buf_addr);

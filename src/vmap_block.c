@@ -650,3 +650,74 @@ int blocks_check(struct vmap_heap *h, char *msg, size_t len)
 			"block areas of the space are not all published", 0);
 	return 0;
 }
+
+/*
+ * Fork (vmalloc.c's hooks): every lock of @h's blocks, in the layer's
+ * order: the queue locks, every record's lock, the spare lock.  Records
+ * are only ever prepended to the list, and a block lock may not be taken
+ * with the spare lock held, so the list is read under the spare lock,
+ * the new records locked without it, and the head checked again.
+ */
+void blocks_fork_lock(struct vmap_heap *h)
+{
+	struct block_state *st = state_of(h, false);
+	struct vmap_block *head, *locked = NULL, *b;
+	unsigned i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->nr_queues; i++)
+		pthread_mutex_lock(&st->queues[i].lock);
+	for (;;) {
+		pthread_mutex_lock(&st->spare_lock);
+		head = st->records;
+		if (head == locked)
+			return;		/* the spare lock stays held */
+		pthread_mutex_unlock(&st->spare_lock);
+		for (b = head; b != locked; b = b->next_record)
+			pthread_mutex_lock(&b->lock);
+		locked = head;
+	}
+}
+
+/* Release what blocks_fork_lock() took (also in the forked child). */
+void blocks_fork_unlock(struct vmap_heap *h)
+{
+	struct block_state *st = state_of(h, false);
+	struct vmap_block *b;
+	unsigned i;
+
+	if (!st)
+		return;
+	pthread_mutex_unlock(&st->spare_lock);
+	for (b = st->records; b; b = b->next_record)
+		pthread_mutex_unlock(&b->lock);
+	for (i = 0; i < st->nr_queues; i++)
+		pthread_mutex_unlock(&st->queues[i].lock);
+}
+
+/*
+ * In a forked child, after the locks are released: a block area that a
+ * thread of the parent had taken from the space but not yet published
+ * belongs to nobody here.  It goes back to the space (lazily, like a
+ * dead block); its record stays unused.
+ */
+void blocks_fork_child(struct vmap_heap *h)
+{
+	struct block_state *st = state_of(h, false);
+	struct vmap_range r;
+	struct vmap_block *b;
+	uint64_t pos;
+
+	if (!st)
+		return;
+	for (pos = h->base; !vmap_next(h->space, pos, &r, NULL, NULL);
+	     pos = r.end) {
+		if (area_kind_of(r.user) != AREA_VMAP_BLOCK)
+			continue;
+		b = atomic_load_explicit(slot_of(st, r.start),
+					 memory_order_acquire);
+		if (!b || b->start != r.start)
+			vmap_free(h->space, r.start);
+	}
+}

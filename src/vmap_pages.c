@@ -283,3 +283,20 @@ void vunmap(const void *addr)
 			"vunmap: %p is not an area from vmap (or was unmapped already); ignored\n",
 			addr);
 }
+
+/* Fork (vmalloc.c's hooks): the page pool's lock, and its release. */
+void pages_fork_lock(struct vmap_heap *h)
+{
+	struct page_pool *pool = pool_of(h, false);
+
+	if (pool)
+		pthread_mutex_lock(&pool->lock);
+}
+
+void pages_fork_unlock(struct vmap_heap *h)
+{
+	struct page_pool *pool = pool_of(h, false);
+
+	if (pool)
+		pthread_mutex_unlock(&pool->lock);
+}
