@@ -25,9 +25,10 @@ WERROR ?= $(if $(CI),ON,OFF)
 FUZZ_SECONDS ?= 60
 FUZZ_SEED ?= 0
 SOAK_SECONDS ?= 180
-# Optional Debian packages: liburcu-dev (vfree_rcu), systemtap-sdt-dev
-# (USDT probes), groff-base (man page lint), gnuplot (scripts/plot).
-DEPS_PKGS ?= liburcu-dev systemtap-sdt-dev groff-base gnuplot-nox
+# Optional Debian packages: liburcu-dev and pkg-config (vfree_rcu),
+# systemtap-sdt-dev (USDT probes), groff-base (man page lint), gnuplot
+# (scripts/plot).
+DEPS_PKGS ?= liburcu-dev pkg-config systemtap-sdt-dev groff-base gnuplot-nox
 
 .PHONY: all deps check check-asan check-tsan check-release check-fuzz bench fuzz soak \
 	valgrind format-check install clean

@@ -14,10 +14,11 @@
  *
  * After every operation vmap_check() must pass.  A shadow list of live
  * ranges proves that no range is handed out twice or outside its window
- * or constraints,
- * that frees of addresses that are not a live start are refused, and, at
- * the end, that everything comes back: after freeing all, a purge and a
- * shrink, the free heap is the whole space.  Deterministic mode: one
+ * or constraints (congruent areas from vmap_pcpu_get_vm_areas()
+ * included), that vmap_find() and vmap_next() agree with it, that frees
+ * of addresses that are not a live start are refused, and, at the end,
+ * that everything comes back: after freeing all, a purge and a shrink,
+ * the free heap is the whole space.  Deterministic mode: one
  * thread, so a crash reproduces from its input alone.
  *
  * Built with clang -fsanitize=fuzzer by `make fuzz`; driver.c replays the
@@ -85,6 +86,66 @@ static int live_index(const struct live *l, size_t n, uint64_t start)
 		if (l[i].start == start)
 			return (int)i;
 	return -1;
+}
+
+/*
+ * Up to three congruent areas from the input (sizes, offsets and the
+ * alignment possibly bad): on success each lies at its offset from one
+ * aligned base and overlaps no live range; they join the live list.
+ */
+static size_t fuzz_pcpu(struct vmap_space *s, struct input *in, uint64_t page,
+			  struct live *live, size_t nlive)
+{
+	uint64_t offsets[3], sizes[3], starts[3], align, base;
+	unsigned nr = 1 + next(in) % 3, i;
+	size_t j;
+	int rc;
+
+	align = page << (next(in) % 4);
+	for (i = 0; i < nr; i++) {
+		offsets[i] = (next(in) % 64) * page;
+		sizes[i] = (next(in) % 9) * page;
+	}
+	rc = vmap_pcpu_get_vm_areas(s, offsets, sizes, nr, align, starts);
+	if (rc == -EINVAL || rc == -ENOMEM)
+		return nlive;
+	if (rc)
+		fail("unexpected congruent allocation error", (uint64_t)-rc, nr);
+	base = starts[0] - offsets[0];
+	if (base % align)
+		fail("congruent base misaligned", base, align);
+	for (i = 0; i < nr; i++) {
+		if (starts[i] != base + offsets[i])
+			fail("congruent area not at its offset", starts[i], offsets[i]);
+		for (j = 0; j < nlive; j++)
+			if (starts[i] < live[j].end && live[j].start < starts[i] + sizes[i])
+				fail("congruent area handed out twice", starts[i], live[j].start);
+	}
+	for (i = 0; i < nr; i++) {
+		if (nlive < MAX_LIVE) {
+			live[nlive].start = starts[i];
+			live[nlive++].end = starts[i] + sizes[i];
+		} else if (vmap_free(s, starts[i])) {
+			fail("free of a fresh congruent area refused", starts[i], 0);
+		}
+	}
+	return nlive;
+}
+
+/* vmap_next() must give the lowest live range that ends above @addr. */
+static void check_next(struct vmap_space *s, uint64_t addr,
+		       const struct live *live, size_t nlive)
+{
+	struct vmap_range r;
+	size_t i, best = nlive;
+	int rc = vmap_next(s, addr, &r, NULL, NULL);
+
+	for (i = 0; i < nlive; i++)
+		if (live[i].end > addr && (best == nlive || live[i].start < live[best].start))
+			best = i;
+	if ((best < nlive) != (rc == 0) ||
+	    (rc == 0 && (r.start != live[best].start || r.end != live[best].end)))
+		fail("next disagrees with the shadow", addr, (uint64_t)rc);
 }
 
 /*
@@ -218,10 +279,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case 5:
-			vmap_purge(s);
+			if (op & 8)
+				check_next(s, base + next64(&in, 3) % span, live, nlive);
+			else
+				vmap_purge(s);
 			break;
 		case 6:
-			vmap_shrink(s);
+			if (op & 8)
+				nlive = fuzz_pcpu(s, &in, page, live, nlive);
+			else
+				vmap_shrink(s);
 			break;
 		case 7:
 			addr = base + next64(&in, 3) % span;

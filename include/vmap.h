@@ -498,6 +498,60 @@ VMAP_API int vmap_find(struct vmap_space *space, uint64_t addr,
 		       struct vmap_range *range);
 
 /*
+ * Called by vmap_next() with the range it found, while the busy lock of
+ * the range's node is held: the range cannot be freed until it returns.
+ * It must not call into the same space, nor wait for anything that does.
+ */
+typedef void (*vmap_range_fn)(void *cookie, const struct vmap_range *range);
+
+/*
+ * vmap_next - the lowest busy range that ends above @addr (the range
+ * containing @addr, else the first above it): iterate over busy ranges in
+ * address order with addr = range->end, until that end is 0 (2^64).  @fn (may be NULL) is called with
+ * the range before the call returns, under its node's busy lock (see
+ * vmap_range_fn); no two node locks are ever held together.
+ * Returns 0, -ENOENT (no busy range ends above @addr) or -EINVAL (NULL
+ * @space or @range).  Takes each node's busy lock in turn.
+ */
+VMAP_API int vmap_next(struct vmap_space *space, uint64_t addr,
+		       struct vmap_range *range, vmap_range_fn fn, void *cookie);
+
+/* The most areas one vmap_pcpu_get_vm_areas() call may ask for. */
+#define VMAP_PCPU_MAX_AREAS 1024
+
+/*
+ * vmap_pcpu_get_vm_areas - allocate @nr ranges at fixed distances from
+ * one base, the kernel's pcpu_get_vm_areas() (the percpu allocator's
+ * congruent chunks): range i is [base + @offsets[i], + @sizes[i]), base a
+ * multiple of @align.  The base is the highest that fits, searching down
+ * from the end of the space as the kernel does.  All or nothing: when no
+ * base fits (after one full purge), nothing is allocated.
+ * @offsets, @sizes: @nr page multiples each; sizes non-zero, offsets
+ *	multiples of @align, no two ranges overlapping.
+ * @align: a power of two; below the page size means the page size.
+ * @starts: receives the @nr starts.  Each range is busy like one from
+ *	vmap_alloc() (never pooled) and is freed with vmap_free() or with
+ *	vmap_pcpu_free_vm_areas().
+ * Returns 0, -EINVAL (NULL, @nr 0 or above VMAP_PCPU_MAX_AREAS, a bad
+ * size, offset or alignment, overlapping ranges, ranges spanning more
+ * than the space), -ENOMEM (no base fits, or no memory for records) or
+ * -EUCLEAN (a busy range was already where the free heap said space was
+ * free: corruption, refused and counted like vmap_alloc()'s; a debug
+ * build aborts).  May block (purges on the slow path).
+ */
+VMAP_API int vmap_pcpu_get_vm_areas(struct vmap_space *space,
+				   const uint64_t *offsets, const uint64_t *sizes,
+				   unsigned nr, uint64_t align, uint64_t *starts);
+
+/*
+ * vmap_pcpu_free_vm_areas - vmap_free() each of @starts, once every one is
+ * checked to be the start of a busy range (all or nothing).  Returns 0,
+ * -EINVAL (NULL, @nr 0) or -ENOENT (one is not the start of a busy range).
+ */
+VMAP_API int vmap_pcpu_free_vm_areas(struct vmap_space *space,
+				    const uint64_t *starts, unsigned nr);
+
+/*
  * vmap_snapshot - every busy and lazy range in the order of
  * /proc/vmallocinfo: the busy ranges node by node, each node's in address
  * order, then the lazy ranges node by node, likewise.  *@ranges is allocated with malloc(); the
@@ -531,6 +585,13 @@ VMAP_API int vmap_shrink(struct vmap_space *space);
  * index, and to tests.  Returns 0 or -EINVAL (cpu < -1).
  */
 VMAP_API int vmap_set_thread_cpu(int cpu);
+
+/*
+ * vmap_thread_cpu - the CPU the calling thread allocates as: the one set
+ * by vmap_set_thread_cpu(), else the one it runs on now (any number: CPU
+ * ids may be sparse).  vm_map_ram() picks its block queue with it.
+ */
+VMAP_API unsigned vmap_thread_cpu(void);
 
 /* ------------------------------------------------------------------------
  * Purge notifiers: called when an allocation still fails after a full
@@ -744,6 +805,19 @@ VMAP_API void *vmap_heap_vrealloc(struct vmap_heap *heap, void *addr, size_t siz
 VMAP_API size_t vmap_heap_size(struct vmap_heap *heap, const void *addr);
 VMAP_API int vmap_heap_info(struct vmap_heap *heap, FILE *out);
 
+/*
+ * vmap_heap_check - vmap_check() on the heap's space, then every
+ * vm_map_ram block: its pages add up (unused + dirty + mapped = the
+ * block), each mapped page belongs to one chunk, aliases lie only
+ * in dirty pages, it is on its queue exactly when it has unused pages, it
+ * is a block area of the space; every queued block is live and on the
+ * queue it was made on; and every block area of the space is a published
+ * block.  Like vmap_check(), it assumes no other call on the
+ * heap is in flight.  Returns 0, vmap_check()'s errors, or -EUCLEAN (a
+ * block is inconsistent; @msg says which and how).
+ */
+VMAP_API int vmap_heap_check(struct vmap_heap *heap, char *msg, size_t msglen);
+
 struct vmap_heap_stats {
 	uint32_t size;		/* set by the caller: sizeof(struct vmap_heap_stats) */
 	uint32_t version;
@@ -756,6 +830,9 @@ struct vmap_heap_stats {
 	uint32_t reserved;
 	/* mmap calls that map a released run afresh (mprotect guards only) */
 	uint64_t syscalls_remap;
+	/* mmap calls of vmap() and vm_map_ram(): pages mapped, the
+	 * reservation put back */
+	uint64_t syscalls_mmap;
 };
 
 /* vmap_heap_stats - fill @stats (walks every area: O(n)).  0, -EINVAL (NULL
@@ -779,6 +856,15 @@ VMAP_API void *vmalloc(size_t size);
 VMAP_API void *vzalloc(size_t size);
 
 /*
+ * vmalloc_user - vzalloc() of an area meant to be handed to another
+ * mapper (the kernel's VM_USERMAP): vmallocinfo marks it "user".  Freed
+ * with vfree(); same errors as vmalloc().  vmap_heap_vmalloc_user() is
+ * the same on an explicit heap.
+ */
+VMAP_API void *vmalloc_user(size_t size);
+VMAP_API void *vmap_heap_vmalloc_user(struct vmap_heap *heap, size_t size);
+
+/*
  * vfree - give back an area from vmalloc().  NULL is a no-op.  A pointer
  * vmalloc() did not return (or already freed) is refused with a message
  * on stderr, and nothing changes.
@@ -800,13 +886,197 @@ VMAP_API size_t vmalloc_size(const void *addr);
 VMAP_API void *vrealloc(void *addr, size_t size);
 
 /*
- * vmallocinfo - the /proc/vmallocinfo format: node by node, each busy area
- * in address order as "0xSTART-0xEND SIZE CALLER pages=N vmalloc", then
- * every lazy one as "0xSTART-0xEND SIZE unpurged vm_area".  Returns 0,
+ * vmallocinfo - the /proc/vmallocinfo format: every busy area in address
+ * order (walked with vmap_next()), then every lazy one, node by node, as
+ * "0xSTART-0xEND SIZE unpurged vm_area".  Busy areas read "0xSTART-0xEND
+ * SIZE CALLER pages=N vmalloc" ("... vmalloc user" from vmalloc_user(),
+ * "... pages=N vmap" from vmap()); vm_map_ram blocks and large
+ * vm_map_ram areas read "0xSTART-0xEND SIZE vm_map_ram".  Returns 0,
  * -EINVAL (NULL @out), -ENOMEM (no default heap, or no memory for the
  * snapshot) or -EIO (a write or the final flush failed).
  */
 VMAP_API int vmallocinfo(FILE *out);
+
+/* ------------------------------------------------------------------------
+ * Pages and vmap(): real pages that can be mapped more than once.
+ *
+ * Each heap has a page pool: one memfd (4 GiB, sparse), created on first
+ * use; a page is named by its byte offset in it.  vmap() maps pool pages,
+ * in the order given, contiguously into an area of the heap (with the
+ * heap's guard page), so the same page may appear several times, in one
+ * area or in many: the classic use is a ring buffer mapped twice back to
+ * back (examples/ring_buffer.c).  vunmap() puts the reservation back at
+ * once and frees the area lazily, like vfree().  Freeing a page that is
+ * still mapped is the caller's error (as in the kernel): the mappings
+ * then see whatever the page holds next.
+ */
+
+/*
+ * vmap_pages_alloc - @count pages of @heap's pool, zeroed, their offsets
+ * into @pages.  Returns 0, -EINVAL (NULL, @count 0) or -ENOMEM (the pool
+ * is full, or could not be created).  Thread-safe; takes the pool lock.
+ */
+VMAP_API int vmap_pages_alloc(struct vmap_heap *heap, size_t count,
+			      uint64_t *pages);
+
+/*
+ * vmap_pages_free - give @count pages back; their memory returns to the
+ * system at once.  All or nothing: returns 0 or -EINVAL (NULL, @count 0,
+ * a page that is not one handed out by this pool, a page given twice).
+ */
+VMAP_API int vmap_pages_free(struct vmap_heap *heap, const uint64_t *pages,
+			     size_t count);
+
+/*
+ * vmap_heap_vmap - map @count pool pages of @heap contiguously, in the
+ * order of @pages (repeats allowed), followed (or, on a
+ * VMAP_HEAP_GUARD_BELOW heap, preceded) by the heap's guard page.
+ * @flags: must be 0.
+ * Returns the address, or NULL with errno EINVAL (NULL, @count 0, @flags,
+ * a page not handed out by this heap's pool) or ENOMEM (no room, or the
+ * system refused the mapping: vm.max_map_count).  May block (a purge on
+ * the slow path).
+ */
+VMAP_API void *vmap_heap_vmap(struct vmap_heap *heap, const uint64_t *pages,
+			      size_t count, unsigned flags);
+
+/*
+ * vmap_heap_vunmap - undo vmap_heap_vmap(): the pages are unmapped now,
+ * the area freed lazily.  Returns 0 or -EINVAL (@addr is not an address
+ * vmap returned, or was unmapped already; nothing changes).
+ */
+VMAP_API int vmap_heap_vunmap(struct vmap_heap *heap, const void *addr);
+
+/* vmap, vunmap: the same on the default heap (pages from its pool,
+ * vmap_default_heap()).  vunmap() of a bad address prints a line on
+ * stderr and changes nothing. */
+VMAP_API void *vmap(const uint64_t *pages, size_t count, unsigned flags);
+VMAP_API void vunmap(const void *addr);
+
+/* ------------------------------------------------------------------------
+ * vm_map_ram(): fast mappings of a few pages, without guard pages.
+ *
+ * Up to VMAP_MAX_ALLOC pages come from the calling CPU's blocks of
+ * VMAP_BBMAP_BITS pages, in power-of-two chunks (a mapping of 3 pages
+ * takes 4), with no system call beyond the mmap of the pages; larger
+ * mappings take an area of the heap directly.  vm_unmap_ram() of a
+ * chunk only marks it dirty: the old mapping stays readable and
+ * writable (an alias of the pages) until vm_unmap_aliases(), or until the
+ * whole block is dirty and goes back to the heap.  Call
+ * vm_unmap_aliases() before relying on no mapping of a page remaining
+ * (before freeing it, or changing what it means).
+ */
+#define VMAP_MAX_ALLOC 64
+#define VMAP_BBMAP_BITS 1024
+
+/*
+ * vmap_heap_vm_map_ram - map @count pool pages of @heap, in order.
+ * Returns the address, or NULL with errno EINVAL (NULL, @count 0, a page
+ * not from this heap's pool) or ENOMEM (no room, no memory, or the system
+ * refused the mapping: vm.max_map_count).  Thread-safe; takes the CPU's
+ * block-queue lock, may block on the slow path.
+ */
+VMAP_API void *vmap_heap_vm_map_ram(struct vmap_heap *heap,
+				    const uint64_t *pages, unsigned count);
+
+/*
+ * vmap_heap_vm_unmap_ram - undo a vm_map_ram of @count pages at @mem (the
+ * same count).  Returns 0 or -EINVAL (not such a mapping, or unmapped
+ * already; nothing changes).
+ */
+VMAP_API int vmap_heap_vm_unmap_ram(struct vmap_heap *heap, const void *mem,
+				    unsigned count);
+
+/*
+ * vmap_heap_vm_unmap_aliases - remove every alias left by
+ * vm_unmap_ram(): one mmap per run of dirty pages in each block; purge
+ * blocks with nothing mapped and less than 1/16 unused; then purge the
+ * heap (vmap_purge()).  May block.
+ */
+VMAP_API void vmap_heap_vm_unmap_aliases(struct vmap_heap *heap);
+
+/* The same on the default heap; vm_unmap_ram() of a bad address prints
+ * a line on stderr and changes nothing. */
+VMAP_API void *vm_map_ram(const uint64_t *pages, unsigned count);
+VMAP_API void vm_unmap_ram(const void *mem, unsigned count);
+VMAP_API void vm_unmap_aliases(void);
+
+/* ------------------------------------------------------------------------
+ * vread(): read any stretch of a heap, never faulting.
+ */
+
+/*
+ * vmap_heap_vread - copy [@addr, @addr + @count) of @heap's reservation
+ * into @buf: the contents of busy areas where they are mapped; zeros for
+ * free space, guard pages, lazy areas, unmapped vm_map_ram chunks and any
+ * page that cannot be read.  Areas are visited with vmap_next(), each
+ * copied under its node's busy lock alone, so none is freed under the
+ * copy; concurrent frees are safe.  Returns @count, or -EINVAL (NULL, the
+ * stretch not inside the reservation, @count above LONG_MAX).
+ */
+VMAP_API long vmap_heap_vread(struct vmap_heap *heap, char *buf,
+			      const void *addr, size_t count);
+
+/* The same on the default heap. */
+VMAP_API long vread(char *buf, const void *addr, size_t count);
+
+/* ------------------------------------------------------------------------
+ * vfree_rcu(): free after a grace period of userspace RCU (liburcu).
+ *
+ * Readers bracket their accesses with vmap_rcu_read_lock() and
+ * vmap_rcu_read_unlock(), after vmap_rcu_register_thread() in each reader
+ * thread; an area given to vfree_rcu() is freed only once every reader
+ * that was inside a read-side section has left it, in batches, by
+ * liburcu's call_rcu thread.  Without liburcu at build time (Debian:
+ * apt-get install liburcu-dev) every call that would queue a free
+ * returns -ENOSYS, and the reader calls do nothing.
+ */
+
+/* Room for RCU's bookkeeping inside an area: the two-argument shape. */
+struct vmap_rcu_head {
+	void *opaque[3];
+};
+
+/*
+ * vmap_heap_vfree_rcu - vfree @addr (an area of @heap from vmalloc) after
+ * a grace period; the kernel's one-argument kvfree_rcu.  Allocates a small
+ * record; when that fails, waits for the grace period in place.
+ * Returns 0, -EINVAL (not a vmalloc area of @heap) or -ENOSYS (built
+ * without liburcu).  Must not be called inside a read-side section (it
+ * may wait for a grace period).
+ */
+VMAP_API int vmap_heap_vfree_rcu(struct vmap_heap *heap, const void *addr);
+
+/*
+ * vmap_heap_vfree_rcu_head - the same with @head, a struct vmap_rcu_head
+ * inside the area, as bookkeeping: allocates nothing, never waits.  The
+ * kernel's two-argument kvfree_rcu.  Returns 0, -EINVAL (not a vmalloc
+ * area of @heap, or @head not inside it) or -ENOSYS.
+ */
+VMAP_API int vmap_heap_vfree_rcu_head(struct vmap_heap *heap, const void *addr,
+				      struct vmap_rcu_head *head);
+
+/* The same on the default heap. */
+VMAP_API int vfree_rcu(const void *addr);
+VMAP_API int vfree_rcu_head(const void *addr, struct vmap_rcu_head *head);
+
+/* The kernel's shapes: kvfree_rcu(ptr, field) and the one-argument one. */
+#define kvfree_rcu(ptr, field) vfree_rcu_head((ptr), &(ptr)->field)
+#define kvfree_rcu_mightsleep(ptr) vfree_rcu(ptr)
+
+/*
+ * vmap_rcu_register_thread - make the calling thread a reader; 0 or
+ * -ENOSYS.  vmap_rcu_unregister_thread() before it exits.
+ */
+VMAP_API int vmap_rcu_register_thread(void);
+VMAP_API void vmap_rcu_unregister_thread(void);
+
+/* A read-side section: never blocks; may nest. */
+VMAP_API void vmap_rcu_read_lock(void);
+VMAP_API void vmap_rcu_read_unlock(void);
+
+/* vmap_rcu_barrier - wait until every free queued so far is done. */
+VMAP_API void vmap_rcu_barrier(void);
 
 #ifdef __cplusplus
 }

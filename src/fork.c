@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "fork.h"
 #include "internal.h"
 #include "worker.h"
 
@@ -55,6 +56,10 @@ struct transit {
 };
 
 static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+
+/* Layers above the spaces (fork.h), under registry.lock. */
+static const struct fork_hooks *hooks[FORK_HOOKS_MAX];
+static unsigned nr_hooks;
 static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 static _Thread_local struct transit *slot;
@@ -172,6 +177,7 @@ static void lazy_recount(struct vmap_space *s)
 static void fork_prepare(void)
 {
 	struct vmap_space *s;
+	unsigned i;
 
 	pthread_mutex_lock(&registry.lock);
 	registry_for_each(s)
@@ -184,14 +190,19 @@ static void fork_prepare(void)
 		vlock_take(&s->heap_lock);
 	registry_for_each(s)
 		nodes_lock_all(s);
+	for (i = 0; i < nr_hooks; i++)
+		hooks[i]->prepare();
 	workers_lock();
 }
 
 static void fork_parent(void)
 {
 	struct vmap_space *s;
+	unsigned i = nr_hooks;
 
 	workers_unlock();
+	while (i--)
+		hooks[i]->parent();
 	registry_for_each(s) {
 		space_unlock_all(s);
 		pthread_rwlock_unlock(&s->notifier_lock);
@@ -208,9 +219,9 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	struct vmap_space *s;
-
 	struct vlist *l, *next;
 	struct transit *t;
+	unsigned i = nr_hooks;
 
 	workers_after_fork_child();
 	registry_for_each(s) {
@@ -235,11 +246,23 @@ static void fork_child(void)
 	registry_for_each(s)
 		lazy_recount(s);
 	pthread_mutex_init(&registry.lock, NULL);
+	/* Last, with every space usable again: a layer may call into them. */
+	while (i--)
+		hooks[i]->child();
 }
 
 static void handlers_install(void)
 {
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void fork_hooks_add(const struct fork_hooks *h)
+{
+	pthread_once(&handlers_once, handlers_install);
+	pthread_mutex_lock(&registry.lock);
+	if (nr_hooks < FORK_HOOKS_MAX)
+		hooks[nr_hooks++] = h;
+	pthread_mutex_unlock(&registry.lock);
 }
 
 void registry_add(struct vmap_space *s)

@@ -503,3 +503,84 @@ void heap_return_list(struct heap *h, struct vlist *list,
 		heap_return(h, va, garbage);
 	}
 }
+
+struct va *heap_block_at_or_below(const struct heap *h, uint64_t addr)
+{
+	struct tree_node *n = h->set.root.top;
+	struct va *va, *found = NULL;
+
+	while (n) {
+		va = va_of_node(n);
+		if (va->start <= addr) {
+			found = va;
+			n = n->right;
+		} else {
+			n = n->left;
+		}
+	}
+	return found;
+}
+
+/*
+ * Top-down: start from the highest base that puts the highest end at the
+ * space's end, and while some area i does not lie in one free block,
+ * lower the base to the highest that could fit area i in the block B at
+ * or below its start: base + end_i <= B.end (compared as last bytes).  No base skipped can work: above the
+ * new one, area i would cross B's end, and blocks below B end before B
+ * starts.  The base only falls, so the search ends.
+ *
+ *   limit                                               base + end_i
+ *     |      B       |xxxxxx busy xxxxx|       free      |    (area i
+ *     |<---area i--->|                                        crosses
+ *        base'+offs_i ^ B.end = base' + end_i                 busy)
+ */
+static int congruent_base(const struct heap *h, const struct pcpu_areas *a,
+			  uint64_t lowest, uint64_t highest, uint64_t *base)
+{
+	uint64_t b_start, last_off;
+	struct va *b;
+	unsigned i;
+
+	if (highest < a->last_end - 1)
+		return -ENOMEM;
+	b_start = (highest - (a->last_end - 1)) & ~(a->align - 1);
+	for (i = 0; i < a->nr;) {
+		if (b_start + a->first_start < lowest)
+			return -ENOMEM;
+		/* Lasts, not ends: a block may end at 2^64 (end 0). */
+		last_off = a->offsets[i] + a->sizes[i] - 1;
+		b = heap_block_at_or_below(h, b_start + a->offsets[i]);
+		if (!b || va_last(b) < last_off)
+			return -ENOMEM;
+		if (va_last(b) >= b_start + last_off) {
+			i++;
+			continue;
+		}
+		b_start = (va_last(b) - last_off) & ~(a->align - 1);
+		i = 0;
+	}
+	*base = b_start;
+	return 0;
+}
+
+int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
+			 uint64_t lowest, uint64_t highest,
+			 struct va **spares, struct vlist *garbage,
+			 uint64_t *base)
+{
+	uint64_t start;
+	struct va *b;
+	unsigned i;
+	int rc;
+
+	rc = congruent_base(h, a, lowest, highest, base);
+	if (rc)
+		return rc;
+	for (i = 0; i < a->nr; i++) {
+		start = *base + a->offsets[i];
+		b = heap_block_at_or_below(h, start);
+		VMAP_ASSERT(b && va_last(b) >= start + (a->sizes[i] - 1));
+		clip(h, b, start, a->sizes[i], &spares[i], garbage);
+	}
+	return 0;
+}

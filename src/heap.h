@@ -127,4 +127,33 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage);
 void heap_return_list(struct heap *h, struct vlist *list,
 		      struct vlist *garbage);
 
+/* The free block with the highest start at or below @addr, or NULL. */
+struct va *heap_block_at_or_below(const struct heap *h, uint64_t addr);
+
+/*
+ * N areas at fixed offsets from one base (the percpu allocator's
+ * congruent chunks): area i is [base + offsets[i], + sizes[i]).  Checked
+ * by the caller: offsets and sizes page multiples, offsets multiples of
+ * @align, no two areas overlapping.
+ */
+struct pcpu_areas {
+	const uint64_t *offsets, *sizes;
+	unsigned nr;
+	uint64_t align;
+	uint64_t first_start;	/* the lowest offset */
+	uint64_t last_end;	/* the highest offset + size */
+};
+
+/*
+ * Take every area of @a out of the heap at the highest base, aligned to
+ * a->align, such that each lies in free space, the lowest area starts at
+ * or above @lowest and the highest's last byte is at or below @highest.
+ * Returns 0 and *@base, or -ENOMEM with the heap untouched.  Uses
+ * @spares[i] (setting it to NULL) when area i splits a block.
+ */
+int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
+			 uint64_t lowest, uint64_t highest,
+			 struct va **spares, struct vlist *garbage,
+			 uint64_t *base);
+
 #endif /* VMAP_HEAP_H */

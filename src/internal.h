@@ -24,6 +24,11 @@
  * then every changing call, and the drain's purge, runs under it, the
  * others nested inside.
  *
+ * vmap_next() runs its callback under one busy lock; the vmalloc layer's
+ * vread() takes a vm_map_ram block lock there, so the layer's own locks
+ * (vmalloc.h) rank below node[i].busy_lock, and it never calls the space
+ * while holding one of them.
+ *
  * Debug builds record each vlock's holder; functions documented "caller
  * holds X" assert it (vlock_assert_held).
  *
@@ -285,10 +290,13 @@ void global_heap_return(struct vmap_space *s, struct vlist *list);
 void nodes_destroy(struct vmap_space *s);
 unsigned this_cpu(const struct vmap_space *s);
 int thread_cpu_set(int cpu);
+unsigned thread_cpu_get(void);
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 		       struct vmap_node *cpu_vn);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
+int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
+	      vmap_range_fn fn, void *cookie);
 bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
 void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);

@@ -26,6 +26,11 @@ int thread_cpu_set(int cpu)
 	return 0;
 }
 
+unsigned thread_cpu_get(void)
+{
+	return thread_cpu >= 0 ? (unsigned)thread_cpu : os_current_cpu();
+}
+
 /* The CPU an allocation counts as made on; its node is cpu % nr_nodes. */
 unsigned this_cpu(const struct vmap_space *s)
 {
@@ -148,6 +153,18 @@ bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
 	return ok;
 }
 
+static void range_of_busy(struct vmap_space *s, const struct va *va,
+			  unsigned node, struct vmap_range *out)
+{
+	out->start = va->start;
+	out->end = va->end;
+	out->node = node;
+	out->user = va->user;
+	out->state = VMAP_RANGE_BUSY;
+	out->tag_node = tag_valid(s, va->tag) ? (int32_t)va->tag - 1 : -1;
+	out->reserved = 0;
+}
+
 /*
  * A busy range lives in the node of its start, which is at or below any
  * address inside it: start at the address's node and walk the nodes
@@ -175,15 +192,8 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 			} else if (unlink) {
 				va = NULL;
 			}
-			if (out && va) {
-				out->start = va->start;
-				out->end = va->end;
-				out->node = i;
-				out->user = va->user;
-				out->state = VMAP_RANGE_BUSY;
-				out->tag_node = tag_valid(s, va->tag) ?
-					(int32_t)va->tag - 1 : -1;
-			}
+			if (out && va)
+				range_of_busy(s, va, i, out);
 			vlock_release(&vn->busy_lock);
 			return va;
 		}
@@ -202,6 +212,51 @@ struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 {
 	return busy_walk(s, addr, false, NULL, out) ? 0 : -ENOENT;
+}
+
+/*
+ * Each node's candidate is found under its own lock; the lowest is then
+ * looked up again under its node's lock alone, and the search starts over
+ * if it went meanwhile.  So no two busy locks are ever held together.
+ */
+int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
+	      vmap_range_fn fn, void *cookie)
+{
+	uint64_t best_start;
+	struct vmap_node *vn;
+	struct va *va;
+	unsigned i, best;
+	bool found;
+
+	for (;;) {
+		found = false;
+		best = 0;
+		best_start = 0;
+		for (i = 0; i < s->nr_nodes; i++) {
+			vn = &s->nodes[i];
+			vlock_acquire(&vn->busy_lock);
+			va = va_set_first_ending_after(&vn->busy, addr);
+			if (va && (!found || va->start < best_start)) {
+				found = true;
+				best = i;
+				best_start = va->start;
+			}
+			vlock_release(&vn->busy_lock);
+		}
+		if (!found)
+			return -ENOENT;
+		vn = &s->nodes[best];
+		vlock_acquire(&vn->busy_lock);
+		va = va_set_first_ending_after(&vn->busy, addr);
+		if (va && va->start == best_start) {
+			range_of_busy(s, va, best, out);
+			if (fn)
+				fn(cookie, out);
+			vlock_release(&vn->busy_lock);
+			return 0;
+		}
+		vlock_release(&vn->busy_lock);
+	}
 }
 
 bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)

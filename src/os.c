@@ -4,11 +4,13 @@
  * is an atomic counter handing out per-thread indexes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -113,9 +115,9 @@ int os_protect(void *addr, size_t len, int readwrite)
 		-errno : 0;
 }
 
-int os_remap(void *addr, size_t len)
+int os_remap(void *addr, size_t len, int open)
 {
-	void *p = mmap(addr, len, PROT_NONE,
+	void *p = mmap(addr, len, open ? PROT_READ | PROT_WRITE : PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 
 	return p == MAP_FAILED ? -errno : 0;
@@ -124,4 +126,48 @@ int os_remap(void *addr, size_t len)
 int os_discard(void *addr, size_t len, int lazily)
 {
 	return madvise(addr, len, lazily ? MADV_FREE : MADV_DONTNEED) ? -errno : 0;
+}
+
+int os_pages_create(size_t len)
+{
+	int fd = memfd_create("vmap-pages", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)len)) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return fd;
+}
+
+int os_pages_release(int fd, uint64_t off, uint64_t len)
+{
+	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			 (off_t)off, (off_t)len) ? -errno : 0;
+}
+
+void os_pages_close(int fd)
+{
+	close(fd);
+}
+
+int os_map_pages(void *addr, size_t len, int fd, uint64_t off)
+{
+	void *p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		       fd, (off_t)off);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+/*
+ * The kernel reads our own memory for us and reports an unreadable page
+ * as EFAULT instead of a signal (process_vm_readv on ourselves).
+ */
+int os_copy_nofault(void *dst, const void *src, size_t len)
+{
+	struct iovec local = { dst, len }, remote = { (void *)src, len };
+	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+
+	return n == (ssize_t)len ? 0 : -EFAULT;
 }

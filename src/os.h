@@ -30,10 +30,11 @@
  *                     touching them faults, without splitting the
  *                     mapping (MADV_GUARD_INSTALL, Linux 6.13+); -EINVAL
  *                     where the kernel lacks it.
- *  os_remap()         replace pages with a fresh inaccessible mapping, as
- *                     os_reserve() made them: their memory is released,
- *                     and the new mapping can merge with inaccessible
- *                     neighbours (an old one that was ever written keeps
+ *  os_remap()         replace pages with a fresh mapping, as os_reserve()
+ *                     (or, @open, os_reserve_open()) made them: their
+ *                     memory is released, mappings of other files gone,
+ *                     and the new mapping can merge with neighbours of
+ *                     the same protection (an old one that was ever written keeps
  *                     its own anon_vma and never merges); 0 or -errno.
  *  os_discard()       release the memory behind pages, keeping them
  *                     mapped (MADV_DONTNEED: they read zero afterwards;
@@ -45,6 +46,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 unsigned os_nr_cpus(void);
@@ -70,7 +72,30 @@ void *os_reserve_open(size_t len);
 int os_guard(void *addr, size_t len, int install);
 void os_unreserve(void *addr, size_t len);
 int os_protect(void *addr, size_t len, int readwrite);
-int os_remap(void *addr, size_t len);
+int os_remap(void *addr, size_t len, int open);
 int os_discard(void *addr, size_t len, int lazily);
+
+/*
+ * Pages that can be mapped more than once: a memfd of @len bytes (sparse:
+ * memory is taken when a page is first touched), -errno on failure.
+ * os_pages_release() gives the memory of [off, off + len) back; the pages
+ * read zero afterwards.
+ */
+int os_pages_create(size_t len);
+int os_pages_release(int fd, uint64_t off, uint64_t len);
+void os_pages_close(int fd);
+
+/*
+ * Map [off, off + len) of the memfd @fd read-write and shared at @addr,
+ * replacing whatever was there (os_remap() puts the reservation back).
+ * 0 or -errno.
+ */
+int os_map_pages(void *addr, size_t len, int fd, uint64_t off);
+
+/*
+ * Copy @len bytes from @src to @dst without faulting: 0, or -EFAULT when
+ * part of @src cannot be read (what was copied is undefined then).
+ */
+int os_copy_nofault(void *dst, const void *src, size_t len);
 
 #endif /* VMAP_OS_H */

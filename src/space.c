@@ -287,6 +287,11 @@ int vmap_set_thread_cpu(int cpu)
 	return thread_cpu_set(cpu);
 }
 
+unsigned vmap_thread_cpu(void)
+{
+	return thread_cpu_get();
+}
+
 /*
  * The spare record a split needs is obtained before the heap lock is
  * taken (DESIGN.md section 2).  Each thread keeps one across calls, since
@@ -901,4 +906,145 @@ int vmap_notifier_unregister(struct vmap_space *s, vmap_notifier_fn fn,
 	}
 	pthread_rwlock_unlock(&s->notifier_lock);
 	return rc;
+}
+
+int vmap_next(struct vmap_space *s, uint64_t addr, struct vmap_range *range,
+	      vmap_range_fn fn, void *cookie)
+{
+	if (!s || !range)
+		return -EINVAL;
+	return busy_next(s, addr, range, fn, cookie);
+}
+
+/*
+ * Check the areas of a congruent request (see vmap.h) and fill @a; the
+ * overlap test sorts a copy of the areas' order by offset.
+ */
+static int pcpu_check(struct vmap_space *s, const uint64_t *offsets,
+		      const uint64_t *sizes, unsigned nr, uint64_t align,
+		      struct pcpu_areas *a)
+{
+	unsigned i, j, *order;
+	uint64_t end;
+	int rc = 0;
+
+	if (!offsets || !sizes || !nr || nr > VMAP_PCPU_MAX_AREAS)
+		return -EINVAL;
+	if (!align || (align & (align - 1)))
+		return -EINVAL;
+	if (align < s->page_size)
+		align = s->page_size;
+	a->offsets = offsets;
+	a->sizes = sizes;
+	a->nr = nr;
+	a->align = align;
+	a->first_start = UINT64_MAX;
+	a->last_end = 0;
+	for (i = 0; i < nr; i++) {
+		if (!sizes[i] || (sizes[i] & (s->page_size - 1)) ||
+		    (offsets[i] & (align - 1)) || offsets[i] > UINT64_MAX - sizes[i])
+			return -EINVAL;
+		end = offsets[i] + sizes[i];
+		if (offsets[i] < a->first_start)
+			a->first_start = offsets[i];
+		if (end > a->last_end)
+			a->last_end = end;
+	}
+	if (a->last_end - a->first_start - 1 > space_last(s) - space_first(s))
+		return -EINVAL;
+	order = malloc(nr * sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	/* Insertion sort: the percpu allocator asks for a few groups. */
+	for (i = 0; i < nr; i++) {
+		for (j = i; j > 0 && offsets[order[j - 1]] > offsets[i]; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	for (i = 1; i < nr; i++)
+		if (offsets[order[i - 1]] + sizes[order[i - 1]] > offsets[order[i]])
+			rc = -EINVAL;
+	free(order);
+	return rc;
+}
+
+int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
+			   const uint64_t *sizes, unsigned nr, uint64_t align,
+			   uint64_t *starts)
+{
+	struct va **spares, **busy;
+	struct pcpu_areas a;
+	struct vlist garbage;
+	bool purged = false;
+	uint64_t base;
+	unsigned i;
+	int rc;
+
+	if (!s || !starts)
+		return -EINVAL;
+	rc = pcpu_check(s, offsets, sizes, nr, align, &a);
+	if (rc)
+		return rc;
+	/* Records first: nr for the areas, nr spares for the splits. */
+	spares = calloc(2 * (size_t)nr, sizeof(*spares));
+	if (!spares)
+		return -ENOMEM;
+	busy = spares + nr;
+	for (i = 0; i < 2 * nr; i++) {
+		spares[i] = space_va_new(s);
+		if (!spares[i]) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	for (;;) {
+		vlist_init(&garbage);
+		vlock_acquire(&s->heap_lock);
+		rc = heap_alloc_congruent(&s->heap, &a, space_first(s),
+					  space_last(s), spares, &garbage, &base);
+		vlock_release(&s->heap_lock);
+		va_delete_list(&garbage);
+		if (!rc || purged)
+			break;
+		purge_now(s, true);
+		purged = true;
+	}
+	if (rc) {
+		counter_add(&s->nodes[this_cpu(s) % s->nr_nodes].count.alloc_failures, 1);
+		goto out;
+	}
+	for (i = 0; i < nr; i++) {
+		busy[i]->start = starts[i] = base + offsets[i];
+		busy[i]->end = busy[i]->start + sizes[i];
+		busy[i]->tag = 0;
+		busy[i]->user = 0;
+		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)], busy[i])) {
+			counter_add(&s->nodes[this_cpu(s) % s->nr_nodes].count.allocs, 1);
+		} else {
+			va_delete(busy[i]);
+			rc = -EUCLEAN;
+		}
+		busy[i] = NULL;
+	}
+out:
+	for (i = 0; i < 2 * nr; i++)
+		va_delete(spares[i]);
+	free(spares);
+	return rc;
+}
+
+int vmap_pcpu_free_vm_areas(struct vmap_space *s, const uint64_t *starts,
+			    unsigned nr)
+{
+	struct vmap_range r;
+	unsigned i;
+
+	if (!s || !starts || !nr)
+		return -EINVAL;
+	for (i = 0; i < nr; i++)
+		if (vmap_find(s, starts[i], &r) || r.start != starts[i])
+			return -ENOENT;
+	for (i = 0; i < nr; i++)
+		vmap_free(s, starts[i]);
+	return 0;
 }

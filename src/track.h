@@ -30,4 +30,28 @@
 #define track_enabled 0
 #endif
 
+/*
+ * Hand-offs ThreadSanitizer cannot see (made through uninstrumented code,
+ * such as liburcu's queues and grace periods): what a thread did before
+ * track_release(p) happens before what another does after
+ * track_acquire(p).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define VMAP_TRACK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VMAP_TRACK_TSAN 1
+#endif
+#endif
+
+#ifdef VMAP_TRACK_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define track_acquire(p) __tsan_acquire((void *)(p))
+#define track_release(p) __tsan_release((void *)(p))
+#else
+#define track_acquire(p) ((void)(p))
+#define track_release(p) ((void)(p))
+#endif
+
 #endif /* VMAP_TRACK_H */

@@ -153,6 +153,23 @@ struct va *va_set_overlap(const struct va_set *set, uint64_t first,
 	return NULL;
 }
 
+struct va *va_set_first_ending_after(const struct va_set *set, uint64_t addr)
+{
+	struct tree_node *n = set->root.top;
+	struct va *va, *found = NULL;
+
+	while (n) {
+		va = va_of_node(n);
+		if (va_last(va) >= addr) {	/* an end may be 2^64 (0) */
+			found = va;
+			n = n->left;
+		} else {
+			n = n->right;
+		}
+	}
+	return found;
+}
+
 void va_set_take_all(struct va_set *set, struct vlist *out)
 {
 	vlist_move_all(&set->list, out);

@@ -215,6 +215,12 @@ static inline struct va *va_set_find(const struct va_set *set, uint64_t addr)
 	return va_set_overlap(set, addr, addr);
 }
 
+/*
+ * The lowest range that ends above @addr (it contains @addr or lies above
+ * it), or NULL.  The ranges of @set must not overlap.
+ */
+struct va *va_set_first_ending_after(const struct va_set *set, uint64_t addr);
+
 /* Take every record out of @set onto @out (empty), in address order. */
 void va_set_take_all(struct va_set *set, struct vlist *out);
 

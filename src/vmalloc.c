@@ -3,10 +3,11 @@
  * vmalloc.c - the vmalloc layer: areas of real memory with guard pages,
  * over a space that covers one reserved region (docs/DESIGN.md section 11).
  *
- * It uses the space through the public API only.  Locks: none of its
- * own.  The per-page protection map is written only by the owner of the
- * area the page belongs to (ownership passes through the space's locks),
- * and counters are relaxed atomics.
+ * It uses the space through the public API only.  Locks: extras_lock,
+ * only to create a heap's page pool or block state (heap_extra(); the
+ * layer's other locks are in vmalloc.h).  The per-page protection map is
+ * written only by the owner of the area the page belongs to (ownership
+ * passes through the space's locks), and counters are relaxed atomics.
  *
  * Guard pages, two mechanisms, chosen when the heap is created:
  *  - guard markers (MADV_GUARD_INSTALL, Linux 6.13+), preferred: the
@@ -37,49 +38,21 @@
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fork.h"
 #include "os.h"
 #include "probes.h"
 #include "track.h"
-#include "vmap.h"
-
-#define DEFAULT_RESERVE (64ull << 30)
-
-enum { PAGE_AS_RESERVED, PAGE_CHANGED, PAGE_UNKNOWN };
-
-struct vmap_heap {
-	struct vmap_space *space;
-	uint64_t base, size;
-	uint64_t page;
-	unsigned flags;
-	bool markers;		/* guard markers, else mprotect */
-	/*
-	 * Per page: PAGE_AS_RESERVED, PAGE_CHANGED (read-write under
-	 * mprotect, a guard marker with markers) or PAGE_UNKNOWN (a failed
-	 * mprotect may have changed part of its range: set again when used).
-	 */
-	unsigned char *changed;
-	atomic_uint_fast64_t sys_mprotect, sys_madvise, sys_guard, sys_remap;
-	atomic_uint_fast64_t released_runs, released_bytes;
-};
-
-static void count(atomic_uint_fast64_t *c, uint64_t n)
-{
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static uint64_t guard_bytes(const struct vmap_heap *h)
-{
-	return (h->flags & VMAP_HEAP_NO_GUARD) ? 0 : h->page;
-}
+#include "vmalloc.h"
 
 /* Where the usable part of the area at @start begins. */
-static uint64_t body_of(const struct vmap_heap *h, uint64_t start)
+uint64_t heap_body_of(const struct vmap_heap *h, uint64_t start)
 {
 	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) : start;
 }
@@ -96,14 +69,14 @@ static unsigned char remap_run(struct vmap_heap *h, void *addr, uint64_t len,
 {
 	int protected;
 
-	count(&h->sys_remap, 1);
-	*released = !os_remap(addr, len);
+	heap_count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len, 0);
 	if (*released)
 		return PAGE_AS_RESERVED;
-	count(&h->sys_mprotect, 1);
+	heap_count(&h->sys_mprotect, 1);
 	protected = !os_protect(addr, len, 0);
-	count(&h->sys_remap, 1);
-	*released = !os_remap(addr, len);
+	heap_count(&h->sys_remap, 1);
+	*released = !os_remap(addr, len, 0);
 	return *released || protected ? PAGE_AS_RESERVED : PAGE_UNKNOWN;
 }
 
@@ -122,13 +95,13 @@ static void release_run(void *cookie, uint64_t start, uint64_t end)
 	void *addr = (void *)(uintptr_t)start;
 	bool released = false;
 
-	count(&h->released_runs, 1);
-	count(&h->released_bytes, end - start);
+	heap_count(&h->released_runs, 1);
+	heap_count(&h->released_bytes, end - start);
 	if (!h->markers)
 		memset(h->changed + first, remap_run(h, addr, end - start, &released), n);
 	if (!released) {
 		os_discard(addr, end - start, !!(h->flags & VMAP_HEAP_MADV_FREE));
-		count(&h->sys_madvise, 1);
+		heap_count(&h->sys_madvise, 1);
 	}
 }
 
@@ -138,15 +111,15 @@ static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool us
 	void *addr = (void *)(uintptr_t)(h->base + first * h->page);
 
 	if (h->markers) {
-		count(&h->sys_guard, 1);
+		heap_count(&h->sys_guard, 1);
 		return os_guard(addr, n * h->page, !usable);
 	}
-	count(&h->sys_mprotect, 1);
+	heap_count(&h->sys_mprotect, 1);
 	return os_protect(addr, n * h->page, usable);
 }
 
 /* Make pages [first, first + n) usable or guards, one call per run to change. */
-static int set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
+int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 {
 	unsigned char want = usable != h->markers ? PAGE_CHANGED : PAGE_AS_RESERVED;
 	uint64_t i = 0, j;
@@ -189,6 +162,85 @@ static int reserve(struct vmap_heap *h)
 	return base ? 0 : -ENOMEM;
 }
 
+/*
+ * Live heaps, so that the fork handlers can take their locks: a child
+ * must not find a block, pool or extras lock held by a thread it does not
+ * have.  Every lock is a plain mutex, which the child may unlock.
+ */
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vmap_heap *heaps;
+
+static void heaps_fork_prepare(void)
+{
+	struct vmap_heap *h;
+
+	pthread_mutex_lock(&heaps_lock);
+	for (h = heaps; h; h = h->fork_next) {
+		pthread_mutex_lock(&h->extras_lock);
+		blocks_fork_lock(h);
+		pages_fork_lock(h);
+	}
+}
+
+static void heaps_fork_release(void)
+{
+	struct vmap_heap *h;
+
+	for (h = heaps; h; h = h->fork_next) {
+		pages_fork_unlock(h);
+		blocks_fork_unlock(h);
+		pthread_mutex_unlock(&h->extras_lock);
+	}
+	pthread_mutex_unlock(&heaps_lock);
+}
+
+/* The child also gives back block areas its lost threads were making. */
+static void heaps_fork_child(void)
+{
+	struct vmap_heap *h;
+
+	heaps_fork_release();
+	for (h = heaps; h; h = h->fork_next)
+		blocks_fork_child(h);
+}
+
+static const struct fork_hooks heaps_fork_hooks = {
+	.prepare = heaps_fork_prepare,
+	.parent = heaps_fork_release,
+	.child = heaps_fork_child,
+};
+
+static pthread_once_t heaps_hooks_once = PTHREAD_ONCE_INIT;
+
+static void heaps_hooks_install(void)
+{
+	fork_hooks_add(&heaps_fork_hooks);
+}
+
+static void heaps_add(struct vmap_heap *h)
+{
+	pthread_once(&heaps_hooks_once, heaps_hooks_install);
+	pthread_mutex_lock(&heaps_lock);
+	h->fork_prev = NULL;
+	h->fork_next = heaps;
+	if (heaps)
+		heaps->fork_prev = h;
+	heaps = h;
+	pthread_mutex_unlock(&heaps_lock);
+}
+
+static void heaps_del(struct vmap_heap *h)
+{
+	pthread_mutex_lock(&heaps_lock);
+	if (h->fork_prev)
+		h->fork_prev->fork_next = h->fork_next;
+	else
+		heaps = h->fork_next;
+	if (h->fork_next)
+		h->fork_next->fork_prev = h->fork_prev;
+	pthread_mutex_unlock(&heaps_lock);
+}
+
 int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **out)
 {
 	static const struct vmap_heap_params defaults;
@@ -209,6 +261,7 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 		return -ENOMEM;
 	h->page = (uint64_t)sysconf(_SC_PAGESIZE);
 	h->flags = p->flags;
+	pthread_mutex_init(&h->extras_lock, NULL);
 	h->size = (p->reserve_bytes ? p->reserve_bytes : DEFAULT_RESERVE) & ~(h->page - 1);
 	if (!h->size) {
 		free(h);
@@ -235,6 +288,7 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 	rc = vmap_space_create(h->base, h->base + h->size, &sp, &h->space);
 	if (rc)
 		goto fail;
+	heaps_add(h);
 	*out = h;
 	return 0;
 fail:
@@ -250,8 +304,14 @@ void vmap_heap_destroy(struct vmap_heap *h)
 {
 	if (!h)
 		return;
+	heaps_del(h);
 	/* The region goes back to the system: nothing of it stays poisoned. */
-	track_usable((void *)(uintptr_t)h->base, h->size);
+	if (atomic_load(&h->poisoned_end) > h->base)
+		track_usable((void *)(uintptr_t)h->base, atomic_load(&h->poisoned_end) - h->base);
+	rcu_heap_drain(h);
+	blocks_destroy(h);
+	pages_destroy(h);
+	pthread_mutex_destroy(&h->extras_lock);
 	vmap_space_destroy(h->space);
 	os_unreserve((void *)(uintptr_t)h->base, h->size);
 	os_unreserve(h->changed, h->size / h->page);
@@ -272,20 +332,48 @@ struct vmap_space *vmap_heap_space(struct vmap_heap *h)
  */
 static int shape_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
 {
-	uint64_t body = body_of(h, start);
-	/* The guard is the area's first page when below, else its last. */
-	uint64_t guard = start == body ? body + body_pages * h->page : start;
+	uint64_t body = heap_body_of(h, start);
 	int rc;
 
-	rc = set_pages(h, (body - h->base) / h->page, body_pages, true);
-	if (!rc && guard_bytes(h))
-		rc = set_pages(h, (guard - h->base) / h->page, 1, false);
-	return rc;
+	rc = heap_set_pages(h, (body - h->base) / h->page, body_pages, true);
+	return rc ? rc : heap_guard_area(h, start, body_pages);
+}
+
+/*
+ * The part of @h in @slot, made by @create on the first call that asks
+ * for it (@create_now) under extras_lock, and published only then.
+ */
+void *heap_extra(struct vmap_heap *h, void *_Atomic *slot,
+		 void *(*create)(struct vmap_heap *h), bool create_now)
+{
+	void *part = atomic_load_explicit(slot, memory_order_acquire);
+
+	if (part || !create_now)
+		return part;
+	pthread_mutex_lock(&h->extras_lock);
+	part = atomic_load_explicit(slot, memory_order_relaxed);
+	if (!part) {
+		part = create(h);
+		atomic_store_explicit(slot, part, memory_order_release);
+	}
+	pthread_mutex_unlock(&h->extras_lock);
+	return part;
+}
+
+int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
+{
+	uint64_t body = heap_body_of(h, start);
+	/* The guard is the area's first page when below, else its last. */
+	uint64_t guard = start == body ? body + body_pages * h->page : start;
+
+	if (!guard_bytes(h))
+		return 0;
+	return heap_set_pages(h, (guard - h->base) / h->page, 1, false);
 }
 
 /* One exit, so that the vmalloc probe has one site for perf to attach to. */
 static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
-			const void *caller)
+			enum area_kind kind, const void *caller)
 {
 	uint64_t body_pages, start, body = 0;
 	bool purged = false;
@@ -304,15 +392,14 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 	body_pages = (size + h->page - 1) / h->page;
 	for (;;) {
 		rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h),
-				     align, 0, 0, 0, (uint64_t)(uintptr_t)caller,
-				     &start);
+				     align, 0, 0, 0, area_user(kind, caller), &start);
 		if (rc == -EINVAL)	/* aligned size overflowing: no room */
 			rc = -ENOMEM;
 		if (rc)
 			break;
 		rc = shape_area(h, start, body_pages);
 		if (!rc) {
-			body = body_of(h, start);
+			body = heap_body_of(h, start);
 			track_usable((void *)(uintptr_t)body, body_pages * h->page);
 			break;
 		}
@@ -329,6 +416,21 @@ out:
 		return NULL;
 	}
 	return (void *)(uintptr_t)body;
+}
+
+/*
+ * A refusal, one line on stderr.  Writing to a stream may be a
+ * cancellation point; no call of ours is.
+ */
+void heap_warn(const char *fmt, ...)
+{
+	int cancel_state = os_cancel_off();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	os_cancel_restore(cancel_state);
 }
 
 /*
@@ -351,7 +453,8 @@ static int area_of(struct vmap_heap *h, const void *addr, struct vmap_range *r)
 	uint64_t start;
 
 	if (!area_start(h, addr, &start) || vmap_find(h->space, start, r) ||
-	    r->start != start)
+	    r->start != start || (area_kind_of(r->user) != AREA_VMALLOC &&
+				  area_kind_of(r->user) != AREA_VMALLOC_USER))
 		return -ENOENT;
 	return 0;
 }
@@ -360,22 +463,27 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 {
 	struct vmap_range r;
 	uint64_t start;
+	bool ok;
 
 	if (!addr)
 		return;
-	/* A checker needs the size, which costs a lookup: only then. */
-	if (track_enabled && !area_of(h, addr, &r))
-		track_freed((void *)addr, r.end - r.start - guard_bytes(h));
-	/* vmap_free() refuses anything but the start of a busy area. */
-	if (!area_start(h, addr, &start) || vmap_free(h->space, start)) {
-		int cancel_state = os_cancel_off();
-
-		fprintf(stderr, "vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
-			addr);
-		os_cancel_restore(cancel_state);
+	/*
+	 * A checker needs the size, and an area of another kind must not be
+	 * freed here: both cost a lookup, made only when they can matter.
+	 */
+	if (track_enabled || atomic_load_explicit(&h->mapped_areas, memory_order_relaxed)) {
+		ok = !area_of(h, addr, &r);
+		if (ok)
+			heap_poison(h, (uint64_t)(uintptr_t)addr, r.end - r.start - guard_bytes(h));
 	} else {
-		VMAP_PROBE(vfree, addr);
+		ok = true;
 	}
+	/* vmap_free() refuses anything but the start of a busy area. */
+	if (!ok || !area_start(h, addr, &start) || vmap_free(h->space, start))
+		heap_warn("vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
+			  addr);
+	else
+		VMAP_PROBE(vfree, addr);
 }
 
 static size_t heap_size(struct vmap_heap *h, const void *addr)
@@ -394,17 +502,14 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 	void *moved;
 
 	if (!addr)
-		return heap_alloc(h, size, 1, caller);
+		return heap_alloc(h, size, 1, AREA_VMALLOC, caller);
 	if (!size) {
 		heap_free(h, addr);
 		return NULL;
 	}
 	old = heap_size(h, addr);
 	if (!old) {
-		int cancel_state = os_cancel_off();
-
-		fprintf(stderr, "vrealloc: %p is not an area from vmalloc; refused\n", addr);
-		os_cancel_restore(cancel_state);
+		heap_warn("vrealloc: %p is not an area from vmalloc; refused\n", addr);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -412,7 +517,7 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 		memset((char *)addr + size, 0, old - size);
 		return addr;
 	}
-	moved = heap_alloc(h, size, 1, caller);
+	moved = heap_alloc(h, size, 1, AREA_VMALLOC, caller);
 	if (!moved)
 		return NULL;
 	memcpy(moved, addr, old);
@@ -436,30 +541,50 @@ static void format_caller(uint64_t caller, char *buf, size_t len)
 	snprintf(buf, len, "0x%llx", (unsigned long long)caller);
 }
 
+/* One line of /proc/vmallocinfo for the range @r. */
+static void print_area(struct vmap_heap *h, const struct vmap_range *r, FILE *out)
+{
+	enum area_kind kind = area_kind_of(r->user);
+	char caller[256];
+
+	fprintf(out, "0x%016llx-0x%016llx %7llu ", (unsigned long long)r->start,
+		(unsigned long long)r->end, (unsigned long long)(r->end - r->start));
+	if (r->state == VMAP_RANGE_LAZY) {
+		fputs("unpurged vm_area\n", out);
+		return;
+	}
+	if (kind == AREA_VM_MAP_RAM || kind == AREA_VMAP_BLOCK) {
+		fputs("vm_map_ram\n", out);
+		return;
+	}
+	format_caller(area_caller_of(r->user), caller, sizeof(caller));
+	fprintf(out, "%s pages=%llu %s\n", caller,
+		(unsigned long long)((r->end - r->start - guard_bytes(h)) / h->page),
+		kind == AREA_VMAP ? "vmap" :
+		kind == AREA_VMALLOC_USER ? "vmalloc user" : "vmalloc");
+}
+
+/*
+ * Busy areas in address order with vmap_next() (the walk vread() makes
+ * too), then the lazy ones from a snapshot, as the kernel lists them last.
+ */
 static int heap_info(struct vmap_heap *h, FILE *out)
 {
-	struct vmap_range *r;
-	char caller[256];
+	struct vmap_range *r, busy;
+	uint64_t pos;
 	size_t n, i;
 	int rc;
 
 	if (!h || !out)
 		return -EINVAL;
+	for (pos = h->base; !vmap_next(h->space, pos, &busy, NULL, NULL); pos = busy.end)
+		print_area(h, &busy, out);
 	rc = vmap_snapshot(h->space, &r, &n);
 	if (rc)
 		return rc;
-	for (i = 0; i < n; i++) {
-		fprintf(out, "0x%016llx-0x%016llx %7llu ", (unsigned long long)r[i].start,
-			(unsigned long long)r[i].end,
-			(unsigned long long)(r[i].end - r[i].start));
-		if (r[i].state == VMAP_RANGE_LAZY) {
-			fputs("unpurged vm_area\n", out);
-			continue;
-		}
-		format_caller(r[i].user, caller, sizeof(caller));
-		fprintf(out, "%s pages=%llu vmalloc\n", caller,
-			(unsigned long long)((r[i].end - r[i].start - guard_bytes(h)) / h->page));
-	}
+	for (i = 0; i < n; i++)
+		if (r[i].state == VMAP_RANGE_LAZY)
+			print_area(h, &r[i], out);
 	free(r);
 	return os_stream_done(out);
 }
@@ -472,6 +597,16 @@ int vmap_heap_info(struct vmap_heap *h, FILE *out)
 
 	os_cancel_restore(cancel_state);
 	return rc;
+}
+
+int vmap_heap_check(struct vmap_heap *h, char *msg, size_t msglen)
+{
+	int rc;
+
+	if (!h)
+		return -EINVAL;
+	rc = vmap_check(h->space, msg, msglen);
+	return rc ? rc : blocks_check(h, msg, msglen);
 }
 
 int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
@@ -501,6 +636,7 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 	st.syscalls_madvise = atomic_load(&h->sys_madvise);
 	st.syscalls_guard = atomic_load(&h->sys_guard);
 	st.syscalls_remap = atomic_load(&h->sys_remap);
+	st.syscalls_mmap = atomic_load(&h->sys_mmap);
 	st.guard_markers = h->markers;
 	st.released_runs = atomic_load(&h->released_runs);
 	st.released_bytes = atomic_load(&h->released_bytes);
@@ -512,12 +648,22 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 
 void *vmap_heap_vmalloc(struct vmap_heap *h, size_t size)
 {
-	return heap_alloc(h, size, 1, __builtin_return_address(0));
+	return heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0));
 }
 
 void *vmap_heap_vmalloc_align(struct vmap_heap *h, size_t size, size_t align)
 {
-	return heap_alloc(h, size, align, __builtin_return_address(0));
+	return heap_alloc(h, size, align, AREA_VMALLOC, __builtin_return_address(0));
+}
+
+/* Zeroed: only a VMAP_HEAP_MADV_FREE heap can hand out old contents. */
+void *vmap_heap_vmalloc_user(struct vmap_heap *h, size_t size)
+{
+	void *p = heap_alloc(h, size, 1, AREA_VMALLOC_USER, __builtin_return_address(0));
+
+	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
+		memset(p, 0, size);
+	return p;
 }
 
 void vmap_heap_vfree(struct vmap_heap *h, const void *addr)
@@ -565,7 +711,7 @@ void *vmalloc(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
+	return h ? heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
 }
 
 /*
@@ -576,7 +722,16 @@ void *vzalloc(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_alloc(h, size, 1, __builtin_return_address(0)) : NULL;
+	return h ? heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
+}
+
+/* Zeroed for the same reason as vzalloc(). */
+void *vmalloc_user(size_t size)
+{
+	struct vmap_heap *h = default_heap_or_enomem();
+
+	return h ? heap_alloc(h, size, 1, AREA_VMALLOC_USER, __builtin_return_address(0)) :
+		NULL;
 }
 
 void vfree(const void *addr)

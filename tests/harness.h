@@ -95,16 +95,24 @@ static inline void test_fail_at(const char *file, int line)
 		longjmp(test_jmp, 1);                                      \
 	} while (0)
 
-/* splitmix64: small, fast, and every seed is a good one. */
+/*
+ * splitmix64: small, fast, and every seed is a good one.  rnd() draws
+ * from the test's stream; rnd_from() from a thread's own @state.
+ */
 static uint64_t rnd_state;
 
-static inline uint64_t rnd(void)
+static inline uint64_t rnd_from(uint64_t *state)
 {
-	uint64_t z = (rnd_state += 0x9e3779b97f4a7c15ull);
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
 
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
+}
+
+static inline uint64_t rnd(void)
+{
+	return rnd_from(&rnd_state);
 }
 
 /* Uniform in [lo, hi]. */

@@ -4,11 +4,17 @@
  * allocations of mixed sizes and windows on one space, while another runs
  * purge and shrink in a loop, for a bounded time.
  *
+ * Beside them, two mappers map and unmap pool pages with vm_map_ram() on
+ * a heap of their own (the mappers of stress.h).
+ *
  * What it proves: about once a second every thread is stopped at a gate
  * (stop the world: no call in flight), and then vmap_check() must pass,
  * every range a thread holds must be found by vmap_find(), and no range
- * may have been handed out twice (the shadow map of stress.h).  At the end
- * every range is freed and the space must be whole again, exactly.
+ * may have been handed out twice (the shadow map of stress.h); on the
+ * heap, vmap_heap_check() (the space and every block) must pass and
+ * vread() must read each live mapping's stamps.  At the end every range
+ * is freed and the space must be whole again, exactly; every mapping is
+ * unmapped and the heap's blocks still check.
  *
  *   soak [SECONDS [THREADS [NODES]]]     (default 20 s, 3 x cores, auto)
  *
@@ -32,6 +38,8 @@ struct gate {
 	bool closed;
 	unsigned parked;
 };
+
+static atomic_bool stop_mappers;
 
 static struct gate gate = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -84,6 +92,44 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+#define MAPPERS 2
+
+static void *mapper_main(void *arg)
+{
+	struct mapper *m = arg;
+
+	if (mapper_init(m))
+		map_report(m->run, "no pages to map", NULL);
+	while (!atomic_load(&stop_mappers)) {
+		gate_pass();
+		mapper_step(m);
+	}
+	mapper_release_all(m);
+	return NULL;
+}
+
+/* With the world stopped: the heap's blocks, and each live mapping read
+ * back through vread(). */
+static int check_maps(struct map_run *mr, struct mapper *m)
+{
+	uint64_t v;
+	char msg[256];
+	unsigned k, i;
+
+	if (vmap_heap_check(mr->h, msg, sizeof(msg))) {
+		fprintf(stderr, "soak: vmap_heap_check: %s\n", msg);
+		return -1;
+	}
+	for (k = 0; k < MAPPERS; k++)
+		for (i = 0; i < m[k].nlive; i++)
+			if (vmap_heap_vread(mr->h, (char *)&v, m[k].live[i].addr, sizeof(v)) !=
+				    sizeof(v) || v != map_stamp(m[k].id, 0)) {
+				fprintf(stderr, "soak: vread of a live mapping\n");
+				return -1;
+			}
+	return atomic_load(&mr->errors) ? -1 : 0;
+}
+
 static void *purger_main(void *arg)
 {
 	struct run *r = arg;
@@ -133,8 +179,13 @@ int main(int argc, char **argv)
 	unsigned threads = argc > 2 ? (unsigned)atoi(argv[2]) : (unsigned)(3 * cpus);
 	struct vmap_params p = { .nr_nodes = argc > 3 ? (uint32_t)atoi(argv[3]) : 0,
 				 .lazy_max_pages = 512 };
+	struct vmap_heap_params hp = { .reserve_bytes = 1ull << 30, .nr_nodes = p.nr_nodes,
+				       .lazy_max_pages = 512 };
+	static struct mapper m[MAPPERS];
 	static struct worker w[64];
-	pthread_t tid[65];
+	pthread_t tid[65], mtid[MAPPERS];
+	struct vmap_space_info hinfo;
+	struct map_run mr = { 0 };
 	unsigned i, checks = 0;
 	char msg[256];
 	struct run r;
@@ -154,6 +205,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "soak: cannot create the space\n");
 		return 1;
 	}
+	mr.pages = hp.reserve_bytes / PAGE;
+	mr.owner = calloc(mr.pages, sizeof(*mr.owner));
+	if (!mr.owner || vmap_heap_create(&hp, &mr.h)) {
+		fprintf(stderr, "soak: cannot create the heap\n");
+		return 1;
+	}
+	vmap_space_info(vmap_heap_space(mr.h), &hinfo);
+	mr.base = hinfo.base;
+	for (i = 0; i < MAPPERS; i++) {
+		m[i].run = &mr;
+		m[i].id = i;
+		m[i].seed = 0x3a9ull * (i + 1);
+		pthread_create(&mtid[i], NULL, mapper_main, &m[i]);
+	}
 	for (i = 0; i < threads; i++) {
 		w[i].run = &r;
 		w[i].id = i;
@@ -164,23 +229,34 @@ int main(int argc, char **argv)
 	start = now();
 	while ((t = now() - start) < seconds && ok) {
 		usleep(t + 1 < seconds ? 1000000 : (useconds_t)((seconds - t) * 1e6));
-		gate_close(threads + 1);
-		ok = check_world(&r, w, threads) == 0;
+		gate_close(threads + 1 + MAPPERS);
+		ok = check_world(&r, w, threads) == 0 && check_maps(&mr, m) == 0;
 		checks++;
 		gate_open();
 	}
 	atomic_store(&r.stop, true);
+	atomic_store(&stop_mappers, true);
 	for (i = 0; i <= threads; i++)
 		pthread_join(tid[i], NULL);
+	for (i = 0; i < MAPPERS; i++)
+		pthread_join(mtid[i], NULL);
 	t = now() - start;
 	if (ok && stress_conserved(&r, msg, sizeof(msg))) {
 		fprintf(stderr, "soak: %s\n", msg);
 		ok = false;
 	}
+	vmap_heap_vm_unmap_aliases(mr.h);
+	for (i = 0; ok && i < mr.pages; i++)
+		ok = !atomic_load(&mr.owner[i]);
+	if (ok && check_maps(&mr, m))
+		ok = false;
 	printf("soak: %ld ops by %u threads in %.1f s (%.0f ops/s), %u stop-the-world checks\n",
 	       atomic_load(&r.ops), threads, t, atomic_load(&r.ops) / t, checks);
+	printf("soak: %ld vm_map_ram operations by %u mappers\n", atomic_load(&mr.ops), MAPPERS);
 	printf("soak: %d passed, %d failed\n", ok, !ok);
 	vmap_space_destroy(r.s);
 	free(r.owner);
+	vmap_heap_destroy(mr.h);
+	free(mr.owner);
 	return ok ? 0 : 1;
 }

@@ -10,7 +10,9 @@
  *     worker threads: the child's frees still drain, a purge that wants
  *     helpers completes, destroy returns;
  *  4. the child allocates, frees, purges, shrinks, checks and destroys
- *     every space, and uses vmalloc/vfree and vmallocinfo;
+ *     every space, and uses vmalloc/vfree, vmallocinfo, vm_map_ram,
+ *     vmap() of pages and vfree_rcu, which a fifth thread of the parent
+ *     keeps busy at the fork;
  *  5. the parent goes on unaffected, and conserves every page.
  *
  * Public header only.  Release builds only: a child forked while another
@@ -89,6 +91,39 @@ static void *churn(void *arg)
 	return NULL;
 }
 
+/*
+ * The vmalloc layer's own locks (block queues and blocks, the page pool)
+ * and liburcu's call_rcu thread, busy while the test forks.
+ */
+static void *map_pages(void *arg)
+{
+	uint64_t pages[4];
+	char *p;
+	unsigned n = 0;
+
+	(void)arg;
+	if (vmap_pages_alloc(vmap_default_heap(), 4, pages))
+		return NULL;
+	while (!atomic_load(&stop)) {
+		p = vm_map_ram(pages, 1 + n % 4);
+		if (p) {
+			p[0] = 1;
+			vm_unmap_ram(p, 1 + n % 4);
+		}
+		p = vmap(pages, 4, 0);
+		if (p)
+			vunmap(p);
+		p = vmalloc(PAGE);
+		if (p && vfree_rcu(p))
+			vfree(p);	/* built without liburcu */
+		if (++n % 64 == 0)
+			vm_unmap_aliases();
+		atomic_fetch_add(&ops, 1);
+	}
+	vmap_pages_free(vmap_default_heap(), pages, 4);
+	return NULL;
+}
+
 static void *maintain(void *arg)
 {
 	char msg[128];
@@ -122,6 +157,28 @@ static void child_uses_everything(void)
 	assert_true(p);
 	p[3 * PAGE - 1] = 1;
 	vfree(p);
+	{
+		uint64_t pages[2];
+		char *m;
+
+		assert_int(vmap_pages_alloc(vmap_default_heap(), 2, pages), ==, 0);
+		m = vm_map_ram(pages, 2);
+		assert_true(m);
+		m[PAGE] = 2;
+		vm_unmap_ram(m, 2);
+		vm_unmap_aliases();
+		m = vmap(pages, 2, 0);
+		assert_true(m);
+		expect_int(m[PAGE], ==, 2);
+		vunmap(m);
+		assert_int(vmap_pages_free(vmap_default_heap(), pages, 2), ==, 0);
+		p = vmalloc(PAGE);
+		assert_true(p);
+		if (vfree_rcu(p))
+			vfree(p);
+		vmap_rcu_barrier();
+		{ char msg[256] = ""; int rc = vmap_heap_check(vmap_default_heap(), msg, sizeof(msg)); if (rc) fprintf(stderr, "heap check: %s\n", msg); assert_int(rc, ==, 0); }
+	}
 	assert_int(vmap_purge(vmap_heap_space(vmap_default_heap())), ==, 0);
 	{
 		FILE *devnull = fopen("/dev/null", "w");
@@ -135,7 +192,7 @@ static void child_uses_everything(void)
 
 static void fork_under(void *(*extra)(void *), const char *what)
 {
-	pthread_t threads[4];
+	pthread_t threads[5];
 	long before;
 	int i, round;
 
@@ -146,6 +203,7 @@ static void fork_under(void *(*extra)(void *), const char *what)
 	for (i = 0; i < 3; i++)
 		assert_int(pthread_create(&threads[i], NULL, churn, (void *)(uintptr_t)i), ==, 0);
 	assert_int(pthread_create(&threads[3], NULL, extra, (void *)(uintptr_t)3), ==, 0);
+	assert_int(pthread_create(&threads[4], NULL, map_pages, NULL), ==, 0);
 	for (round = 0; round < scaled(20); round++) {
 		before = atomic_load(&ops);
 		while (atomic_load(&ops) < before + 200)
@@ -157,7 +215,7 @@ static void fork_under(void *(*extra)(void *), const char *what)
 		}
 	}
 	atomic_store(&stop, true);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		pthread_join(threads[i], NULL);
 	/* Shape 5: the parent is unaffected and has lost nothing. */
 	assert_space_ok(space);

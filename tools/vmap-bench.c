@@ -676,25 +676,125 @@ static int churn_test(struct worker *w)
 	return 0;
 }
 
+/*
+ * The percpu allocator's congruent chunks: two groups (two NUMA nodes'
+ * CPUs) of 16 pages, 64 pages apart, placed top-down by one call.
+ */
+#define PCPU_GROUPS 2
+#define PCPU_GROUP_PAGES 16
+#define PCPU_GROUP_DISTANCE 64
+
+static int pcpu_alloc_test(struct worker *w)
+{
+	static const uint64_t offsets[PCPU_GROUPS] = { 0, PCPU_GROUP_DISTANCE * PAGE };
+	static const uint64_t sizes[PCPU_GROUPS] = { PCPU_GROUP_PAGES * PAGE,
+						     PCPU_GROUP_PAGES * PAGE };
+	uint64_t starts[PCPU_GROUPS];
+	unsigned long i;
+
+	for (i = 0; i < w->ph->loops; i++) {
+		if (vmap_pcpu_get_vm_areas(w->ph->space, offsets, sizes, PCPU_GROUPS,
+					   PAGE, starts))
+			return -1;
+		vmap_pcpu_free_vm_areas(w->ph->space, starts, PCPU_GROUPS);
+		w->pairs++;
+	}
+	return 0;
+}
+
+/* An area carrying its own RCU bookkeeping: the two-argument shape. */
+struct rcu_area {
+	struct vmap_rcu_head rcu;
+	char data[PAGE - sizeof(struct vmap_rcu_head)];
+};
+
+/* vmalloc one page, write it, give it to vfree_rcu in either shape. */
+static int kvfree_rcu_loop(struct worker *w, bool embedded)
+{
+	struct vmap_heap *h = w->ph->heap;
+	struct rcu_area *a;
+	unsigned long i;
+	int rc = 0;
+
+	for (i = 0; i < w->ph->loops && !rc; i++) {
+		a = vmap_heap_vmalloc(h, sizeof(*a));
+		if (!a)
+			return -1;
+		a->data[0] = 1;
+		rc = embedded ? vmap_heap_vfree_rcu_head(h, a, &a->rcu) :
+			vmap_heap_vfree_rcu(h, a);
+		w->pairs++;
+	}
+	vmap_rcu_barrier();
+	return rc ? -1 : 0;
+}
+
+static int kvfree_rcu_1_arg_vmalloc_test(struct worker *w)
+{
+	return kvfree_rcu_loop(w, false);
+}
+
+static int kvfree_rcu_2_arg_vmalloc_test(struct worker *w)
+{
+	return kvfree_rcu_loop(w, true);
+}
+
+/* nr_pages pages of the heap's pool, mapped, written and unmapped. */
+static int vm_map_ram_test(struct worker *w)
+{
+	struct vmap_heap *h = w->ph->heap;
+	unsigned n = w->ph->p->nr_pages;
+	uint64_t *pages = calloc(n, sizeof(*pages));
+	unsigned long i;
+	char *v;
+	int rc = -1;
+
+	if (!pages || vmap_pages_alloc(h, n, pages))
+		goto out;
+	for (i = 0; i < w->ph->loops; i++) {
+		v = vmap_heap_vm_map_ram(h, pages, n);
+		if (!v)
+			goto out_pages;
+		*v = 'a';
+		vmap_heap_vm_unmap_ram(h, v, n);
+		w->pairs++;
+	}
+	rc = 0;
+out_pages:
+	vmap_heap_vm_unmap_aliases(h);
+	vmap_pages_free(h, pages, n);
+out:
+	free(pages);
+	return rc;
+}
+
+/* What a test runs on: any backend, or only ours, as a space or a heap. */
+enum test_needs {
+	NEEDS_ANY,
+	NEEDS_SPACE,	/* range calls beyond alloc/free */
+	NEEDS_HEAP,	/* the vmalloc layer's own calls */
+};
+
 struct test_case {
 	const char *name;
 	int (*fn)(struct worker *w);
 	bool expect_fail;
+	enum test_needs needs;
 };
 
 /* Indexes are the kernel's bits in run_test_mask. */
 static const struct test_case tests[] = {
-	{ "fix_size_alloc_test", fix_size_alloc_test, false },
-	{ "full_fit_alloc_test", full_fit_alloc_test, false },
-	{ "long_busy_list_alloc_test", long_busy_list_alloc_test, false },
-	{ "random_size_alloc_test", random_size_alloc_test, false },
-	{ "fix_align_alloc_test", fix_align_alloc_test, false },
-	{ "random_size_align_alloc_test", random_size_align_alloc_test, false },
-	{ "align_shift_alloc_test", align_shift_alloc_test, true },
-	{ "pcpu_alloc_test", NULL, false },
-	{ "kvfree_rcu_1_arg_vmalloc_test", NULL, false },
-	{ "kvfree_rcu_2_arg_vmalloc_test", NULL, false },
-	{ "vm_map_ram_test", NULL, false },
+	{ "fix_size_alloc_test", fix_size_alloc_test, false, NEEDS_ANY },
+	{ "full_fit_alloc_test", full_fit_alloc_test, false, NEEDS_ANY },
+	{ "long_busy_list_alloc_test", long_busy_list_alloc_test, false, NEEDS_ANY },
+	{ "random_size_alloc_test", random_size_alloc_test, false, NEEDS_ANY },
+	{ "fix_align_alloc_test", fix_align_alloc_test, false, NEEDS_ANY },
+	{ "random_size_align_alloc_test", random_size_align_alloc_test, false, NEEDS_ANY },
+	{ "align_shift_alloc_test", align_shift_alloc_test, true, NEEDS_ANY },
+	{ "pcpu_alloc_test", pcpu_alloc_test, false, NEEDS_SPACE },
+	{ "kvfree_rcu_1_arg_vmalloc_test", kvfree_rcu_1_arg_vmalloc_test, false, NEEDS_HEAP },
+	{ "kvfree_rcu_2_arg_vmalloc_test", kvfree_rcu_2_arg_vmalloc_test, false, NEEDS_HEAP },
+	{ "vm_map_ram_test", vm_map_ram_test, false, NEEDS_HEAP },
 };
 #define NR_TESTS (sizeof(tests) / sizeof(tests[0]))
 
@@ -915,7 +1015,7 @@ static int run_phase(const struct params *p, const struct backend *be,
 	row->test = name;
 	row->mode = be->mode;
 	row->tag = be->tag;
-	row->layer = p->vmalloc ? "vmalloc" : "range";
+	row->layer = ph.heap || (!ph.space && p->vmalloc) ? "vmalloc" : "range";
 	row->nr_pages = p->nr_pages;
 	row->threads = threads;
 	row->loops = p->test_loop_count;
@@ -942,8 +1042,9 @@ static int run_phase(const struct params *p, const struct backend *be,
 	if (ph.heap && row->pairs) {
 		vmap_heap_stats(ph.heap, &hst_end);
 		row->syscalls_per_pair = (double)(hst_end.syscalls_mprotect + hst_end.syscalls_madvise +
-						  hst_end.syscalls_guard - hst.syscalls_mprotect -
-						  hst.syscalls_madvise - hst.syscalls_guard) /
+						  hst_end.syscalls_guard + hst_end.syscalls_mmap -
+						  hst.syscalls_mprotect - hst.syscalls_madvise -
+						  hst.syscalls_guard - hst.syscalls_mmap) /
 			row->pairs;
 	}
 	if (row->range) {
@@ -1194,8 +1295,10 @@ static void usage(FILE *out)
 		prog);
 	for (i = 0; i < NR_TESTS; i++)
 		fprintf(out, "  %2zu: %s%s\n", i, tests[i].name,
-			!tests[i].fn ? "  (kernel-only, skipped here)" :
-			tests[i].expect_fail ? "  (expected to fail)" : "");
+			tests[i].expect_fail ? "  (expected to fail)" :
+			tests[i].needs == NEEDS_SPACE ? "  (a space, any mode; no baselines)" :
+			tests[i].needs == NEEDS_HEAP ? "  (a vmalloc heap, any mode; kernel tag only; no baselines)" :
+			"");
 }
 
 static bool parse_ulong(const char *s, unsigned long *v)
@@ -1320,6 +1423,35 @@ static void parse_args(int argc, char **argv, struct params *p)
 		strcpy(p->baselines, "mmap,malloc");
 }
 
+/*
+ * Fit @be to what @tc needs: a space or a heap whatever the mode, and
+ * none of the baselines.  False if the test does not run on it.  A heap
+ * has the layer's own pools, the kernel's, whatever tag= says: of the
+ * node rows, only the first tag's runs, labelled as vmalloc mode labels
+ * it (@first_tag: the first of tag=).
+ */
+static bool test_backend(const struct test_case *tc, struct backend *be,
+			 const char *first_tag)
+{
+	if (tc->needs == NEEDS_ANY)
+		return true;
+	if (!be->setup)
+		return false;
+	if (tc->needs == NEEDS_SPACE) {
+		be->setup = range_setup;
+		be->teardown = range_teardown;
+		return true;
+	}
+	if (strcmp(be->tag, "-")) {
+		if (strcmp(be->tag, first_tag))
+			return false;
+		be->tag = "kernel";
+	}
+	be->setup = vmalloc_setup;
+	be->teardown = vmalloc_teardown;
+	return true;
+}
+
 /* Split a comma list; returns the count. */
 static size_t split(char *list, char **items, size_t max)
 {
@@ -1349,6 +1481,7 @@ int main(int argc, char **argv)
 	const struct backend *ours;
 	char nodes[256], baselines[64], live[256], churn[256], tags[32], *items[32];
 	char *tag_items[3];
+	const char *heap_tag;
 	unsigned threads_list[16], nt = 0, t, order[NR_TESTS], nr_order = 0;
 	uint64_t lives[16], churns[16];
 	size_t nb = 0, nrows = 0, i, k, n, nl, nc, ntags;
@@ -1373,6 +1506,7 @@ int main(int argc, char **argv)
 	/* The vmalloc layer chooses its pools itself (the kernel's). */
 	if (p.vmalloc)
 		ntags = 1;
+	heap_tag = p.vmalloc || !ntags ? "kernel" : tag_items[0];
 	n = p.constrained ? 0 : split(nodes, items, 32);
 	for (i = 0; p.constrained && i < NR_CONSTRAINED; i++)
 		add_backend(chosen, &nb, &constrained_backends[i], "constrained");
@@ -1429,9 +1563,11 @@ int main(int argc, char **argv)
 	for (i = 0; i < NR_TESTS; i++) {
 		if (!(p.run_test_mask & (1ul << i)))
 			continue;
-		if (!tests[i].fn) {
-			fprintf(stderr, "%s: %s has no userspace equivalent, skipped\n", prog,
-				tests[i].name);
+		/* The stub's answer tells whether liburcu was built in. */
+		if (!strncmp(tests[i].name, "kvfree_rcu", 10) &&
+		    vmap_heap_vfree_rcu(NULL, NULL) == -ENOSYS) {
+			fprintf(stderr, "%s: %s: skipped: liburcu-dev not installed when libvmap was built\n",
+				prog, tests[i].name);
 			continue;
 		}
 		order[nr_order++] = (unsigned)i;
@@ -1462,13 +1598,19 @@ int main(int argc, char **argv)
 					const char *name = tc ? tc->name :
 						nl ? "live_fix_size_test" : "churn_test";
 					struct row *r = &rows[nrows];
+					struct backend be = chosen[k];
 					int rc;
+
+					if (tc && !test_backend(tc, &be, heap_tag)) {
+						done++;
+						continue;
+					}
 
 					if (now_usec() - start > 3e6)
 						fprintf(stderr, "%s: [%zu/%zu] %s %s %u threads\n", prog,
 							done + 1, total, name, chosen[k].mode,
 							threads_list[t]);
-					rc = run_phase(&p, &chosen[k], name,
+					rc = run_phase(&p, &be, name,
 						       tc ? tc->fn : nl ? fix_size_alloc_test : churn_test,
 						       tc ? tc->expect_fail : false, threads_list[t],
 						       nl ? lives[i] : 0, nc ? churns[i] : 0, r);
