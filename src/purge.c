@@ -190,12 +190,13 @@ bool purge_locked(struct vmap_space *s, bool full)
 	pj.nodes = marked;
 	if (!nr_helpers || !workers_submit(&pj.job))
 		nr_helpers = 0;
+	/* Counted before any node is done, so a reader who saw the lazy
+	 * count drop sees the helpers too. */
+	counter_add(&s->purge_helpers, nr_helpers);
 	for (i = nr_helpers; i < nr_marked; i++)
 		purge_node(s, marked[i]);
-	if (nr_helpers) {
+	if (nr_helpers)
 		workers_finish(&pj.job);
-		counter_add(&s->purge_helpers, nr_helpers);
-	}
 	counter_add(&s->purges, 1);
 	VMAP_PROBE(purge_vmap_area_lazy, start, last + 1, npurged);
 	return true;

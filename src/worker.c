@@ -24,6 +24,7 @@ static struct {
 	struct vlist jobs;		/* struct job, by link */
 	struct vlist drains;		/* struct vmap_space, by drain_link */
 	unsigned threads, idle;
+	unsigned unborn;		/* started, not yet in their loop */
 } workers = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.work = PTHREAD_COND_INITIALIZER,
@@ -89,6 +90,7 @@ static void *worker_main(void *arg)
 	(void)arg;
 	os_cancel_off();
 	pthread_mutex_lock(&workers.lock);
+	workers.unborn--;
 	for (;;) {
 		if ((job = claim_piece(&workers.jobs, &piece))) {
 			pthread_mutex_unlock(&workers.lock);
@@ -115,23 +117,26 @@ static void *worker_main(void *arg)
 }
 
 /*
- * Start threads until @wanted are idle or the cap is reached; returns
- * how many are idle or starting, that is, free to take new work.  Caller
- * holds workers.lock.  Workers are detached: they live as long as the
- * process, so nothing ever joins them.
+ * Start threads until @wanted are free or the cap is reached; returns how
+ * many are free to take new work: idle, or started and not yet in their
+ * loop (a thread just created can wait a long time for its first run on
+ * a loaded machine, and it will look for work when it gets there).
+ * Caller holds workers.lock.  Workers are detached: they live as long as
+ * the process, so nothing ever joins them.
  */
 static unsigned grow(unsigned wanted)
 {
-	unsigned cap = workers_cap(), starting = 0;
+	unsigned cap = workers_cap();
 	pthread_t t;
 
-	while (workers.idle + starting < wanted && workers.threads < cap &&
+	while (workers.idle + workers.unborn < wanted &&
+	       workers.threads < cap &&
 	       os_thread_start(&t, worker_main, NULL) == 0) {
 		pthread_detach(t);
 		workers.threads++;
-		starting++;
+		workers.unborn++;
 	}
-	return workers.idle + starting;
+	return workers.idle + workers.unborn;
 }
 
 bool workers_submit(struct job *job)
@@ -224,5 +229,5 @@ void workers_after_fork_child(void)
 	pthread_cond_init(&workers.done, NULL);
 	vlist_init(&workers.jobs);
 	vlist_init(&workers.drains);
-	workers.threads = workers.idle = 0;
+	workers.threads = workers.idle = workers.unborn = 0;
 }
