@@ -3,7 +3,7 @@
 #   make deps         install the optional Debian packages (DEPS_PKGS) when
 #                     root; otherwise print the apt-get command.  The build
 #                     leaves out what a missing package would enable.
-#   make check        every test under ASan+UBSan, then the multi-thread
+#   make check        the format check, every test under ASan+UBSan, then the multi-thread
 #                     tests under TSan, then the fork and mapping-limit
 #                     tests in the release build; non-zero exit on any
 #                     failure
@@ -30,7 +30,7 @@ SOAK_SECONDS ?= 180
 # (scripts/plot).
 DEPS_PKGS ?= liburcu-dev pkg-config systemtap-sdt-dev groff-base gnuplot-nox
 
-.PHONY: all deps check check-asan check-tsan check-release check-fuzz bench fuzz soak \
+.PHONY: all deps check check-format check-asan check-tsan check-release check-fuzz bench fuzz soak \
 	valgrind format-check install clean
 
 all:
@@ -56,7 +56,16 @@ deps:
 	fi
 
 check: deps
-	$(MAKE) --no-print-directory check-asan check-tsan check-release check-fuzz
+	$(MAKE) --no-print-directory check-format check-asan check-tsan check-release check-fuzz
+
+# The tree as clang-format (.clang-format) writes it; skipped, saying so,
+# where clang-format is missing.
+check-format:
+	@if command -v $(CLANG_FORMAT) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory format-check; \
+	else \
+		echo "check-format: skipped: clang-format is not installed (apt-get install clang-format)"; \
+	fi
 
 # What sanitizers cannot run: fork while threads allocate, and the
 # vmalloc layer at vm.max_map_count.

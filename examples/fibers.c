@@ -18,7 +18,7 @@
 #include <vmap.h>
 
 #define STACK_SIZE (64 * 1024)
-#define BATCH 64	/* fibers alive at once per thread */
+#define BATCH 64 /* fibers alive at once per thread */
 
 static struct vmap_heap *stacks;
 
@@ -33,7 +33,7 @@ struct fiber {
 static void fiber_main(unsigned lo, unsigned hi)
 {
 	struct fiber *f = (struct fiber *)(((uintptr_t)hi << 32) | lo);
-	unsigned local[1024];	/* 4 KiB on the fiber's own stack */
+	unsigned local[1024]; /* 4 KiB on the fiber's own stack */
 	unsigned i;
 
 	f->sum = 0;
@@ -56,14 +56,15 @@ static int fiber_init(struct fiber *f, ucontext_t *back, unsigned seed)
 	f->ctx.uc_link = NULL;
 	f->back = back;
 	f->seed = seed;
-	makecontext(&f->ctx, (void (*)(void))fiber_main, 2, (unsigned)(uintptr_t)f,
-		    (unsigned)((uintptr_t)f >> 32));
+	makecontext(&f->ctx, (void (*)(void))fiber_main, 2,
+		    (unsigned)(uintptr_t)f, (unsigned)((uintptr_t)f >> 32));
 	return 0;
 }
 
 static void *worker(void *arg)
 {
-	unsigned long n = (unsigned long)(uintptr_t)arg, done = 0, i, k, bad = 0;
+	unsigned long n = (unsigned long)(uintptr_t)arg, done = 0, i, k,
+		      bad = 0;
 	struct fiber *f = calloc(BATCH, sizeof(*f));
 	ucontext_t self;
 
@@ -76,7 +77,8 @@ static void *worker(void *arg)
 		}
 		for (k = 0; k < BATCH && i + k < n; k++) {
 			swapcontext(&self, &f[k].ctx);
-			bad += f[k].sum != 1024ul * f[k].seed + 1023ul * 1024 / 2;
+			bad += f[k].sum !=
+			       1024ul * f[k].seed + 1023ul * 1024 / 2;
 			vmap_heap_vfree(stacks, f[k].stack);
 			done++;
 		}
@@ -88,7 +90,8 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
 	unsigned threads = argc > 1 ? (unsigned)atoi(argv[1]) : 4;
-	unsigned long per = argc > 2 ? strtoul(argv[2], NULL, 0) : 5000, total = 0;
+	unsigned long per = argc > 2 ? strtoul(argv[2], NULL, 0) : 5000,
+		      total = 0;
 	struct vmap_heap_params p = { .flags = VMAP_HEAP_GUARD_BELOW,
 				      .reserve_bytes = 1ull << 32 };
 	struct vmap_heap_stats st = { .size = sizeof(st) };
@@ -97,7 +100,8 @@ int main(int argc, char **argv)
 	unsigned i;
 
 	if (!threads || threads > 64 || !per) {
-		fprintf(stderr, "usage: fibers [THREADS 1..64 [FIBERS_PER_THREAD]]\n");
+		fprintf(stderr,
+			"usage: fibers [THREADS 1..64 [FIBERS_PER_THREAD]]\n");
 		return 2;
 	}
 	if (vmap_heap_create(&p, &stacks)) {
@@ -112,7 +116,8 @@ int main(int argc, char **argv)
 	}
 	vmap_heap_stats(stacks, &st);
 	printf("fibers: %lu fibers run by %u threads on %u KiB stacks with guard pages; "
-	       "%llu mprotect and %llu madvise calls\n", total, threads, STACK_SIZE / 1024,
+	       "%llu mprotect and %llu madvise calls\n",
+	       total, threads, STACK_SIZE / 1024,
 	       (unsigned long long)st.syscalls_mprotect,
 	       (unsigned long long)st.syscalls_madvise);
 	vmap_heap_destroy(stacks);

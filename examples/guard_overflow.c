@@ -25,17 +25,19 @@ int main(void)
 		perror("vmalloc");
 		return 1;
 	}
-	memset(buf, 'x', size);		/* every byte of the area is usable */
+	memset(buf, 'x', size); /* every byte of the area is usable */
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
-		signal(SIGSEGV, SIG_DFL);	/* the default action, even under a sanitizer */
-		buf[size] = '!';	/* one byte too far */
+		signal(SIGSEGV,
+		       SIG_DFL); /* the default action, even under a sanitizer */
+		buf[size] = '!'; /* one byte too far */
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) {
-		printf("guard page caught a write one byte past a %zu-byte area\n", size);
+		printf("guard page caught a write one byte past a %zu-byte area\n",
+		       size);
 		vfree(buf);
 		return 0;
 	}

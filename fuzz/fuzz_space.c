@@ -59,8 +59,8 @@ static uint64_t next64(struct input *in, unsigned bytes)
 
 static void fail(const char *what, uint64_t a, uint64_t b)
 {
-	fprintf(stderr, "fuzz_space: %s (0x%llx, 0x%llx)\n", what, (unsigned long long)a,
-		(unsigned long long)b);
+	fprintf(stderr, "fuzz_space: %s (0x%llx, 0x%llx)\n", what,
+		(unsigned long long)a, (unsigned long long)b);
 	abort();
 }
 
@@ -94,7 +94,7 @@ static int live_index(const struct live *l, size_t n, uint64_t start)
  * aligned base and overlaps no live range; they join the live list.
  */
 static size_t fuzz_pcpu(struct vmap_space *s, struct input *in, uint64_t page,
-			  struct live *live, size_t nlive)
+			struct live *live, size_t nlive)
 {
 	uint64_t offsets[3], sizes[3], starts[3], align, base;
 	unsigned nr = 1 + next(in) % 3, i;
@@ -110,23 +110,28 @@ static size_t fuzz_pcpu(struct vmap_space *s, struct input *in, uint64_t page,
 	if (rc == -EINVAL || rc == -ENOMEM)
 		return nlive;
 	if (rc)
-		fail("unexpected congruent allocation error", (uint64_t)-rc, nr);
+		fail("unexpected congruent allocation error", (uint64_t)-rc,
+		     nr);
 	base = starts[0] - offsets[0];
 	if (base % align)
 		fail("congruent base misaligned", base, align);
 	for (i = 0; i < nr; i++) {
 		if (starts[i] != base + offsets[i])
-			fail("congruent area not at its offset", starts[i], offsets[i]);
+			fail("congruent area not at its offset", starts[i],
+			     offsets[i]);
 		for (j = 0; j < nlive; j++)
-			if (starts[i] < live[j].end && live[j].start < starts[i] + sizes[i])
-				fail("congruent area handed out twice", starts[i], live[j].start);
+			if (starts[i] < live[j].end &&
+			    live[j].start < starts[i] + sizes[i])
+				fail("congruent area handed out twice",
+				     starts[i], live[j].start);
 	}
 	for (i = 0; i < nr; i++) {
 		if (nlive < MAX_LIVE) {
 			live[nlive].start = starts[i];
 			live[nlive++].end = starts[i] + sizes[i];
 		} else if (vmap_free(s, starts[i])) {
-			fail("free of a fresh congruent area refused", starts[i], 0);
+			fail("free of a fresh congruent area refused",
+			     starts[i], 0);
 		}
 	}
 	return nlive;
@@ -141,10 +146,12 @@ static void check_next(struct vmap_space *s, uint64_t addr,
 	int rc = vmap_next(s, addr, &r, NULL, NULL);
 
 	for (i = 0; i < nlive; i++)
-		if (live[i].end > addr && (best == nlive || live[i].start < live[best].start))
+		if (live[i].end > addr &&
+		    (best == nlive || live[i].start < live[best].start))
 			best = i;
 	if ((best < nlive) != (rc == 0) ||
-	    (rc == 0 && (r.start != live[best].start || r.end != live[best].end)))
+	    (rc == 0 &&
+	     (r.start != live[best].start || r.end != live[best].end)))
 		fail("next disagrees with the shadow", addr, (uint64_t)rc);
 }
 
@@ -159,8 +166,9 @@ static int fuzz_xalloc(struct vmap_space *s, struct input *in, uint64_t sz,
 {
 	static const uint32_t flags[4] = { 0, VMAP_EXACT_FIT, VMAP_TOPDOWN,
 					   VMAP_EXACT_FIT | VMAP_NOPURGE };
-	struct vmap_request req = { .size = sz, .align = align, .min = lo,
-				    .max = hi };
+	struct vmap_request req = {
+		.size = sz, .align = align, .min = lo, .max = hi
+	};
 	uint8_t b = next(in);
 	int rc;
 
@@ -173,7 +181,8 @@ static int fuzz_xalloc(struct vmap_space *s, struct input *in, uint64_t sz,
 	rc = vmap_xalloc(s, &req, addr);
 	if (rc)
 		return rc;
-	if (req.nocross && *addr / req.nocross != (*addr + sz - 1) / req.nocross)
+	if (req.nocross &&
+	    *addr / req.nocross != (*addr + sz - 1) / req.nocross)
 		fail("xalloc range straddles its no-cross boundary", *addr,
 		     req.nocross);
 	return 0;
@@ -196,10 +205,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc, k;
 
 	p.nr_nodes = node_choice[next(&in) % 8];
-	p.page_shift = (uint32_t)(next(&in) % 24);	/* 0 (default), 12..23 valid */
+	p.page_shift =
+		(uint32_t)(next(&in) % 24); /* 0 (default), 12..23 valid */
 	pages = 1 + next(&in) % 64 * 16;
 	p.lazy_max_pages = 1 + next(&in) % 128;
-	p.flags = next(&in) & 0x3d;			/* bit 5 is not a flag */
+	p.flags = next(&in) & 0x3d; /* bit 5 is not a flag */
 	p.flags |= VMAP_DETERMINISTIC;
 	page = 1ull << (p.page_shift ? p.page_shift : 12);
 	base = page * (next(&in) % 8);
@@ -223,35 +233,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		vmap_set_thread_cpu(op >> 4);
 		switch (op % 8) {
-		case 0: case 1: case 2:
+		case 0:
+		case 1:
+		case 2:
 			phase = 0;
 			sz = (1 + next(&in) % (op % 8 == 2 ? 255 : 16)) * page;
 			align = next(&in) % 10;
 			align = align == 9 ? 3 : align == 8 ? 0 : page << align;
 			lo = hi = 0;
-			if (op & 8) {	/* a window, possibly bad */
-				lo = base + next64(&in, 2) % (span + 2 * page) - page;
+			if (op & 8) { /* a window, possibly bad */
+				lo = base + next64(&in, 2) % (span + 2 * page) -
+				     page;
 				hi = lo + next64(&in, 2) % (span + page);
 			}
 			if (op % 8 == 1 && (op & 8))
-				rc = fuzz_xalloc(s, &in, sz, align, page, lo, hi,
-						 &phase, &addr);
+				rc = fuzz_xalloc(s, &in, sz, align, page, lo,
+						 hi, &phase, &addr);
 			else
 				rc = vmap_alloc(s, sz, align, lo, hi, 0, &addr);
 			if (rc == -EINVAL || rc == -ENOMEM)
 				break;
 			if (rc)
-				fail("unexpected allocation error", (uint64_t)-rc, sz);
+				fail("unexpected allocation error",
+				     (uint64_t)-rc, sz);
 			if (!lo && !hi) {
 				lo = base;
 				hi = limit;
 			}
 			if (addr < lo || addr + sz > hi ||
 			    (align > page && (addr - phase) % align))
-				fail("range outside its window or misaligned", addr, sz);
+				fail("range outside its window or misaligned",
+				     addr, sz);
 			for (i = 0; i < nlive; i++)
-				if (addr < live[i].end && live[i].start < addr + sz)
-					fail("range handed out twice", addr, live[i].start);
+				if (addr < live[i].end &&
+				    live[i].start < addr + sz)
+					fail("range handed out twice", addr,
+					     live[i].start);
 			if (nlive < MAX_LIVE) {
 				live[nlive].start = addr;
 				live[nlive++].end = addr + sz;
@@ -259,11 +276,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				fail("free of a fresh range refused", addr, 0);
 			}
 			break;
-		case 3: case 4:
+		case 3:
+		case 4:
 			if (nlive && !(op & 8)) {
 				i = next(&in) % nlive;
 				if (vmap_free(s, live[i].start))
-					fail("free of a live range refused", live[i].start, 0);
+					fail("free of a live range refused",
+					     live[i].start, 0);
 				live[i] = live[--nlive];
 				break;
 			}
@@ -271,16 +290,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			k = live_index(live, nlive, addr);
 			rc = vmap_free(s, addr);
 			if (k < 0 && rc != -ENOENT)
-				fail("bogus free not refused", addr, (uint64_t)rc);
+				fail("bogus free not refused", addr,
+				     (uint64_t)rc);
 			if (k >= 0) {
 				if (rc)
-					fail("free of a live start refused", addr, 0);
+					fail("free of a live start refused",
+					     addr, 0);
 				live[k] = live[--nlive];
 			}
 			break;
 		case 5:
 			if (op & 8)
-				check_next(s, base + next64(&in, 3) % span, live, nlive);
+				check_next(s, base + next64(&in, 3) % span,
+					   live, nlive);
 			else
 				vmap_purge(s);
 			break;
@@ -298,16 +320,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (rc == -EINVAL || rc == -EEXIST)
 					break;
 				if (rc || addr % page)
-					fail("unexpected reservation result", addr, (uint64_t)-rc);
+					fail("unexpected reservation result",
+					     addr, (uint64_t)-rc);
 				if (nlive == MAX_LIVE) {
 					if (vmap_free(s, addr))
-						fail("free of a reservation refused", addr, 0);
+						fail("free of a reservation refused",
+						     addr, 0);
 					break;
 				}
 				for (i = 0; i < nlive; i++)
-					if (addr < live[i].end && live[i].start < addr + sz)
-						fail("reservation over a live range", addr,
-						     live[i].start);
+					if (addr < live[i].end &&
+					    live[i].start < addr + sz)
+						fail("reservation over a live range",
+						     addr, live[i].start);
 				live[nlive].start = addr;
 				live[nlive++].end = addr + sz;
 				break;
@@ -317,8 +342,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (addr >= live[i].start && addr < live[i].end)
 					break;
 			if ((i < nlive) != (rc == 0) ||
-			    (rc == 0 && (r.start != live[i].start || r.end != live[i].end)))
-				fail("find disagrees with the shadow", addr, (uint64_t)rc);
+			    (rc == 0 && (r.start != live[i].start ||
+					 r.end != live[i].end)))
+				fail("find disagrees with the shadow", addr,
+				     (uint64_t)rc);
 			break;
 		}
 		check(s);

@@ -57,7 +57,9 @@ extern "C" {
 #define VMAP_VERSION_MAJOR 0
 #define VMAP_VERSION_MINOR 1
 #define VMAP_VERSION_PATCH 0
-#define VMAP_VERSION ((VMAP_VERSION_MAJOR << 16) | (VMAP_VERSION_MINOR << 8) | VMAP_VERSION_PATCH)
+#define VMAP_VERSION                                                           \
+	((VMAP_VERSION_MAJOR << 16) | (VMAP_VERSION_MINOR << 8) |              \
+	 VMAP_VERSION_PATCH)
 
 #if defined(_WIN32)
 #define VMAP_API
@@ -192,7 +194,7 @@ struct vmap_params {
 	 */
 	uint32_t flags;
 	uint32_t reserved0;
-	vmap_flush_fn flush;	/* may be NULL */
+	vmap_flush_fn flush; /* may be NULL */
 	void *flush_cookie;
 	vmap_release_fn release; /* may be NULL */
 	void *release_cookie;
@@ -288,7 +290,7 @@ VMAP_API void vmap_space_destroy(struct vmap_space *space);
  * limit bound every span it has had (a child: 0 and 0).
  */
 struct vmap_space_info {
-	uint64_t base, limit;		/* limit 0: 2^64 */
+	uint64_t base, limit; /* limit 0: 2^64 */
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
 	uint32_t nr_nodes;
@@ -399,7 +401,7 @@ VMAP_API int vmap_alloc_user(struct vmap_space *space, uint64_t size,
  * reserved fields must be zero.
  */
 struct vmap_request {
-	uint64_t size;		/* a non-zero multiple of the page */
+	uint64_t size; /* a non-zero multiple of the page */
 	/* A power of two; 0, or any value up to a page, means a page. */
 	uint64_t align;
 	/* The start is congruent to @phase modulo @align: a page multiple
@@ -418,7 +420,7 @@ struct vmap_request {
 	 * inside the space must hold @size bytes.
 	 */
 	uint64_t min, max;
-	uint64_t user;		/* attached, as by vmap_alloc_user() */
+	uint64_t user; /* attached, as by vmap_alloc_user() */
 	/* VMAP_NONBLOCK, _EXACT_FIT, _TOPDOWN, _NOPURGE, _BESTFIT */
 	uint32_t flags;
 	uint32_t reserved0;
@@ -473,20 +475,20 @@ VMAP_API int vmap_reserve(struct vmap_space *space, uint64_t addr,
 
 /* vmap_range.state */
 enum {
-	VMAP_RANGE_BUSY = 0,	/* handed out */
-	VMAP_RANGE_LAZY = 1,	/* freed, waiting for a purge */
+	VMAP_RANGE_BUSY = 0, /* handed out */
+	VMAP_RANGE_LAZY = 1, /* freed, waiting for a purge */
 };
 
 /* A range, as vmap_find() and vmap_snapshot() report it. */
 struct vmap_range {
-	uint64_t start, end;	/* end 0: 2^64 */
+	uint64_t start, end; /* end 0: 2^64 */
 	/* Busy: the node whose busy tree holds it (the node of its start);
 	 * lazy: the node whose lazy set holds it. */
 	uint32_t node;
 	/* The node whose lazy set and pools it goes to; -1 for none. */
 	int32_t tag_node;
-	uint64_t user;		/* as given to vmap_alloc_user(), else 0 */
-	uint32_t state;		/* VMAP_RANGE_BUSY or VMAP_RANGE_LAZY */
+	uint64_t user;	/* as given to vmap_alloc_user(), else 0 */
+	uint32_t state; /* VMAP_RANGE_BUSY or VMAP_RANGE_LAZY */
 	uint32_t reserved;
 };
 
@@ -514,7 +516,8 @@ typedef void (*vmap_range_fn)(void *cookie, const struct vmap_range *range);
  * @space or @range).  Takes each node's busy lock in turn.
  */
 VMAP_API int vmap_next(struct vmap_space *space, uint64_t addr,
-		       struct vmap_range *range, vmap_range_fn fn, void *cookie);
+		       struct vmap_range *range, vmap_range_fn fn,
+		       void *cookie);
 
 /* The most areas one vmap_pcpu_get_vm_areas() call may ask for. */
 #define VMAP_PCPU_MAX_AREAS 1024
@@ -540,8 +543,9 @@ VMAP_API int vmap_next(struct vmap_space *space, uint64_t addr,
  * build aborts).  May block (purges on the slow path).
  */
 VMAP_API int vmap_pcpu_get_vm_areas(struct vmap_space *space,
-				   const uint64_t *offsets, const uint64_t *sizes,
-				   unsigned nr, uint64_t align, uint64_t *starts);
+				    const uint64_t *offsets,
+				    const uint64_t *sizes, unsigned nr,
+				    uint64_t align, uint64_t *starts);
 
 /*
  * vmap_pcpu_free_vm_areas - vmap_free() each of @starts, once every one is
@@ -549,7 +553,7 @@ VMAP_API int vmap_pcpu_get_vm_areas(struct vmap_space *space,
  * -EINVAL (NULL, @nr 0) or -ENOENT (one is not the start of a busy range).
  */
 VMAP_API int vmap_pcpu_free_vm_areas(struct vmap_space *space,
-				    const uint64_t *starts, unsigned nr);
+				     const uint64_t *starts, unsigned nr);
 
 /*
  * vmap_snapshot - every busy and lazy range in the order of
@@ -644,35 +648,36 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
  * JSON output.  Counters count events since creation; gauges are read now.
  */
 #define VMAP_STAT_FIELDS(X)                                                    \
-	X(allocs, "ranges handed out")                                        \
-	X(alloc_failures, "allocations refused for lack of room")             \
+	X(allocs, "ranges handed out")                                         \
+	X(alloc_failures, "allocations refused for lack of room")              \
 	X(frees, "ranges given back (made lazy; per node: into its lazy set)") \
-	X(pool_hits, "allocations served by a node pool")                     \
-	X(pool_misses, "whole-space allocations the pool could not serve")    \
-	X(heap_lock, "global heap lock acquisitions")                         \
-	X(global_lock, "acquisitions of locks shared by all CPUs")            \
-	X(node_lock, "acquisitions of per-node locks")                        \
-	X(cross_node_busy, "busy inserts into a node other than the allocator's") \
-	X(pooled, "ranges put into a pool by a purge")                        \
-	X(pooled_cross_node, "pooled ranges whose address is another node's") \
-	X(purges, "purges that found lazy ranges")                            \
-	X(full_purges, "full purges (allocation failure)")                    \
-	X(shrinks, "calls of vmap_shrink")                                    \
-	X(flushes, "flush callbacks")                                         \
-	X(purge_helpers, "nodes handed to purge helpers")                     \
-	X(purged_vas, "lazy ranges purged")                                   \
-	X(purged_pages, "lazy pages purged")                                  \
-	X(decayed_vas, "pooled ranges returned to the heap by decay")         \
-	X(notifier_rounds, "times the purge notifiers were called")           \
-	X(overlaps, "corrupt returns refused (a bug if non-zero)")            \
-	X(lazy_pages, "gauge: pages lazy now")                                \
-	X(pooled_now, "gauge: ranges in pools now")                           \
-	X(free_bytes, "gauge: bytes in the global free heap now")             \
-	X(free_blocks, "gauge: blocks in the global free heap now")           \
-	X(largest_free, "gauge: bytes in the largest free block now")         \
-	X(pooled_pages, "gauge: pages in pools now")                         \
-	X(other_node_lock, "node locks an alloc/free took of another node")   \
-	X(pool_refills, "batches taken from the heap into an empty pool")     \
+	X(pool_hits, "allocations served by a node pool")                      \
+	X(pool_misses, "whole-space allocations the pool could not serve")     \
+	X(heap_lock, "global heap lock acquisitions")                          \
+	X(global_lock, "acquisitions of locks shared by all CPUs")             \
+	X(node_lock, "acquisitions of per-node locks")                         \
+	X(cross_node_busy,                                                     \
+	  "busy inserts into a node other than the allocator's")               \
+	X(pooled, "ranges put into a pool by a purge")                         \
+	X(pooled_cross_node, "pooled ranges whose address is another node's")  \
+	X(purges, "purges that found lazy ranges")                             \
+	X(full_purges, "full purges (allocation failure)")                     \
+	X(shrinks, "calls of vmap_shrink")                                     \
+	X(flushes, "flush callbacks")                                          \
+	X(purge_helpers, "nodes handed to purge helpers")                      \
+	X(purged_vas, "lazy ranges purged")                                    \
+	X(purged_pages, "lazy pages purged")                                   \
+	X(decayed_vas, "pooled ranges returned to the heap by decay")          \
+	X(notifier_rounds, "times the purge notifiers were called")            \
+	X(overlaps, "corrupt returns refused (a bug if non-zero)")             \
+	X(lazy_pages, "gauge: pages lazy now")                                 \
+	X(pooled_now, "gauge: ranges in pools now")                            \
+	X(free_bytes, "gauge: bytes in the global free heap now")              \
+	X(free_blocks, "gauge: blocks in the global free heap now")            \
+	X(largest_free, "gauge: bytes in the largest free block now")          \
+	X(pooled_pages, "gauge: pages in pools now")                           \
+	X(other_node_lock, "node locks an alloc/free took of another node")    \
+	X(pool_refills, "batches taken from the heap into an empty pool")      \
 	X(refilled, "ranges those batches took")
 
 struct vmap_stats {
@@ -695,7 +700,7 @@ VMAP_API int vmap_stats_get(struct vmap_space *space, int node,
 			    struct vmap_stats *stats);
 
 enum {
-	VMAP_STATS_JSON = 1u << 0,	/* one JSON object on one line */
+	VMAP_STATS_JSON = 1u << 0, /* one JSON object on one line */
 };
 
 /*
@@ -754,11 +759,11 @@ enum {
 };
 
 struct vmap_heap_params {
-	uint64_t reserve_bytes;	/* 0 = 64 GiB */
-	uint32_t nr_nodes;	/* 0 = online CPUs, as vmap_params */
-	uint32_t flags;		/* VMAP_HEAP_* */
+	uint64_t reserve_bytes;	 /* 0 = 64 GiB */
+	uint32_t nr_nodes;	 /* 0 = online CPUs, as vmap_params */
+	uint32_t flags;		 /* VMAP_HEAP_* */
 	uint64_t lazy_max_pages; /* 0 = the kernel's formula */
-	uint64_t reserved[4];	/* must be zero */
+	uint64_t reserved[4];	 /* must be zero */
 };
 
 /*
@@ -801,7 +806,8 @@ VMAP_API void *vmap_heap_vmalloc(struct vmap_heap *heap, size_t size);
 VMAP_API void *vmap_heap_vmalloc_align(struct vmap_heap *heap, size_t size,
 				       size_t align);
 VMAP_API void vmap_heap_vfree(struct vmap_heap *heap, const void *addr);
-VMAP_API void *vmap_heap_vrealloc(struct vmap_heap *heap, void *addr, size_t size);
+VMAP_API void *vmap_heap_vrealloc(struct vmap_heap *heap, void *addr,
+				  size_t size);
 VMAP_API size_t vmap_heap_size(struct vmap_heap *heap, const void *addr);
 VMAP_API int vmap_heap_info(struct vmap_heap *heap, FILE *out);
 
@@ -819,14 +825,14 @@ VMAP_API int vmap_heap_info(struct vmap_heap *heap, FILE *out);
 VMAP_API int vmap_heap_check(struct vmap_heap *heap, char *msg, size_t msglen);
 
 struct vmap_heap_stats {
-	uint32_t size;		/* set by the caller: sizeof(struct vmap_heap_stats) */
+	uint32_t size; /* set by the caller: sizeof(struct vmap_heap_stats) */
 	uint32_t version;
-	uint64_t live_areas, live_bytes;	/* bytes include guard pages */
+	uint64_t live_areas, live_bytes; /* bytes include guard pages */
 	uint64_t lazy_areas, lazy_bytes;
 	uint64_t syscalls_mprotect, syscalls_madvise;
 	uint64_t released_runs, released_bytes;
-	uint64_t syscalls_guard;	/* MADV_GUARD_INSTALL and _REMOVE */
-	uint32_t guard_markers;		/* 1: guard markers, 0: mprotect */
+	uint64_t syscalls_guard; /* MADV_GUARD_INSTALL and _REMOVE */
+	uint32_t guard_markers;	 /* 1: guard markers, 0: mprotect */
 	uint32_t reserved;
 	/* mmap calls that map a released run afresh (mprotect guards only) */
 	uint64_t syscalls_remap;
@@ -837,7 +843,8 @@ struct vmap_heap_stats {
 
 /* vmap_heap_stats - fill @stats (walks every area: O(n)).  0, -EINVAL (NULL
  * or @stats->size too small) or -ENOMEM. */
-VMAP_API int vmap_heap_stats(struct vmap_heap *heap, struct vmap_heap_stats *stats);
+VMAP_API int vmap_heap_stats(struct vmap_heap *heap,
+			     struct vmap_heap_stats *stats);
 
 /*
  * vmalloc - @size bytes (rounded up to pages) of zeroed memory followed by

@@ -27,8 +27,8 @@ struct checker {
 	size_t nr_all, cap;
 };
 
-__attribute__((format(printf, 2, 3)))
-static bool fail(struct checker *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static bool fail(struct checker *c,
+						       const char *fmt, ...)
 {
 	va_list ap;
 
@@ -79,18 +79,21 @@ static size_t count_ranges(struct vmap_space *s)
 	return n;
 }
 
-static bool check_range(struct checker *c, const char *what, const struct va *va)
+static bool check_range(struct checker *c, const char *what,
+			const struct va *va)
 {
 	struct vmap_space *s = c->s;
 
 	if (va_last(va) < va->start || va->start < space_first(s) ||
 	    va_last(va) > space_last(s))
-		return fail(c, "%s range [0x%llx, 0x%llx) is empty or outside the space",
-			    what, (unsigned long long)va->start,
-			    (unsigned long long)va->end);
+		return fail(
+			c,
+			"%s range [0x%llx, 0x%llx) is empty or outside the space",
+			what, (unsigned long long)va->start,
+			(unsigned long long)va->end);
 	if ((va->start | va->end) & (s->page_size - 1))
-		return fail(c, "%s range [0x%llx, 0x%llx) is not page aligned", what,
-			    (unsigned long long)va->start,
+		return fail(c, "%s range [0x%llx, 0x%llx) is not page aligned",
+			    what, (unsigned long long)va->start,
 			    (unsigned long long)va->end);
 	if (c->nr_all < c->cap) {
 		c->all[c->nr_all].start = va->start;
@@ -115,8 +118,10 @@ static bool check_set(struct checker *c, const char *what,
 		if (l == &set->list || va_of_link(l) != va)
 			return fail(c, "%s tree and list disagree", what);
 		if (prev && va_last(prev) >= va->start)
-			return fail(c, "%s ranges out of order or overlapping at 0x%llx",
-				    what, (unsigned long long)va->start);
+			return fail(
+				c,
+				"%s ranges out of order or overlapping at 0x%llx",
+				what, (unsigned long long)va->start);
 		prev = va;
 	}
 	if (l != &set->list)
@@ -146,7 +151,7 @@ static uint64_t check_max(struct checker *c, const struct tree_node *n)
 /* The size index holds every block once, in (size, start) order. */
 static void check_size_index(struct checker *c, size_t blocks)
 {
-	const struct heap *h = &c->s->heap;
+	const struct free_heap *h = &c->s->heap;
 	struct tree_node *n;
 	const struct va *va, *prev = NULL;
 	size_t count = 0;
@@ -178,7 +183,7 @@ static void check_size_index(struct checker *c, size_t blocks)
 
 static void check_heap(struct checker *c)
 {
-	const struct heap *h = &c->s->heap;
+	const struct free_heap *h = &c->s->heap;
 	const struct va *va, *prev = NULL;
 	uint64_t bytes = 0;
 	size_t blocks = 0;
@@ -195,7 +200,8 @@ static void check_heap(struct checker *c)
 			return;
 		}
 		if (h->indexed && !va->indexed) {
-			fail(c, "free block at 0x%llx has no room for its size link",
+			fail(c,
+			     "free block at 0x%llx has no room for its size link",
 			     (unsigned long long)va->start);
 			return;
 		}
@@ -233,13 +239,16 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 			if (!check_range(c, "lazy", va))
 				return 0;
 			if (lazy_node_of(s, va) != vn)
-				fail(c, "lazy range at 0x%llx is in node %u, not its tag's",
+				fail(c,
+				     "lazy range at 0x%llx is in node %u, not its tag's",
 				     (unsigned long long)va->start, vn->id);
 			pool_bound = tag_valid(s, va->tag) &&
-				va_pages(s, va) <= MAX_VA_SIZE_PAGES;
-			if (k != LAZY_OTHER ? va_pages(s, va) != k + 1 || !pool_bound :
-			    pool_bound)
-				fail(c, "lazy range at 0x%llx is filed in the wrong list",
+				     va_pages(s, va) <= MAX_VA_SIZE_PAGES;
+			if (k != LAZY_OTHER ?
+				    va_pages(s, va) != k + 1 || !pool_bound :
+				    pool_bound)
+				fail(c,
+				     "lazy range at 0x%llx is filed in the wrong list",
 				     (unsigned long long)va->start);
 			pages += va_pages(s, va);
 			lo = va->start < lo ? va->start : lo;
@@ -247,16 +256,19 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 			n++;
 		}
 		if (k != LAZY_OTHER && n != ls->class_len[k])
-			fail(c, "lazy class %u of node %u: length %zu, list holds %zu",
+			fail(c,
+			     "lazy class %u of node %u: length %zu, list holds %zu",
 			     k, vn->id, ls->class_len[k], n);
 		count += n;
 	}
 	if (count != ls->count || pages != ls->pages)
-		fail(c, "lazy set of node %u counts %zu ranges and %llu pages, holds %zu and %llu",
+		fail(c,
+		     "lazy set of node %u counts %zu ranges and %llu pages, holds %zu and %llu",
 		     vn->id, ls->count, (unsigned long long)ls->pages, count,
 		     (unsigned long long)pages);
 	if (count && (lo < ls->lo || hi_last > ls->hi - 1))
-		fail(c, "lazy bounds of node %u do not cover its ranges", vn->id);
+		fail(c, "lazy bounds of node %u do not cover its ranges",
+		     vn->id);
 	return pages;
 }
 
@@ -274,7 +286,8 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 		if (!check_range(c, "busy", va))
 			return 0;
 		if (addr_to_node(s, va->start) != vn->id)
-			fail(c, "busy range at 0x%llx is in node %u, not its start's %u",
+			fail(c,
+			     "busy range at 0x%llx is in node %u, not its start's %u",
 			     (unsigned long long)va->start, vn->id,
 			     addr_to_node(s, va->start));
 	}
@@ -285,19 +298,26 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 			if (!check_range(c, "pooled", va))
 				return 0;
 			if (va_pages(s, va) != k + 1)
-				fail(c, "pool %u of node %u holds a %llu-page range",
-				     k, vn->id, (unsigned long long)va_pages(s, va));
+				fail(c,
+				     "pool %u of node %u holds a %llu-page range",
+				     k, vn->id,
+				     (unsigned long long)va_pages(s, va));
 			if (va->tag != vn->id + 1)
-				fail(c, "pooled range at 0x%llx in node %u has tag %u",
-				     (unsigned long long)va->start, vn->id, va->tag);
+				fail(c,
+				     "pooled range at 0x%llx in node %u has tag %u",
+				     (unsigned long long)va->start, vn->id,
+				     va->tag);
 			n++;
 		}
 		if (n != atomic_load(&vn->pools[k].len))
-			fail(c, "pool %u of node %u: length %zu, list holds %zu", k,
-			     vn->id, (size_t)atomic_load(&vn->pools[k].len), n);
+			fail(c,
+			     "pool %u of node %u: length %zu, list holds %zu",
+			     k, vn->id, (size_t)atomic_load(&vn->pools[k].len),
+			     n);
 	}
 	if (vn->purging)
-		fail(c, "node %u has a purge work item outside a purge", vn->id);
+		fail(c, "node %u has a purge work item outside a purge",
+		     vn->id);
 	return lazy_pages;
 }
 
@@ -320,11 +340,13 @@ static bool tile_run(struct checker *c, uint64_t first, uint64_t last,
 	for (;;) {
 		next = *i < c->nr_all ? c->all[*i].start : last;
 		if (*i == c->nr_all || next != at)
-			return fail(c, *i < c->nr_all && next < at ?
-				    "ranges overlap at 0x%llx (next 0x%llx)" :
-				    "[0x%llx, 0x%llx) is in no structure",
-				    (unsigned long long)at,
-				    (unsigned long long)next);
+			return fail(
+				c,
+				*i < c->nr_all && next < at ?
+					"ranges overlap at 0x%llx (next 0x%llx)" :
+					"[0x%llx, 0x%llx) is in no structure",
+				(unsigned long long)at,
+				(unsigned long long)next);
 		range_last = c->all[*i].end - 1;
 		(*i)++;
 		if (range_last == last)

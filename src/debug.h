@@ -15,13 +15,14 @@
 #include <stdlib.h>
 
 #ifdef VMAP_DEBUG
-#define VMAP_ASSERT(cond)                                                   \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "vmap: %s:%d: assertion '%s' failed\n", \
-				__FILE__, __LINE__, #cond);                 \
-			abort();                                            \
-		}                                                           \
+#define VMAP_ASSERT(cond)                                                      \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr,                                        \
+				"vmap: %s:%d: assertion '%s' failed\n",        \
+				__FILE__, __LINE__, #cond);                    \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 #define VMAP_DEBUG_BUILD 1
 #else
@@ -29,12 +30,12 @@
 #define VMAP_DEBUG_BUILD 0
 #endif
 
-#define vmap_bug(...)                                                       \
-	do {                                                                \
-		fprintf(stderr, "vmap: bug: " __VA_ARGS__);                 \
-		fputc('\n', stderr);                                        \
-		if (VMAP_DEBUG_BUILD)                                       \
-			abort();                                            \
+#define vmap_bug(...)                                                          \
+	do {                                                                   \
+		fprintf(stderr, "vmap: bug: " __VA_ARGS__);                    \
+		fputc('\n', stderr);                                           \
+		if (VMAP_DEBUG_BUILD)                                          \
+			abort();                                               \
 	} while (0)
 
 #endif /* VMAP_DEBUG_H */

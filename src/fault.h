@@ -17,9 +17,9 @@
 #include <stdbool.h>
 
 enum fault_site {
-	FAULT_VA_ALLOC,		/* a range record */
-	FAULT_THREAD,		/* the drain thread or a purge helper */
-	FAULT_SPACE_ALLOC,	/* space, nodes, notifier entries */
+	FAULT_VA_ALLOC,	   /* a range record */
+	FAULT_THREAD,	   /* the drain thread or a purge helper */
+	FAULT_SPACE_ALLOC, /* space, nodes, notifier entries */
 	FAULT_NR_SITES
 };
 

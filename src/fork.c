@@ -39,8 +39,8 @@
 
 static struct {
 	pthread_mutex_t lock;
-	struct vlist spaces;	/* struct vmap_space, by registry_link */
-	struct vlist slots;	/* struct transit, one per thread that used us */
+	struct vlist spaces; /* struct vmap_space, by registry_link */
+	struct vlist slots;  /* struct transit, one per thread that used us */
 } registry = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.spaces = { &registry.spaces, &registry.spaces },
@@ -49,10 +49,10 @@ static struct {
 
 struct transit {
 	struct vlist link;
-	struct vmap_space *space;	/* NULL: nothing in transit */
-	struct va *freeing;		/* a free's record; NULL for an allocation */
-	uint64_t start, end;		/* an allocation's range */
-	struct vlist *batch;		/* its refill's batch, or NULL */
+	struct vmap_space *space; /* NULL: nothing in transit */
+	struct va *freeing;	  /* a free's record; NULL for an allocation */
+	uint64_t start, end;	  /* an allocation's range */
+	struct vlist *batch;	  /* its refill's batch, or NULL */
 };
 
 static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
@@ -66,11 +66,13 @@ static _Thread_local struct transit *slot;
 /* Set once the slot's destructor ran: later destructors go unrecorded. */
 static _Thread_local bool slot_gone;
 
-#define registry_for_each(s)                                                  \
-	for (struct vlist *l_ = registry.spaces.next;                        \
-	     l_ != &registry.spaces &&                                        \
-	     ((s) = (struct vmap_space *)((char *)l_ -                        \
-				  offsetof(struct vmap_space, registry_link)), 1); \
+#define registry_for_each(s)                                                   \
+	for (struct vlist *l_ = registry.spaces.next;                          \
+	     l_ != &registry.spaces &&                                         \
+	     ((s) = (struct vmap_space *)((char *)l_ -                         \
+					  offsetof(struct vmap_space,          \
+						   registry_link)),            \
+	     1);                                                               \
 	     l_ = l_->next)
 
 static void slot_destroy(void *arg)
@@ -99,7 +101,7 @@ void transit_ready(void)
 	pthread_once(&slot_key_once, slot_key_create);
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return;		/* this thread's transits go unrecorded */
+		return; /* this thread's transits go unrecorded */
 	pthread_mutex_lock(&registry.lock);
 	vlist_add_tail(&t->link, &registry.slots);
 	pthread_mutex_unlock(&registry.lock);
@@ -156,7 +158,7 @@ static void transit_recover(struct transit *t)
 	}
 	va = space_va_new(s);
 	if (!va)
-		return;		/* lost to this child, as before */
+		return; /* lost to this child, as before */
 	va->start = t->start;
 	va->end = t->end;
 	vlist_init(&one);
@@ -180,16 +182,11 @@ static void fork_prepare(void)
 	unsigned i;
 
 	pthread_mutex_lock(&registry.lock);
-	registry_for_each(s)
-		trace_lock(s);
-	registry_for_each(s)
-		pthread_rwlock_wrlock(&s->notifier_lock);
-	registry_for_each(s)
-		vlock_take(&s->purge_lock);
-	registry_for_each(s)
-		vlock_take(&s->heap_lock);
-	registry_for_each(s)
-		nodes_lock_all(s);
+	registry_for_each(s) trace_lock(s);
+	registry_for_each(s) pthread_rwlock_wrlock(&s->notifier_lock);
+	registry_for_each(s) vlock_take(&s->purge_lock);
+	registry_for_each(s) vlock_take(&s->heap_lock);
+	registry_for_each(s) nodes_lock_all(s);
 	for (i = 0; i < nr_hooks; i++)
 		hooks[i]->prepare();
 	workers_lock();
@@ -203,7 +200,8 @@ static void fork_parent(void)
 	workers_unlock();
 	while (i--)
 		hooks[i]->parent();
-	registry_for_each(s) {
+	registry_for_each(s)
+	{
 		space_unlock_all(s);
 		pthread_rwlock_unlock(&s->notifier_lock);
 		trace_unlock(s);
@@ -224,7 +222,8 @@ static void fork_child(void)
 	unsigned i = nr_hooks;
 
 	workers_after_fork_child();
-	registry_for_each(s) {
+	registry_for_each(s)
+	{
 		space_unlock_all(s);
 		pthread_rwlock_init(&s->notifier_lock, NULL);
 		trace_fork_child(s);
@@ -236,15 +235,15 @@ static void fork_child(void)
 	/* Every slot but ours belongs to a thread the child does not have. */
 	for (l = registry.slots.next; l != &registry.slots; l = next) {
 		next = l->next;
-		t = (struct transit *)((char *)l - offsetof(struct transit, link));
+		t = (struct transit *)((char *)l -
+				       offsetof(struct transit, link));
 		if (t == slot)
 			continue;
 		if (t->space)
 			transit_recover(t);
 		vlist_del(&t->link);
 	}
-	registry_for_each(s)
-		lazy_recount(s);
+	registry_for_each(s) lazy_recount(s);
 	pthread_mutex_init(&registry.lock, NULL);
 	/* Last, with every space usable again: a layer may call into them. */
 	while (i--)

@@ -28,8 +28,8 @@ static size_t count_node(struct vmap_node *vn)
 	return n;
 }
 
-static void fill(struct vmap_space *s, struct vmap_range *r, const struct va *va,
-		 unsigned node, uint32_t state)
+static void fill(struct vmap_space *s, struct vmap_range *r,
+		 const struct va *va, unsigned node, uint32_t state)
 {
 	r->start = va->start;
 	r->end = va->end;
@@ -78,7 +78,8 @@ static size_t copy_node(struct vmap_space *s, struct vmap_node *vn, bool lazy,
 	return n;
 }
 
-int vmap_snapshot(struct vmap_space *s, struct vmap_range **ranges, size_t *count)
+int vmap_snapshot(struct vmap_space *s, struct vmap_range **ranges,
+		  size_t *count)
 {
 	size_t cap = 0, n, got = 0;
 	struct vmap_range *r;
@@ -96,7 +97,8 @@ int vmap_snapshot(struct vmap_space *s, struct vmap_range **ranges, size_t *coun
 		n = 0;
 		for (pass = 0; pass < 2; pass++) {
 			for (i = 0; i < s->nr_nodes; i++) {
-				got = copy_node(s, &s->nodes[i], pass, r + n, cap - n);
+				got = copy_node(s, &s->nodes[i], pass, r + n,
+						cap - n);
 				if (got > cap - n)
 					break;
 				n += got;

@@ -60,7 +60,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "heap.h"
+#include "free_heap.h"
 #include "lock.h"
 #include "trace.h"
 #include "va.h"
@@ -90,17 +90,30 @@
 #define MAX_NODES 128
 
 struct pool {
-	struct vlist head;	/* LIFO: most recently purged first */
+	struct vlist head; /* LIFO: most recently purged first */
 	atomic_size_t len;
-	bool taken;		/* a range was taken since the last decay */
+	bool taken; /* a range was taken since the last decay */
 };
 
 /* Per-node event counters; see VMAP_STAT_FIELDS for their meaning. */
+#define NODE_COUNTERS(X)                                                       \
+	X(allocs)                                                              \
+	X(alloc_failures)                                                      \
+	X(frees)                                                               \
+	X(pool_hits)                                                           \
+	X(pool_misses)                                                         \
+	X(cross_node_busy)                                                     \
+	X(pooled)                                                              \
+	X(pooled_cross_node)                                                   \
+	X(decayed_vas)                                                         \
+	X(other_node_lock)                                                     \
+	X(pool_refills)                                                        \
+	X(refilled)
+
 struct node_counters {
-	atomic_uint_fast64_t allocs, alloc_failures, frees;
-	atomic_uint_fast64_t pool_hits, pool_misses, cross_node_busy;
-	atomic_uint_fast64_t pooled, pooled_cross_node, decayed_vas;
-	atomic_uint_fast64_t other_node_lock, pool_refills, refilled;
+#define NODE_COUNTER_MEMBER(name) atomic_uint_fast64_t name;
+	NODE_COUNTERS(NODE_COUNTER_MEMBER)
+#undef NODE_COUNTER_MEMBER
 };
 
 /*
@@ -119,12 +132,12 @@ struct node_counters {
 #define LAZY_LISTS (MAX_VA_SIZE_PAGES + 1)
 
 struct lazy_set {
-	struct vlist lists[LAZY_LISTS];		/* by size class, then LAZY_OTHER */
+	struct vlist lists[LAZY_LISTS]; /* by size class, then LAZY_OTHER */
 	size_t class_len[MAX_VA_SIZE_PAGES];
-	uint64_t lo, hi;	/* bounds, for the one flush */
+	uint64_t lo, hi; /* bounds, for the one flush */
 	uint64_t pages;
 	size_t count;
-	size_t cross;	/* pool-bound ranges whose address is another node's */
+	size_t cross; /* pool-bound ranges whose address is another node's */
 };
 
 /*
@@ -136,7 +149,7 @@ struct vmap_node {
 	alignas(64) struct vlock busy_lock;
 	struct va_set busy;
 	alignas(64) struct vlock lazy_lock;
-	struct lazy_set *lazy;		/* the set frees go to */
+	struct lazy_set *lazy; /* the set frees go to */
 	alignas(64) struct vlock pool_lock;
 	struct pool pools[MAX_VA_SIZE_PAGES];
 	/*
@@ -145,7 +158,7 @@ struct vmap_node {
 	 */
 	struct lazy_set *purging;
 	bool skip_populate;
-	uint64_t refill_next;	/* where the next refill starts (heap_lock) */
+	uint64_t refill_next; /* where the next refill starts (heap_lock) */
 	struct lazy_set lazy_sets[2];
 	unsigned id;
 	struct node_counters count;
@@ -154,7 +167,7 @@ struct vmap_node {
 /* A pool refill in progress (pool.c): its records and the batch taken. */
 struct refill {
 	struct vmap_node *vn;
-	struct heap_fit fit;	/* the missing allocation's, first moved */
+	struct free_heap_fit fit; /* the missing allocation's, first moved */
 	size_t want, got;
 	struct vlist recs, batch;
 };
@@ -183,15 +196,15 @@ struct vmap_space {
 	struct vmap_node *nodes;
 
 	alignas(64) struct vlock heap_lock;
-	struct heap heap;
+	struct free_heap heap;
 	/* Span records, in a plain set; @user marks the imported ones. */
 	struct va_set spans;
-	atomic_uint nr_spans;		/* written under heap_lock */
-	vmap_import_fn import;		/* NULL: no source */
+	atomic_uint nr_spans;  /* written under heap_lock */
+	vmap_import_fn import; /* NULL: no source */
 	vmap_release_span_fn release_span;
 	void *import_cookie;
 	uint64_t quantum;
-	struct vmap_space *parent;	/* a child's source */
+	struct vmap_space *parent; /* a child's source */
 
 	alignas(64) atomic_uint_fast64_t lazy_nr;
 
@@ -199,7 +212,7 @@ struct vmap_space {
 	atomic_uint_fast64_t purges, full_purges, shrinks, flushes;
 	atomic_uint_fast64_t purge_helpers, purged_vas, purged_pages;
 	atomic_uint_fast64_t notifier_rounds;
-	atomic_uint_fast64_t set_overlaps;	/* corrupt busy inserts */
+	atomic_uint_fast64_t set_overlaps; /* corrupt busy inserts */
 
 	/*
 	 * The drain: a free set drain_pending and queued the space for a
@@ -212,13 +225,13 @@ struct vmap_space {
 	struct vlist drain_link;
 	bool drain_queued, drain_running, drain_again;
 
-	struct vlist registry_link;	/* live spaces, for fork (fork.c) */
+	struct vlist registry_link; /* live spaces, for fork (fork.c) */
 
 	pthread_rwlock_t notifier_lock;
 	struct notifier *notifiers;
 	unsigned nr_notifiers;
 
-	struct trace *trace;	/* NULL unless VMAP_TRACE is recording */
+	struct trace *trace; /* NULL unless VMAP_TRACE is recording */
 };
 
 /* trace.c: the recording's lock, a no-op when the space does not record. */
@@ -257,7 +270,7 @@ int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
 bool span_window_ok(struct vmap_space *s, uint64_t first, uint64_t last,
 		    uint64_t size);
 bool span_contains(struct vmap_space *s, uint64_t first, uint64_t last);
-int span_import(struct vmap_space *s, const struct heap_fit *f);
+int span_import(struct vmap_space *s, const struct free_heap_fit *f);
 void span_release_free(struct vmap_space *s);
 void span_destroy(struct vmap_space *s);
 
@@ -270,7 +283,7 @@ static inline unsigned addr_to_node(const struct vmap_space *s, uint64_t addr)
 static inline bool tag_by_address(const struct vmap_space *s)
 {
 	return (s->flags & VMAP_TAG_BY_ADDRESS) ||
-		!(s->flags & VMAP_KERNEL_POOLS);
+	       !(s->flags & VMAP_KERNEL_POOLS);
 }
 
 static inline bool tag_valid(const struct vmap_space *s, uint32_t tag)
@@ -298,20 +311,22 @@ int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
 int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 	      vmap_range_fn fn, void *cookie);
 bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
+
+/* lazy.c */
 void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
-
-/* pool.c */
-struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
-		     uint64_t size, uint64_t align);
-void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
-			 const struct heap_fit *f, struct refill *r);
-void pool_refill_take(struct vmap_space *s, struct refill *r);
-void pool_refill_finish(struct vmap_space *s, struct refill *r);
-void pool_fill(struct vmap_node *vn, struct lazy_set *ls);
 void lazy_set_init(struct lazy_set *ls);
 void lazy_set_delete(struct lazy_set *ls);
 void lazy_set_gather(struct lazy_set *ls, struct vlist *out);
+
+/* pool.c */
+struct va *pool_take(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
+		     uint64_t align);
+void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
+			 const struct free_heap_fit *f, struct refill *r);
+void pool_refill_take(struct vmap_space *s, struct refill *r);
+void pool_refill_finish(struct vmap_space *s, struct refill *r);
+void pool_fill(struct vmap_node *vn, struct lazy_set *ls);
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
 bool pools_empty(struct vmap_space *s);
 
@@ -343,6 +358,5 @@ void transit_take(struct vmap_space *s, uint64_t start, uint64_t end);
 void transit_batch(struct vlist *batch);
 void transit_free(struct vmap_space *s, struct va *va);
 void transit_done(void);
-
 
 #endif /* VMAP_INTERNAL_H */

@@ -38,7 +38,8 @@ void vlock_wait(struct vlock *l)
 
 	for (i = 0; i < SPINS; i++) {
 		c = 0;
-		if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+		if (atomic_load_explicit(&l->state, memory_order_relaxed) ==
+			    0 &&
 		    atomic_compare_exchange_weak_explicit(&l->state, &c, 1,
 							  memory_order_acquire,
 							  memory_order_relaxed))
@@ -46,7 +47,8 @@ void vlock_wait(struct vlock *l)
 		os_cpu_relax();
 	}
 	/* Mark the lock contended; whoever frees it then wakes a sleeper. */
-	while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
+	while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) !=
+	       0)
 		os_futex_wait(&l->state, 2);
 }
 

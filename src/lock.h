@@ -33,13 +33,13 @@ struct vlock {
 	atomic_int state;
 	atomic_uint_fast64_t acquired;
 #ifdef VMAP_DEBUG
-	atomic_uintptr_t owner;		/* vlock_self() of the holder, or 0 */
+	atomic_uintptr_t owner; /* vlock_self() of the holder, or 0 */
 #endif
 };
 
 void vlock_init(struct vlock *l);
-void vlock_wait(struct vlock *l);	/* slow path of vlock_take() */
-void vlock_wake(struct vlock *l);	/* slow path of vlock_release() */
+void vlock_wait(struct vlock *l); /* slow path of vlock_take() */
+void vlock_wake(struct vlock *l); /* slow path of vlock_release() */
 
 #ifdef VMAP_DEBUG
 /* A token unique to each live thread: the address of a thread-local. */
@@ -76,10 +76,10 @@ static inline void vlock_take(struct vlock *l)
 static inline void vlock_acquire(struct vlock *l)
 {
 	vlock_take(l);
-	atomic_store_explicit(&l->acquired,
-			      atomic_load_explicit(&l->acquired,
-						   memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	atomic_store_explicit(
+		&l->acquired,
+		atomic_load_explicit(&l->acquired, memory_order_relaxed) + 1,
+		memory_order_relaxed);
 }
 
 static inline void vlock_release(struct vlock *l)

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * node.c - vmap nodes: the zone-to-node mapping, the allocating CPU's
- * node, each node's busy set and lazy sets, and the one locked pass that
- * returns records to the global heap.
+ * node, each node's busy set, and the one locked pass that returns
+ * records to the global heap (the lazy sets are lazy.c's).
  *
- * Locks: a node's busy_lock guards its busy set, its lazy_lock the lazy
- * set frees go to; global_heap_return() takes the heap lock.  No function
- * here holds two locks at once.
+ * Locks: a node's busy_lock guards its busy set; global_heap_return()
+ * takes the heap lock.  No function here holds two locks at once, except
+ * nodes_lock_all(), which freezes a space for the checker and for fork.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -83,18 +83,9 @@ int nodes_create(struct vmap_space *s)
 		}
 		vn->skip_populate = false;
 		vn->refill_next = refill_origin(s);
-		atomic_init(&vn->count.allocs, 0);
-		atomic_init(&vn->count.alloc_failures, 0);
-		atomic_init(&vn->count.frees, 0);
-		atomic_init(&vn->count.pool_hits, 0);
-		atomic_init(&vn->count.pool_misses, 0);
-		atomic_init(&vn->count.cross_node_busy, 0);
-		atomic_init(&vn->count.pooled, 0);
-		atomic_init(&vn->count.pooled_cross_node, 0);
-		atomic_init(&vn->count.decayed_vas, 0);
-		atomic_init(&vn->count.other_node_lock, 0);
-		atomic_init(&vn->count.pool_refills, 0);
-		atomic_init(&vn->count.refilled, 0);
+#define NODE_COUNTER_INIT(name) atomic_init(&vn->count.name, 0);
+		NODE_COUNTERS(NODE_COUNTER_INIT)
+#undef NODE_COUNTER_INIT
 	}
 	return 0;
 }
@@ -130,7 +121,7 @@ void global_heap_return(struct vmap_space *s, struct vlist *list)
 		return;
 	vlist_init(&garbage);
 	vlock_acquire(&s->heap_lock);
-	heap_return_list(&s->heap, list, &garbage);
+	free_heap_return_list(&s->heap, list, &garbage);
 	transit_done();
 	vlock_release(&s->heap_lock);
 	va_delete_list(&garbage);
@@ -170,10 +161,12 @@ static void range_of_busy(struct vmap_space *s, const struct va *va,
  * address inside it: start at the address's node and walk the nodes
  * backwards, wrapping, until one holds a range containing the address.
  * A free (@cpu_vn set) counts each lock it takes of a node other than
- * its CPU's.
+ * its CPU's.  Returns that range with its node's busy lock held
+ * (*@vn_out), or NULL with no lock held.
  */
-static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
-			    struct vmap_node *cpu_vn, struct vmap_range *out)
+static struct va *busy_find_locked(struct vmap_space *s, uint64_t addr,
+				   struct vmap_node *cpu_vn,
+				   struct vmap_node **vn_out)
 {
 	unsigned first = addr_to_node(s, addr), i = first;
 	struct vmap_node *vn;
@@ -186,15 +179,7 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 			counter_add(&cpu_vn->count.other_node_lock, 1);
 		va = va_set_find(&vn->busy, addr);
 		if (va) {
-			if (unlink && va->start == addr) {
-				va_set_erase(&vn->busy, va, NULL);
-				transit_free(s, va);
-			} else if (unlink) {
-				va = NULL;
-			}
-			if (out && va)
-				range_of_busy(s, va, i, out);
-			vlock_release(&vn->busy_lock);
+			*vn_out = vn;
 			return va;
 		}
 		vlock_release(&vn->busy_lock);
@@ -206,12 +191,31 @@ static struct va *busy_walk(struct vmap_space *s, uint64_t addr, bool unlink,
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 		       struct vmap_node *cpu_vn)
 {
-	return busy_walk(s, addr, true, cpu_vn, NULL);
+	struct vmap_node *vn;
+	struct va *va = busy_find_locked(s, addr, cpu_vn, &vn);
+
+	if (!va)
+		return NULL;
+	if (va->start == addr) {
+		va_set_erase(&vn->busy, va, NULL);
+		transit_free(s, va);
+	} else {
+		va = NULL;
+	}
+	vlock_release(&vn->busy_lock);
+	return va;
 }
 
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 {
-	return busy_walk(s, addr, false, NULL, out) ? 0 : -ENOENT;
+	struct vmap_node *vn;
+	struct va *va = busy_find_locked(s, addr, NULL, &vn);
+
+	if (!va)
+		return -ENOENT;
+	range_of_busy(s, va, vn->id, out);
+	vlock_release(&vn->busy_lock);
+	return 0;
 }
 
 /*
@@ -272,79 +276,6 @@ bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
 		vlock_release(&vn->busy_lock);
 	}
 	return found;
-}
-
-struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va)
-{
-	if (tag_valid(s, va->tag))
-		return &s->nodes[va->tag - 1];
-	return &s->nodes[addr_to_node(s, va->start)];
-}
-
-void lazy_set_init(struct lazy_set *ls)
-{
-	unsigned k;
-
-	for (k = 0; k < LAZY_LISTS; k++)
-		vlist_init(&ls->lists[k]);
-	for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
-		ls->class_len[k] = 0;
-	ls->lo = ls->hi = 0;
-	ls->pages = 0;
-	ls->count = ls->cross = 0;
-}
-
-/* Move every record of @ls onto @out and leave @ls empty. */
-void lazy_set_gather(struct lazy_set *ls, struct vlist *out)
-{
-	unsigned k;
-
-	for (k = 0; k < LAZY_LISTS; k++)
-		vlist_splice_head(&ls->lists[k], out);
-	lazy_set_init(ls);
-}
-
-void lazy_set_delete(struct lazy_set *ls)
-{
-	struct vlist all;
-
-	vlist_init(&all);
-	lazy_set_gather(ls, &all);
-	va_delete_list(&all);
-}
-
-/*
- * @cpu_vn, the freeing CPU's node, counts the lazy lock if it is another
- * node's; NULL for a free the fork child finishes (fork.c).
- */
-void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn)
-{
-	struct vmap_node *vn = lazy_node_of(s, va);
-	uint64_t pages = va_pages(s, va);
-	bool pool_bound = tag_valid(s, va->tag) && pages <= MAX_VA_SIZE_PAGES;
-	bool cross = pool_bound && addr_to_node(s, va->start) != vn->id;
-	struct lazy_set *ls;
-
-	vlock_acquire(&vn->lazy_lock);
-	ls = vn->lazy;
-	if (!ls->count || va->start < ls->lo)
-		ls->lo = va->start;
-	if (!ls->count || va_last(va) > ls->hi - 1)
-		ls->hi = va->end;
-	if (pool_bound) {
-		vlist_add_head(&va->link, &ls->lists[pages - 1]);
-		ls->class_len[pages - 1]++;
-	} else {
-		vlist_add_head(&va->link, &ls->lists[LAZY_OTHER]);
-	}
-	ls->pages += pages;
-	ls->count++;
-	ls->cross += cross;
-	transit_done();
-	vlock_release(&vn->lazy_lock);
-	if (cpu_vn && vn != cpu_vn)
-		counter_add(&cpu_vn->count.other_node_lock, 1);
-	counter_add(&vn->count.frees, 1);
 }
 
 /*

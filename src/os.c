@@ -100,8 +100,10 @@ void *os_reserve_open(size_t len)
 
 int os_guard(void *addr, size_t len, int install)
 {
-	return madvise(addr, len, install ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE) ?
-		-errno : 0;
+	return madvise(addr, len,
+		       install ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE) ?
+		       -errno :
+		       0;
 }
 
 void os_unreserve(void *addr, size_t len)
@@ -111,21 +113,25 @@ void os_unreserve(void *addr, size_t len)
 
 int os_protect(void *addr, size_t len, int readwrite)
 {
-	return mprotect(addr, len, readwrite ? PROT_READ | PROT_WRITE : PROT_NONE) ?
-		-errno : 0;
+	return mprotect(addr, len,
+			readwrite ? PROT_READ | PROT_WRITE : PROT_NONE) ?
+		       -errno :
+		       0;
 }
 
 int os_remap(void *addr, size_t len, int open)
 {
 	void *p = mmap(addr, len, open ? PROT_READ | PROT_WRITE : PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		       -1, 0);
 
 	return p == MAP_FAILED ? -errno : 0;
 }
 
 int os_discard(void *addr, size_t len, int lazily)
 {
-	return madvise(addr, len, lazily ? MADV_FREE : MADV_DONTNEED) ? -errno : 0;
+	return madvise(addr, len, lazily ? MADV_FREE : MADV_DONTNEED) ? -errno :
+									0;
 }
 
 int os_pages_create(size_t len)
@@ -144,7 +150,9 @@ int os_pages_create(size_t len)
 int os_pages_release(int fd, uint64_t off, uint64_t len)
 {
 	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			 (off_t)off, (off_t)len) ? -errno : 0;
+			 (off_t)off, (off_t)len) ?
+		       -errno :
+		       0;
 }
 
 void os_pages_close(int fd)
@@ -154,8 +162,8 @@ void os_pages_close(int fd)
 
 int os_map_pages(void *addr, size_t len, int fd, uint64_t off)
 {
-	void *p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		       fd, (off_t)off);
+	void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_FIXED, fd, (off_t)off);
 
 	return p == MAP_FAILED ? -errno : 0;
 }

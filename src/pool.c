@@ -40,8 +40,8 @@ static void pool_len_set(struct pool *p, size_t len)
  * tail so that the next request of this size sees another candidate, and
  * this request goes to the global heap rather than searching the list.
  */
-struct va *pool_take(struct vmap_space *s, struct vmap_node *vn,
-		     uint64_t size, uint64_t align)
+struct va *pool_take(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
+		     uint64_t align)
 {
 	struct pool *p = pool_for(s, vn, size);
 	struct va *va = NULL;
@@ -90,9 +90,9 @@ static size_t refill_count(const struct vmap_space *s, uint64_t pages,
 {
 	uint64_t free_pages = atomic_load_explicit(&s->heap.free_bytes,
 						   memory_order_relaxed) >>
-		s->page_shift;
+			      s->page_shift;
 	uint64_t n = REFILL_PAGES / pages > REFILL_MIN ? REFILL_PAGES / pages :
-		REFILL_MIN;
+							 REFILL_MIN;
 	uint64_t cap = free_pages / (pages * REFILL_SHARE * s->nr_nodes);
 
 	if (align > (1ull << s->zone_shift))
@@ -122,7 +122,7 @@ static struct va *list_pop(struct vlist *list)
  * (DESIGN.md section 17).
  */
 void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
-			 const struct heap_fit *f, struct refill *r)
+			 const struct free_heap_fit *f, struct refill *r)
 {
 	uint64_t pages = f->size >> s->page_shift;
 	size_t spares;
@@ -178,8 +178,8 @@ void pool_refill_take(struct vmap_space *s, struct refill *r)
 			spare = list_pop(&r->recs);
 		if (!spare || vlist_empty(&r->recs))
 			break;
-		rc = heap_alloc_in_node(&s->heap, &r->fit, &zm, &tries, &spare,
-					&garbage, &start);
+		rc = free_heap_alloc_in_node(&s->heap, &r->fit, &zm, &tries,
+					     &spare, &garbage, &start);
 		if (rc == -ENOMEM && !wrapped) {
 			wrapped = true;
 			r->fit.first = bottom;
@@ -294,14 +294,14 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 {
 	bool keep_used = !(s->flags & VMAP_KERNEL_POOLS);
 	struct vlist detached, decayed, merged;
-	struct heap local;
+	struct free_heap local;
 	size_t len, n_decay;
 	struct pool *p;
 	bool used;
 	unsigned i;
 
 	vlock_assert_held(&s->purge_lock);
-	heap_init(&local);
+	free_heap_init(&local);
 	vlist_init(&merged);
 	for (i = 0; i < MAX_VA_SIZE_PAGES; i++) {
 		p = &vn->pools[i];
@@ -327,7 +327,7 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 			pool_len_set(p, pool_len(p) + len - n_decay);
 			vlock_release(&vn->pool_lock);
 		}
-		heap_return_list(&local, &decayed, &merged);
+		free_heap_return_list(&local, &decayed, &merged);
 		counter_add(&vn->count.decayed_vas, n_decay);
 	}
 	va_set_take_all(&local.set, &detached);

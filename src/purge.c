@@ -48,7 +48,7 @@ static void release_runs(struct vmap_space *s, struct vmap_node **marked,
 			 unsigned nr_marked)
 {
 	struct va **sorted = NULL, *va;
-	uint64_t start = 0, end = 0;	/* end 0: a run that ends at 2^64 */
+	uint64_t start = 0, end = 0; /* end 0: a run that ends at 2^64 */
 	size_t total = 0, n = 0, i;
 	bool in_run = false;
 	unsigned m, k;
@@ -65,7 +65,8 @@ static void release_runs(struct vmap_space *s, struct vmap_node **marked,
 				if (sorted)
 					sorted[n++] = va;
 				else
-					s->release(s->release_cookie, va->start, va->end);
+					s->release(s->release_cookie, va->start,
+						   va->end);
 			}
 		}
 	}
@@ -154,8 +155,10 @@ bool purge_locked(struct vmap_space *s, bool full)
 		vlock_acquire(&vn->lazy_lock);
 		if (vn->lazy->count) {
 			vn->purging = vn->lazy;
-			vn->lazy = &vn->lazy_sets[vn->lazy == &vn->lazy_sets[0]];
-			start = vn->purging->lo < start ? vn->purging->lo : start;
+			vn->lazy =
+				&vn->lazy_sets[vn->lazy == &vn->lazy_sets[0]];
+			start = vn->purging->lo < start ? vn->purging->lo :
+							  start;
 			if (vn->purging->hi - 1 > last)
 				last = vn->purging->hi - 1;
 			npurged += vn->purging->count;

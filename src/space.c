@@ -36,8 +36,8 @@ const char *vmap_version_string(void)
 {
 #define VMAP_STR2(x) #x
 #define VMAP_STR(x) VMAP_STR2(x)
-	return VMAP_STR(VMAP_VERSION_MAJOR) "." VMAP_STR(VMAP_VERSION_MINOR)
-		"." VMAP_STR(VMAP_VERSION_PATCH);
+	return VMAP_STR(VMAP_VERSION_MAJOR) "." VMAP_STR(
+		VMAP_VERSION_MINOR) "." VMAP_STR(VMAP_VERSION_PATCH);
 }
 
 static unsigned fls_u(unsigned x)
@@ -90,7 +90,8 @@ static int check_params(uint64_t base, uint64_t limit,
 			const struct vmap_params *p)
 {
 	const unsigned known = VMAP_DETERMINISTIC | VMAP_TAG_BY_ADDRESS |
-		VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX | VMAP_KERNEL_POOLS;
+			       VMAP_IMMEDIATE_FREE | VMAP_BESTFIT_INDEX |
+			       VMAP_KERNEL_POOLS;
 	unsigned i;
 	uint64_t page;
 	int shift;
@@ -147,11 +148,12 @@ static int space_create(uint64_t base, uint64_t limit,
 	s->page_size = 1ull << s->page_shift;
 	s->zone_shift = s->page_shift + (unsigned)__builtin_ctz(ZONE_PAGES);
 	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
-		(cpus > MAX_NODES ? MAX_NODES : cpus);
+				    (cpus > MAX_NODES ? MAX_NODES : cpus);
 	s->lazy_max_pages = p->lazy_max_pages;
 	if (!s->lazy_max_pages)
-		s->lazy_max_pages = default_lazy_max_pages(s->page_shift,
-				(p->flags & VMAP_DETERMINISTIC) ? 1 : cpus);
+		s->lazy_max_pages = default_lazy_max_pages(
+			s->page_shift,
+			(p->flags & VMAP_DETERMINISTIC) ? 1 : cpus);
 	s->flags = p->flags;
 	s->flush = p->flush;
 	s->flush_cookie = p->flush_cookie;
@@ -163,9 +165,9 @@ static int space_create(uint64_t base, uint64_t limit,
 	s->quantum = p->quantum;
 
 	vlock_init(&s->heap_lock);
-	heap_init(&s->heap);
+	free_heap_init(&s->heap);
 	if (s->flags & VMAP_BESTFIT_INDEX)
-		heap_index_enable(&s->heap);
+		free_heap_index_enable(&s->heap);
 	span_init(s, child ? 0 : base, child ? UINT64_MAX : limit - 1);
 	purge_init(s);
 	pthread_rwlock_init(&s->notifier_lock, NULL);
@@ -388,7 +390,7 @@ static bool reclaimable(struct vmap_space *s)
  * only if they freed something; VMAP_NONBLOCK and VMAP_NOPURGE stop
  * before the purge.
  */
-static int heap_take(struct vmap_space *s, const struct heap_fit *f,
+static int heap_take(struct vmap_space *s, const struct free_heap_fit *f,
 		     unsigned flags, struct refill *refill, uint64_t *start)
 {
 	unsigned rounds = 0;
@@ -403,7 +405,7 @@ static int heap_take(struct vmap_space *s, const struct heap_fit *f,
 			return -ENOMEM;
 		vlist_init(&garbage);
 		vlock_acquire(&s->heap_lock);
-		rc = heap_alloc(&s->heap, f, &spare, &garbage, start);
+		rc = free_heap_alloc(&s->heap, f, &spare, &garbage, start);
 		if (!rc) {
 			transit_take(s, *start, *start + f->size);
 			if (refill)
@@ -473,8 +475,8 @@ static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
  * the space keeps the kernel's pools (pool.c).
  */
 static int space_alloc(struct vmap_space *s, unsigned cpu,
-		       const struct heap_fit *f, unsigned flags, bool pooled,
-		       uint64_t user, uint64_t *addr)
+		       const struct free_heap_fit *f, unsigned flags,
+		       bool pooled, uint64_t user, uint64_t *addr)
 {
 	struct vmap_node *cpu_vn = &s->nodes[cpu % s->nr_nodes];
 	struct refill refill, *to_refill = NULL;
@@ -485,7 +487,9 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 	transit_ready();
 	if (pooled && (f->size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
 		va = pool_take(s, cpu_vn, f->size, f->align);
-		counter_add(va ? &cpu_vn->count.pool_hits : &cpu_vn->count.pool_misses, 1);
+		counter_add(va ? &cpu_vn->count.pool_hits :
+				 &cpu_vn->count.pool_misses,
+			    1);
 		if (va)
 			VMAP_PROBE(pool_hit, cpu_vn->id, va->start, f->size);
 		else
@@ -530,7 +534,7 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 		       uint64_t align, uint64_t vstart, uint64_t vend,
 		       unsigned flags, uint64_t user, uint64_t *addr)
 {
-	struct heap_fit f = { .size = size };
+	struct free_heap_fit f = { .size = size };
 	bool whole;
 
 	if (!addr || (flags & ~VMAP_NONBLOCK))
@@ -556,8 +560,8 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 	whole = vstart == space_first(s) && f.last == space_last(s);
 	f.align = align;
 	f.first = vstart;
-	f.length = heap_search_length(size, align, s->page_size,
-				      f.last - vstart + 1);
+	f.length = free_heap_search_length(size, align, s->page_size,
+					   f.last - vstart + 1);
 	/*
 	 * The whole space is searched as all of [0, 2^64), which gives the
 	 * same place (the heap holds nothing outside the spans) and still
@@ -567,13 +571,15 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 		f.first = 0;
 		f.last = UINT64_MAX;
 	}
-	return space_alloc(s, cpu, &f, flags, whole && s->nr_nodes > 1 &&
-			   !(s->flags & VMAP_IMMEDIATE_FREE), user, addr);
+	return space_alloc(s, cpu, &f, flags,
+			   whole && s->nr_nodes > 1 &&
+				   !(s->flags & VMAP_IMMEDIATE_FREE),
+			   user, addr);
 }
 
 int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
-		    uint64_t vstart, uint64_t vend, unsigned flags, uint64_t user,
-		    uint64_t *addr)
+		    uint64_t vstart, uint64_t vend, unsigned flags,
+		    uint64_t user, uint64_t *addr)
 {
 	unsigned cpu;
 	int rc;
@@ -594,11 +600,11 @@ int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,
 }
 
 /* Turn @req into a search of the free heap; -EINVAL if it is malformed. */
-static int request_to_fit(struct vmap_space *s,
-			  const struct vmap_request *req, struct heap_fit *f)
+static int request_to_fit(struct vmap_space *s, const struct vmap_request *req,
+			  struct free_heap_fit *f)
 {
 	const unsigned known = VMAP_NONBLOCK | VMAP_EXACT_FIT | VMAP_TOPDOWN |
-		VMAP_NOPURGE | VMAP_BESTFIT;
+			       VMAP_NOPURGE | VMAP_BESTFIT;
 	uint64_t page_mask = s->page_size - 1;
 	unsigned i;
 
@@ -619,11 +625,10 @@ static int request_to_fit(struct vmap_space *s,
 		return -EINVAL;
 	if ((f->phase & page_mask) || f->phase >= f->align)
 		return -EINVAL;
-	/* No place anywhere avoids straddling: see struct heap_fit. */
-	if (f->nocross && ((f->nocross & (f->nocross - 1)) ||
-			   f->size > f->nocross ||
-			   (f->phase & (f->nocross - 1)) >
-			   f->nocross - f->size))
+	/* No place anywhere avoids straddling: see struct free_heap_fit. */
+	if (f->nocross &&
+	    ((f->nocross & (f->nocross - 1)) || f->size > f->nocross ||
+	     (f->phase & (f->nocross - 1)) > f->nocross - f->size))
 		return -EINVAL;
 	if ((req->min | req->max) & page_mask)
 		return -EINVAL;
@@ -642,8 +647,9 @@ static int request_to_fit(struct vmap_space *s,
 	f->length = f->size;
 	if (!(req->flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_BESTFIT)) &&
 	    f->size - 1 <= UINT64_MAX - f->align)
-		f->length = heap_search_length(f->size, f->align, s->page_size,
-					       f->last - f->first + 1);
+		f->length =
+			free_heap_search_length(f->size, f->align, s->page_size,
+						f->last - f->first + 1);
 	/* As for the kernel's requests: imports may widen the hull later. */
 	if (!req->min)
 		f->first = 0;
@@ -655,7 +661,7 @@ static int request_to_fit(struct vmap_space *s,
 static int xalloc_range(struct vmap_space *s, unsigned cpu,
 			const struct vmap_request *req, uint64_t *addr)
 {
-	struct heap_fit f;
+	struct free_heap_fit f;
 	int rc;
 
 	if (!req || !addr)
@@ -702,7 +708,7 @@ static int heap_take_range(struct vmap_space *s, uint64_t addr, uint64_t size)
 		return -ENOMEM;
 	vlist_init(&garbage);
 	vlock_acquire(&s->heap_lock);
-	rc = heap_take_exact(&s->heap, addr, size, &spare, &garbage);
+	rc = free_heap_take_exact(&s->heap, addr, size, &spare, &garbage);
 	if (!rc)
 		transit_take(s, addr, addr + size);
 	vlock_release(&s->heap_lock);
@@ -860,7 +866,8 @@ static int notifier_index(struct vmap_space *s, vmap_notifier_fn fn,
 	unsigned i;
 
 	for (i = 0; i < s->nr_notifiers; i++)
-		if (s->notifiers[i].fn == fn && s->notifiers[i].cookie == cookie)
+		if (s->notifiers[i].fn == fn &&
+		    s->notifiers[i].cookie == cookie)
 			return (int)i;
 	return -1;
 }
@@ -942,7 +949,8 @@ static int pcpu_check(struct vmap_space *s, const uint64_t *offsets,
 	a->last_end = 0;
 	for (i = 0; i < nr; i++) {
 		if (!sizes[i] || (sizes[i] & (s->page_size - 1)) ||
-		    (offsets[i] & (align - 1)) || offsets[i] > UINT64_MAX - sizes[i])
+		    (offsets[i] & (align - 1)) ||
+		    offsets[i] > UINT64_MAX - sizes[i])
 			return -EINVAL;
 		end = offsets[i] + sizes[i];
 		if (offsets[i] < a->first_start)
@@ -962,7 +970,8 @@ static int pcpu_check(struct vmap_space *s, const uint64_t *offsets,
 		order[j] = i;
 	}
 	for (i = 1; i < nr; i++)
-		if (offsets[order[i - 1]] + sizes[order[i - 1]] > offsets[order[i]])
+		if (offsets[order[i - 1]] + sizes[order[i - 1]] >
+		    offsets[order[i]])
 			rc = -EINVAL;
 	free(order);
 	return rc;
@@ -1000,8 +1009,9 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 	for (;;) {
 		vlist_init(&garbage);
 		vlock_acquire(&s->heap_lock);
-		rc = heap_alloc_congruent(&s->heap, &a, space_first(s),
-					  space_last(s), spares, &garbage, &base);
+		rc = free_heap_alloc_congruent(&s->heap, &a, space_first(s),
+					       space_last(s), spares, &garbage,
+					       &base);
 		vlock_release(&s->heap_lock);
 		va_delete_list(&garbage);
 		if (!rc || purged)
@@ -1010,7 +1020,9 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		purged = true;
 	}
 	if (rc) {
-		counter_add(&s->nodes[this_cpu(s) % s->nr_nodes].count.alloc_failures, 1);
+		counter_add(&s->nodes[this_cpu(s) % s->nr_nodes]
+				     .count.alloc_failures,
+			    1);
 		goto out;
 	}
 	for (i = 0; i < nr; i++) {
@@ -1018,8 +1030,11 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		busy[i]->end = busy[i]->start + sizes[i];
 		busy[i]->tag = 0;
 		busy[i]->user = 0;
-		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)], busy[i])) {
-			counter_add(&s->nodes[this_cpu(s) % s->nr_nodes].count.allocs, 1);
+		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)],
+				busy[i])) {
+			counter_add(&s->nodes[this_cpu(s) % s->nr_nodes]
+					     .count.allocs,
+				    1);
 		} else {
 			va_delete(busy[i]);
 			rc = -EUCLEAN;

@@ -41,8 +41,7 @@ static void spans_count(struct vmap_space *s, int delta)
 			      memory_order_relaxed);
 }
 
-int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
-	     bool imported)
+int span_add(struct vmap_space *s, uint64_t first, uint64_t last, bool imported)
 {
 	struct va *span = va_new(), *block = space_va_new(s);
 	struct vlist garbage;
@@ -60,7 +59,7 @@ int span_add(struct vmap_space *s, uint64_t first, uint64_t last,
 	vlock_acquire(&s->heap_lock);
 	ok = va_set_insert(&s->spans, span);
 	if (ok) {
-		heap_return(&s->heap, block, &garbage);
+		free_heap_return(&s->heap, block, &garbage);
 		hull_grow(s, first, last);
 		spans_count(s, 1);
 	}
@@ -153,7 +152,7 @@ bool span_contains(struct vmap_space *s, uint64_t first, uint64_t last)
  * The span is imported at a quantum-aligned base, so alignment beyond
  * the quantum may cost up to align - quantum bytes of it.
  */
-int span_import(struct vmap_space *s, const struct heap_fit *f)
+int span_import(struct vmap_space *s, const struct free_heap_fit *f)
 {
 	uint64_t need = f->size, len, base;
 	int rc;
@@ -201,8 +200,8 @@ static bool release_one(struct vmap_space *s)
 		}
 	}
 	if (found) {
-		heap_take_exact(&s->heap, found->start, va_size(found), &spare,
-				&garbage);
+		free_heap_take_exact(&s->heap, found->start, va_size(found),
+				     &spare, &garbage);
 		va_set_erase(&s->spans, found, NULL);
 		spans_count(s, -1);
 	}

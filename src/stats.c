@@ -13,25 +13,17 @@
 #include "internal.h"
 #include "os.h"
 
-static void add_node(struct vmap_node *vn,
-		     struct vmap_stats *st)
+/* Every node counter is a stats field of the same name. */
+static void add_node(struct vmap_node *vn, struct vmap_stats *st)
 {
 	unsigned k;
 
-	st->allocs += counter_read(&vn->count.allocs);
-	st->alloc_failures += counter_read(&vn->count.alloc_failures);
-	st->frees += counter_read(&vn->count.frees);
-	st->pool_hits += counter_read(&vn->count.pool_hits);
-	st->pool_misses += counter_read(&vn->count.pool_misses);
-	st->cross_node_busy += counter_read(&vn->count.cross_node_busy);
-	st->pooled += counter_read(&vn->count.pooled);
-	st->pooled_cross_node += counter_read(&vn->count.pooled_cross_node);
-	st->decayed_vas += counter_read(&vn->count.decayed_vas);
-	st->other_node_lock += counter_read(&vn->count.other_node_lock);
-	st->pool_refills += counter_read(&vn->count.pool_refills);
-	st->refilled += counter_read(&vn->count.refilled);
+#define NODE_COUNTER_SUM(name) st->name += counter_read(&vn->count.name);
+	NODE_COUNTERS(NODE_COUNTER_SUM)
+#undef NODE_COUNTER_SUM
 	st->node_lock += vlock_count(&vn->busy_lock) +
-		vlock_count(&vn->lazy_lock) + vlock_count(&vn->pool_lock);
+			 vlock_count(&vn->lazy_lock) +
+			 vlock_count(&vn->pool_lock);
 	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
 		size_t len = atomic_load_explicit(&vn->pools[k].len,
 						  memory_order_relaxed);
@@ -55,7 +47,8 @@ static void add_free_heap_shape(struct vmap_space *s, struct vmap_stats *st)
 		st->free_blocks++;
 	/* The cache holds size - 1, so that a block of 2^64 bytes fits. */
 	if (s->heap.set.root.top) {
-		st->largest_free = va_of_node(s->heap.set.root.top)->subtree_max;
+		st->largest_free =
+			va_of_node(s->heap.set.root.top)->subtree_max;
 		if (st->largest_free != UINT64_MAX)
 			st->largest_free++;
 	}
@@ -78,8 +71,8 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 			add_node(&s->nodes[i], &st);
 		st.heap_lock = vlock_count(&s->heap_lock);
 		/* With one node, its locks are as global as the heap's. */
-		st.global_lock = st.heap_lock +
-			(s->nr_nodes == 1 ? st.node_lock : 0);
+		st.global_lock =
+			st.heap_lock + (s->nr_nodes == 1 ? st.node_lock : 0);
 		st.purges = counter_read(&s->purges);
 		st.full_purges = counter_read(&s->full_purges);
 		st.shrinks = counter_read(&s->shrinks);
@@ -89,7 +82,7 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 		st.purged_pages = counter_read(&s->purged_pages);
 		st.notifier_rounds = counter_read(&s->notifier_rounds);
 		st.overlaps = atomic_load(&s->heap.overlaps) +
-			counter_read(&s->set_overlaps);
+			      counter_read(&s->set_overlaps);
 		st.lazy_pages = atomic_load(&s->lazy_nr);
 		st.free_bytes = atomic_load(&s->heap.free_bytes);
 		add_free_heap_shape(s, &st);
@@ -106,15 +99,17 @@ static int stats_print(const struct vmap_stats *st, FILE *out, unsigned flags)
 
 	if (flags & VMAP_STATS_JSON) {
 		fputc('{', out);
-#define VMAP_STAT_JSON(name, doc) \
-		fprintf(out, "%s\"%s\":%llu", sep, #name, (unsigned long long)st->name); \
-		sep = ",";
+#define VMAP_STAT_JSON(name, doc)                                              \
+	fprintf(out, "%s\"%s\":%llu", sep, #name,                              \
+		(unsigned long long)st->name);                                 \
+	sep = ",";
 		VMAP_STAT_FIELDS(VMAP_STAT_JSON)
 #undef VMAP_STAT_JSON
 		fputs("}\n", out);
 	} else {
-#define VMAP_STAT_TEXT(name, doc) \
-		fprintf(out, "%-18s %20llu  # %s\n", #name, (unsigned long long)st->name, doc);
+#define VMAP_STAT_TEXT(name, doc)                                              \
+	fprintf(out, "%-18s %20llu  # %s\n", #name,                            \
+		(unsigned long long)st->name, doc);
 		VMAP_STAT_FIELDS(VMAP_STAT_TEXT)
 #undef VMAP_STAT_TEXT
 		(void)sep;

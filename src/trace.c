@@ -74,9 +74,8 @@ int trace_open(struct vmap_space *s)
 	fprintf(t->out,
 		"# vmap-trace 2 base=0x%llx limit=0x%llx page_shift=%u nodes=%u flags=0x%x lazy_max_pages=%llu\n",
 		(unsigned long long)space_first(s),
-		(unsigned long long)(space_last(s) + 1),
-		s->page_shift, s->nr_nodes, s->flags,
-		(unsigned long long)s->lazy_max_pages);
+		(unsigned long long)(space_last(s) + 1), s->page_shift,
+		s->nr_nodes, s->flags, (unsigned long long)s->lazy_max_pages);
 	s->trace = t;
 	return 0;
 }
@@ -219,8 +218,8 @@ void trace_xalloc(struct vmap_space *s, unsigned cpu,
 	fprintf(out, " %llu %llu %llu %llu 0x%llx 0x%llx",
 		(unsigned long long)req->size, (unsigned long long)req->align,
 		(unsigned long long)req->phase,
-		(unsigned long long)req->nocross,
-		(unsigned long long)req->min, (unsigned long long)req->max);
+		(unsigned long long)req->nocross, (unsigned long long)req->min,
+		(unsigned long long)req->max);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (req->flags & names[i].flag) {
 			fprintf(out, "%s%s", sep, names[i].name);

@@ -82,7 +82,7 @@ void tree_insert_fixup(struct tree_root *root, struct tree_node *n,
 	struct tree_node *parent, *grand, *uncle;
 
 	while ((parent = n->parent) && parent->red) {
-		grand = parent->parent;	/* a red node is never the root */
+		grand = parent->parent; /* a red node is never the root */
 		if (parent == grand->left) {
 			uncle = grand->right;
 			if (is_red(uncle)) {

@@ -45,8 +45,8 @@ struct tree_augment {
 	void (*rotate)(struct tree_node *old_top, struct tree_node *new_top);
 };
 
-#define tree_entry(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#define tree_entry(ptr, type, member)                                          \
+	((type *)((char *)(ptr)-offsetof(type, member)))
 
 static inline void tree_link(struct tree_node *n, struct tree_node *parent,
 			     struct tree_node **slot)

@@ -160,7 +160,7 @@ struct va *va_set_first_ending_after(const struct va_set *set, uint64_t addr)
 
 	while (n) {
 		va = va_of_node(n);
-		if (va_last(va) >= addr) {	/* an end may be 2^64 (0) */
+		if (va_last(va) >= addr) { /* an end may be 2^64 (0) */
 			found = va;
 			n = n->left;
 		} else {

@@ -76,7 +76,8 @@ static inline void vlist_splice_head(struct vlist *from, struct vlist *to)
 }
 
 /* Move the first @n entries of @from (it has at least @n) to @to. */
-static inline void vlist_cut_head(struct vlist *from, size_t n, struct vlist *to)
+static inline void vlist_cut_head(struct vlist *from, size_t n,
+				  struct vlist *to)
 {
 	struct vlist *last = from;
 
@@ -135,11 +136,11 @@ static inline struct tree_node *va_size_node(struct va *va)
 
 #define va_of_node(n) tree_entry(n, struct va, node)
 #define va_of_link(l) tree_entry(l, struct va, link)
-#define vlist_for_each_va(va, head) \
-	for (va = va_of_link((head)->next); &va->link != (head); \
+#define vlist_for_each_va(va, head)                                            \
+	for (va = va_of_link((head)->next); &va->link != (head);               \
 	     va = va_of_link(va->link.next))
-#define vlist_for_each_va_safe(va, tmp, head)                             \
-	for (va = va_of_link((head)->next), tmp = va_of_link(va->link.next); \
+#define vlist_for_each_va_safe(va, tmp, head)                                  \
+	for (va = va_of_link((head)->next), tmp = va_of_link(va->link.next);   \
 	     &va->link != (head); va = tmp, tmp = va_of_link(va->link.next))
 
 /*

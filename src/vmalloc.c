@@ -54,7 +54,8 @@
 /* Where the usable part of the area at @start begins. */
 uint64_t heap_body_of(const struct vmap_heap *h, uint64_t start)
 {
-	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) : start;
+	return (h->flags & VMAP_HEAP_GUARD_BELOW) ? start + guard_bytes(h) :
+						    start;
 }
 
 /*
@@ -69,13 +70,13 @@ static unsigned char remap_run(struct vmap_heap *h, void *addr, uint64_t len,
 {
 	int protected;
 
-	heap_count(&h->sys_remap, 1);
+	counter_add(&h->sys_remap, 1);
 	*released = !os_remap(addr, len, 0);
 	if (*released)
 		return PAGE_AS_RESERVED;
-	heap_count(&h->sys_mprotect, 1);
+	counter_add(&h->sys_mprotect, 1);
 	protected = !os_protect(addr, len, 0);
-	heap_count(&h->sys_remap, 1);
+	counter_add(&h->sys_remap, 1);
 	*released = !os_remap(addr, len, 0);
 	return *released || protected ? PAGE_AS_RESERVED : PAGE_UNKNOWN;
 }
@@ -91,37 +92,42 @@ static unsigned char remap_run(struct vmap_heap *h, void *addr, uint64_t len,
 static void release_run(void *cookie, uint64_t start, uint64_t end)
 {
 	struct vmap_heap *h = cookie;
-	uint64_t first = (start - h->base) / h->page, n = (end - start) / h->page;
+	uint64_t first = (start - h->base) / h->page,
+		 n = (end - start) / h->page;
 	void *addr = (void *)(uintptr_t)start;
 	bool released = false;
 
-	heap_count(&h->released_runs, 1);
-	heap_count(&h->released_bytes, end - start);
+	counter_add(&h->released_runs, 1);
+	counter_add(&h->released_bytes, end - start);
 	if (!h->markers)
-		memset(h->changed + first, remap_run(h, addr, end - start, &released), n);
+		memset(h->changed + first,
+		       remap_run(h, addr, end - start, &released), n);
 	if (!released) {
-		os_discard(addr, end - start, !!(h->flags & VMAP_HEAP_MADV_FREE));
-		heap_count(&h->sys_madvise, 1);
+		os_discard(addr, end - start,
+			   !!(h->flags & VMAP_HEAP_MADV_FREE));
+		counter_add(&h->sys_madvise, 1);
 	}
 }
 
 /* One system call turning pages usable (@usable) or into guards. */
-static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
+static int change_pages(struct vmap_heap *h, uint64_t first, uint64_t n,
+			bool usable)
 {
 	void *addr = (void *)(uintptr_t)(h->base + first * h->page);
 
 	if (h->markers) {
-		heap_count(&h->sys_guard, 1);
+		counter_add(&h->sys_guard, 1);
 		return os_guard(addr, n * h->page, !usable);
 	}
-	heap_count(&h->sys_mprotect, 1);
+	counter_add(&h->sys_mprotect, 1);
 	return os_protect(addr, n * h->page, usable);
 }
 
 /* Make pages [first, first + n) usable or guards, one call per run to change. */
 int heap_set_pages(struct vmap_heap *h, uint64_t first, uint64_t n, bool usable)
 {
-	unsigned char want = usable != h->markers ? PAGE_CHANGED : PAGE_AS_RESERVED;
+	unsigned char want =
+		usable != h->markers ? PAGE_CHANGED : PAGE_AS_RESERVED;
 	uint64_t i = 0, j;
 	int rc;
 
@@ -149,8 +155,10 @@ static int reserve(struct vmap_heap *h)
 {
 	void *base;
 
-	if (!(h->flags & VMAP_HEAP_MPROTECT_GUARDS) && (base = os_reserve_open(h->size))) {
-		if (!os_guard(base, h->page, 1) && !os_guard(base, h->page, 0)) {
+	if (!(h->flags & VMAP_HEAP_MPROTECT_GUARDS) &&
+	    (base = os_reserve_open(h->size))) {
+		if (!os_guard(base, h->page, 1) &&
+		    !os_guard(base, h->page, 0)) {
 			h->markers = true;
 			h->base = (uint64_t)(uintptr_t)base;
 			return 0;
@@ -241,7 +249,8 @@ static void heaps_del(struct vmap_heap *h)
 	pthread_mutex_unlock(&heaps_lock);
 }
 
-int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **out)
+int vmap_heap_create(const struct vmap_heap_params *params,
+		     struct vmap_heap **out)
 {
 	static const struct vmap_heap_params defaults;
 	const struct vmap_heap_params *p = params ? params : &defaults;
@@ -250,8 +259,9 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 	unsigned i;
 	int rc;
 
-	if (!out || (p->flags & ~(VMAP_HEAP_NO_GUARD | VMAP_HEAP_GUARD_BELOW |
-				  VMAP_HEAP_MADV_FREE | VMAP_HEAP_MPROTECT_GUARDS)))
+	if (!out ||
+	    (p->flags & ~(VMAP_HEAP_NO_GUARD | VMAP_HEAP_GUARD_BELOW |
+			  VMAP_HEAP_MADV_FREE | VMAP_HEAP_MPROTECT_GUARDS)))
 		return -EINVAL;
 	for (i = 0; i < sizeof(p->reserved) / sizeof(p->reserved[0]); i++)
 		if (p->reserved[i])
@@ -262,7 +272,8 @@ int vmap_heap_create(const struct vmap_heap_params *params, struct vmap_heap **o
 	h->page = (uint64_t)sysconf(_SC_PAGESIZE);
 	h->flags = p->flags;
 	pthread_mutex_init(&h->extras_lock, NULL);
-	h->size = (p->reserve_bytes ? p->reserve_bytes : DEFAULT_RESERVE) & ~(h->page - 1);
+	h->size = (p->reserve_bytes ? p->reserve_bytes : DEFAULT_RESERVE) &
+		  ~(h->page - 1);
 	if (!h->size) {
 		free(h);
 		return -EINVAL;
@@ -307,7 +318,8 @@ void vmap_heap_destroy(struct vmap_heap *h)
 	heaps_del(h);
 	/* The region goes back to the system: nothing of it stays poisoned. */
 	if (atomic_load(&h->poisoned_end) > h->base)
-		track_usable((void *)(uintptr_t)h->base, atomic_load(&h->poisoned_end) - h->base);
+		track_usable((void *)(uintptr_t)h->base,
+			     atomic_load(&h->poisoned_end) - h->base);
 	rcu_heap_drain(h);
 	blocks_destroy(h);
 	pages_destroy(h);
@@ -372,7 +384,7 @@ int heap_guard_area(struct vmap_heap *h, uint64_t start, uint64_t body_pages)
 }
 
 /* One exit, so that the vmalloc probe has one site for perf to attach to. */
-static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
+static void *area_alloc(struct vmap_heap *h, size_t size, size_t align,
 			enum area_kind kind, const void *caller)
 {
 	uint64_t body_pages, start, body = 0;
@@ -391,16 +403,18 @@ static void *heap_alloc(struct vmap_heap *h, size_t size, size_t align,
 	}
 	body_pages = (size + h->page - 1) / h->page;
 	for (;;) {
-		rc = vmap_alloc_user(h->space, body_pages * h->page + guard_bytes(h),
-				     align, 0, 0, 0, area_user(kind, caller), &start);
-		if (rc == -EINVAL)	/* aligned size overflowing: no room */
+		rc = vmap_alloc_user(
+			h->space, body_pages * h->page + guard_bytes(h), align,
+			0, 0, 0, area_user(kind, caller), &start);
+		if (rc == -EINVAL) /* aligned size overflowing: no room */
 			rc = -ENOMEM;
 		if (rc)
 			break;
 		rc = shape_area(h, start, body_pages);
 		if (!rc) {
 			body = heap_body_of(h, start);
-			track_usable((void *)(uintptr_t)body, body_pages * h->page);
+			track_usable((void *)(uintptr_t)body,
+				     body_pages * h->page);
 			break;
 		}
 		vmap_free(h->space, start);
@@ -437,7 +451,8 @@ void heap_warn(const char *fmt, ...)
  * Where the area whose usable part starts at @addr would start; false if
  * @addr cannot be one (outside the heap, not page aligned).
  */
-static bool area_start(const struct vmap_heap *h, const void *addr, uint64_t *start)
+static bool area_start(const struct vmap_heap *h, const void *addr,
+		       uint64_t *start)
 {
 	uint64_t a = (uint64_t)(uintptr_t)addr;
 
@@ -453,13 +468,14 @@ static int area_of(struct vmap_heap *h, const void *addr, struct vmap_range *r)
 	uint64_t start;
 
 	if (!area_start(h, addr, &start) || vmap_find(h->space, start, r) ||
-	    r->start != start || (area_kind_of(r->user) != AREA_VMALLOC &&
-				  area_kind_of(r->user) != AREA_VMALLOC_USER))
+	    r->start != start ||
+	    (area_kind_of(r->user) != AREA_VMALLOC &&
+	     area_kind_of(r->user) != AREA_VMALLOC_USER))
 		return -ENOENT;
 	return 0;
 }
 
-static void heap_free(struct vmap_heap *h, const void *addr)
+static void area_free(struct vmap_heap *h, const void *addr)
 {
 	struct vmap_range r;
 	uint64_t start;
@@ -471,22 +487,25 @@ static void heap_free(struct vmap_heap *h, const void *addr)
 	 * A checker needs the size, and an area of another kind must not be
 	 * freed here: both cost a lookup, made only when they can matter.
 	 */
-	if (track_enabled || atomic_load_explicit(&h->mapped_areas, memory_order_relaxed)) {
+	if (track_enabled ||
+	    atomic_load_explicit(&h->mapped_areas, memory_order_relaxed)) {
 		ok = !area_of(h, addr, &r);
 		if (ok)
-			heap_poison(h, (uint64_t)(uintptr_t)addr, r.end - r.start - guard_bytes(h));
+			heap_poison(h, (uint64_t)(uintptr_t)addr,
+				    r.end - r.start - guard_bytes(h));
 	} else {
 		ok = true;
 	}
 	/* vmap_free() refuses anything but the start of a busy area. */
 	if (!ok || !area_start(h, addr, &start) || vmap_free(h->space, start))
-		heap_warn("vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
-			  addr);
+		heap_warn(
+			"vfree: %p is not an area from vmalloc (or was freed already); ignored\n",
+			addr);
 	else
 		VMAP_PROBE(vfree, addr);
 }
 
-static size_t heap_size(struct vmap_heap *h, const void *addr)
+static size_t area_size(struct vmap_heap *h, const void *addr)
 {
 	struct vmap_range r;
 
@@ -495,21 +514,22 @@ static size_t heap_size(struct vmap_heap *h, const void *addr)
 	return (size_t)(r.end - r.start - guard_bytes(h));
 }
 
-static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
+static void *area_realloc(struct vmap_heap *h, void *addr, size_t size,
 			  const void *caller)
 {
 	size_t old;
 	void *moved;
 
 	if (!addr)
-		return heap_alloc(h, size, 1, AREA_VMALLOC, caller);
+		return area_alloc(h, size, 1, AREA_VMALLOC, caller);
 	if (!size) {
-		heap_free(h, addr);
+		area_free(h, addr);
 		return NULL;
 	}
-	old = heap_size(h, addr);
+	old = area_size(h, addr);
 	if (!old) {
-		heap_warn("vrealloc: %p is not an area from vmalloc; refused\n", addr);
+		heap_warn("vrealloc: %p is not an area from vmalloc; refused\n",
+			  addr);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -517,11 +537,11 @@ static void *heap_realloc(struct vmap_heap *h, void *addr, size_t size,
 		memset((char *)addr + size, 0, old - size);
 		return addr;
 	}
-	moved = heap_alloc(h, size, 1, AREA_VMALLOC, caller);
+	moved = area_alloc(h, size, 1, AREA_VMALLOC, caller);
 	if (!moved)
 		return NULL;
 	memcpy(moved, addr, old);
-	heap_free(h, addr);
+	area_free(h, addr);
 	return moved;
 }
 
@@ -531,10 +551,13 @@ static void format_caller(uint64_t caller, char *buf, size_t len)
 	const ElfW(Sym) *sym = NULL;
 	Dl_info info;
 
-	if (caller && dladdr1((void *)(uintptr_t)caller, &info, (void **)&sym,
-			      RTLD_DL_SYMENT) && info.dli_sname && sym) {
+	if (caller &&
+	    dladdr1((void *)(uintptr_t)caller, &info, (void **)&sym,
+		    RTLD_DL_SYMENT) &&
+	    info.dli_sname && sym) {
 		snprintf(buf, len, "%s+0x%llx/0x%llx", info.dli_sname,
-			 (unsigned long long)(caller - (uint64_t)(uintptr_t)info.dli_saddr),
+			 (unsigned long long)(caller - (uint64_t)(uintptr_t)
+							       info.dli_saddr),
 			 (unsigned long long)sym->st_size);
 		return;
 	}
@@ -542,13 +565,15 @@ static void format_caller(uint64_t caller, char *buf, size_t len)
 }
 
 /* One line of /proc/vmallocinfo for the range @r. */
-static void print_area(struct vmap_heap *h, const struct vmap_range *r, FILE *out)
+static void print_area(struct vmap_heap *h, const struct vmap_range *r,
+		       FILE *out)
 {
 	enum area_kind kind = area_kind_of(r->user);
 	char caller[256];
 
 	fprintf(out, "0x%016llx-0x%016llx %7llu ", (unsigned long long)r->start,
-		(unsigned long long)r->end, (unsigned long long)(r->end - r->start));
+		(unsigned long long)r->end,
+		(unsigned long long)(r->end - r->start));
 	if (r->state == VMAP_RANGE_LAZY) {
 		fputs("unpurged vm_area\n", out);
 		return;
@@ -559,9 +584,11 @@ static void print_area(struct vmap_heap *h, const struct vmap_range *r, FILE *ou
 	}
 	format_caller(area_caller_of(r->user), caller, sizeof(caller));
 	fprintf(out, "%s pages=%llu %s\n", caller,
-		(unsigned long long)((r->end - r->start - guard_bytes(h)) / h->page),
-		kind == AREA_VMAP ? "vmap" :
-		kind == AREA_VMALLOC_USER ? "vmalloc user" : "vmalloc");
+		(unsigned long long)((r->end - r->start - guard_bytes(h)) /
+				     h->page),
+		kind == AREA_VMAP	  ? "vmap" :
+		kind == AREA_VMALLOC_USER ? "vmalloc user" :
+					    "vmalloc");
 }
 
 /*
@@ -577,7 +604,8 @@ static int heap_info(struct vmap_heap *h, FILE *out)
 
 	if (!h || !out)
 		return -EINVAL;
-	for (pos = h->base; !vmap_next(h->space, pos, &busy, NULL, NULL); pos = busy.end)
+	for (pos = h->base; !vmap_next(h->space, pos, &busy, NULL, NULL);
+	     pos = busy.end)
 		print_area(h, &busy, out);
 	rc = vmap_snapshot(h->space, &r, &n);
 	if (rc)
@@ -648,18 +676,21 @@ int vmap_heap_stats(struct vmap_heap *h, struct vmap_heap_stats *out)
 
 void *vmap_heap_vmalloc(struct vmap_heap *h, size_t size)
 {
-	return heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0));
+	return area_alloc(h, size, 1, AREA_VMALLOC,
+			  __builtin_return_address(0));
 }
 
 void *vmap_heap_vmalloc_align(struct vmap_heap *h, size_t size, size_t align)
 {
-	return heap_alloc(h, size, align, AREA_VMALLOC, __builtin_return_address(0));
+	return area_alloc(h, size, align, AREA_VMALLOC,
+			  __builtin_return_address(0));
 }
 
 /* Zeroed: only a VMAP_HEAP_MADV_FREE heap can hand out old contents. */
 void *vmap_heap_vmalloc_user(struct vmap_heap *h, size_t size)
 {
-	void *p = heap_alloc(h, size, 1, AREA_VMALLOC_USER, __builtin_return_address(0));
+	void *p = area_alloc(h, size, 1, AREA_VMALLOC_USER,
+			     __builtin_return_address(0));
 
 	if (p && (h->flags & VMAP_HEAP_MADV_FREE))
 		memset(p, 0, size);
@@ -668,17 +699,17 @@ void *vmap_heap_vmalloc_user(struct vmap_heap *h, size_t size)
 
 void vmap_heap_vfree(struct vmap_heap *h, const void *addr)
 {
-	heap_free(h, addr);
+	area_free(h, addr);
 }
 
 void *vmap_heap_vrealloc(struct vmap_heap *h, void *addr, size_t size)
 {
-	return heap_realloc(h, addr, size, __builtin_return_address(0));
+	return area_realloc(h, addr, size, __builtin_return_address(0));
 }
 
 size_t vmap_heap_size(struct vmap_heap *h, const void *addr)
 {
-	return heap_size(h, addr);
+	return area_size(h, addr);
 }
 
 /* The default heap, created on first use from any thread. */
@@ -711,7 +742,9 @@ void *vmalloc(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
+	return h ? area_alloc(h, size, 1, AREA_VMALLOC,
+			      __builtin_return_address(0)) :
+		   NULL;
 }
 
 /*
@@ -722,7 +755,9 @@ void *vzalloc(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_alloc(h, size, 1, AREA_VMALLOC, __builtin_return_address(0)) : NULL;
+	return h ? area_alloc(h, size, 1, AREA_VMALLOC,
+			      __builtin_return_address(0)) :
+		   NULL;
 }
 
 /* Zeroed for the same reason as vzalloc(). */
@@ -730,26 +765,28 @@ void *vmalloc_user(size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_alloc(h, size, 1, AREA_VMALLOC_USER, __builtin_return_address(0)) :
-		NULL;
+	return h ? area_alloc(h, size, 1, AREA_VMALLOC_USER,
+			      __builtin_return_address(0)) :
+		   NULL;
 }
 
 void vfree(const void *addr)
 {
 	if (addr)
-		heap_free(vmap_default_heap(), addr);
+		area_free(vmap_default_heap(), addr);
 }
 
 size_t vmalloc_size(const void *addr)
 {
-	return heap_size(vmap_default_heap(), addr);
+	return area_size(vmap_default_heap(), addr);
 }
 
 void *vrealloc(void *addr, size_t size)
 {
 	struct vmap_heap *h = default_heap_or_enomem();
 
-	return h ? heap_realloc(h, addr, size, __builtin_return_address(0)) : NULL;
+	return h ? area_realloc(h, addr, size, __builtin_return_address(0)) :
+		   NULL;
 }
 
 int vmallocinfo(FILE *out)

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
 #include "track.h"
 #include "vmap.h"
 
@@ -98,11 +99,6 @@ struct vmap_heap {
 	/* Live heaps, for fork (vmalloc.c), under heaps_lock there. */
 	struct vmap_heap *fork_prev, *fork_next;
 };
-
-static inline void heap_count(atomic_uint_fast64_t *c, uint64_t n)
-{
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
 
 static inline uint64_t guard_bytes(const struct vmap_heap *h)
 {

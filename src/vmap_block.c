@@ -672,7 +672,7 @@ void blocks_fork_lock(struct vmap_heap *h)
 		pthread_mutex_lock(&st->spare_lock);
 		head = st->records;
 		if (head == locked)
-			return;		/* the spare lock stays held */
+			return; /* the spare lock stays held */
 		pthread_mutex_unlock(&st->spare_lock);
 		for (b = head; b != locked; b = b->next_record)
 			pthread_mutex_lock(&b->lock);

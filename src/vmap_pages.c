@@ -168,7 +168,7 @@ int pages_map(struct vmap_heap *h, uint64_t addr, const uint64_t *pages,
 			;
 		rc = os_map_pages((void *)(uintptr_t)(addr + i * h->page),
 				  (j - i) * h->page, pool->fd, pages[i]);
-		heap_count(&h->sys_mmap, 1);
+		counter_add(&h->sys_mmap, 1);
 		if (rc)
 			return -ENOMEM; /* the system refused: mapping limits */
 		i = j;
@@ -189,7 +189,7 @@ int pages_unmap(struct vmap_heap *h, uint64_t addr, uint64_t len)
 	int rc;
 
 	heap_poison(h, addr, len);
-	heap_count(&h->sys_mmap, 1);
+	counter_add(&h->sys_mmap, 1);
 	rc = os_remap((void *)(uintptr_t)addr, len, h->markers);
 	if (!rc)
 		memset(h->changed + (addr - h->base) / h->page, 0,

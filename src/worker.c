@@ -19,12 +19,12 @@
 
 static struct {
 	pthread_mutex_t lock;
-	pthread_cond_t work;		/* a job or a drain was queued */
-	pthread_cond_t done;		/* a piece or a drain finished */
-	struct vlist jobs;		/* struct job, by link */
-	struct vlist drains;		/* struct vmap_space, by drain_link */
+	pthread_cond_t work; /* a job or a drain was queued */
+	pthread_cond_t done; /* a piece or a drain finished */
+	struct vlist jobs;   /* struct job, by link */
+	struct vlist drains; /* struct vmap_space, by drain_link */
 	unsigned threads, idle;
-	unsigned unborn;		/* started, not yet in their loop */
+	unsigned unborn; /* started, not yet in their loop */
 } workers = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.work = PTHREAD_COND_INITIALIZER,

@@ -29,7 +29,7 @@
 struct vmap_space;
 
 struct job {
-	struct vlist link;		/* in the job queue while unclaimed */
+	struct vlist link; /* in the job queue while unclaimed */
 	void (*run)(struct job *job, unsigned piece);
 	unsigned pieces, claimed, done;
 };

@@ -35,7 +35,10 @@ struct test {
 };
 
 #define TEST(name) static void name(void)
-#define T(name) { #name, name }
+#define T(name)                                                                \
+	{                                                                      \
+#name, name                                                    \
+	}
 
 static uint64_t test_seed = 1;
 static double test_scale = 1.0;
@@ -44,33 +47,35 @@ static jmp_buf test_jmp;
 
 static inline void test_fail_at(const char *file, int line)
 {
-	fprintf(stderr, "  at %s:%d (seed %" PRIu64 ", VMAP_TEST_SEED to repeat)\n",
+	fprintf(stderr,
+		"  at %s:%d (seed %" PRIu64 ", VMAP_TEST_SEED to repeat)\n",
 		file, line, test_seed);
 	test_failed_now = 1;
 }
 
-#define test_check(ok, fatal, fmt, ...)                                    \
-	do {                                                               \
-		if (!(ok)) {                                               \
-			fprintf(stderr, "FAIL: " fmt "\n", __VA_ARGS__);   \
-			test_fail_at(__FILE__, __LINE__);                  \
-			if (fatal)                                         \
-				longjmp(test_jmp, 1);                      \
-		}                                                          \
+#define test_check(ok, fatal, fmt, ...)                                        \
+	do {                                                                   \
+		if (!(ok)) {                                                   \
+			fprintf(stderr, "FAIL: " fmt "\n", __VA_ARGS__);       \
+			test_fail_at(__FILE__, __LINE__);                      \
+			if (fatal)                                             \
+				longjmp(test_jmp, 1);                          \
+		}                                                              \
 	} while (0)
 
-#define test_cmp_int(a, op, b, fatal)                                       \
-	do {                                                               \
-		long long va_ = (long long)(a), vb_ = (long long)(b);      \
-		test_check(va_ op vb_, fatal, "%s %s %s: %lld vs %lld", #a, #op, \
-			   #b, va_, vb_);                                  \
+#define test_cmp_int(a, op, b, fatal)                                          \
+	do {                                                                   \
+		long long va_ = (long long)(a), vb_ = (long long)(b);          \
+		test_check(va_ op vb_, fatal, "%s %s %s: %lld vs %lld", #a,    \
+			   #op, #b, va_, vb_);                                 \
 	} while (0)
 
-#define test_cmp_u64(a, op, b, fatal)                                       \
-	do {                                                               \
-		uint64_t va_ = (uint64_t)(a), vb_ = (uint64_t)(b);         \
-		test_check(va_ op vb_, fatal, "%s %s %s: 0x%" PRIx64 " vs 0x%" PRIx64, \
-			   #a, #op, #b, va_, vb_);                         \
+#define test_cmp_u64(a, op, b, fatal)                                          \
+	do {                                                                   \
+		uint64_t va_ = (uint64_t)(a), vb_ = (uint64_t)(b);             \
+		test_check(va_ op vb_, fatal,                                  \
+			   "%s %s %s: 0x%" PRIx64 " vs 0x%" PRIx64, #a, #op,   \
+			   #b, va_, vb_);                                      \
 	} while (0)
 
 #define expect_int(a, op, b) test_cmp_int(a, op, b, 0)
@@ -81,18 +86,18 @@ static inline void test_fail_at(const char *file, int line)
 #define assert_true(c) test_check((c), 1, "%s", #c)
 
 /* A vmap_check() that must pass; prints what broke. */
-#define assert_space_ok(space)                                             \
-	do {                                                               \
-		char msg_[256];                                            \
-		int rc_ = vmap_check((space), msg_, sizeof(msg_));         \
-		test_check(rc_ == 0, 1, "vmap_check: %d: %s", rc_, msg_);  \
+#define assert_space_ok(space)                                                 \
+	do {                                                                   \
+		char msg_[256];                                                \
+		int rc_ = vmap_check((space), msg_, sizeof(msg_));             \
+		test_check(rc_ == 0, 1, "vmap_check: %d: %s", rc_, msg_);      \
 	} while (0)
 
-#define test_skip(why)                                                     \
-	do {                                                               \
-		fprintf(stderr, "SKIP: %s\n", why);                        \
-		test_skipped_now = 1;                                      \
-		longjmp(test_jmp, 1);                                      \
+#define test_skip(why)                                                         \
+	do {                                                                   \
+		fprintf(stderr, "SKIP: %s\n", why);                            \
+		test_skipped_now = 1;                                          \
+		longjmp(test_jmp, 1);                                          \
 	} while (0)
 
 /*
@@ -156,7 +161,8 @@ static inline int test_run_forked(void (*fn)(void), unsigned timeout_s)
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			if (WIFEXITED(status))
 				return WEXITSTATUS(status);
-			fprintf(stderr, "child died of signal %d\n", WTERMSIG(status));
+			fprintf(stderr, "child died of signal %d\n",
+				WTERMSIG(status));
 			return -1;
 		}
 		usleep(10000);
@@ -174,7 +180,8 @@ static inline int test_main(int argc, char **argv, const struct test *test_list)
 	/* Static: setjmp() may not preserve automatic variables. */
 	static int passed, failed, skipped;
 	static const struct test *tests;
-	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	const char *prog =
+		strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 
 	(void)argc;
 	if ((env = getenv("VMAP_TEST_SEED")))

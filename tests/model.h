@@ -101,7 +101,8 @@ static inline bool model_take(struct model *m, uint64_t a, uint64_t size)
 		} else {
 			if (m->nfree == m->cap) {
 				m->cap *= 2;
-				m->free = realloc(m->free, m->cap * sizeof(*m->free));
+				m->free = realloc(m->free,
+						  m->cap * sizeof(*m->free));
 				b = &m->free[i];
 			}
 			memmove(b + 2, b + 1, (m->nfree - i - 1) * sizeof(*b));
@@ -125,7 +126,8 @@ static inline void model_give(struct model *m, uint64_t start, uint64_t end)
 		m->cap *= 2;
 		m->free = realloc(m->free, m->cap * sizeof(*m->free));
 	}
-	memmove(&m->free[i + 1], &m->free[i], (m->nfree - i) * sizeof(*m->free));
+	memmove(&m->free[i + 1], &m->free[i],
+		(m->nfree - i) * sizeof(*m->free));
 	m->free[i].start = start;
 	m->free[i].end = end;
 	m->nfree++;
@@ -183,8 +185,10 @@ static inline bool model_bounds(const struct model *m, uint64_t size,
 
 	if (align > m->page && vend - vstart != size)
 		length = size + align - 1;
-	have_lo = model_lowest(m, size, align, vstart, 0, lo) && *lo + size <= vend;
-	have_hi = model_lowest(m, size, align, vstart, length, hi) && *hi + size <= vend;
+	have_lo = model_lowest(m, size, align, vstart, 0, lo) &&
+		  *lo + size <= vend;
+	have_hi = model_lowest(m, size, align, vstart, length, hi) &&
+		  *hi + size <= vend;
 	/* Without an adjusted-length block inside the window, failing is allowed. */
 	*may_fail = !have_hi;
 	if (!have_hi)
@@ -206,7 +210,7 @@ struct xrange {
 };
 
 struct xmodel {
-	struct xrange *free;	/* sorted, coalesced */
+	struct xrange *free; /* sorted, coalesced */
 	size_t nfree, cap;
 };
 
@@ -274,12 +278,14 @@ static inline bool xmodel_place_in(const struct xreq *r, u128 lo, u128 hi,
 	if (hi < lo + r->size)
 		return false;
 	if (mode == XLOWEST) {
-		a = (lo + r->align - 1 - r->phase) / r->align * r->align + r->phase;
+		a = (lo + r->align - 1 - r->phase) / r->align * r->align +
+		    r->phase;
 		while (a + r->size <= hi && r->nocross &&
 		       a / r->nocross != (a + r->size - 1) / r->nocross) {
 			boundary = (a / r->nocross + 1) * r->nocross;
 			a = (boundary + r->align - 1 - r->phase) / r->align *
-				r->align + r->phase;
+				    r->align +
+			    r->phase;
 		}
 		if (a + r->size > hi)
 			return false;
@@ -293,8 +299,9 @@ static inline bool xmodel_place_in(const struct xreq *r, u128 lo, u128 hi,
 			boundary = (a + r->size - 1) / r->nocross * r->nocross;
 			if (boundary < r->size + r->phase)
 				return false;
-			a = (boundary - r->size - r->phase) / r->align * r->align +
-				r->phase;
+			a = (boundary - r->size - r->phase) / r->align *
+				    r->align +
+			    r->phase;
 		}
 		if (a < lo)
 			return false;
@@ -320,8 +327,9 @@ static inline bool xmodel_place(const struct xmodel *m, const struct xreq *r,
 		i = mode == XHIGHEST ? m->nfree - 1 - k : k;
 		lo = m->free[i].start > r->min ? m->free[i].start : r->min;
 		hi = m->free[i].end < r->max ? m->free[i].end : r->max;
-		if (lo >= hi || !xmodel_place_in(r, lo, hi,
-						 mode == XHIGHEST ? XHIGHEST : XLOWEST, &a))
+		if (lo >= hi ||
+		    !xmodel_place_in(r, lo, hi,
+				     mode == XHIGHEST ? XHIGHEST : XLOWEST, &a))
 			continue;
 		if (mode != XBEST) {
 			*out = a;
@@ -381,7 +389,8 @@ static inline void xmodel_give(struct xmodel *m, u128 start, u128 end)
 	}
 	while (i < m->nfree && m->free[i].start < start)
 		i++;
-	memmove(&m->free[i + 1], &m->free[i], (m->nfree - i) * sizeof(*m->free));
+	memmove(&m->free[i + 1], &m->free[i],
+		(m->nfree - i) * sizeof(*m->free));
 	m->free[i].start = start;
 	m->free[i].end = end;
 	m->nfree++;

@@ -122,9 +122,12 @@ static int check_maps(struct map_run *mr, struct mapper *m)
 	}
 	for (k = 0; k < MAPPERS; k++)
 		for (i = 0; i < m[k].nlive; i++)
-			if (vmap_heap_vread(mr->h, (char *)&v, m[k].live[i].addr, sizeof(v)) !=
-				    sizeof(v) || v != map_stamp(m[k].id, 0)) {
-				fprintf(stderr, "soak: vread of a live mapping\n");
+			if (vmap_heap_vread(mr->h, (char *)&v,
+					    m[k].live[i].addr,
+					    sizeof(v)) != sizeof(v) ||
+			    v != map_stamp(m[k].id, 0)) {
+				fprintf(stderr,
+					"soak: vread of a live mapping\n");
 				return -1;
 			}
 	return atomic_load(&mr->errors) ? -1 : 0;
@@ -158,7 +161,8 @@ static int check_world(struct run *r, struct worker *w, unsigned threads)
 		for (i = 0; i < w[t].nlive; i++)
 			if (vmap_find(r->s, w[t].live[i].start, &found) ||
 			    found.start != w[t].live[i].start) {
-				fprintf(stderr, "soak: a held range is not busy\n");
+				fprintf(stderr,
+					"soak: a held range is not busy\n");
 				return -1;
 			}
 	return atomic_load(&r->errors) ? -1 : 0;
@@ -176,10 +180,13 @@ int main(int argc, char **argv)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	double seconds = argc > 1 ? atof(argv[1]) : 20, start, t;
-	unsigned threads = argc > 2 ? (unsigned)atoi(argv[2]) : (unsigned)(3 * cpus);
-	struct vmap_params p = { .nr_nodes = argc > 3 ? (uint32_t)atoi(argv[3]) : 0,
+	unsigned threads =
+		argc > 2 ? (unsigned)atoi(argv[2]) : (unsigned)(3 * cpus);
+	struct vmap_params p = { .nr_nodes =
+					 argc > 3 ? (uint32_t)atoi(argv[3]) : 0,
 				 .lazy_max_pages = 512 };
-	struct vmap_heap_params hp = { .reserve_bytes = 1ull << 30, .nr_nodes = p.nr_nodes,
+	struct vmap_heap_params hp = { .reserve_bytes = 1ull << 30,
+				       .nr_nodes = p.nr_nodes,
 				       .lazy_max_pages = 512 };
 	static struct mapper m[MAPPERS];
 	static struct worker w[64];
@@ -194,14 +201,16 @@ int main(int argc, char **argv)
 	if (threads < 6)
 		threads = 6;
 	if (seconds <= 0 || threads > 64 || p.nr_nodes > 128) {
-		fprintf(stderr, "usage: soak [SECONDS [THREADS 6..64 [NODES 0..128]]]\n");
+		fprintf(stderr,
+			"usage: soak [SECONDS [THREADS 6..64 [NODES 0..128]]]\n");
 		return 2;
 	}
 	memset(&r, 0, sizeof(r));
-	r.pages = 1 << 15;	/* 128 MiB: small enough to run out */
+	r.pages = 1 << 15; /* 128 MiB: small enough to run out */
 	r.max_pages = 64;
 	r.owner = calloc(r.pages, sizeof(*r.owner));
-	if (!r.owner || vmap_space_create(BASE, BASE + r.pages * PAGE, &p, &r.s)) {
+	if (!r.owner ||
+	    vmap_space_create(BASE, BASE + r.pages * PAGE, &p, &r.s)) {
 		fprintf(stderr, "soak: cannot create the space\n");
 		return 1;
 	}
@@ -228,9 +237,11 @@ int main(int argc, char **argv)
 	pthread_create(&tid[threads], NULL, purger_main, &r);
 	start = now();
 	while ((t = now() - start) < seconds && ok) {
-		usleep(t + 1 < seconds ? 1000000 : (useconds_t)((seconds - t) * 1e6));
+		usleep(t + 1 < seconds ? 1000000 :
+					 (useconds_t)((seconds - t) * 1e6));
 		gate_close(threads + 1 + MAPPERS);
-		ok = check_world(&r, w, threads) == 0 && check_maps(&mr, m) == 0;
+		ok = check_world(&r, w, threads) == 0 &&
+		     check_maps(&mr, m) == 0;
 		checks++;
 		gate_open();
 	}
@@ -251,8 +262,10 @@ int main(int argc, char **argv)
 	if (ok && check_maps(&mr, m))
 		ok = false;
 	printf("soak: %ld ops by %u threads in %.1f s (%.0f ops/s), %u stop-the-world checks\n",
-	       atomic_load(&r.ops), threads, t, atomic_load(&r.ops) / t, checks);
-	printf("soak: %ld vm_map_ram operations by %u mappers\n", atomic_load(&mr.ops), MAPPERS);
+	       atomic_load(&r.ops), threads, t, atomic_load(&r.ops) / t,
+	       checks);
+	printf("soak: %ld vm_map_ram operations by %u mappers\n",
+	       atomic_load(&mr.ops), MAPPERS);
 	printf("soak: %d passed, %d failed\n", ok, !ok);
 	vmap_space_destroy(r.s);
 	free(r.owner);

@@ -29,7 +29,7 @@
 struct run {
 	struct vmap_space *s;
 	uint64_t pages;
-	atomic_uint *owner;	/* per page: 0 or thread id + 1 */
+	atomic_uint *owner; /* per page: 0 or thread id + 1 */
 	atomic_bool stop;
 	atomic_int errors;
 	atomic_long ops;
@@ -61,17 +61,20 @@ static inline uint64_t wrnd(uint64_t *state)
 static inline void report(struct run *r, const char *what, uint64_t addr)
 {
 	if (atomic_fetch_add(&r->errors, 1) < 5)
-		fprintf(stderr, "FAIL: %s at 0x%llx\n", what, (unsigned long long)addr);
+		fprintf(stderr, "FAIL: %s at 0x%llx\n", what,
+			(unsigned long long)addr);
 }
 
-static inline bool claim(struct run *r, unsigned id, uint64_t start, uint64_t pages)
+static inline bool claim(struct run *r, unsigned id, uint64_t start,
+			 uint64_t pages)
 {
 	uint64_t first = (start - BASE) / PAGE, i;
 	unsigned nobody;
 
 	for (i = 0; i < pages; i++) {
 		nobody = 0;
-		if (!atomic_compare_exchange_strong(&r->owner[first + i], &nobody, id + 1)) {
+		if (!atomic_compare_exchange_strong(&r->owner[first + i],
+						    &nobody, id + 1)) {
 			report(r, "range handed out twice", start + i * PAGE);
 			return false;
 		}
@@ -85,7 +88,8 @@ static inline void release(struct run *r, unsigned id, const struct held *h)
 
 	for (i = 0; i < h->pages; i++) {
 		if (atomic_load(&r->owner[first + i]) != id + 1)
-			report(r, "stamp changed under its owner", h->start + i * PAGE);
+			report(r, "stamp changed under its owner",
+			       h->start + i * PAGE);
 		atomic_store(&r->owner[first + i], 0);
 	}
 	if (vmap_free(r->s, h->start))
@@ -153,7 +157,8 @@ static inline void stress_step(struct worker *w)
 		if (addr & (align - 1) || addr < BASE ||
 		    addr + pages * PAGE > BASE + r->pages * PAGE ||
 		    (hi && (addr < lo || addr + pages * PAGE > hi)))
-			report(r, "range outside its window or misaligned", addr);
+			report(r, "range outside its window or misaligned",
+			       addr);
 		else if (claim(r, w->id, addr, pages)) {
 			w->live[w->nlive].start = addr;
 			w->live[w->nlive].pages = pages;
@@ -167,8 +172,10 @@ static inline void stress_step(struct worker *w)
 		w->live[i] = w->live[--w->nlive];
 	} else if (w->nlive) {
 		i = (unsigned)(wrnd(&w->seed) % w->nlive);
-		addr = w->live[i].start + (wrnd(&w->seed) % w->live[i].pages) * PAGE + 7;
-		if (vmap_find(r->s, addr, &found) || found.start != w->live[i].start ||
+		addr = w->live[i].start +
+		       (wrnd(&w->seed) % w->live[i].pages) * PAGE + 7;
+		if (vmap_find(r->s, addr, &found) ||
+		    found.start != w->live[i].start ||
 		    found.end != w->live[i].start + w->live[i].pages * PAGE)
 			report(r, "lookup found the wrong range", addr);
 	}
@@ -202,15 +209,19 @@ static inline int stress_conserved(struct run *r, char *msg, size_t len)
 	if (rc)
 		return rc;
 	vmap_stats_get(r->s, -1, &st);
-	if (st.free_bytes != r->pages * PAGE || st.lazy_pages || st.pooled_now ||
-	    st.overlaps || st.allocs != st.frees) {
-		snprintf(msg, len, "not conserved: free %llu of %llu bytes, %llu lazy pages, "
-			 "%llu pooled, %llu overlaps, %llu allocs, %llu frees",
-			 (unsigned long long)st.free_bytes,
-			 (unsigned long long)(r->pages * PAGE),
-			 (unsigned long long)st.lazy_pages, (unsigned long long)st.pooled_now,
-			 (unsigned long long)st.overlaps, (unsigned long long)st.allocs,
-			 (unsigned long long)st.frees);
+	if (st.free_bytes != r->pages * PAGE || st.lazy_pages ||
+	    st.pooled_now || st.overlaps || st.allocs != st.frees) {
+		snprintf(
+			msg, len,
+			"not conserved: free %llu of %llu bytes, %llu lazy pages, "
+			"%llu pooled, %llu overlaps, %llu allocs, %llu frees",
+			(unsigned long long)st.free_bytes,
+			(unsigned long long)(r->pages * PAGE),
+			(unsigned long long)st.lazy_pages,
+			(unsigned long long)st.pooled_now,
+			(unsigned long long)st.overlaps,
+			(unsigned long long)st.allocs,
+			(unsigned long long)st.frees);
 		return -EUCLEAN;
 	}
 	return 0;
@@ -227,7 +238,7 @@ static inline int stress_conserved(struct run *r, char *msg, size_t len)
 struct map_run {
 	struct vmap_heap *h;
 	uint64_t base, pages;
-	atomic_uint *owner;	/* per page of the heap: 0 or mapper id + 1 */
+	atomic_uint *owner; /* per page of the heap: 0 or mapper id + 1 */
 	atomic_int errors;
 	atomic_long ops;
 };
@@ -246,7 +257,8 @@ struct mapper {
 	unsigned nlive;
 };
 
-static inline void map_report(struct map_run *r, const char *what, const void *addr)
+static inline void map_report(struct map_run *r, const char *what,
+			      const void *addr)
 {
 	if (atomic_fetch_add(&r->errors, 1) < 5)
 		fprintf(stderr, "FAIL: %s at %p\n", what, addr);
@@ -258,7 +270,8 @@ static inline uint64_t map_stamp(unsigned id, unsigned i)
 }
 
 /* Claim (@take) or release every page of @m in the shadow map. */
-static inline bool map_claim(struct mapper *m, const struct mapping *mp, bool take)
+static inline bool map_claim(struct mapper *m, const struct mapping *mp,
+			     bool take)
 {
 	struct map_run *r = m->run;
 	uint64_t first = ((uint64_t)(uintptr_t)mp->addr - r->base) / PAGE, i;
@@ -266,8 +279,11 @@ static inline bool map_claim(struct mapper *m, const struct mapping *mp, bool ta
 
 	for (i = first; i < first + mp->count; i++) {
 		want = take ? 0 : m->id + 1;
-		if (!atomic_compare_exchange_strong(&r->owner[i], &want, take ? m->id + 1 : 0)) {
-			map_report(r, take ? "page mapped twice" : "page lost its owner",
+		if (!atomic_compare_exchange_strong(&r->owner[i], &want,
+						    take ? m->id + 1 : 0)) {
+			map_report(r,
+				   take ? "page mapped twice" :
+					  "page lost its owner",
 				   mp->addr + (i - first) * PAGE);
 			return false;
 		}

@@ -17,7 +17,8 @@
 
 static struct vmap_space *one_node(uint64_t pages, uint64_t lazy_max)
 {
-	struct vmap_params p = { .nr_nodes = 1, .lazy_max_pages = lazy_max,
+	struct vmap_params p = { .nr_nodes = 1,
+				 .lazy_max_pages = lazy_max,
 				 .flags = VMAP_DETERMINISTIC };
 	struct vmap_space *s = NULL;
 
@@ -32,7 +33,8 @@ static void fill_pages(struct vmap_space *s, uint64_t *a, int n, unsigned flags)
 	int i;
 
 	for (i = 0; i < n; i++)
-		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, flags, &a[i]), ==, 0);
+		assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, flags, &a[i]), ==,
+			   0);
 }
 
 static struct vmap_stats stats(struct vmap_space *s)
@@ -50,10 +52,13 @@ TEST(create_rejects_bad_parameters)
 
 	expect_int(vmap_space_create(BASE, BASE, NULL, &s), ==, -EINVAL);
 	expect_int(vmap_space_create(BASE + PAGE, BASE, NULL, &s), ==, -EINVAL);
-	expect_int(vmap_space_create(BASE + 1, BASE + PAGE, NULL, &s), ==, -EINVAL);
-	expect_int(vmap_space_create(BASE, BASE + PAGE + 1, NULL, &s), ==, -EINVAL);
+	expect_int(vmap_space_create(BASE + 1, BASE + PAGE, NULL, &s), ==,
+		   -EINVAL);
+	expect_int(vmap_space_create(BASE, BASE + PAGE + 1, NULL, &s), ==,
+		   -EINVAL);
 	expect_int(vmap_space_create(PAGE + 1, 0, NULL, &s), ==, -EINVAL);
-	expect_int(vmap_space_create(BASE, BASE + PAGE, NULL, NULL), ==, -EINVAL);
+	expect_int(vmap_space_create(BASE, BASE + PAGE, NULL, NULL), ==,
+		   -EINVAL);
 	p.page_shift = 11;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
 	p.page_shift = 31;
@@ -73,7 +78,7 @@ TEST(create_rejects_bad_parameters)
 	p.granule = 1ull << 31;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
 	p.granule = 1ull << 13;
-	p.page_shift = 12;		/* disagrees with the granule */
+	p.page_shift = 12; /* disagrees with the granule */
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
 	p.granule = 0;
 	p.page_shift = 0;
@@ -102,18 +107,33 @@ TEST(alloc_rejects_bad_requests)
 	expect_int(vmap_alloc(s, PAGE + 1, PAGE, 0, 0, 0, &addr), ==, -EINVAL);
 	expect_int(vmap_alloc(s, PAGE, 0, 0, 0, 0, &addr), ==, -EINVAL);
 	expect_int(vmap_alloc(s, PAGE, 3 * PAGE, 0, 0, 0, &addr), ==, -EINVAL);
-	expect_int(vmap_alloc(s, PAGE, PAGE, BASE + 8 * PAGE, BASE + 8 * PAGE, 0, &addr), ==, -EINVAL);
-	expect_int(vmap_alloc(s, PAGE, PAGE, BASE + 9 * PAGE, BASE + 8 * PAGE, 0, &addr), ==, -EINVAL);
+	expect_int(vmap_alloc(s, PAGE, PAGE, BASE + 8 * PAGE, BASE + 8 * PAGE,
+			      0, &addr),
+		   ==, -EINVAL);
+	expect_int(vmap_alloc(s, PAGE, PAGE, BASE + 9 * PAGE, BASE + 8 * PAGE,
+			      0, &addr),
+		   ==, -EINVAL);
 	/* Windows outside the space, or reaching out of it. */
-	expect_int(vmap_alloc(s, PAGE, PAGE, BASE - PAGE, BASE + PAGE, 0, &addr), ==, -EINVAL);
-	expect_int(vmap_alloc(s, PAGE, PAGE, BASE, BASE + 1025 * PAGE, 0, &addr), ==, -EINVAL);
-	expect_int(vmap_alloc(s, PAGE, PAGE, 1, 2 * PAGE, 0, &addr), ==, -EINVAL);
+	expect_int(
+		vmap_alloc(s, PAGE, PAGE, BASE - PAGE, BASE + PAGE, 0, &addr),
+		==, -EINVAL);
+	expect_int(
+		vmap_alloc(s, PAGE, PAGE, BASE, BASE + 1025 * PAGE, 0, &addr),
+		==, -EINVAL);
+	expect_int(vmap_alloc(s, PAGE, PAGE, 1, 2 * PAGE, 0, &addr), ==,
+		   -EINVAL);
 	/* A window smaller than the size. */
-	expect_int(vmap_alloc(s, 4 * PAGE, PAGE, BASE, BASE + 3 * PAGE, 0, &addr), ==, -EINVAL);
+	expect_int(
+		vmap_alloc(s, 4 * PAGE, PAGE, BASE, BASE + 3 * PAGE, 0, &addr),
+		==, -EINVAL);
 	/* size + align past 2^64. */
-	expect_int(vmap_alloc(s, 2 * PAGE, 1ull << 63, 0, 0, 0, &addr), ==, 0 - ENOMEM);
-	expect_int(vmap_alloc(s, 0xfffffffffffff000ull, 1ull << 63, 0, 0, 0, &addr), ==, -EINVAL);
-	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 1u << 9, &addr), ==, -EINVAL);
+	expect_int(vmap_alloc(s, 2 * PAGE, 1ull << 63, 0, 0, 0, &addr), ==,
+		   0 - ENOMEM);
+	expect_int(vmap_alloc(s, 0xfffffffffffff000ull, 1ull << 63, 0, 0, 0,
+			      &addr),
+		   ==, -EINVAL);
+	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 1u << 9, &addr), ==,
+		   -EINVAL);
 	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, NULL), ==, -EINVAL);
 	expect_int(vmap_alloc(NULL, PAGE, PAGE, 0, 0, 0, &addr), ==, -EINVAL);
 	expect_u64(addr, ==, 0xdead);
@@ -131,17 +151,19 @@ TEST(free_rejects_what_is_not_a_busy_start)
 
 	assert_true(s != NULL);
 	assert_int(vmap_alloc(s, 4 * PAGE, PAGE, 0, 0, 0, &a), ==, 0);
-	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 100 * PAGE, BASE + 200 * PAGE, 0, &b), ==, 0);
-	expect_int(vmap_free(s, a + PAGE), ==, -ENOENT);	/* inside */
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 100 * PAGE,
+			      BASE + 200 * PAGE, 0, &b),
+		   ==, 0);
+	expect_int(vmap_free(s, a + PAGE), ==, -ENOENT); /* inside */
 	expect_int(vmap_free(s, a + 1), ==, -ENOENT);
-	expect_int(vmap_free(s, BASE + 50 * PAGE), ==, -ENOENT);	/* a gap */
-	expect_int(vmap_free(s, BASE - PAGE), ==, -ENOENT);	/* outside */
+	expect_int(vmap_free(s, BASE + 50 * PAGE), ==, -ENOENT); /* a gap */
+	expect_int(vmap_free(s, BASE - PAGE), ==, -ENOENT);	 /* outside */
 	expect_int(vmap_free(s, BASE + 1024 * PAGE), ==, -ENOENT);
 	expect_int(vmap_free(NULL, a), ==, -EINVAL);
 	assert_int(vmap_free(s, a), ==, 0);
-	expect_int(vmap_free(s, a), ==, -ENOENT);	/* lazy now: twice */
+	expect_int(vmap_free(s, a), ==, -ENOENT); /* lazy now: twice */
 	assert_int(vmap_purge(s), ==, 0);
-	expect_int(vmap_free(s, a), ==, -ENOENT);	/* free now */
+	expect_int(vmap_free(s, a), ==, -ENOENT); /* free now */
 	assert_space_ok(s);
 	assert_int(vmap_free(s, b), ==, 0);
 	assert_int(vmap_purge(s), ==, 0);
@@ -159,11 +181,13 @@ TEST(free_heap_shape_gauges)
 	uint64_t a, b, locks;
 
 	assert_true(s != NULL);
-	locks = stats(s).heap_lock;	/* creation adds the space's span */
+	locks = stats(s).heap_lock; /* creation adds the space's span */
 	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 2 * PAGE, BASE + 3 * PAGE,
-			      0, &a), ==, 0);
-	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 10 * PAGE,
-			      BASE + 11 * PAGE, 0, &b), ==, 0);
+			      0, &a),
+		   ==, 0);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 10 * PAGE, BASE + 11 * PAGE,
+			      0, &b),
+		   ==, 0);
 	expect_u64(stats(s).free_blocks, ==, 3);
 	expect_u64(stats(s).largest_free, ==, 53 * PAGE);
 	/* The gauges take the heap lock without counting it. */
@@ -195,10 +219,10 @@ TEST(freed_range_not_reused_before_purge)
 	expect_u64(a, ==, BASE);
 	assert_int(vmap_free(s, a), ==, 0);
 	assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &b), ==, 0);
-	expect_u64(b, ==, BASE + PAGE);	/* the lazy page is skipped */
+	expect_u64(b, ==, BASE + PAGE); /* the lazy page is skipped */
 	assert_int(vmap_purge(s), ==, 0);
 	assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &c), ==, 0);
-	expect_u64(c, ==, BASE);	/* reusable after the purge */
+	expect_u64(c, ==, BASE); /* reusable after the purge */
 	assert_space_ok(s);
 	vmap_space_destroy(s);
 }
@@ -206,8 +230,10 @@ TEST(freed_range_not_reused_before_purge)
 TEST(one_flush_covers_every_purged_range)
 {
 	struct flush_log log = { 0 };
-	struct vmap_params p = { .nr_nodes = 1, .lazy_max_pages = 1 << 20,
-				 .flags = VMAP_DETERMINISTIC, .flush = log_flush,
+	struct vmap_params p = { .nr_nodes = 1,
+				 .lazy_max_pages = 1 << 20,
+				 .flags = VMAP_DETERMINISTIC,
+				 .flush = log_flush,
 				 .flush_cookie = &log };
 	struct vmap_space *s;
 	uint64_t a[6];
@@ -215,9 +241,10 @@ TEST(one_flush_covers_every_purged_range)
 
 	assert_int(vmap_space_create(BASE, BASE + 256 * PAGE, &p, &s), ==, 0);
 	for (i = 0; i < 6; i++)
-		assert_int(vmap_alloc(s, (i + 1) * PAGE, PAGE, 0, 0, 0, &a[i]), ==, 0);
+		assert_int(vmap_alloc(s, (i + 1) * PAGE, PAGE, 0, 0, 0, &a[i]),
+			   ==, 0);
 	assert_int(vmap_purge(s), ==, 0);
-	expect_int(log.calls, ==, 0);	/* nothing lazy: no flush */
+	expect_int(log.calls, ==, 0); /* nothing lazy: no flush */
 	vmap_free(s, a[1]);
 	vmap_free(s, a[4]);
 	vmap_free(s, a[2]);
@@ -240,9 +267,9 @@ TEST(threshold_is_strictly_above_lazy_max)
 	fill_pages(s, a, 10, 0);
 	for (i = 0; i < 8; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
-	expect_u64(stats(s).purges, ==, 0);	/* exactly at the limit */
+	expect_u64(stats(s).purges, ==, 0); /* exactly at the limit */
 	expect_u64(stats(s).lazy_pages, ==, 8);
-	assert_int(vmap_free(s, a[8]), ==, 0);	/* 9 > 8 */
+	assert_int(vmap_free(s, a[8]), ==, 0); /* 9 > 8 */
 	expect_u64(stats(s).purges, ==, 1);
 	expect_u64(stats(s).lazy_pages, ==, 0);
 	assert_space_ok(s);
@@ -324,8 +351,10 @@ TEST(one_full_purge_then_notifiers)
 	assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &x), ==, 0);
 	expect_u64(x, ==, a[3]);
 	expect_int(ns.calls, ==, 1);
-	expect_u64(ns.full_purges_seen, ==, 1);	/* purged once before notifying */
-	expect_u64(stats(s).full_purges, ==, 2);	/* and once after the notifier freed */
+	expect_u64(ns.full_purges_seen, ==,
+		   1); /* purged once before notifying */
+	expect_u64(stats(s).full_purges, ==,
+		   2); /* and once after the notifier freed */
 	/* Notifier frees nothing: ENOMEM after exactly one more round. */
 	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &x), ==, -ENOMEM);
 	expect_int(ns.calls, ==, 2);
@@ -345,9 +374,11 @@ TEST(nonblocking_never_purges)
 
 	assert_true(s != NULL);
 	fill_pages(s, a, 4, VMAP_NONBLOCK);
-	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &x), ==, -ENOMEM);
+	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &x), ==,
+		   -ENOMEM);
 	assert_int(vmap_free(s, a[0]), ==, 0);
-	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &x), ==, -EBUSY);
+	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &x), ==,
+		   -EBUSY);
 	expect_u64(stats(s).full_purges, ==, 0);
 	assert_space_ok(s);
 	assert_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &x), ==, 0);
@@ -386,8 +417,9 @@ TEST(many_independent_spaces)
 		assert_true(s[i] != NULL);
 	}
 	for (i = 0; i < 4; i++) {
-		assert_int(vmap_alloc(s[i], (i + 1) * PAGE, PAGE, 0, 0, 0, &a), ==, 0);
-		expect_u64(a, ==, BASE);	/* same addresses, different spaces */
+		assert_int(vmap_alloc(s[i], (i + 1) * PAGE, PAGE, 0, 0, 0, &a),
+			   ==, 0);
+		expect_u64(a, ==, BASE); /* same addresses, different spaces */
 	}
 	for (i = 0; i < 4; i++) {
 		expect_u64(stats(s[i]).free_bytes, ==, (16 - i - 1) * PAGE);
@@ -421,7 +453,8 @@ TEST(stats_and_version)
 	rewind(f);
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	buf[n] = '\0';
-	expect_true(buf[0] == '{' && strstr(buf, "\"free_bytes\":65536") != NULL);
+	expect_true(buf[0] == '{' &&
+		    strstr(buf, "\"free_bytes\":65536") != NULL);
 	fclose(f);
 	vmap_space_destroy(s);
 }
@@ -445,21 +478,22 @@ TEST(default_lazy_max_is_kernel_formula)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(create_rejects_bad_parameters),
-		T(alloc_rejects_bad_requests),
-		T(free_rejects_what_is_not_a_busy_start),
-		T(freed_range_not_reused_before_purge),
-		T(one_flush_covers_every_purged_range),
-		T(threshold_is_strictly_above_lazy_max),
-		T(threshold_starts_async_drain),
-		T(exhaustion_then_recovery),
-		T(one_full_purge_then_notifiers),
-		T(nonblocking_never_purges),
-		T(find_by_inner_address),
-		T(many_independent_spaces),
-		T(stats_and_version),
-		T(default_lazy_max_is_kernel_formula),
-		T(free_heap_shape_gauges),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){ T(create_rejects_bad_parameters),
+				 T(alloc_rejects_bad_requests),
+				 T(free_rejects_what_is_not_a_busy_start),
+				 T(freed_range_not_reused_before_purge),
+				 T(one_flush_covers_every_purged_range),
+				 T(threshold_is_strictly_above_lazy_max),
+				 T(threshold_starts_async_drain),
+				 T(exhaustion_then_recovery),
+				 T(one_full_purge_then_notifiers),
+				 T(nonblocking_never_purges),
+				 T(find_by_inner_address),
+				 T(many_independent_spaces),
+				 T(stats_and_version),
+				 T(default_lazy_max_is_kernel_formula),
+				 T(free_heap_shape_gauges),
+				 { 0 } });
 }

@@ -35,11 +35,14 @@ TEST(space_create)
 	struct vmap_space *s;
 	unsigned i;
 
-	expect_int(vmap_space_create(BASE, BASE + PAGE, NULL, NULL), ==, -EINVAL);
+	expect_int(vmap_space_create(BASE, BASE + PAGE, NULL, NULL), ==,
+		   -EINVAL);
 	expect_int(vmap_space_create(BASE, BASE, NULL, &s), ==, -EINVAL);
 	expect_int(vmap_space_create(BASE + PAGE, BASE, NULL, &s), ==, -EINVAL);
-	expect_int(vmap_space_create(BASE + 1, BASE + PAGE, NULL, &s), ==, -EINVAL);
-	expect_int(vmap_space_create(BASE, BASE + PAGE + 1, NULL, &s), ==, -EINVAL);
+	expect_int(vmap_space_create(BASE + 1, BASE + PAGE, NULL, &s), ==,
+		   -EINVAL);
+	expect_int(vmap_space_create(BASE, BASE + PAGE + 1, NULL, &s), ==,
+		   -EINVAL);
 	memset(&p, 0, sizeof(p));
 	p.page_shift = 11;
 	expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
@@ -57,7 +60,8 @@ TEST(space_create)
 	for (i = 0; i < sizeof(p.reserved) / sizeof(p.reserved[0]); i++) {
 		memset(&p, 0, sizeof(p));
 		p.reserved[i] = 1;
-		expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==, -EINVAL);
+		expect_int(vmap_space_create(BASE, BASE + PAGE, &p, &s), ==,
+			   -EINVAL);
 	}
 }
 
@@ -97,53 +101,71 @@ TEST(alloc_and_free)
 
 	expect_int(vmap_alloc(NULL, PAGE, PAGE, 0, 0, 0, &a), ==, -EINVAL);
 	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 0, NULL), ==, -EINVAL);
-	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 1u << 30, &a), ==, -EINVAL);
+	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 1u << 30, &a), ==,
+		   -EINVAL);
 	expect_int(vmap_alloc(space, 0, PAGE, 0, 0, 0, &a), ==, -EINVAL);
 	expect_int(vmap_alloc(space, PAGE + 1, PAGE, 0, 0, 0, &a), ==, -EINVAL);
 	expect_int(vmap_alloc(space, PAGE, 0, 0, 0, 0, &a), ==, -EINVAL);
 	expect_int(vmap_alloc(space, PAGE, 3 * PAGE, 0, 0, 0, &a), ==, -EINVAL);
-	expect_int(vmap_alloc(space, PAGE, PAGE, BASE + PAGE, BASE + PAGE, 0, &a), ==, -EINVAL);
-	expect_int(vmap_alloc(space, PAGE, PAGE, BASE - PAGE, BASE + PAGE, 0, &a), ==, -EINVAL);
-	expect_int(vmap_alloc(space, PAGE, PAGE, BASE, BASE + (PAGES + 1) * PAGE, 0, &a), ==, -EINVAL);
-	expect_int(vmap_alloc(space, 2 * PAGE, PAGE, BASE, BASE + PAGE, 0, &a), ==, -EINVAL);
+	expect_int(
+		vmap_alloc(space, PAGE, PAGE, BASE + PAGE, BASE + PAGE, 0, &a),
+		==, -EINVAL);
+	expect_int(
+		vmap_alloc(space, PAGE, PAGE, BASE - PAGE, BASE + PAGE, 0, &a),
+		==, -EINVAL);
+	expect_int(vmap_alloc(space, PAGE, PAGE, BASE,
+			      BASE + (PAGES + 1) * PAGE, 0, &a),
+		   ==, -EINVAL);
+	expect_int(vmap_alloc(space, 2 * PAGE, PAGE, BASE, BASE + PAGE, 0, &a),
+		   ==, -EINVAL);
 	/* An alignment no block can meet is no room, not bad input. */
-	expect_int(vmap_alloc(space, PAGE, 1ull << 63, 0, 0, 0, &a), ==, -ENOMEM);
-	expect_int(vmap_alloc_user(space, 0, PAGE, 0, 0, 0, 7, &a), ==, -EINVAL);
+	expect_int(vmap_alloc(space, PAGE, 1ull << 63, 0, 0, 0, &a), ==,
+		   -ENOMEM);
+	expect_int(vmap_alloc_user(space, 0, PAGE, 0, 0, 0, 7, &a), ==,
+		   -EINVAL);
 	assert_space_ok(space);
 
 	/* No room: -ENOMEM; no room but lazy ranges and NONBLOCK: -EBUSY. */
-	expect_int(vmap_alloc(space, (PAGES + 1) * PAGE, PAGE, 0, 0, 0, &a), ==, -EINVAL);
+	expect_int(vmap_alloc(space, (PAGES + 1) * PAGE, PAGE, 0, 0, 0, &a), ==,
+		   -EINVAL);
 	assert_int(vmap_alloc(space, PAGES * PAGE, PAGE, 0, 0, 0, &a), ==, 0);
 	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 0, &b), ==, -ENOMEM);
-	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &b), ==, -ENOMEM);
+	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &b), ==,
+		   -ENOMEM);
 	assert_int(vmap_free(space, a), ==, 0);
-	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &b), ==, -EBUSY);
+	expect_int(vmap_alloc(space, PAGE, PAGE, 0, 0, VMAP_NONBLOCK, &b), ==,
+		   -EBUSY);
 	assert_space_ok(space);
 
 	/* vmap_free: not the start of a busy range, in every way. */
 	expect_int(vmap_free(NULL, BASE), ==, -EINVAL);
-	expect_int(vmap_free(space, a), ==, -ENOENT);		/* lazy */
+	expect_int(vmap_free(space, a), ==, -ENOENT); /* lazy */
 	assert_int(vmap_purge(space), ==, 0);
 	assert_int(vmap_alloc(space, 2 * PAGE, PAGE, 0, 0, 0, &a), ==, 0);
-	expect_int(vmap_free(space, a + PAGE), ==, -ENOENT);	/* inside */
+	expect_int(vmap_free(space, a + PAGE), ==, -ENOENT);	 /* inside */
 	expect_int(vmap_free(space, a + 2 * PAGE), ==, -ENOENT); /* a gap */
-	expect_int(vmap_free(space, BASE - PAGE), ==, -ENOENT);	/* outside */
+	expect_int(vmap_free(space, BASE - PAGE), ==, -ENOENT);	 /* outside */
 	expect_int(vmap_free(space, BASE + PAGES * PAGE), ==, -ENOENT);
 	assert_int(vmap_free(space, a), ==, 0);
-	expect_int(vmap_free(space, a), ==, -ENOENT);		/* twice */
+	expect_int(vmap_free(space, a), ==, -ENOENT); /* twice */
 	assert_space_ok(space);
 }
 
 TEST(notifiers)
 {
-	expect_int(vmap_notifier_register(NULL, noop_notifier, NULL), ==, -EINVAL);
+	expect_int(vmap_notifier_register(NULL, noop_notifier, NULL), ==,
+		   -EINVAL);
 	expect_int(vmap_notifier_register(space, NULL, NULL), ==, -EINVAL);
-	expect_int(vmap_notifier_unregister(NULL, noop_notifier, NULL), ==, -EINVAL);
-	expect_int(vmap_notifier_unregister(space, noop_notifier, NULL), ==, -ENOENT);
+	expect_int(vmap_notifier_unregister(NULL, noop_notifier, NULL), ==,
+		   -EINVAL);
+	expect_int(vmap_notifier_unregister(space, noop_notifier, NULL), ==,
+		   -ENOENT);
 	assert_int(vmap_notifier_register(space, noop_notifier, NULL), ==, 0);
-	expect_int(vmap_notifier_register(space, noop_notifier, NULL), ==, -EEXIST);
+	expect_int(vmap_notifier_register(space, noop_notifier, NULL), ==,
+		   -EEXIST);
 	assert_int(vmap_notifier_unregister(space, noop_notifier, NULL), ==, 0);
-	expect_int(vmap_notifier_unregister(space, noop_notifier, NULL), ==, -ENOENT);
+	expect_int(vmap_notifier_unregister(space, noop_notifier, NULL), ==,
+		   -ENOENT);
 	assert_space_ok(space);
 }
 
@@ -172,7 +194,7 @@ TEST(streams)
 	fclose(f);
 
 	expect_int(vmallocinfo(NULL), ==, -EINVAL);
-	vfree(vmalloc(PAGE));	/* something to print */
+	vfree(vmalloc(PAGE)); /* something to print */
 	f = failing_stream();
 	expect_int(vmallocinfo(f), ==, -EIO);
 	fclose(f);
@@ -211,15 +233,19 @@ TEST(heaps)
 	expect_int(errno_of(vmap_heap_vmalloc(h, 0)), ==, EINVAL);
 	/* Sizes the reservation cannot hold are no room, not bad input. */
 	expect_int(errno_of(vmap_heap_vmalloc(h, 1ull << 24)), ==, ENOMEM);
-	expect_int(errno_of(vmap_heap_vmalloc(h, (1ull << 24) - 1)), ==, ENOMEM);
+	expect_int(errno_of(vmap_heap_vmalloc(h, (1ull << 24) - 1)), ==,
+		   ENOMEM);
 	expect_int(errno_of(vmap_heap_vmalloc(h, SIZE_MAX)), ==, ENOMEM);
 	expect_int(errno_of(vmap_heap_vmalloc_align(h, PAGE, 0)), ==, EINVAL);
-	expect_int(errno_of(vmap_heap_vmalloc_align(h, PAGE, 3 * PAGE)), ==, EINVAL);
+	expect_int(errno_of(vmap_heap_vmalloc_align(h, PAGE, 3 * PAGE)), ==,
+		   EINVAL);
 	/* Above a page on a guard-below heap. */
-	expect_int(errno_of(vmap_heap_vmalloc_align(h, PAGE, 2 * PAGE)), ==, EINVAL);
+	expect_int(errno_of(vmap_heap_vmalloc_align(h, PAGE, 2 * PAGE)), ==,
+		   EINVAL);
 	p = vmap_heap_vmalloc(h, PAGE);
 	assert_true(p);
-	expect_int(errno_of(vmap_heap_vrealloc(h, (char *)p + PAGE, 2 * PAGE)), ==, EINVAL);
+	expect_int(errno_of(vmap_heap_vrealloc(h, (char *)p + PAGE, 2 * PAGE)),
+		   ==, EINVAL);
 	expect_int(errno_of(vmap_heap_vrealloc(NULL, NULL, PAGE)), ==, EINVAL);
 	expect_u64(vmap_heap_size(h, (char *)p + 1), ==, 0);
 	expect_u64(vmap_heap_size(NULL, p), ==, 0);
@@ -258,21 +284,22 @@ TEST(default_heap)
 
 int main(int argc, char **argv)
 {
-	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_DETERMINISTIC,
+	struct vmap_params p = { .nr_nodes = 1,
+				 .flags = VMAP_DETERMINISTIC,
 				 .lazy_max_pages = 1 << 20 };
 	int rc;
 
 	if (vmap_space_create(BASE, BASE + PAGES * PAGE, &p, &space))
 		return 1;
-	rc = test_main(argc, argv, (struct test[]){
-		T(space_create),
-		T(space_calls),
-		T(alloc_and_free),
-		T(notifiers),
-		T(streams),
-		T(heaps),
-		T(default_heap),
-		{ 0 } });
+	rc = test_main(argc, argv,
+		       (struct test[]){ T(space_create),
+					T(space_calls),
+					T(alloc_and_free),
+					T(notifiers),
+					T(streams),
+					T(heaps),
+					T(default_heap),
+					{ 0 } });
 	vmap_space_destroy(space);
 	return rc;
 }

@@ -52,8 +52,8 @@ static int workload(bool *created)
 	for (i = 0; i < 64; i++) {
 		vmap_set_thread_cpu(i % 4);
 		rc = vmap_alloc(s, (1 + i % 5) * PAGE, i % 3 ? PAGE : 4 * PAGE,
-				i % 7 ? 0 : BASE + 100 * PAGE, i % 7 ? 0 : BASE + 2000 * PAGE,
-				0, &a[i]);
+				i % 7 ? 0 : BASE + 100 * PAGE,
+				i % 7 ? 0 : BASE + 2000 * PAGE, 0, &a[i]);
 		if (rc == -ENOMEM) {
 			enomem++;
 			a[i] = 0;
@@ -97,7 +97,7 @@ TEST(every_site_fails_cleanly)
 	failures = workload(&created);
 	sites = fault_calls();
 	fault_disarm();
-	assert_int(failures, ==, 1);	/* only the exhausting request */
+	assert_int(failures, ==, 1); /* only the exhausting request */
 	assert_int(sites, >=, 40);
 	for (n = 1; n <= sites; n++) {
 		fault_arm(FAULT_ALL_SITES, n, false);
@@ -107,21 +107,23 @@ TEST(every_site_fails_cleanly)
 		expect_int(failures, >=, 1);
 		expect_int(failures, <=, 2);
 		if (test_failed_now) {
-			fprintf(stderr, "  (failing site %ld of %ld)\n", n, sites);
+			fprintf(stderr, "  (failing site %ld of %ld)\n", n,
+				sites);
 			return;
 		}
 	}
-	printf("     %ld allocation and thread sites failed one at a time\n", sites);
+	printf("     %ld allocation and thread sites failed one at a time\n",
+	       sites);
 }
 
 /* Count a call's -ENOMEM; any other error fails the test. */
-#define enomem_or_ok(call, enomem)					\
-	do {								\
-		int rc_ = (call);					\
-		if (rc_ == -ENOMEM)					\
-			(enomem)++;					\
-		else							\
-			assert_int(rc_, ==, 0);				\
+#define enomem_or_ok(call, enomem)                                             \
+	do {                                                                   \
+		int rc_ = (call);                                              \
+		if (rc_ == -ENOMEM)                                            \
+			(enomem)++;                                            \
+		else                                                           \
+			assert_int(rc_, ==, 0);                                \
 	} while (0)
 
 /*
@@ -132,7 +134,8 @@ TEST(every_site_fails_cleanly)
  */
 static int constrained_workload(void)
 {
-	struct vmap_params p = { .nr_nodes = 2, .lazy_max_pages = 1000,
+	struct vmap_params p = { .nr_nodes = 2,
+				 .lazy_max_pages = 1000,
 				 .flags = VMAP_BESTFIT_INDEX };
 	static const uint32_t flags[3] = { VMAP_EXACT_FIT, VMAP_TOPDOWN,
 					   VMAP_BESTFIT };
@@ -146,7 +149,8 @@ static int constrained_workload(void)
 	if (rc == -ENOMEM)
 		return 1;
 	assert_int(rc, ==, 0);
-	rc = vmap_space_add(s, BASE + 2 * PAGES * PAGE, BASE + 3 * PAGES * PAGE);
+	rc = vmap_space_add(s, BASE + 2 * PAGES * PAGE,
+			    BASE + 3 * PAGES * PAGE);
 	if (rc == -ENOMEM)
 		enomem++;
 	else
@@ -172,7 +176,8 @@ static int constrained_workload(void)
 	rc = vmap_space_create_child(s, 16 * PAGE, NULL, &child);
 	enomem_or_ok(rc, enomem);
 	if (!rc) {
-		enomem_or_ok(vmap_alloc(child, PAGE, PAGE, 0, 0, 0, &c), enomem);
+		enomem_or_ok(vmap_alloc(child, PAGE, PAGE, 0, 0, 0, &c),
+			     enomem);
 		assert_space_ok(child);
 		if (c)
 			assert_int(vmap_free(child, c), ==, 0);
@@ -209,7 +214,8 @@ TEST(constrained_calls_fail_cleanly)
 		fault_disarm();
 		expect_int(failures, <=, 1);
 		if (test_failed_now) {
-			fprintf(stderr, "  (failing site %ld of %ld)\n", n, sites);
+			fprintf(stderr, "  (failing site %ld of %ld)\n", n,
+				sites);
 			return;
 		}
 	}
@@ -233,9 +239,11 @@ TEST(memory_never_available)
 	uint64_t a;
 
 	fault_arm(FAULT_ALL_SITES, 1, true);
-	expect_int(vmap_space_create(BASE, BASE + PAGES * PAGE, NULL, &s), ==, -ENOMEM);
+	expect_int(vmap_space_create(BASE, BASE + PAGES * PAGE, NULL, &s), ==,
+		   -ENOMEM);
 	fault_disarm();
-	assert_int(vmap_space_create(BASE, BASE + PAGES * PAGE, NULL, &s), ==, 0);
+	assert_int(vmap_space_create(BASE, BASE + PAGES * PAGE, NULL, &s), ==,
+		   0);
 	fault_arm(FAULT_ALL_SITES, 1, true);
 	expect_int(vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a), ==, -ENOMEM);
 	fault_disarm();
@@ -245,10 +253,10 @@ TEST(memory_never_available)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(every_site_fails_cleanly),
-		T(constrained_calls_fail_cleanly),
-		T(threads_never_start),
-		T(memory_never_available),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(every_site_fails_cleanly),
+					  T(constrained_calls_fail_cleanly),
+					  T(threads_never_start),
+					  T(memory_never_available),
+					  { 0 } });
 }

@@ -69,7 +69,8 @@ static struct vmap_space *new_space(uint64_t lazy_max)
 
 static void *churn(void *arg)
 {
-	uint64_t held[32] = { 0 }, state = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
+	uint64_t held[32] = { 0 },
+		 state = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
 	unsigned k;
 
 	vmap_set_thread_cpu((int)(uintptr_t)arg);
@@ -79,8 +80,8 @@ static void *churn(void *arg)
 		if (held[k]) {
 			vmap_free(space, held[k]);
 			held[k] = 0;
-		} else if (vmap_alloc(space, (1 + (state >> 40) % 8) * PAGE, PAGE,
-				      0, 0, 0, &held[k])) {
+		} else if (vmap_alloc(space, (1 + (state >> 40) % 8) * PAGE,
+				      PAGE, 0, 0, 0, &held[k])) {
 			held[k] = 0;
 		}
 		atomic_fetch_add(&ops, 1);
@@ -115,7 +116,7 @@ static void *map_pages(void *arg)
 			vunmap(p);
 		p = vmalloc(PAGE);
 		if (p && vfree_rcu(p))
-			vfree(p);	/* built without liburcu */
+			vfree(p); /* built without liburcu */
 		if (++n % 64 == 0)
 			vm_unmap_aliases();
 		atomic_fetch_add(&ops, 1);
@@ -146,7 +147,9 @@ static void child_uses_everything(void)
 
 	assert_space_ok(space);
 	for (i = 0; i < 64; i++)
-		assert_int(vmap_alloc(space, PAGE * (1 + i % 4), PAGE, 0, 0, 0, &a[i]), ==, 0);
+		assert_int(vmap_alloc(space, PAGE * (1 + i % 4), PAGE, 0, 0, 0,
+				      &a[i]),
+			   ==, 0);
 	for (i = 0; i < 64; i++)
 		assert_int(vmap_free(space, a[i]), ==, 0);
 	assert_int(vmap_purge(space), ==, 0);
@@ -161,7 +164,8 @@ static void child_uses_everything(void)
 		uint64_t pages[2];
 		char *m;
 
-		assert_int(vmap_pages_alloc(vmap_default_heap(), 2, pages), ==, 0);
+		assert_int(vmap_pages_alloc(vmap_default_heap(), 2, pages), ==,
+			   0);
 		m = vm_map_ram(pages, 2);
 		assert_true(m);
 		m[PAGE] = 2;
@@ -171,13 +175,21 @@ static void child_uses_everything(void)
 		assert_true(m);
 		expect_int(m[PAGE], ==, 2);
 		vunmap(m);
-		assert_int(vmap_pages_free(vmap_default_heap(), pages, 2), ==, 0);
+		assert_int(vmap_pages_free(vmap_default_heap(), pages, 2), ==,
+			   0);
 		p = vmalloc(PAGE);
 		assert_true(p);
 		if (vfree_rcu(p))
 			vfree(p);
 		vmap_rcu_barrier();
-		{ char msg[256] = ""; int rc = vmap_heap_check(vmap_default_heap(), msg, sizeof(msg)); if (rc) fprintf(stderr, "heap check: %s\n", msg); assert_int(rc, ==, 0); }
+		{
+			char msg[256] = "";
+			int rc = vmap_heap_check(vmap_default_heap(), msg,
+						 sizeof(msg));
+			if (rc)
+				fprintf(stderr, "heap check: %s\n", msg);
+			assert_int(rc, ==, 0);
+		}
 	}
 	assert_int(vmap_purge(vmap_heap_space(vmap_default_heap())), ==, 0);
 	{
@@ -198,18 +210,23 @@ static void fork_under(void *(*extra)(void *), const char *what)
 
 	space = new_space(64);
 	assert_true(space);
-	vfree(vmalloc(PAGE));	/* the default heap exists in the children */
+	vfree(vmalloc(PAGE)); /* the default heap exists in the children */
 	atomic_store(&stop, false);
 	for (i = 0; i < 3; i++)
-		assert_int(pthread_create(&threads[i], NULL, churn, (void *)(uintptr_t)i), ==, 0);
-	assert_int(pthread_create(&threads[3], NULL, extra, (void *)(uintptr_t)3), ==, 0);
+		assert_int(pthread_create(&threads[i], NULL, churn,
+					  (void *)(uintptr_t)i),
+			   ==, 0);
+	assert_int(
+		pthread_create(&threads[3], NULL, extra, (void *)(uintptr_t)3),
+		==, 0);
 	assert_int(pthread_create(&threads[4], NULL, map_pages, NULL), ==, 0);
 	for (round = 0; round < scaled(20); round++) {
 		before = atomic_load(&ops);
 		while (atomic_load(&ops) < before + 200)
 			sched_yield();
 		if (test_run_forked(child_uses_everything, CHILD_TIMEOUT_S)) {
-			fprintf(stderr, "%s: child of round %d failed\n", what, round);
+			fprintf(stderr, "%s: child of round %d failed\n", what,
+				round);
 			test_failed_now = 1;
 			break;
 		}
@@ -246,7 +263,9 @@ static void grandchild_frees_and_purges(void)
 	for (cpu = 0; cpu < 4; cpu++) {
 		vmap_set_thread_cpu(cpu);
 		for (i = 0; i < 64; i++)
-			assert_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 0, &a[cpu][i]), ==, 0);
+			assert_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 0,
+					      &a[cpu][i]),
+				   ==, 0);
 	}
 	for (cpu = 0; cpu < 4; cpu++) {
 		vmap_set_thread_cpu(cpu);
@@ -275,21 +294,25 @@ static void single_threaded_program(void)
 	space = new_space(64);
 	assert_true(space);
 	for (i = 0; i < 128; i++)
-		assert_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 0, &a[i]), ==, 0);
+		assert_int(vmap_alloc(space, PAGE, PAGE, 0, 0, 0, &a[i]), ==,
+			   0);
 	for (i = 0; i < 128; i++)
 		assert_int(vmap_free(space, a[i]), ==, 0);
 	/* The drain ran on a worker thread the library started. */
 	for (spins = 0; spins < 5000 && stats_of(space).purges == 0; spins++)
 		usleep(1000);
 	assert_u64(stats_of(space).purges, >=, 1);
-	expect_int(test_run_forked(grandchild_frees_and_purges, CHILD_TIMEOUT_S), ==, 0);
+	expect_int(
+		test_run_forked(grandchild_frees_and_purges, CHILD_TIMEOUT_S),
+		==, 0);
 	/* And this side of the fork still drains, purges and destroys. */
 	grandchild_frees_and_purges();
 }
 
 TEST(fork_after_workers_started)
 {
-	expect_int(test_run_forked(single_threaded_program, CHILD_TIMEOUT_S), ==, 0);
+	expect_int(test_run_forked(single_threaded_program, CHILD_TIMEOUT_S),
+		   ==, 0);
 }
 
 int main(int argc, char **argv)
@@ -298,9 +321,9 @@ int main(int argc, char **argv)
 	printf("test_fork: skipped: the sanitizers' allocators are not fork-safe; runs in make check's release pass\n");
 	return 77;
 #endif
-	return test_main(argc, argv, (struct test[]){
-		T(fork_while_threads_allocate),
-		T(fork_while_threads_purge),
-		T(fork_after_workers_started),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(fork_while_threads_allocate),
+					  T(fork_while_threads_purge),
+					  T(fork_after_workers_started),
+					  { 0 } });
 }

@@ -58,7 +58,8 @@ static long mappings_now(void)
  */
 static long area_bound(void)
 {
-	long max = read_long("/proc/sys/vm/max_map_count"), used = mappings_now();
+	long max = read_long("/proc/sys/vm/max_map_count"),
+	     used = mappings_now();
 
 	if (max < 0 || used < 0)
 		return -1;
@@ -67,7 +68,8 @@ static long area_bound(void)
 
 static struct vmap_heap *mprotect_heap(void)
 {
-	struct vmap_heap_params hp = { .reserve_bytes = 4ull << 30, .nr_nodes = 2,
+	struct vmap_heap_params hp = { .reserve_bytes = 4ull << 30,
+				       .nr_nodes = 2,
 				       .flags = VMAP_HEAP_MPROTECT_GUARDS };
 	struct vmap_heap *h = NULL;
 
@@ -79,7 +81,8 @@ static struct vmap_heap *mprotect_heap(void)
 static void skip_unless_release(void)
 {
 #ifdef SANITIZED
-	test_skip("sanitizer builds cannot run at vm.max_map_count; runs in make check's release pass");
+	test_skip(
+		"sanitizer builds cannot run at vm.max_map_count; runs in make check's release pass");
 #endif
 }
 
@@ -92,7 +95,8 @@ TEST(burst_freed_on_one_cpu_fits_again_on_another)
 	skip_unless_release();
 	bound = area_bound();
 	if (bound <= 0 || bound > (long)(sizeof(areas) / sizeof(areas[0])))
-		test_skip("cannot read vm.max_map_count, or it is too large to test");
+		test_skip(
+			"cannot read vm.max_map_count, or it is too large to test");
 	h = mprotect_heap();
 	assert_true(h);
 	for (round = 0; round < 2; round++) {
@@ -101,7 +105,8 @@ TEST(burst_freed_on_one_cpu_fits_again_on_another)
 		for (i = 0; i < bound; i++) {
 			areas[i] = vmap_heap_vmalloc(h, 4096);
 			if (!areas[i]) {
-				fprintf(stderr, "round %ld: area %ld of %ld refused: %s\n",
+				fprintf(stderr,
+					"round %ld: area %ld of %ld refused: %s\n",
 					round, i, bound, strerror(errno));
 				break;
 			}
@@ -136,7 +141,8 @@ TEST(churn_of_thousands_never_runs_out_of_mappings)
 		vmap_heap_vfree(h, live[k]);
 		live[k] = vmap_heap_vmalloc(h, rnd_range(1, 4) * 4096);
 		if (!live[k]) {
-			fprintf(stderr, "operation %ld refused: %s\n", ops, strerror(errno));
+			fprintf(stderr, "operation %ld refused: %s\n", ops,
+				strerror(errno));
 			refused++;
 		}
 	}
@@ -151,8 +157,10 @@ TEST(churn_of_thousands_never_runs_out_of_mappings)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(burst_freed_on_one_cpu_fits_again_on_another),
-		T(churn_of_thousands_never_runs_out_of_mappings),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){
+			T(burst_freed_on_one_cpu_fits_again_on_another),
+			T(churn_of_thousands_never_runs_out_of_mappings),
+			{ 0 } });
 }

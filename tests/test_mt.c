@@ -59,7 +59,8 @@ static void stress(unsigned threads, unsigned nodes, uint64_t pages,
 		   uint64_t lazy_max, unsigned max_pages, long ops,
 		   unsigned flags)
 {
-	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = lazy_max,
+	struct vmap_params p = { .nr_nodes = nodes,
+				 .lazy_max_pages = lazy_max,
 				 .flags = flags };
 	static struct worker w[16];
 	pthread_t tid[16], purger;
@@ -73,14 +74,16 @@ static void stress(unsigned threads, unsigned nodes, uint64_t pages,
 	r.max_pages = max_pages;
 	r.ops_per_thread = ops;
 	r.owner = calloc(pages, sizeof(*r.owner));
-	assert_int(vmap_space_create(BASE, BASE + pages * PAGE, &p, &r.s), ==, 0);
+	assert_int(vmap_space_create(BASE, BASE + pages * PAGE, &p, &r.s), ==,
+		   0);
 	assert_int(pthread_create(&purger, NULL, purger_main, &r), ==, 0);
 	for (i = 0; i < threads; i++) {
 		w[i].run = &r;
 		w[i].id = i;
 		w[i].nlive = 0;
 		w[i].seed = test_seed * 1000003u + i * 7919u + nodes;
-		assert_int(pthread_create(&tid[i], NULL, worker_main, &w[i]), ==, 0);
+		assert_int(pthread_create(&tid[i], NULL, worker_main, &w[i]),
+			   ==, 0);
 	}
 	for (i = 0; i < threads; i++)
 		pthread_join(tid[i], NULL);
@@ -142,8 +145,8 @@ static void *vcpu_main(void *arg)
 		z = (rng += 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
 		z ^= z >> 31;
 		pages = 1 + (z >> 8) % (z & 1 ? 4 : 256);
-		if (n < 8 && !vmap_alloc(v->s, pages * PAGE, PAGE, 0, 0, 0,
-					 &held[n])) {
+		if (n < 8 &&
+		    !vmap_alloc(v->s, pages * PAGE, PAGE, 0, 0, 0, &held[n])) {
 			v->made++;
 			n++;
 		}
@@ -171,8 +174,8 @@ TEST(virtual_cpus_counters_add_up)
 		v[i].cpu = i;
 		v[i].pairs = scaled(20000);
 		v[i].made = 0;
-		assert_int(pthread_create(&tid[i], NULL, vcpu_main, &v[i]),
-			   ==, 0);
+		assert_int(pthread_create(&tid[i], NULL, vcpu_main, &v[i]), ==,
+			   0);
 	}
 	for (i = 0; i < VCPUS; i++)
 		pthread_join(tid[i], NULL);
@@ -190,12 +193,13 @@ TEST(virtual_cpus_counters_add_up)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(two_threads_one_node),
-		T(four_threads_four_nodes),
-		T(four_threads_four_nodes_kernel_pools),
-		T(eight_threads_auto_nodes_small_space),
-		T(sixteen_threads_sixteen_nodes),
-		T(virtual_cpus_counters_add_up),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){ T(two_threads_one_node),
+				 T(four_threads_four_nodes),
+				 T(four_threads_four_nodes_kernel_pools),
+				 T(eight_threads_auto_nodes_small_space),
+				 T(sixteen_threads_sixteen_nodes),
+				 T(virtual_cpus_counters_add_up),
+				 { 0 } });
 }

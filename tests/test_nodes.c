@@ -19,12 +19,13 @@
 
 #define PAGE 4096ull
 #define ZONE (16 * PAGE)
-#define BASE 0x10000000ull	/* zone 4096: node 0 of 4 (and of 2) */
+#define BASE 0x10000000ull /* zone 4096: node 0 of 4 (and of 2) */
 
 static struct vmap_space *nodes_space(unsigned nodes, uint64_t pages,
 				      unsigned flags, uint64_t lazy_max)
 {
-	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = lazy_max,
+	struct vmap_params p = { .nr_nodes = nodes,
+				 .lazy_max_pages = lazy_max,
 				 .flags = flags | VMAP_DETERMINISTIC |
 					  VMAP_KERNEL_POOLS };
 	struct vmap_space *s = NULL;
@@ -37,7 +38,8 @@ static struct vmap_space *nodes_space(unsigned nodes, uint64_t pages,
 /* The default pools: a miss refills its pool from the CPU's own zones. */
 static struct vmap_space *refill_space(unsigned nodes, uint64_t pages)
 {
-	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = 1 << 20,
+	struct vmap_params p = { .nr_nodes = nodes,
+				 .lazy_max_pages = 1 << 20,
 				 .flags = VMAP_DETERMINISTIC };
 	struct vmap_space *s = NULL;
 
@@ -84,7 +86,8 @@ TEST(pool_class_is_page_count)
 	for (i = 0; i < 4; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
 	assert_int(vmap_purge(s), ==, 0);
-	expect_u64(node_stats(s, 0).pooled_now, ==, 3);	/* 257 pages: not pooled */
+	expect_u64(node_stats(s, 0).pooled_now, ==,
+		   3); /* 257 pages: not pooled */
 	expect_u64(node_stats(s, 0).pooled_pages, ==, 1 + 2 + 256);
 	expect_u64(node_stats(s, -1).pooled_pages, ==, 1 + 2 + 256);
 	/* Each size comes back from its own class. */
@@ -105,16 +108,16 @@ TEST(misaligned_head_rotates_to_tail)
 	assert_true(s != NULL);
 	a0 = alloc_on(s, 0, 1, PAGE);
 	a1 = alloc_on(s, 0, 1, PAGE);
-	assert_u64(a0, ==, BASE);	/* 8 KiB aligned */
-	assert_u64(a1, ==, BASE + PAGE);	/* not */
+	assert_u64(a0, ==, BASE);	 /* 8 KiB aligned */
+	assert_u64(a1, ==, BASE + PAGE); /* not */
 	vmap_free(s, a0);
 	vmap_free(s, a1);
-	vmap_purge(s);	/* LIFO: a1 is the head */
+	vmap_purge(s); /* LIFO: a1 is the head */
 	x = alloc_on(s, 0, 1, 2 * PAGE);
-	expect_u64(x, !=, a0);	/* head a1 misaligned: rotated, miss */
+	expect_u64(x, !=, a0); /* head a1 misaligned: rotated, miss */
 	expect_u64(x, !=, a1);
 	expect_u64(node_stats(s, 0).pool_misses, ==, 3);
-	expect_u64(alloc_on(s, 0, 1, 2 * PAGE), ==, a0);	/* a0 is head now */
+	expect_u64(alloc_on(s, 0, 1, 2 * PAGE), ==, a0); /* a0 is head now */
 	expect_u64(alloc_on(s, 0, 1, PAGE), ==, a1);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
@@ -127,10 +130,10 @@ static void tagging_case(unsigned flags, int expect_node)
 	uint64_t a;
 
 	assert_true(s != NULL);
-	a = alloc_on(s, 1, 1, PAGE);	/* CPU 1: node 1; pool empty: miss */
-	assert_u64(a, ==, BASE);	/* address in node 0's zone */
+	a = alloc_on(s, 1, 1, PAGE); /* CPU 1: node 1; pool empty: miss */
+	assert_u64(a, ==, BASE);     /* address in node 0's zone */
 	assert_int(vmap_find(s, a, &r), ==, 0);
-	expect_int(r.node, ==, 0);	/* busy: the node of its start */
+	expect_int(r.node, ==, 0); /* busy: the node of its start */
 	expect_int(r.tag_node, ==, expect_node);
 	expect_u64(node_stats(s, 1).cross_node_busy, ==, 1);
 	vmap_free(s, a);
@@ -163,7 +166,9 @@ TEST(restricted_window_never_pooled)
 	uint64_t a;
 
 	assert_true(s != NULL);
-	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + ZONE, BASE + 2 * ZONE, 0, &a), ==, 0);
+	assert_int(
+		vmap_alloc(s, PAGE, PAGE, BASE + ZONE, BASE + 2 * ZONE, 0, &a),
+		==, 0);
 	assert_int(vmap_find(s, a, &r), ==, 0);
 	expect_int(r.tag_node, ==, -1);
 	expect_int(r.node, ==, 1);
@@ -172,7 +177,8 @@ TEST(restricted_window_never_pooled)
 	expect_u64(node_stats(s, -1).pooled_now, ==, 0);
 	expect_u64(node_stats(s, -1).free_bytes, ==, 4096 * PAGE);
 	/* A window equal to the whole space counts as the whole space. */
-	assert_int(vmap_alloc(s, PAGE, PAGE, BASE, BASE + 4096 * PAGE, 0, &a), ==, 0);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE, BASE + 4096 * PAGE, 0, &a),
+		   ==, 0);
 	assert_int(vmap_find(s, a, &r), ==, 0);
 	expect_int(r.tag_node, ==, 0);
 	assert_space_ok(s);
@@ -254,7 +260,9 @@ TEST(full_purge_on_failure_merges_pools)
 	vmap_free(s, a);
 	/* Skip-populate: a full purge does not refill the pools. */
 	expect_int(vmap_alloc(s, 97 * PAGE, PAGE, 0, 0, 0, &a), ==, -EINVAL);
-	assert_int(vmap_alloc(s, 2 * PAGE, PAGE, BASE, BASE + 96 * PAGE - PAGE, 0, &a), ==, 0);
+	assert_int(vmap_alloc(s, 2 * PAGE, PAGE, BASE, BASE + 96 * PAGE - PAGE,
+			      0, &a),
+		   ==, 0);
 	expect_u64(node_stats(s, -1).pooled_now, ==, 0);
 	expect_int(notifier_calls, ==, 0);
 	assert_space_ok(s);
@@ -333,7 +341,8 @@ static void backlog_purge_without_threads(void)
 TEST(inline_when_helpers_cannot_start)
 {
 #ifdef __SANITIZE_THREAD__
-	test_skip("TSan cannot follow a child that starts threads; runs under ASan");
+	test_skip(
+		"TSan cannot follow a child that starts threads; runs under ASan");
 #endif
 	expect_int(test_run_forked(backlog_purge_without_threads, 60), ==, 0);
 }
@@ -346,20 +355,25 @@ TEST(lookup_walks_back_and_wraps)
 
 	assert_true(s != NULL);
 	/* 40 pages from node 0's zone into nodes 1 and 2. */
-	assert_int(vmap_alloc(s, 40 * PAGE, PAGE, BASE, BASE + ZONE * 8, 0, &a), ==, 0);
+	assert_int(vmap_alloc(s, 40 * PAGE, PAGE, BASE, BASE + ZONE * 8, 0, &a),
+		   ==, 0);
 	assert_int(vmap_find(s, a + 20 * PAGE, &r), ==, 0);
 	expect_u64(r.start, ==, a);
 	expect_int(r.node, ==, 0);
 	assert_int(vmap_find(s, a + 39 * PAGE, &r), ==, 0);
 	expect_u64(r.start, ==, a);
 	/* From node 3's zone into the next zone, node 0: the walk wraps. */
-	assert_int(vmap_alloc(s, 20 * PAGE, PAGE, BASE + 7 * ZONE, BASE + 9 * ZONE, 0, &b), ==, 0);
+	assert_int(vmap_alloc(s, 20 * PAGE, PAGE, BASE + 7 * ZONE,
+			      BASE + 9 * ZONE, 0, &b),
+		   ==, 0);
 	assert_u64(b, ==, BASE + 7 * ZONE);
 	assert_int(vmap_find(s, BASE + 8 * ZONE + PAGE, &r), ==, 0);
 	expect_u64(r.start, ==, b);
 	expect_int(r.node, ==, 3);
 	/* Longer than nr_nodes zones: every node is walked. */
-	assert_int(vmap_alloc(s, 100 * PAGE, PAGE, BASE + 16 * ZONE, BASE + 32 * ZONE, 0, &a), ==, 0);
+	assert_int(vmap_alloc(s, 100 * PAGE, PAGE, BASE + 16 * ZONE,
+			      BASE + 32 * ZONE, 0, &a),
+		   ==, 0);
 	assert_int(vmap_find(s, a + 99 * PAGE, &r), ==, 0);
 	expect_u64(r.start, ==, a);
 	assert_int(vmap_free(s, b), ==, 0);
@@ -370,8 +384,9 @@ TEST(lookup_walks_back_and_wraps)
 
 TEST(base_in_a_non_zero_node)
 {
-	struct vmap_params p = { .nr_nodes = 4, .flags = VMAP_DETERMINISTIC |
-							 VMAP_KERNEL_POOLS };
+	struct vmap_params p = {
+		.nr_nodes = 4, .flags = VMAP_DETERMINISTIC | VMAP_KERNEL_POOLS
+	};
 	uint64_t base = BASE + 2 * ZONE + 3 * PAGE;
 	struct vmap_space *s;
 	struct vmap_range r;
@@ -440,11 +455,11 @@ TEST(refilled_pool_decays_only_when_idle)
 	struct vmap_space *s = refill_space(2, 65536);
 
 	assert_true(s != NULL);
-	alloc_on(s, 0, 1, PAGE);	/* miss: the pool gets 256 */
+	alloc_on(s, 0, 1, PAGE); /* miss: the pool gets 256 */
 	assert_u64(node_stats(s, 0).pooled_now, ==, 256);
-	vmap_purge(s);			/* nothing taken yet: idle */
+	vmap_purge(s); /* nothing taken yet: idle */
 	expect_u64(node_stats(s, 0).pooled_now, ==, 192);
-	alloc_on(s, 0, 1, PAGE);	/* a hit */
+	alloc_on(s, 0, 1, PAGE); /* a hit */
 	vmap_purge(s);
 	expect_u64(node_stats(s, 0).pooled_now, ==, 191);
 	vmap_purge(s);
@@ -477,7 +492,7 @@ TEST(refill_capped_in_small_space)
 
 	assert_true(s != NULL);
 	alloc_on(s, 0, 1, PAGE);
-	expect_u64(node_stats(s, 0).refilled, ==, 16);	/* 4096 / (64 x 4) */
+	expect_u64(node_stats(s, 0).refilled, ==, 16); /* 4096 / (64 x 4) */
 	expect_u64(node_stats(s, 0).pooled_now, ==, 16);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
@@ -490,7 +505,7 @@ TEST(refused_allocation_refills_nothing)
 	uint64_t a, free_before;
 
 	assert_true(s != NULL);
-	a = alloc_on(s, 0, 48, PAGE);	/* too large to batch here */
+	a = alloc_on(s, 0, 48, PAGE); /* too large to batch here */
 	assert_u64(a, ==, BASE);
 	free_before = node_stats(s, -1).free_bytes;
 	expect_u64(alloc_on(s, 2, 32, PAGE), ==, ~0ull);
@@ -509,7 +524,8 @@ TEST(refused_allocation_refills_nothing)
  */
 TEST(refill_in_an_indexed_space_at_the_top)
 {
-	struct vmap_params p = { .nr_nodes = 4, .lazy_max_pages = 1 << 20,
+	struct vmap_params p = { .nr_nodes = 4,
+				 .lazy_max_pages = 1 << 20,
 				 .flags = VMAP_DETERMINISTIC |
 					  VMAP_BESTFIT_INDEX };
 	struct vmap_request req = { .size = 3 * PAGE, .flags = VMAP_BESTFIT };
@@ -562,26 +578,27 @@ TEST(one_node_has_no_pools)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(pool_class_is_page_count),
-		T(misaligned_head_rotates_to_tail),
-		T(miss_tags_allocating_node),
-		T(address_tag_alternative),
-		T(restricted_window_never_pooled),
-		T(refill_takes_batch_from_own_zones),
-		T(refilled_pool_decays_only_when_idle),
-		T(refill_only_up_to_zone_alignment),
-		T(refill_capped_in_small_space),
-		T(refused_allocation_refills_nothing),
-		T(refill_in_an_indexed_space_at_the_top),
-		T(decay_gives_back_a_quarter),
-		T(shrink_empties_every_pool),
-		T(full_purge_on_failure_merges_pools),
-		T(helper_count_formula),
-		T(helpers_purge_a_backlog),
-		T(inline_when_helpers_cannot_start),
-		T(lookup_walks_back_and_wraps),
-		T(base_in_a_non_zero_node),
-		T(one_node_has_no_pools),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){ T(pool_class_is_page_count),
+				 T(misaligned_head_rotates_to_tail),
+				 T(miss_tags_allocating_node),
+				 T(address_tag_alternative),
+				 T(restricted_window_never_pooled),
+				 T(refill_takes_batch_from_own_zones),
+				 T(refilled_pool_decays_only_when_idle),
+				 T(refill_only_up_to_zone_alignment),
+				 T(refill_capped_in_small_space),
+				 T(refused_allocation_refills_nothing),
+				 T(refill_in_an_indexed_space_at_the_top),
+				 T(decay_gives_back_a_quarter),
+				 T(shrink_empties_every_pool),
+				 T(full_purge_on_failure_merges_pools),
+				 T(helper_count_formula),
+				 T(helpers_purge_a_backlog),
+				 T(inline_when_helpers_cannot_start),
+				 T(lookup_walks_back_and_wraps),
+				 T(base_in_a_non_zero_node),
+				 T(one_node_has_no_pools),
+				 { 0 } });
 }

@@ -182,8 +182,9 @@ TEST(space_ending_at_2_64)
 	struct vmap_space *s;
 
 	assert_int(vmap_space_create(base, 0, &p, &s), ==, 0);
-	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, 0);
-	expect_u64(starts[1] + size[1], ==, 0);	/* ends at 2^64 */
+	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   0);
+	expect_u64(starts[1] + size[1], ==, 0); /* ends at 2^64 */
 	expect_u64(starts[0], ==, starts[1] - off[1]);
 	/* vmap_next() finds the range that ends at 2^64 too. */
 	assert_int(vmap_next(s, starts[1], &r, NULL, NULL), ==, 0);
@@ -194,7 +195,8 @@ TEST(space_ending_at_2_64)
 	 * six free pages between the first call's two areas.
 	 */
 	top = starts[0];
-	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==, 0);
+	assert_int(vmap_pcpu_get_vm_areas(s, off, size, 2, PAGE, starts), ==,
+		   0);
 	expect_u64(starts[0], ==, top - 4 * PAGE);
 	expect_u64(starts[1], ==, top + 4 * PAGE);
 	assert_space_ok(s);
@@ -207,20 +209,23 @@ TEST(space_ending_at_2_64)
  */
 TEST(indexed_space)
 {
-	struct vmap_params p = { .nr_nodes = 1,
-				 .flags = VMAP_DETERMINISTIC | VMAP_BESTFIT_INDEX };
+	struct vmap_params p = {
+		.nr_nodes = 1, .flags = VMAP_DETERMINISTIC | VMAP_BESTFIT_INDEX
+	};
 	uint64_t off[3] = { 0, 16 * PAGE, 40 * PAGE }, starts[3], addr;
 	uint64_t size[3] = { 4 * PAGE, 4 * PAGE, 4 * PAGE };
 	struct vmap_space *s;
 	unsigned i;
 
 	assert_int(vmap_space_create(BASE, BASE + PAGES * PAGE, &p, &s), ==, 0);
-	for (i = 0; i < 8; i++)	/* busy ranges, so that areas split blocks */
+	for (i = 0; i < 8; i++) /* busy ranges, so that areas split blocks */
 		assert_int(vmap_alloc(s, PAGE, PAGE, BASE + i * 60 * PAGE,
-				      BASE + PAGES * PAGE, 0, &addr), ==, 0);
-	for (i = 0; i < 4; i++) {
-		assert_int(vmap_pcpu_get_vm_areas(s, off, size, 3, PAGE, starts),
+				      BASE + PAGES * PAGE, 0, &addr),
 			   ==, 0);
+	for (i = 0; i < 4; i++) {
+		assert_int(
+			vmap_pcpu_get_vm_areas(s, off, size, 3, PAGE, starts),
+			==, 0);
 		assert_space_ok(s);
 	}
 	vmap_space_destroy(s);

@@ -29,8 +29,9 @@ static uint64_t full_purges(struct vmap_space *s)
 
 static uint64_t pick_align(void)
 {
-	static const uint64_t aligns[] = { 1, 512, PAGE, 2 * PAGE, 16 * PAGE,
-					   64 * 1024, 1 << 20, 2 << 20 };
+	static const uint64_t aligns[] = { 1,	     512,	PAGE,
+					   2 * PAGE, 16 * PAGE, 64 * 1024,
+					   1 << 20,  2 << 20 };
 
 	return aligns[rnd() % (sizeof(aligns) / sizeof(aligns[0]))];
 }
@@ -48,9 +49,11 @@ static uint64_t pick_pages(void)
 }
 
 /* One random trace; every result checked against the model. */
-static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max, long ops)
+static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max,
+		      long ops)
 {
-	struct vmap_params p = { .nr_nodes = 1, .lazy_max_pages = lazy_max,
+	struct vmap_params p = { .nr_nodes = 1,
+				 .lazy_max_pages = lazy_max,
 				 .flags = VMAP_DETERMINISTIC };
 	uint64_t size, align, vstart, vend, addr, lo = 0, hi = 0, purges, span;
 	struct live *live = calloc((size_t)ops, sizeof(*live));
@@ -77,12 +80,14 @@ static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max, long ops
 			if (kind < 15) {
 				/* A window of random placement and length. */
 				vstart = base + rnd() % (span - size + 1);
-				vend = vstart + size + rnd() % (limit - vstart - size + 1);
+				vend = vstart + size +
+				       rnd() % (limit - vstart - size + 1);
 			} else if (kind < 20) {
 				/* An exact window, aligned more often than not. */
 				vstart = base + (rnd() % (span - size + 1));
 				if (rnd() % 4)
-					vstart = (vstart + align - 1) & ~(align - 1);
+					vstart = (vstart + align - 1) &
+						 ~(align - 1);
 				if (vstart < base || vstart > limit - size)
 					continue;
 				vend = vstart + size;
@@ -97,16 +102,16 @@ static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max, long ops
 				align = PAGE;
 			if (full_purges(s) != purges) {
 				/* The library found no room before purging. */
-				fits = model_bounds(&m, size, align, vstart, vend, &lo, &hi,
-						    &may_fail);
+				fits = model_bounds(&m, size, align, vstart,
+						    vend, &lo, &hi, &may_fail);
 				if (align <= PAGE || vend - vstart == size)
 					assert_true(!fits);
 				else
 					assert_true(may_fail);
 				model_purge(&m);
 			}
-			fits = model_bounds(&m, size, align, vstart, vend, &lo, &hi,
-					    &may_fail);
+			fits = model_bounds(&m, size, align, vstart, vend, &lo,
+					    &hi, &may_fail);
 			if (rc == -ENOMEM) {
 				if (align <= PAGE || vend - vstart == size)
 					assert_true(!fits);
@@ -130,7 +135,8 @@ static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max, long ops
 		} else if (kind < 93 && nlive) {
 			i = rnd() % nlive;
 			assert_int(vmap_free(s, live[i].start), ==, 0);
-			if (model_free(&m, live[i].start, live[i].start + live[i].size))
+			if (model_free(&m, live[i].start,
+				       live[i].start + live[i].size))
 				model_purge(&m);
 			live[i] = live[--nlive];
 		} else if (kind >= 93) {
@@ -143,7 +149,8 @@ static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max, long ops
 			assert_space_ok(s);
 			vmap_stats_get(s, -1, &st);
 			for (i = 0; i < m.nfree; i++)
-				model_free_bytes += m.free[i].end - m.free[i].start;
+				model_free_bytes +=
+					m.free[i].end - m.free[i].start;
 			assert_u64(st.free_bytes, ==, model_free_bytes);
 			assert_u64(st.lazy_pages, ==, m.lazy_pages);
 		}
@@ -161,13 +168,15 @@ static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max, long ops
 
 TEST(large_space)
 {
-	run_trace(0x100000000ull, 0x100000000ull + (64ull << 30), 512, scaled(4000));
+	run_trace(0x100000000ull, 0x100000000ull + (64ull << 30), 512,
+		  scaled(4000));
 }
 
 TEST(small_space_exhausts)
 {
 	/* 8 MiB: 2048 pages, so 300-page requests run out quickly. */
-	run_trace(0x40000000ull, 0x40000000ull + (8ull << 20), 256, scaled(6000));
+	run_trace(0x40000000ull, 0x40000000ull + (8ull << 20), 256,
+		  scaled(6000));
 }
 
 TEST(tiny_space_many_purges)
@@ -177,21 +186,23 @@ TEST(tiny_space_many_purges)
 
 TEST(kernel_vmalloc_window)
 {
-	run_trace(0xffffc90000000000ull, 0xffffe90000000000ull, 8192, scaled(3000));
+	run_trace(0xffffc90000000000ull, 0xffffe90000000000ull, 8192,
+		  scaled(3000));
 }
 
 TEST(space_ending_at_top_of_range)
 {
-	run_trace(0xfffffffffff00000ull, 0xfffffffffffff000ull, 32, scaled(3000));
+	run_trace(0xfffffffffff00000ull, 0xfffffffffffff000ull, 32,
+		  scaled(3000));
 }
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(large_space),
-		T(small_space_exhausts),
-		T(tiny_space_many_purges),
-		T(kernel_vmalloc_window),
-		T(space_ending_at_top_of_range),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(large_space),
+					  T(small_space_exhausts),
+					  T(tiny_space_many_purges),
+					  T(kernel_vmalloc_window),
+					  T(space_ending_at_top_of_range),
+					  { 0 } });
 }

@@ -130,7 +130,8 @@ TEST(one_thread_round_trip_same_addresses)
 	if (strcmp(got, expect)) {
 		for (i = 0; got[i] == expect[i]; i++)
 			;
-		fprintf(stderr, "first difference at byte %zu: got '%.40s' want '%.40s'\n",
+		fprintf(stderr,
+			"first difference at byte %zu: got '%.40s' want '%.40s'\n",
 			i, got + i, expect + i);
 		expect_true(!"replayed addresses equal the recorded run's");
 	}
@@ -147,10 +148,14 @@ TEST(one_thread_round_trip_same_addresses)
 TEST(constrained_calls_round_trip)
 {
 	static const unsigned flag_sets[] = {
-		0, VMAP_EXACT_FIT, VMAP_TOPDOWN, VMAP_BESTFIT,
+		0,
+		VMAP_EXACT_FIT,
+		VMAP_TOPDOWN,
+		VMAP_BESTFIT,
 		VMAP_EXACT_FIT | VMAP_NOPURGE,
 	};
-	struct vmap_params p = { .granule = 16, .nr_nodes = 1,
+	struct vmap_params p = { .granule = 16,
+				 .nr_nodes = 1,
 				 .flags = VMAP_IMMEDIATE_FREE |
 					  VMAP_BESTFIT_INDEX };
 	const uint64_t top = 1ull << 40;
@@ -263,9 +268,10 @@ TEST(each_space_its_own_file)
 	expect_int(vmap_alloc(b, PAGE, PAGE, 0, 0, 0, &addr), ==, 0);
 	vmap_space_destroy(a);
 	vmap_space_destroy(b);
-	snprintf(cmd, sizeof(cmd),
-		 "grep -q '^alloc 0x%llx 4096 4096 ' %s && ! grep -q '^alloc' %s",
-		 (unsigned long long)addr, trace_file, first);
+	snprintf(
+		cmd, sizeof(cmd),
+		"grep -q '^alloc 0x%llx 4096 4096 ' %s && ! grep -q '^alloc' %s",
+		(unsigned long long)addr, trace_file, first);
 	expect_int(system(cmd), ==, 0);
 }
 
@@ -283,7 +289,9 @@ TEST(forked_child_does_not_record)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(vmap_alloc(s, 2 * PAGE, PAGE, 0, 0, 0, &c) ||
-		      vmap_free(s, a) ? 1 : 0);
+				      vmap_free(s, a) ?
+			      1 :
+			      0);
 	assert_int(waitpid(pid, &status, 0), ==, pid);
 	expect_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_int(vmap_alloc(s, 3 * PAGE, PAGE, 0, 0, 0, &b), ==, 0);
@@ -309,12 +317,13 @@ TEST(unwritable_trace_refuses_the_space)
 
 int main(int argc, char **argv)
 {
-	return replay_test_main(argc, argv, (struct test[]){
-		T(one_thread_round_trip_same_addresses),
-		T(constrained_calls_round_trip),
-		T(two_threads_replay_in_recorded_order),
-		T(each_space_its_own_file),
-		T(forked_child_does_not_record),
-		T(unwritable_trace_refuses_the_space),
-		{ 0 } });
+	return replay_test_main(
+		argc, argv,
+		(struct test[]){ T(one_thread_round_trip_same_addresses),
+				 T(constrained_calls_round_trip),
+				 T(two_threads_replay_in_recorded_order),
+				 T(each_space_its_own_file),
+				 T(forked_child_does_not_record),
+				 T(unwritable_trace_refuses_the_space),
+				 { 0 } });
 }

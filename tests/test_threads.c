@@ -53,7 +53,8 @@ static void user_destructor(void *arg)
 	int i, ok = 1;
 
 	for (i = 0; i < 8; i++)
-		ok &= vmap_alloc(dtor_space, PAGE * (i + 1), 16 * PAGE, 0, 0, 0, &a[i]) == 0;
+		ok &= vmap_alloc(dtor_space, PAGE * (i + 1), 16 * PAGE, 0, 0, 0,
+				 &a[i]) == 0;
 	for (i = 0; ok && i < 8; i++)
 		ok &= vmap_free(dtor_space, a[i]) == 0;
 	atomic_fetch_add(&dtor_ok, ok);
@@ -90,7 +91,8 @@ TEST(allocation_in_destructors_after_the_librarys)
 	assert_int(vmap_alloc(dtor_space, PAGE, PAGE, 0, 0, 0, &a), ==, 0);
 	assert_int(pthread_key_create(&user_key, user_destructor), ==, 0);
 	for (i = 0; i < 8; i++)
-		assert_int(pthread_create(&t[i], NULL, thread_with_cache, NULL), ==, 0);
+		assert_int(pthread_create(&t[i], NULL, thread_with_cache, NULL),
+			   ==, 0);
 	for (i = 0; i < 8; i++)
 		pthread_join(t[i], NULL);
 	expect_int(atomic_load(&dtor_rounds), ==, 8 * 3);
@@ -157,7 +159,8 @@ static void *purge_then_cancel_point(void *arg)
 
 static void cancel_inside(bool in_purge)
 {
-	struct vmap_params p = { .nr_nodes = 4, .lazy_max_pages = 1 << 20,
+	struct vmap_params p = { .nr_nodes = 4,
+				 .lazy_max_pages = 1 << 20,
 				 .flush = flush_waits };
 	uint64_t a[64], b;
 	pthread_t t;
@@ -169,20 +172,25 @@ static void cancel_inside(bool in_purge)
 	atomic_store(&returned, 0);
 	if (!in_purge)
 		p.flush = NULL;
-	assert_int(vmap_space_create(BASE, BASE + 64 * PAGE, &p, &cancel_space), ==, 0);
+	assert_int(vmap_space_create(BASE, BASE + 64 * PAGE, &p, &cancel_space),
+		   ==, 0);
 	for (i = 0; i < 64; i++) {
 		vmap_set_thread_cpu(i);
-		assert_int(vmap_alloc(cancel_space, PAGE, PAGE, 0, 0, 0, &a[i]), ==, 0);
+		assert_int(vmap_alloc(cancel_space, PAGE, PAGE, 0, 0, 0, &a[i]),
+			   ==, 0);
 	}
 	vmap_set_thread_cpu(-1);
 	if (in_purge) {
 		for (i = 0; i < 64; i++)
 			assert_int(vmap_free(cancel_space, a[i]), ==, 0);
 	} else {
-		assert_int(vmap_notifier_register(cancel_space, notifier_waits, NULL), ==, 0);
+		assert_int(vmap_notifier_register(cancel_space, notifier_waits,
+						  NULL),
+			   ==, 0);
 	}
 	assert_int(pthread_create(&t, NULL, purge_then_cancel_point,
-				  (void *)(uintptr_t)in_purge), ==, 0);
+				  (void *)(uintptr_t)in_purge),
+		   ==, 0);
 	while (!atomic_load(&in_callback))
 		usleep(1000);
 	assert_int(pthread_cancel(t), ==, 0);
@@ -194,13 +202,16 @@ static void cancel_inside(bool in_purge)
 	/* Nothing was left locked: these complete (ctest's timeout otherwise). */
 	atomic_store(&cancel_sent, 1);
 	if (!in_purge) {
-		assert_int(vmap_notifier_unregister(cancel_space, notifier_waits, NULL), ==, 0);
+		assert_int(vmap_notifier_unregister(cancel_space,
+						    notifier_waits, NULL),
+			   ==, 0);
 		for (i = 0; i < 64; i++)
 			assert_int(vmap_free(cancel_space, a[i]), ==, 0);
 	}
 	expect_int(vmap_purge(cancel_space), ==, 0);
 	expect_int(vmap_shrink(cancel_space), ==, 0);
-	expect_int(vmap_alloc(cancel_space, 64 * PAGE, PAGE, 0, 0, 0, &b), ==, 0);
+	expect_int(vmap_alloc(cancel_space, 64 * PAGE, PAGE, 0, 0, 0, &b), ==,
+		   0);
 	assert_space_ok(cancel_space);
 	vmap_space_destroy(cancel_space);
 }
@@ -270,9 +281,13 @@ TEST(worker_threads_bounded_per_process)
 	before = threads_now();
 	assert_int(before, >, 0);
 	for (k = 0; k < SPACES; k++)
-		assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &spaces[k]), ==, 0);
+		assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p,
+					     &spaces[k]),
+			   ==, 0);
 	for (k = 0; k < 4; k++)
-		assert_int(pthread_create(&t[k], NULL, backlog_in_spaces, (void *)(uintptr_t)k), ==, 0);
+		assert_int(pthread_create(&t[k], NULL, backlog_in_spaces,
+					  (void *)(uintptr_t)k),
+			   ==, 0);
 	for (k = 0; k < 4; k++)
 		pthread_join(t[k], NULL);
 	/* A joined thread can stay listed for a moment after its exit. */
@@ -292,10 +307,12 @@ TEST(worker_threads_bounded_per_process)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(allocation_in_destructors_after_the_librarys),
-		T(cancel_inside_purge),
-		T(cancel_inside_notifier_round),
-		T(worker_threads_bounded_per_process),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){
+			T(allocation_in_destructors_after_the_librarys),
+			T(cancel_inside_purge),
+			T(cancel_inside_notifier_round),
+			T(worker_threads_bounded_per_process),
+			{ 0 } });
 }

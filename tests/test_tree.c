@@ -11,13 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../src/heap.h"
+#include "../src/free_heap.h"
 #include "harness.h"
 
 static bool max_recompute(struct tree_node *n)
 {
 	struct va *va = va_of_node(n);
-	uint64_t m = va_size(va) - 1;	/* the heap caches sizes minus one */
+	uint64_t m = va_size(va) - 1; /* the heap caches sizes minus one */
 
 	if (n->left && va_of_node(n->left)->subtree_max > m)
 		m = va_of_node(n->left)->subtree_max;
@@ -58,7 +58,8 @@ static bool maxima_exact(struct tree_node *n, uint64_t *out)
 }
 
 /* Tree, list and the sorted reference hold the same starts. */
-static void expect_set_matches(struct va_set *set, const uint64_t *ref, size_t n)
+static void expect_set_matches(struct va_set *set, const uint64_t *ref,
+			       size_t n)
 {
 	struct tree_node *t = tree_first(&set->root);
 	struct vlist *l = set->list.next;
@@ -120,7 +121,8 @@ TEST(tree_random_insert_erase)
 
 TEST(plain_set_find_and_overlap)
 {
-	struct va a = { .start = 100, .end = 200 }, b = { .start = 200, .end = 300 };
+	struct va a = { .start = 100, .end = 200 },
+		  b = { .start = 200, .end = 300 };
 	struct va c = { .start = 150, .end = 250 };
 	struct va_set set;
 
@@ -146,7 +148,7 @@ static struct va *rec(uint64_t start, uint64_t end)
 	return va;
 }
 
-static size_t heap_blocks(struct heap *h)
+static size_t heap_blocks(struct free_heap *h)
 {
 	struct va *va;
 	size_t n = 0;
@@ -159,22 +161,22 @@ static size_t heap_blocks(struct heap *h)
 TEST(heap_coalesces_both_sides)
 {
 	struct vlist garbage;
-	struct heap h;
+	struct free_heap h;
 	uint64_t dummy;
 
-	heap_init(&h);
+	free_heap_init(&h);
 	vlist_init(&garbage);
-	heap_return(&h, rec(0, 10), &garbage);
-	heap_return(&h, rec(20, 30), &garbage);
-	heap_return(&h, rec(40, 50), &garbage);
+	free_heap_return(&h, rec(0, 10), &garbage);
+	free_heap_return(&h, rec(20, 30), &garbage);
+	free_heap_return(&h, rec(40, 50), &garbage);
 	expect_int(heap_blocks(&h), ==, 3);
-	heap_return(&h, rec(10, 20), &garbage);	/* joins left and right */
+	free_heap_return(&h, rec(10, 20), &garbage); /* joins left and right */
 	expect_int(heap_blocks(&h), ==, 2);
-	heap_return(&h, rec(35, 40), &garbage);	/* joins right only */
-	heap_return(&h, rec(30, 33), &garbage);	/* joins left only */
+	free_heap_return(&h, rec(35, 40), &garbage); /* joins right only */
+	free_heap_return(&h, rec(30, 33), &garbage); /* joins left only */
 	expect_int(heap_blocks(&h), ==, 2);
 	expect_u64(atomic_load(&h.free_bytes), ==, 48);
-	heap_return(&h, rec(33, 35), &garbage);
+	free_heap_return(&h, rec(33, 35), &garbage);
 	assert_int(heap_blocks(&h), ==, 1);
 	expect_u64(va_of_link(h.set.list.next)->end, ==, 50);
 	expect_true(maxima_exact(h.set.root.top, &dummy));
@@ -185,20 +187,20 @@ TEST(heap_coalesces_both_sides)
 TEST(heap_refuses_overlap)
 {
 	struct vlist garbage;
-	struct heap h;
+	struct free_heap h;
 	pid_t pid;
 	int status;
 
-	heap_init(&h);
+	free_heap_init(&h);
 	vlist_init(&garbage);
-	heap_return(&h, rec(100, 200), &garbage);
+	free_heap_return(&h, rec(100, 200), &garbage);
 	/* A debug build aborts on corruption; check that in a child. */
 	fflush(NULL);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		freopen("/dev/null", "w", stderr);
-		_exit(heap_return(&h, rec(150, 250), &garbage) ? 1 : 0);
+		_exit(free_heap_return(&h, rec(150, 250), &garbage) ? 1 : 0);
 	}
 	waitpid(pid, &status, 0);
 #ifdef VMAP_DEBUG
@@ -218,33 +220,35 @@ TEST(heap_clip_cases)
 		size_t blocks;
 		uint64_t first_end;
 	} cases[] = {
-		{ 0x1000, 0x4000, 0, 0 },	/* whole */
-		{ 0x1000, 0x1000, 1, 0x5000 },	/* left edge */
-		{ 0x4000, 0x1000, 1, 0x4000 },	/* right edge */
-		{ 0x2000, 0x1000, 2, 0x2000 },	/* middle */
+		{ 0x1000, 0x4000, 0, 0 },      /* whole */
+		{ 0x1000, 0x1000, 1, 0x5000 }, /* left edge */
+		{ 0x4000, 0x1000, 1, 0x4000 }, /* right edge */
+		{ 0x2000, 0x1000, 2, 0x2000 }, /* middle */
 	};
-	struct heap_fit fit = { .align = 0x1000, .last = 0x4fff };
+	struct free_heap_fit fit = { .align = 0x1000, .last = 0x4fff };
 	struct vlist garbage;
 	struct va *spare;
-	struct heap h;
+	struct free_heap h;
 	uint64_t start;
 	unsigned i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		heap_init(&h);
+		free_heap_init(&h);
 		vlist_init(&garbage);
-		heap_return(&h, rec(0x1000, 0x5000), &garbage);
+		free_heap_return(&h, rec(0x1000, 0x5000), &garbage);
 		spare = va_new();
 		fit.size = fit.length = cases[i].size;
 		fit.first = cases[i].a;
-		assert_int(heap_alloc(&h, &fit, &spare, &garbage, &start), ==, 0);
+		assert_int(free_heap_alloc(&h, &fit, &spare, &garbage, &start),
+			   ==, 0);
 		expect_u64(start, ==, cases[i].a);
 		expect_int(heap_blocks(&h), ==, cases[i].blocks);
 		expect_true((spare == NULL) == (cases[i].blocks == 2));
 		if (cases[i].blocks)
 			expect_u64(va_of_link(h.set.list.next)->end, ==,
 				   cases[i].first_end);
-		expect_u64(atomic_load(&h.free_bytes), ==, 0x4000 - cases[i].size);
+		expect_u64(atomic_load(&h.free_bytes), ==,
+			   0x4000 - cases[i].size);
 		va_delete(spare);
 		va_delete_list(&garbage);
 		va_delete_list(&h.set.list);
@@ -255,20 +259,20 @@ TEST(heap_clip_cases)
  * Random free blocks of 1-24 units, 1-24 apart, in [base, base + 4096)
  * (base + 4096 may be 2^64), size-indexed if @indexed.
  */
-static void random_heap(struct heap *h, struct vlist *garbage, uint64_t base,
-			bool indexed)
+static void random_heap(struct free_heap *h, struct vlist *garbage,
+			uint64_t base, bool indexed)
 {
 	uint64_t x, size;
 
-	heap_init(h);
+	free_heap_init(h);
 	if (indexed)
-		heap_index_enable(h);
+		free_heap_index_enable(h);
 	vlist_init(garbage);
 	for (x = rnd() % 8; x < 4096;) {
 		size = 1 + rnd() % 24;
 		if (x + size > 4096)
 			break;
-		heap_return(h, rec(base + x, base + x + size), garbage);
+		free_heap_return(h, rec(base + x, base + x + size), garbage);
 		x += size + 1 + rnd() % 24;
 	}
 }
@@ -277,9 +281,9 @@ static void random_heap(struct heap *h, struct vlist *garbage, uint64_t base,
 TEST(lowest_fit_matches_linear_scan)
 {
 	static const uint64_t aligns[] = { 1, 2, 4, 8, 16, 64, 512 };
-	struct heap_fit fit = { .last = UINT64_MAX };
+	struct free_heap_fit fit = { .last = UINT64_MAX };
 	struct vlist garbage;
-	struct heap h;
+	struct free_heap h;
 	struct va *va, *lin;
 	uint64_t a_tree, a_lin, size, align, vstart, length;
 	long round, q, rounds = scaled(200);
@@ -295,13 +299,16 @@ TEST(lowest_fit_matches_linear_scan)
 			fit.align = align;
 			fit.first = vstart;
 			fit.length = length;
-			va = heap_find(&h, &fit, &a_tree);
+			va = free_heap_find(&h, &fit, &a_tree);
 			lin = NULL;
 			vlist_for_each_va(lin, &h.set.list) {
-				uint64_t from = lin->start > vstart ? lin->start : vstart;
+				uint64_t from = lin->start > vstart ?
+							lin->start :
+							vstart;
 
 				a_lin = (from + align - 1) & ~(align - 1);
-				if (va_size(lin) >= length && a_lin + size <= lin->end)
+				if (va_size(lin) >= length &&
+				    a_lin + size <= lin->end)
 					break;
 			}
 			if (&lin->link == &h.set.list)
@@ -325,9 +332,9 @@ TEST(lowest_fit_matches_linear_scan)
  * The lowest start at or above @first in @zm's zones, by trying every
  * aligned address; inclusive lasts, so that blocks may end at 2^64.
  */
-static bool own_zone_fit_linear(struct heap *h, uint64_t size, uint64_t align,
-				const struct zone_map *zm, uint64_t first,
-				uint64_t *out)
+static bool own_zone_fit_linear(struct free_heap *h, uint64_t size,
+				uint64_t align, const struct zone_map *zm,
+				uint64_t first, uint64_t *out)
 {
 	struct va *b;
 	uint64_t a;
@@ -350,7 +357,7 @@ static bool own_zone_fit_linear(struct heap *h, uint64_t size, uint64_t align,
 }
 
 /* The size index holds every block once, in (size, start) order. */
-static void expect_index_matches(struct heap *h)
+static void expect_index_matches(struct free_heap *h)
 {
 	struct tree_node *n;
 	struct va *va, *prev = NULL;
@@ -382,12 +389,12 @@ TEST(node_fit_matches_linear_scan)
 {
 	static const uint64_t aligns[] = { 1, 2, 4 };
 	struct zone_map zm = { .zone_shift = 2, .nr_nodes = 3 };
-	struct heap_fit fit = { .last = UINT64_MAX };
+	struct free_heap_fit fit = { .last = UINT64_MAX };
 	unsigned tries;
 	uint64_t a_tree, a_lin, base;
 	struct vlist garbage;
 	struct va *spare;
-	struct heap h;
+	struct free_heap h;
 	long round, q, rounds = scaled(100);
 	bool found;
 	int rc;
@@ -399,7 +406,7 @@ TEST(node_fit_matches_linear_scan)
 			fit.size = 1 + rnd() % 6;
 			fit.align = aligns[rnd() % 3];
 			fit.first = base + rnd() % 4200;
-			if (fit.first < base)	/* wrapped past 2^64 */
+			if (fit.first < base) /* wrapped past 2^64 */
 				fit.first = UINT64_MAX - rnd() % 8;
 			fit.length = fit.size;
 			zm.node = (unsigned)(rnd() % 3);
@@ -407,25 +414,27 @@ TEST(node_fit_matches_linear_scan)
 						    &zm, fit.first, &a_lin);
 			spare = va_new_indexed();
 			tries = 1u << 20;
-			rc = heap_alloc_in_node(&h, &fit, &zm, &tries, &spare,
-						&garbage, &a_tree);
+			rc = free_heap_alloc_in_node(&h, &fit, &zm, &tries,
+						     &spare, &garbage, &a_tree);
 			assert_int(rc, ==, found ? 0 : -ENOMEM);
 			expect_index_matches(&h);
 			if (found) {
 				assert_u64(a_tree, ==, a_lin);
-				heap_return(&h, rec(a_tree, a_tree + fit.size),
-					    &garbage);
+				free_heap_return(&h,
+						 rec(a_tree, a_tree + fit.size),
+						 &garbage);
 			}
 			if (spare)
 				va_delete(spare);
 			spare = va_new_indexed();
 			tries = 1;
-			rc = heap_alloc_in_node(&h, &fit, &zm, &tries, &spare,
-						&garbage, &a_tree);
+			rc = free_heap_alloc_in_node(&h, &fit, &zm, &tries,
+						     &spare, &garbage, &a_tree);
 			expect_int(tries, ==, 0);
 			if (!rc)
-				heap_return(&h, rec(a_tree, a_tree + fit.size),
-					    &garbage);
+				free_heap_return(&h,
+						 rec(a_tree, a_tree + fit.size),
+						 &garbage);
 			else if (found)
 				assert_int(rc, ==, -EAGAIN);
 			expect_index_matches(&h);
@@ -439,13 +448,13 @@ TEST(node_fit_matches_linear_scan)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(tree_random_insert_erase),
-		T(plain_set_find_and_overlap),
-		T(heap_coalesces_both_sides),
-		T(heap_refuses_overlap),
-		T(heap_clip_cases),
-		T(lowest_fit_matches_linear_scan),
-		T(node_fit_matches_linear_scan),
-		{ 0 } });
+	return test_main(argc, argv,
+			 (struct test[]){ T(tree_random_insert_erase),
+					  T(plain_set_find_and_overlap),
+					  T(heap_coalesces_both_sides),
+					  T(heap_refuses_overlap),
+					  T(heap_clip_cases),
+					  T(lowest_fit_matches_linear_scan),
+					  T(node_fit_matches_linear_scan),
+					  { 0 } });
 }

@@ -21,7 +21,8 @@ static size_t page;
 
 static struct vmap_heap *new_heap(unsigned flags, uint64_t lazy_max)
 {
-	struct vmap_heap_params p = { .reserve_bytes = 1ull << 30, .flags = flags,
+	struct vmap_heap_params p = { .reserve_bytes = 1ull << 30,
+				      .flags = flags,
 				      .lazy_max_pages = lazy_max };
 	struct vmap_heap *h = NULL;
 
@@ -35,7 +36,8 @@ static void heap_ok(struct vmap_heap *h)
 
 TEST(every_byte_usable)
 {
-	static const size_t sizes[] = { 1, 100, 4096, 4097, 65536, 1 << 20, 3 << 20 };
+	static const size_t sizes[] = { 1,     100,	4096,	4097,
+					65536, 1 << 20, 3 << 20 };
 	struct vmap_heap *h = new_heap(0, 0);
 	unsigned char *p;
 	size_t i, j;
@@ -44,7 +46,8 @@ TEST(every_byte_usable)
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		p = vmap_heap_vmalloc(h, sizes[i]);
 		assert_true(p != NULL);
-		expect_u64(vmap_heap_size(h, p), ==, (sizes[i] + page - 1) / page * page);
+		expect_u64(vmap_heap_size(h, p), ==,
+			   (sizes[i] + page - 1) / page * page);
 		for (j = 0; j < vmap_heap_size(h, p); j++)
 			p[j] = (unsigned char)(j * 7 + i);
 		for (j = 0; j < vmap_heap_size(h, p); j++)
@@ -67,7 +70,7 @@ static int signal_of(void (*fn)(void *), void *arg)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
-		signal(SIGSEGV, SIG_DFL);	/* not a sanitizer's handler */
+		signal(SIGSEGV, SIG_DFL); /* not a sanitizer's handler */
 		fn(arg);
 		_exit(0);
 	}
@@ -84,15 +87,17 @@ static void touch_byte(void *p)
 static void guards_fault(unsigned mechanism)
 {
 	struct vmap_heap *h = new_heap(mechanism, 0);
-	struct vmap_heap *below = new_heap(mechanism | VMAP_HEAP_GUARD_BELOW, 0);
+	struct vmap_heap *below =
+		new_heap(mechanism | VMAP_HEAP_GUARD_BELOW, 0);
 	char *a, *b, *c;
 
 	assert_true(h != NULL && below != NULL);
-	vmap_set_thread_cpu(0);	/* one node's pool, whatever CPU runs us */
+	vmap_set_thread_cpu(0); /* one node's pool, whatever CPU runs us */
 	a = vmap_heap_vmalloc(h, 3 * page);
 	assert_true(a != NULL);
 	expect_int(signal_of(touch_byte, a + 3 * page - 1), ==, 0);
-	expect_int(signal_of(touch_byte, a + 3 * page), ==, SIGSEGV);	/* one byte over */
+	expect_int(signal_of(touch_byte, a + 3 * page), ==,
+		   SIGSEGV); /* one byte over */
 	/* A reused area keeps its guard: free, purge, allocate the same size. */
 	vmap_heap_vfree(h, a);
 	vmap_purge(vmap_heap_space(h));
@@ -312,8 +317,9 @@ TEST(steady_stream_needs_few_system_calls)
 	 * and gets its guard (the first lazy_max_pages / 2 pairs).
 	 */
 	expect_u64(st.syscalls_madvise, <=, (uint64_t)n / 100);
-	expect_u64(st.syscalls_mprotect + st.syscalls_madvise + st.syscalls_guard, <,
-		   (uint64_t)n);
+	expect_u64(st.syscalls_mprotect + st.syscalls_madvise +
+			   st.syscalls_guard,
+		   <, (uint64_t)n);
 	vmap_heap_destroy(h);
 }
 
@@ -343,8 +349,9 @@ static void *stamp_worker(void *arg)
 			p[k] = NULL;
 		} else {
 			n[k] = 1 + (st >> 40) % 5000;
-			p[k] = a->h ? vmap_heap_vmalloc(a->h, n[k] * sizeof(unsigned)) :
-				vmalloc(n[k] * sizeof(unsigned));
+			p[k] = a->h ? vmap_heap_vmalloc(
+					      a->h, n[k] * sizeof(unsigned)) :
+				      vmalloc(n[k] * sizeof(unsigned));
 			if (!p[k]) {
 				a->errors++;
 				continue;
@@ -399,7 +406,7 @@ TEST(default_heap_from_threads_before_and_after)
 		a[i] = (struct stamp_args){ .h = NULL, .id = (unsigned)i + 10 };
 		pthread_create(&t[i], NULL, late_worker, &a[i]);
 	}
-	pthread_barrier_wait(&go);	/* both call vmalloc() first, together */
+	pthread_barrier_wait(&go); /* both call vmalloc() first, together */
 	assert_true(vmap_default_heap() != NULL);
 	for (i = 2; i < 4; i++) {
 		a[i] = (struct stamp_args){ .h = NULL, .id = (unsigned)i + 10 };
@@ -423,9 +430,9 @@ TEST(foreign_pointers_refused)
 	fflush(stderr);
 	dup2(fileno(err), 2);
 	vfree(other);
-	vfree(mine + page);	/* inside the heap, not an area's start */
+	vfree(mine + page); /* inside the heap, not an area's start */
 	vfree(mine);
-	vfree(mine);	/* twice */
+	vfree(mine); /* twice */
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -454,11 +461,14 @@ TEST(refused_reservation_is_an_error)
 
 /* Global, so that dladdr() finds it in the dynamic symbol table. */
 void *named_caller(struct vmap_heap *h);
-__attribute__((noinline, visibility("default"))) void *named_caller(struct vmap_heap *h)
+__attribute__((noinline, visibility("default"))) void *
+named_caller(struct vmap_heap *h)
 {
 	void *p = vmap_heap_vmalloc(h, 4 * page);
 
-	__asm__ volatile("" ::: "memory");	/* not a tail call: keep the caller */
+	__asm__ volatile(
+		"" ::
+			: "memory"); /* not a tail call: keep the caller */
 	return p;
 }
 
@@ -474,9 +484,11 @@ TEST(vmallocinfo_format)
 	FILE *f;
 
 	assert_true(h != NULL);
-	regcomp(&busy_re, "^0x[0-9a-f]{16}-0x[0-9a-f]{16} +[0-9]+ [^ ]+ pages=[0-9]+ vmalloc$",
+	regcomp(&busy_re,
+		"^0x[0-9a-f]{16}-0x[0-9a-f]{16} +[0-9]+ [^ ]+ pages=[0-9]+ vmalloc$",
 		REG_EXTENDED | REG_NOSUB);
-	regcomp(&lazy_re, "^0x[0-9a-f]{16}-0x[0-9a-f]{16} +[0-9]+ unpurged vm_area$",
+	regcomp(&lazy_re,
+		"^0x[0-9a-f]{16}-0x[0-9a-f]{16} +[0-9]+ unpurged vm_area$",
 		REG_EXTENDED | REG_NOSUB);
 	a = named_caller(h);
 	b = vmap_heap_vmalloc(h, page);
@@ -497,9 +509,11 @@ TEST(vmallocinfo_format)
 		line[strcspn(line, "\n")] = '\0';
 		if (!regexec(&busy_re, line, 0, NULL, 0)) {
 			busy++;
-			busy_after_lazy += lazy > 0;	/* the kernel lists lazy ones last */
+			busy_after_lazy +=
+				lazy > 0; /* the kernel lists lazy ones last */
 			/* 4 pages + guard = 20480 bytes, as the kernel prints. */
-			named += strstr(line, " 20480 named_caller+0x") && strstr(line, "pages=4");
+			named += strstr(line, " 20480 named_caller+0x") &&
+				 strstr(line, "pages=4");
 		} else if (!regexec(&lazy_re, line, 0, NULL, 0)) {
 			lazy++;
 		} else {
@@ -524,20 +538,21 @@ TEST(vmallocinfo_format)
 int main(int argc, char **argv)
 {
 	page = (size_t)sysconf(_SC_PAGESIZE);
-	return test_main(argc, argv, (struct test[]){
-		T(every_byte_usable),
-		T(guard_page_faults_markers),
-		T(guard_page_faults_mprotect),
-		T(default_heap_guard),
-		T(memory_reads_zero),
-		T(use_after_vfree_reported),
-		T(vrealloc_keeps_contents),
-		T(purge_releases_memory_in_batches),
-		T(steady_stream_needs_few_system_calls),
-		T(threads_stamp_and_verify),
-		T(default_heap_from_threads_before_and_after),
-		T(foreign_pointers_refused),
-		T(refused_reservation_is_an_error),
-		T(vmallocinfo_format),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){ T(every_byte_usable),
+				 T(guard_page_faults_markers),
+				 T(guard_page_faults_mprotect),
+				 T(default_heap_guard),
+				 T(memory_reads_zero),
+				 T(use_after_vfree_reported),
+				 T(vrealloc_keeps_contents),
+				 T(purge_releases_memory_in_batches),
+				 T(steady_stream_needs_few_system_calls),
+				 T(threads_stamp_and_verify),
+				 T(default_heap_from_threads_before_and_after),
+				 T(foreign_pointers_refused),
+				 T(refused_reservation_is_an_error),
+				 T(vmallocinfo_format),
+				 { 0 } });
 }

@@ -39,7 +39,8 @@ static uint64_t rnd_below(u128 n)
 /* A power of two from @lo to @hi (both powers of two). */
 static uint64_t rnd_pow2(uint64_t lo, uint64_t hi)
 {
-	unsigned a = (unsigned)__builtin_ctzll(lo), b = (unsigned)__builtin_ctzll(hi);
+	unsigned a = (unsigned)__builtin_ctzll(lo),
+		 b = (unsigned)__builtin_ctzll(hi);
 
 	return 1ull << rnd_range(a, b);
 }
@@ -47,8 +48,9 @@ static uint64_t rnd_pow2(uint64_t lo, uint64_t hi)
 /* Sizes in granules: mostly small, sometimes huge. */
 static uint64_t rnd_size(uint64_t granule, u128 span)
 {
-	uint64_t max_granules = (uint64_t)((span / granule) > (1ull << 62) ?
-					   (1ull << 62) : span / granule);
+	uint64_t max_granules =
+		(uint64_t)((span / granule) > (1ull << 62) ? (1ull << 62) :
+							     span / granule);
 	uint64_t n;
 
 	switch (rnd() % 8) {
@@ -74,7 +76,7 @@ static void rnd_request(struct vmap_request *req, struct xreq *x,
 	memset(req, 0, sizeof(*req));
 	req->size = rnd_size(granule, span);
 	req->align = rnd() % 3 ? rnd_pow2(granule, 1ull << 24) :
-		rnd_pow2(granule, 1ull << 63);
+				 rnd_pow2(granule, 1ull << 63);
 	if (req->align < req->size && rnd() % 4 == 0)
 		req->align = rnd_pow2(granule, 1ull << 63);
 	if (rnd() % 2)
@@ -82,7 +84,8 @@ static void rnd_request(struct vmap_request *req, struct xreq *x,
 	if (rnd() % 3 == 0) {
 		req->nocross = rnd_pow2(granule, 1ull << 63);
 		if (req->nocross < req->size ||
-		    (req->phase & (req->nocross - 1)) + req->size > req->nocross)
+		    (req->phase & (req->nocross - 1)) + req->size >
+			    req->nocross)
 			req->nocross = 0;
 	}
 	x->min = base;
@@ -149,8 +152,10 @@ static bool spans_hold(const struct spans *sp, u128 w0, u128 w1, u128 size)
 static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
 			const struct spans *extra, long steps)
 {
-	struct vmap_params p = { .granule = granule, .nr_nodes = 1,
-				 .flags = VMAP_DETERMINISTIC | VMAP_IMMEDIATE_FREE |
+	struct vmap_params p = { .granule = granule,
+				 .nr_nodes = 1,
+				 .flags = VMAP_DETERMINISTIC |
+					  VMAP_IMMEDIATE_FREE |
 					  VMAP_BESTFIT_INDEX };
 	static const uint32_t modes[] = { VMAP_EXACT_FIT, VMAP_TOPDOWN, 0,
 					  VMAP_EXACT_FIT | VMAP_NOPURGE,
@@ -172,22 +177,25 @@ static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
 	xmodel_init(&m, base, limit);
 	for (i = 0; extra && i < extra->n; i++) {
 		assert_int(vmap_space_add(s, (uint64_t)extra->r[i].start,
-					  (uint64_t)extra->r[i].end), ==, 0);
+					  (uint64_t)extra->r[i].end),
+			   ==, 0);
 		xmodel_give(&m, extra->r[i].start, extra->r[i].end);
 		sp.r[sp.n++] = extra->r[i];
 		top = extra->r[i].end;
 	}
-	limit = top;		/* from here on, the hull's end */
+	limit = top; /* from here on, the hull's end */
 	for (step = 0; step < steps; step++) {
 		unsigned op = (unsigned)(rnd() % 8);
 
 		if (op >= 5 && nlive) {
 			i = rnd() % nlive;
 			assert_int(vmap_free(s, live[i].start), ==, 0);
-			xmodel_give(&m, live[i].start, (u128)live[i].start + live[i].size);
+			xmodel_give(&m, live[i].start,
+				    (u128)live[i].start + live[i].size);
 			live[i] = live[--nlive];
 		} else if (op == 4 && nlive < MAX_LIVE) {
-			addr = base + rnd_below((limit - base) / granule) * granule;
+			addr = base +
+			       rnd_below((limit - base) / granule) * granule;
 			req.size = rnd_size(granule, limit - addr);
 			if ((u128)addr + req.size > limit)
 				req.size = (uint64_t)(limit - addr);
@@ -208,13 +216,16 @@ static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
 			req.size = rnd_size(granule, limit - base);
 			align = rnd_pow2(1, 1ull << 30);
 			rc = vmap_alloc(s, req.size, align, 0, 0, 0, &addr);
-			if (req.size - 1 > UINT64_MAX - (align < granule ? granule : align)) {
+			if (req.size - 1 >
+			    UINT64_MAX - (align < granule ? granule : align)) {
 				assert_int(rc, ==, -EINVAL);
 				continue;
 			}
 			assert_true(rc == 0 || rc == -ENOMEM);
 			if (!rc) {
-				expect_u64(addr % (align < granule ? granule : align), ==, 0);
+				expect_u64(addr % (align < granule ? granule :
+								     align),
+					   ==, 0);
 				assert_true(xmodel_take(&m, addr, req.size));
 				live[nlive].start = addr;
 				live[nlive++].size = req.size;
@@ -228,9 +239,14 @@ static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
 				continue;
 			}
 			assert_int(rc, !=, -EINVAL);
-			fits = xmodel_place(&m, &x, req.flags & VMAP_TOPDOWN ? XHIGHEST :
-					    req.flags & VMAP_BESTFIT ? XBEST : XLOWEST, &want);
-			if (req.flags & (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_BESTFIT)) {
+			fits = xmodel_place(&m, &x,
+					    req.flags & VMAP_TOPDOWN ?
+						    XHIGHEST :
+					    req.flags & VMAP_BESTFIT ? XBEST :
+								       XLOWEST,
+					    &want);
+			if (req.flags &
+			    (VMAP_EXACT_FIT | VMAP_TOPDOWN | VMAP_BESTFIT)) {
 				assert_int(rc, ==, fits ? 0 : -ENOMEM);
 				if (fits)
 					assert_u64(addr, ==, (uint64_t)want);
@@ -245,7 +261,8 @@ static void trace_spans(uint64_t granule, uint64_t base, u128 limit,
 				live[nlive++].size = req.size;
 			}
 		}
-		expect_u64(stats_of(s).free_bytes, ==, (uint64_t)xmodel_free_bytes(&m));
+		expect_u64(stats_of(s).free_bytes, ==,
+			   (uint64_t)xmodel_free_bytes(&m));
 		if (step % 16 == 0)
 			assert_space_ok(s);
 	}
@@ -283,7 +300,8 @@ TEST(model_traces_small_spaces)
 	for (r = 0; r < rounds; r++)
 		for (g = 0; g < 3; g++)
 			trace(granules[g], 64 * granules[g],
-			      (u128)(64 + 256 + rnd() % 512) * granules[g], 600);
+			      (u128)(64 + 256 + rnd() % 512) * granules[g],
+			      600);
 }
 
 /* Spans with gaps between them, the last ending at 2^64. */
@@ -300,11 +318,13 @@ TEST(model_traces_with_spans)
 			extra.n = 0;
 			at = (u128)(1024 + rnd() % 1024) * granules[g];
 			extra.r[extra.n].start = at;
-			extra.r[extra.n++].end = at + (u128)(1 + rnd() % 256) * granules[g];
+			extra.r[extra.n++].end =
+				at + (u128)(1 + rnd() % 256) * granules[g];
 			at = TOP - (u128)(1 + rnd() % 256) * granules[g];
 			extra.r[extra.n].start = at;
 			extra.r[extra.n++].end = TOP;
-			trace_spans(granules[g], 0, 512 * granules[g], &extra, 600);
+			trace_spans(granules[g], 0, 512 * granules[g], &extra,
+				    600);
 		}
 	}
 }
@@ -346,8 +366,12 @@ TEST(peer_style_heap_to_the_top)
 				assert_true(req.size - 1 <= UINT64_MAX - addr);
 				/* Disjoint from every other live range. */
 				for (i = 0; i < nlive; i++)
-					assert_true((u128)live[i].start + live[i].size <= addr ||
-						    (u128)addr + req.size <= live[i].start);
+					assert_true(
+						(u128)live[i].start +
+								live[i].size <=
+							addr ||
+						(u128)addr + req.size <=
+							live[i].start);
 				live[nlive].start = addr;
 				live[nlive++].size = req.size;
 			}
@@ -369,7 +393,8 @@ TEST(peer_style_heap_to_the_top)
 TEST(exact_fit_finds_the_aligned_hole)
 {
 	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE };
-	struct vmap_request req = { .size = 4096, .align = 4 * 4096,
+	struct vmap_request req = { .size = 4096,
+				    .align = 4 * 4096,
 				    .flags = VMAP_EXACT_FIT };
 	struct vmap_space *s;
 	uint64_t addr, page;
@@ -380,8 +405,8 @@ TEST(exact_fit_finds_the_aligned_hole)
 	for (page = 1; page < 64; page += 2)
 		assert_int(vmap_free(s, page * 4096), ==, 0);
 	assert_int(vmap_free(s, 40 * 4096), ==, 0);
-	expect_int(vmap_alloc(s, 4096, 4 * 4096, 0, 0, VMAP_NONBLOCK, &addr), ==,
-		   -ENOMEM);
+	expect_int(vmap_alloc(s, 4096, 4 * 4096, 0, 0, VMAP_NONBLOCK, &addr),
+		   ==, -ENOMEM);
 	assert_int(vmap_xalloc(s, &req, &addr), ==, 0);
 	expect_u64(addr, ==, 40 * 4096);
 	assert_space_ok(s);
@@ -402,7 +427,7 @@ TEST(granule_of_one_byte_at_the_top)
 	expect_u64(addr, ==, UINT64_MAX);
 	assert_int(vmap_find(s, UINT64_MAX, &r), ==, 0);
 	expect_u64(r.start, ==, UINT64_MAX);
-	expect_u64(r.end, ==, 0);		/* 2^64 */
+	expect_u64(r.end, ==, 0); /* 2^64 */
 	expect_int(vmap_reserve(s, UINT64_MAX - 9, 10, 0), ==, -EEXIST);
 	assert_int(vmap_reserve(s, UINT64_MAX - 9, 9, 0), ==, 0);
 	assert_int(vmap_free(s, UINT64_MAX), ==, 0);
@@ -460,8 +485,10 @@ static void count_release(void *cookie, uint64_t start, uint64_t end)
 
 TEST(immediate_free_reuses_at_once)
 {
-	struct vmap_params p = { .nr_nodes = 4, .flags = VMAP_IMMEDIATE_FREE,
-				 .flush = count_flush, .release = count_release };
+	struct vmap_params p = { .nr_nodes = 4,
+				 .flags = VMAP_IMMEDIATE_FREE,
+				 .flush = count_flush,
+				 .release = count_release };
 	struct vmap_space *s;
 	uint64_t a, b;
 	int i;
@@ -485,8 +512,10 @@ TEST(immediate_free_reuses_at_once)
 
 TEST(nopurge_fails_without_purging)
 {
-	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_DETERMINISTIC,
-				 .lazy_max_pages = 1000, .flush = count_flush };
+	struct vmap_params p = { .nr_nodes = 1,
+				 .flags = VMAP_DETERMINISTIC,
+				 .lazy_max_pages = 1000,
+				 .flush = count_flush };
 	struct vmap_request req = { .size = 4096, .flags = VMAP_NOPURGE };
 	struct vmap_space *s;
 	uint64_t addr[16], a;
@@ -515,7 +544,8 @@ TEST(nopurge_fails_without_purging)
 TEST(reserve_against_busy_lazy_and_pooled)
 {
 	struct vmap_params p = {
-		.nr_nodes = 4, .lazy_max_pages = 1000,
+		.nr_nodes = 4,
+		.lazy_max_pages = 1000,
 		.flags = VMAP_DETERMINISTIC | VMAP_KERNEL_POOLS,
 	};
 	struct vmap_range r;
@@ -525,7 +555,8 @@ TEST(reserve_against_busy_lazy_and_pooled)
 
 	assert_int(vmap_space_create(0, 1024 * 4096, &p, &s), ==, 0);
 	for (i = 0; i < 8; i++)
-		assert_int(vmap_alloc(s, 4 * 4096, 4096, 0, 0, 0, &a[i]), ==, 0);
+		assert_int(vmap_alloc(s, 4 * 4096, 4096, 0, 0, 0, &a[i]), ==,
+			   0);
 	/* Free: taken without a purge. */
 	expect_int(vmap_reserve(s, 512 * 4096, 8 * 4096, 11), ==, 0);
 	expect_u64(stats_of(s).purges, ==, 0);
@@ -559,7 +590,7 @@ TEST(reserve_against_busy_lazy_and_pooled)
 	vmap_space_destroy(s);
 }
 
-#define P(n) ((uint64_t)(n) * 4096)
+#define P(n) ((uint64_t)(n)*4096)
 
 /*
  * The default pools refill from the heap on a miss: the batch of 4-page
@@ -569,7 +600,8 @@ TEST(reserve_against_busy_lazy_and_pooled)
  */
 TEST(reserve_takes_refilled_pool_ranges)
 {
-	struct vmap_params p = { .nr_nodes = 4, .flags = VMAP_DETERMINISTIC,
+	struct vmap_params p = { .nr_nodes = 4,
+				 .flags = VMAP_DETERMINISTIC,
 				 .lazy_max_pages = 1000 };
 	struct vmap_range r;
 	struct vmap_space *s;
@@ -617,7 +649,7 @@ TEST(spans_join_but_gaps_stay)
 	expect_int(vmap_xalloc(s, &req, &a), ==, -ENOMEM);
 	req.min = P(16);
 	req.max = P(32);
-	expect_int(vmap_xalloc(s, &req, &a), ==, -EINVAL);	/* the gap */
+	expect_int(vmap_xalloc(s, &req, &a), ==, -EINVAL); /* the gap */
 	expect_int(vmap_reserve(s, P(20), P(1), 0), ==, -EINVAL);
 	expect_int(vmap_reserve(s, P(60), P(8), 0), ==, -EINVAL);
 	expect_int(vmap_reserve(s, P(60), P(4), 0), ==, 0);
@@ -636,7 +668,7 @@ static int source_import(void *cookie, uint64_t size, uint64_t *base)
 
 	src->calls++;
 	*base = src->next;
-	src->next += size + (1ull << 30);	/* a gap after each span */
+	src->next += size + (1ull << 30); /* a gap after each span */
 	src->imported += size;
 	return 0;
 }
@@ -652,10 +684,12 @@ static void source_release(void *cookie, uint64_t base, uint64_t size)
 TEST(imports_round_to_the_quantum_and_go_back)
 {
 	struct source src = { .next = 1ull << 40 };
-	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE,
+	struct vmap_params p = { .nr_nodes = 1,
+				 .flags = VMAP_IMMEDIATE_FREE,
 				 .import = source_import,
 				 .release_span = source_release,
-				 .import_cookie = &src, .quantum = 1 << 20 };
+				 .import_cookie = &src,
+				 .quantum = 1 << 20 };
 	struct vmap_space *s;
 	uint64_t a, b, c;
 
@@ -697,15 +731,19 @@ TEST(child_imports_from_its_parent_and_gives_back)
 {
 	struct vmap_params pp = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE };
 	struct vmap_params cp = { .nr_nodes = 1, .flags = VMAP_IMMEDIATE_FREE };
-	struct vmap_request req = { .size = P(1), .align = 4 << 20,
+	struct vmap_request req = { .size = P(1),
+				    .align = 4 << 20,
 				    .flags = VMAP_TOPDOWN };
 	struct vmap_space *parent, *child, *other;
 	struct vmap_range r;
 	uint64_t a, b, c;
 
-	assert_int(vmap_space_create(1ull << 30, 2ull << 30, &pp, &parent), ==, 0);
-	assert_int(vmap_space_create_child(parent, 1 << 20, &cp, &child), ==, 0);
-	assert_int(vmap_space_create_child(parent, 1 << 20, NULL, &other), ==, 0);
+	assert_int(vmap_space_create(1ull << 30, 2ull << 30, &pp, &parent), ==,
+		   0);
+	assert_int(vmap_space_create_child(parent, 1 << 20, &cp, &child), ==,
+		   0);
+	assert_int(vmap_space_create_child(parent, 1 << 20, NULL, &other), ==,
+		   0);
 	assert_int(vmap_alloc(child, P(1), 4096, 0, 0, 0, &a), ==, 0);
 	assert_int(vmap_find(parent, a, &r), ==, 0);
 	expect_u64(r.end - r.start, ==, 1 << 20);
@@ -729,9 +767,12 @@ TEST(child_imports_from_its_parent_and_gives_back)
 	vmap_space_destroy(other);
 	expect_u64(stats_of(parent).free_bytes, ==, 1ull << 30);
 	assert_space_ok(parent);
-	expect_int(vmap_space_create_child(parent, 3 << 20, NULL, &child), ==, -EINVAL);
-	expect_int(vmap_space_create_child(parent, 2048, NULL, &child), ==, -EINVAL);
-	expect_int(vmap_space_create_child(NULL, 1 << 20, NULL, &child), ==, -EINVAL);
+	expect_int(vmap_space_create_child(parent, 3 << 20, NULL, &child), ==,
+		   -EINVAL);
+	expect_int(vmap_space_create_child(parent, 2048, NULL, &child), ==,
+		   -EINVAL);
+	expect_int(vmap_space_create_child(NULL, 1 << 20, NULL, &child), ==,
+		   -EINVAL);
 	vmap_space_destroy(parent);
 }
 
@@ -750,13 +791,17 @@ TEST(xalloc_rejects_bad_requests)
 		{ .size = 4096, .align = 8192, .phase = 100 },
 		{ .size = 4096, .nocross = 3 * 4096 },
 		{ .size = 8192, .nocross = 4096 },
-		{ .size = 8192, .align = 16384, .phase = 12288, .nocross = 16384 },
+		{ .size = 8192,
+		  .align = 16384,
+		  .phase = 12288,
+		  .nocross = 16384 },
 		{ .size = 4096, .min = 8 << 20, .max = 4 << 20 },
 		{ .size = 4096, .min = 4 << 20, .max = 4 << 20 },
 		{ .size = 4096, .min = 100 },
-		{ .size = 4096, .min = 1ull << 40 },		/* past the space */
-		{ .size = 4096, .max = 1 << 20 },		/* before the space */
-		{ .size = 8192, .min = (2ull << 30) - 4096 },	/* too small inside */
+		{ .size = 4096, .min = 1ull << 40 }, /* past the space */
+		{ .size = 4096, .max = 1 << 20 },    /* before the space */
+		{ .size = 8192,
+		  .min = (2ull << 30) - 4096 }, /* too small inside */
 		{ .size = 4096, .flags = 1u << 9 },
 		{ .size = 4096, .reserved0 = 1 },
 		{ .size = 4096, .reserved = { 0, 0, 1, 0 } },
@@ -782,21 +827,23 @@ TEST(xalloc_rejects_bad_requests)
 
 int main(int argc, char **argv)
 {
-	return test_main(argc, argv, (struct test[]){
-		T(model_traces_to_the_top),
-		T(model_traces_small_spaces),
-		T(model_traces_with_spans),
-		T(peer_style_heap_to_the_top),
-		T(exact_fit_finds_the_aligned_hole),
-		T(granule_of_one_byte_at_the_top),
-		T(granule_of_a_gib),
-		T(immediate_free_reuses_at_once),
-		T(nopurge_fails_without_purging),
-		T(reserve_against_busy_lazy_and_pooled),
-		T(reserve_takes_refilled_pool_ranges),
-		T(spans_join_but_gaps_stay),
-		T(imports_round_to_the_quantum_and_go_back),
-		T(child_imports_from_its_parent_and_gives_back),
-		T(xalloc_rejects_bad_requests),
-		{ 0 } });
+	return test_main(
+		argc, argv,
+		(struct test[]){
+			T(model_traces_to_the_top),
+			T(model_traces_small_spaces),
+			T(model_traces_with_spans),
+			T(peer_style_heap_to_the_top),
+			T(exact_fit_finds_the_aligned_hole),
+			T(granule_of_one_byte_at_the_top),
+			T(granule_of_a_gib),
+			T(immediate_free_reuses_at_once),
+			T(nopurge_fails_without_purging),
+			T(reserve_against_busy_lazy_and_pooled),
+			T(reserve_takes_refilled_pool_ranges),
+			T(spans_join_but_gaps_stay),
+			T(imports_round_to_the_quantum_and_go_back),
+			T(child_imports_from_its_parent_and_gives_back),
+			T(xalloc_rejects_bad_requests),
+			{ 0 } });
 }

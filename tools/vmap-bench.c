@@ -33,7 +33,7 @@ static const char *prog = "vmap-bench";
 #define PAGE 4096ull
 #define RANGE_BASE 0x100000000000ull
 #define RANGE_SIZE (1ull << 46)
-#define THREAD_ALIGN (4 * PAGE)	/* x86-64 THREAD_SIZE: 16 KiB */
+#define THREAD_ALIGN (4 * PAGE) /* x86-64 THREAD_SIZE: 16 KiB */
 #define LONG_BUSY_AREAS 15000
 #define MAX_THREADS 1024
 
@@ -55,8 +55,8 @@ struct params {
 	char tag[32];
 	bool json, scale, vmalloc, constrained;
 	bool baselines_set;
-	bool virtual_cpus;	/* thread i acts as CPU i */
-	unsigned load;		/* busy threads beside the workers */
+	bool virtual_cpus; /* thread i acts as CPU i */
+	unsigned load;	   /* busy threads beside the workers */
 	uint64_t seed;
 };
 
@@ -67,28 +67,29 @@ struct phase;
 struct worker;
 
 struct backend {
-	const char *mode;	/* one-lock, nodes, mmap, malloc */
-	unsigned nodes;		/* our modes: 1 or 0 = auto */
-	const char *tag;	/* nodes: kernel or address tagging */
-	int (*setup)(struct phase *ph);		/* may be NULL */
-	void (*teardown)(struct phase *ph);	/* may be NULL */
-	int (*alloc)(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr);
+	const char *mode;		/* one-lock, nodes, mmap, malloc */
+	unsigned nodes;			/* our modes: 1 or 0 = auto */
+	const char *tag;		/* nodes: kernel or address tagging */
+	int (*setup)(struct phase *ph); /* may be NULL */
+	void (*teardown)(struct phase *ph); /* may be NULL */
+	int (*alloc)(struct phase *ph, uint64_t size, uint64_t align,
+		     uint64_t *addr);
 	void (*free)(struct phase *ph, uint64_t addr, uint64_t size);
 };
 
 struct phase {
 	const struct backend *be;
-	struct vmap_space *space;	/* ours: the space counted in the row */
-	struct vmap_heap *heap;		/* vmalloc layer */
+	struct vmap_space *space; /* ours: the space counted in the row */
+	struct vmap_heap *heap;	  /* vmalloc layer */
 	const struct params *p;
 	pthread_barrier_t start;
 	int (*fn)(struct worker *w);
 	unsigned long loops;
 	unsigned threads;
-	bool vmalloc;			/* real memory: touch what is allocated */
-	atomic_uint_fast64_t syscalls;	/* mmap baseline: calls made */
-	struct hole_list *holes;	/* sorted-list baseline */
-	uint64_t churn;			/* ranges each worker keeps (churn=) */
+	bool vmalloc; /* real memory: touch what is allocated */
+	atomic_uint_fast64_t syscalls; /* mmap baseline: calls made */
+	struct hole_list *holes;       /* sorted-list baseline */
+	uint64_t churn;		       /* ranges each worker keeps (churn=) */
 };
 
 /*
@@ -110,7 +111,8 @@ static int range_setup(struct phase *ph)
 		vp.flags |= VMAP_KERNEL_POOLS;
 	else if (!strcmp(ph->be->tag, "address"))
 		vp.flags |= VMAP_KERNEL_POOLS | VMAP_TAG_BY_ADDRESS;
-	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
+	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp,
+				 &ph->space);
 }
 
 static void check_space(struct phase *ph)
@@ -131,7 +133,8 @@ static void range_teardown(struct phase *ph)
 	vmap_space_destroy(ph->space);
 }
 
-static int range_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int range_alloc(struct phase *ph, uint64_t size, uint64_t align,
+		       uint64_t *addr)
 {
 	return vmap_alloc(ph->space, size, align, 0, 0, 0, addr);
 }
@@ -159,7 +162,8 @@ static void vmalloc_teardown(struct phase *ph)
 }
 
 /* The kernel's size is the usable size: the guard page comes on top. */
-static int vmalloc_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int vmalloc_alloc(struct phase *ph, uint64_t size, uint64_t align,
+			 uint64_t *addr)
 {
 	void *p = vmap_heap_vmalloc_align(ph->heap, size, align);
 
@@ -175,14 +179,16 @@ static void vmalloc_free(struct phase *ph, uint64_t addr, uint64_t size)
 	vmap_heap_vfree(ph->heap, (void *)(uintptr_t)addr);
 }
 
-static int malloc_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int malloc_alloc(struct phase *ph, uint64_t size, uint64_t align,
+			uint64_t *addr)
 {
 	void *p;
 
 	(void)ph;
 	if (align < sizeof(void *))
 		align = sizeof(void *);
-	if (size > SIZE_MAX || align > SIZE_MAX || posix_memalign(&p, (size_t)align, (size_t)size))
+	if (size > SIZE_MAX || align > SIZE_MAX ||
+	    posix_memalign(&p, (size_t)align, (size_t)size))
 		return -ENOMEM;
 	*addr = (uint64_t)(uintptr_t)p;
 	return 0;
@@ -200,7 +206,8 @@ static void malloc_free(struct phase *ph, uint64_t addr, uint64_t size)
  * (PROT_NONE in range mode: a reservation, like a space; read-write in
  * vmalloc mode), trimmed to the alignment; munmap to free.
  */
-static int mmap_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int mmap_alloc(struct phase *ph, uint64_t size, uint64_t align,
+		      uint64_t *addr)
 {
 	uint64_t extra = align > PAGE ? align : 0, a, start;
 	int prot = ph->vmalloc ? PROT_READ | PROT_WRITE : PROT_NONE;
@@ -208,7 +215,8 @@ static int mmap_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t 
 
 	if (size + extra < size)
 		return -ENOMEM;
-	p = mmap(NULL, size + extra, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	p = mmap(NULL, size + extra, prot,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	atomic_fetch_add_explicit(&ph->syscalls, 1, memory_order_relaxed);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
@@ -216,11 +224,14 @@ static int mmap_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t 
 	a = extra ? (start + align - 1) & ~(align - 1) : start;
 	if (a > start) {
 		munmap(p, a - start);
-		atomic_fetch_add_explicit(&ph->syscalls, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ph->syscalls, 1,
+					  memory_order_relaxed);
 	}
 	if (extra && start + size + extra > a + size) {
-		munmap((void *)(uintptr_t)(a + size), start + size + extra - a - size);
-		atomic_fetch_add_explicit(&ph->syscalls, 1, memory_order_relaxed);
+		munmap((void *)(uintptr_t)(a + size),
+		       start + size + extra - a - size);
+		atomic_fetch_add_explicit(&ph->syscalls, 1,
+					  memory_order_relaxed);
 	}
 	*addr = a;
 	return 0;
@@ -233,8 +244,10 @@ static void mmap_free(struct phase *ph, uint64_t addr, uint64_t size)
 }
 
 static const struct backend range_backends[] = {
-	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
-	{ "nodes", 0, "zone", range_setup, range_teardown, range_alloc, range_free },
+	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc,
+	  range_free },
+	{ "nodes", 0, "zone", range_setup, range_teardown, range_alloc,
+	  range_free },
 };
 
 /*
@@ -246,44 +259,58 @@ static int indexed_setup(struct phase *ph)
 {
 	struct vmap_params vp = { .nr_nodes = 1, .flags = VMAP_BESTFIT_INDEX };
 
-	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp, &ph->space);
+	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp,
+				 &ph->space);
 }
 
 static int xalloc_flags(struct phase *ph, uint64_t size, uint64_t align,
 			uint32_t flags, uint64_t *addr)
 {
-	struct vmap_request req = { .size = size, .align = align, .flags = flags };
+	struct vmap_request req = { .size = size,
+				    .align = align,
+				    .flags = flags };
 
 	return vmap_xalloc(ph->space, &req, addr);
 }
 
-static int exact_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int exact_alloc(struct phase *ph, uint64_t size, uint64_t align,
+		       uint64_t *addr)
 {
 	return xalloc_flags(ph, size, align, VMAP_EXACT_FIT, addr);
 }
 
-static int topdown_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int topdown_alloc(struct phase *ph, uint64_t size, uint64_t align,
+			 uint64_t *addr)
 {
 	return xalloc_flags(ph, size, align, VMAP_TOPDOWN, addr);
 }
 
-static int bestfit_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int bestfit_alloc(struct phase *ph, uint64_t size, uint64_t align,
+			 uint64_t *addr)
 {
 	return xalloc_flags(ph, size, align, VMAP_BESTFIT, addr);
 }
 
 static const struct backend constrained_backends[] = {
-	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc, range_free },
-	{ "one-lock", 1, "indexed", indexed_setup, range_teardown, range_alloc, range_free },
-	{ "xalloc", 1, "exact", range_setup, range_teardown, exact_alloc, range_free },
-	{ "xalloc", 1, "topdown", range_setup, range_teardown, topdown_alloc, range_free },
-	{ "xalloc", 1, "bestfit", indexed_setup, range_teardown, bestfit_alloc, range_free },
+	{ "one-lock", 1, "-", range_setup, range_teardown, range_alloc,
+	  range_free },
+	{ "one-lock", 1, "indexed", indexed_setup, range_teardown, range_alloc,
+	  range_free },
+	{ "xalloc", 1, "exact", range_setup, range_teardown, exact_alloc,
+	  range_free },
+	{ "xalloc", 1, "topdown", range_setup, range_teardown, topdown_alloc,
+	  range_free },
+	{ "xalloc", 1, "bestfit", indexed_setup, range_teardown, bestfit_alloc,
+	  range_free },
 };
-#define NR_CONSTRAINED (sizeof(constrained_backends) / sizeof(constrained_backends[0]))
+#define NR_CONSTRAINED                                                         \
+	(sizeof(constrained_backends) / sizeof(constrained_backends[0]))
 
 static const struct backend vmalloc_backends[] = {
-	{ "one-lock", 1, "-", vmalloc_setup, vmalloc_teardown, vmalloc_alloc, vmalloc_free },
-	{ "nodes", 0, "kernel", vmalloc_setup, vmalloc_teardown, vmalloc_alloc, vmalloc_free },
+	{ "one-lock", 1, "-", vmalloc_setup, vmalloc_teardown, vmalloc_alloc,
+	  vmalloc_free },
+	{ "nodes", 0, "kernel", vmalloc_setup, vmalloc_teardown, vmalloc_alloc,
+	  vmalloc_free },
 };
 
 /*
@@ -299,7 +326,7 @@ struct hole {
 
 struct hole_list {
 	pthread_mutex_t lock;
-	struct hole head;	/* sentinel of the address-ordered ring */
+	struct hole head; /* sentinel of the address-ordered ring */
 };
 
 static void hole_link(struct hole *h, struct hole *prev)
@@ -343,7 +370,9 @@ static void list_teardown(struct phase *ph)
 
 	if (h == &l->head || h->next != &l->head || h->start != RANGE_BASE ||
 	    h->end != RANGE_BASE + RANGE_SIZE) {
-		fprintf(stderr, "%s: list baseline: the holes do not add up to the range\n", prog);
+		fprintf(stderr,
+			"%s: list baseline: the holes do not add up to the range\n",
+			prog);
 		exit(1);
 	}
 	for (; h != &l->head; h = next) {
@@ -354,7 +383,8 @@ static void list_teardown(struct phase *ph)
 	free(l);
 }
 
-static int list_alloc(struct phase *ph, uint64_t size, uint64_t align, uint64_t *addr)
+static int list_alloc(struct phase *ph, uint64_t size, uint64_t align,
+		      uint64_t *addr)
 {
 	struct hole_list *l = ph->holes;
 	struct hole *h, *gone = NULL, *right = malloc(sizeof(*right));
@@ -398,7 +428,8 @@ static void list_free(struct phase *ph, uint64_t addr, uint64_t size)
 	struct hole *prev, *next, *h = malloc(sizeof(*h)), *gone = NULL;
 
 	pthread_mutex_lock(&l->lock);
-	for (next = l->head.next; next != &l->head && next->start < addr; next = next->next)
+	for (next = l->head.next; next != &l->head && next->start < addr;
+	     next = next->next)
 		;
 	prev = next->prev;
 	if (prev != &l->head && prev->end == addr) {
@@ -421,11 +452,14 @@ static void list_free(struct phase *ph, uint64_t addr, uint64_t size)
 	free(gone);
 }
 
-static const struct backend list_backend = { "list", 0, "-", list_setup, list_teardown,
-					     list_alloc, list_free };
+static const struct backend list_backend = {
+	"list", 0, "-", list_setup, list_teardown, list_alloc, list_free
+};
 
-static const struct backend mmap_backend = { "mmap", 0, "-", NULL, NULL, mmap_alloc, mmap_free };
-static const struct backend malloc_backend = { "malloc", 0, "-", NULL, NULL, malloc_alloc,
+static const struct backend mmap_backend = { "mmap", 0,		 "-",	   NULL,
+					     NULL,   mmap_alloc, mmap_free };
+static const struct backend malloc_backend = { "malloc",   0,	 "-",
+					       NULL,	   NULL, malloc_alloc,
 					       malloc_free };
 
 /* ------------------------------------------------------------------------
@@ -444,7 +478,7 @@ struct worker {
 	uint64_t pairs;
 	unsigned passed, failed;
 	double usec;
-	struct kept_range *kept;	/* churn= */
+	struct kept_range *kept; /* churn= */
 	uint64_t nkept;
 };
 
@@ -458,7 +492,8 @@ static uint64_t wrnd(struct worker *w)
 }
 
 /* With real memory, write the first byte, as the kernel's tests do. */
-static int alloc_pages(struct worker *w, uint64_t pages, uint64_t align, uint64_t *addr)
+static int alloc_pages(struct worker *w, uint64_t pages, uint64_t align,
+		       uint64_t *addr)
 {
 	int rc = w->ph->be->alloc(w->ph, pages * PAGE, align, addr);
 
@@ -501,7 +536,8 @@ static unsigned long default_lazy_max_pages(void)
 	struct vmap_space_info info = { 0 };
 	struct vmap_space *space;
 
-	if (vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, NULL, &space))
+	if (vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, NULL,
+			      &space))
 		return 0;
 	vmap_space_info(space, &info);
 	vmap_space_destroy(space);
@@ -517,7 +553,8 @@ static unsigned long default_lazy_max_pages(void)
 static int full_fit_alloc_test(struct worker *w)
 {
 	unsigned long junk = default_lazy_max_pages(), i, made = 0;
-	uint64_t *live = calloc(junk, sizeof(*live)), *holes = calloc(junk, sizeof(*holes));
+	uint64_t *live = calloc(junk, sizeof(*live)),
+		 *holes = calloc(junk, sizeof(*holes));
 	int rc = -1;
 
 	if (!junk || !live || !holes)
@@ -596,7 +633,7 @@ static int random_size_align_alloc_test(struct worker *w)
 
 	for (i = 0; i < w->ph->loops; i++) {
 		rnd = wrnd(w) & 0xff;
-		align = 1ull << (rnd % 23);	/* up to 1024 pages */
+		align = 1ull << (rnd % 23); /* up to 1024 pages */
 		pages = rnd % 10 + 1;
 		if (alloc_pages(w, pages, align, &a))
 			return -1;
@@ -643,7 +680,8 @@ static int churn_fill(struct worker *w)
 		return -1;
 	for (w->nkept = 0; w->nkept < n; w->nkept++) {
 		w->kept[w->nkept].pages = churn_shape(w, &align);
-		if (alloc_pages(w, w->kept[w->nkept].pages, align, &w->kept[w->nkept].addr))
+		if (alloc_pages(w, w->kept[w->nkept].pages, align,
+				&w->kept[w->nkept].addr))
 			return -1;
 	}
 	return 0;
@@ -652,7 +690,8 @@ static int churn_fill(struct worker *w)
 static void churn_drain(struct worker *w)
 {
 	while (w->nkept--)
-		w->ph->be->free(w->ph, w->kept[w->nkept].addr, w->kept[w->nkept].pages * PAGE);
+		w->ph->be->free(w->ph, w->kept[w->nkept].addr,
+				w->kept[w->nkept].pages * PAGE);
 	free(w->kept);
 }
 
@@ -686,15 +725,16 @@ static int churn_test(struct worker *w)
 
 static int pcpu_alloc_test(struct worker *w)
 {
-	static const uint64_t offsets[PCPU_GROUPS] = { 0, PCPU_GROUP_DISTANCE * PAGE };
+	static const uint64_t offsets[PCPU_GROUPS] = { 0, PCPU_GROUP_DISTANCE *
+								  PAGE };
 	static const uint64_t sizes[PCPU_GROUPS] = { PCPU_GROUP_PAGES * PAGE,
 						     PCPU_GROUP_PAGES * PAGE };
 	uint64_t starts[PCPU_GROUPS];
 	unsigned long i;
 
 	for (i = 0; i < w->ph->loops; i++) {
-		if (vmap_pcpu_get_vm_areas(w->ph->space, offsets, sizes, PCPU_GROUPS,
-					   PAGE, starts))
+		if (vmap_pcpu_get_vm_areas(w->ph->space, offsets, sizes,
+					   PCPU_GROUPS, PAGE, starts))
 			return -1;
 		vmap_pcpu_free_vm_areas(w->ph->space, starts, PCPU_GROUPS);
 		w->pairs++;
@@ -722,7 +762,7 @@ static int kvfree_rcu_loop(struct worker *w, bool embedded)
 			return -1;
 		a->data[0] = 1;
 		rc = embedded ? vmap_heap_vfree_rcu_head(h, a, &a->rcu) :
-			vmap_heap_vfree_rcu(h, a);
+				vmap_heap_vfree_rcu(h, a);
 		w->pairs++;
 	}
 	vmap_rcu_barrier();
@@ -771,8 +811,8 @@ out:
 /* What a test runs on: any backend, or only ours, as a space or a heap. */
 enum test_needs {
 	NEEDS_ANY,
-	NEEDS_SPACE,	/* range calls beyond alloc/free */
-	NEEDS_HEAP,	/* the vmalloc layer's own calls */
+	NEEDS_SPACE, /* range calls beyond alloc/free */
+	NEEDS_HEAP,  /* the vmalloc layer's own calls */
 };
 
 struct test_case {
@@ -786,14 +826,18 @@ struct test_case {
 static const struct test_case tests[] = {
 	{ "fix_size_alloc_test", fix_size_alloc_test, false, NEEDS_ANY },
 	{ "full_fit_alloc_test", full_fit_alloc_test, false, NEEDS_ANY },
-	{ "long_busy_list_alloc_test", long_busy_list_alloc_test, false, NEEDS_ANY },
+	{ "long_busy_list_alloc_test", long_busy_list_alloc_test, false,
+	  NEEDS_ANY },
 	{ "random_size_alloc_test", random_size_alloc_test, false, NEEDS_ANY },
 	{ "fix_align_alloc_test", fix_align_alloc_test, false, NEEDS_ANY },
-	{ "random_size_align_alloc_test", random_size_align_alloc_test, false, NEEDS_ANY },
+	{ "random_size_align_alloc_test", random_size_align_alloc_test, false,
+	  NEEDS_ANY },
 	{ "align_shift_alloc_test", align_shift_alloc_test, true, NEEDS_ANY },
 	{ "pcpu_alloc_test", pcpu_alloc_test, false, NEEDS_SPACE },
-	{ "kvfree_rcu_1_arg_vmalloc_test", kvfree_rcu_1_arg_vmalloc_test, false, NEEDS_HEAP },
-	{ "kvfree_rcu_2_arg_vmalloc_test", kvfree_rcu_2_arg_vmalloc_test, false, NEEDS_HEAP },
+	{ "kvfree_rcu_1_arg_vmalloc_test", kvfree_rcu_1_arg_vmalloc_test, false,
+	  NEEDS_HEAP },
+	{ "kvfree_rcu_2_arg_vmalloc_test", kvfree_rcu_2_arg_vmalloc_test, false,
+	  NEEDS_HEAP },
 	{ "vm_map_ram_test", vm_map_ram_test, false, NEEDS_HEAP },
 };
 #define NR_TESTS (sizeof(tests) / sizeof(tests[0]))
@@ -825,7 +869,7 @@ struct row {
 	double other_node_lock_per_pair, refills_per_pair;
 	uint64_t purges, helpers;
 	unsigned load;
-	int counters_add_up;	/* -1: not a node row */
+	int counters_add_up; /* -1: not a node row */
 	unsigned passed, failed;
 	bool expect_fail, range;
 };
@@ -840,7 +884,9 @@ static void *worker_main(void *arg)
 	if (p->virtual_cpus)
 		vmap_set_thread_cpu((int)w->id);
 	if (w->ph->churn && churn_fill(w))
-		fprintf(stderr, "%s: %s: could not keep %" PRIu64 " ranges (%" PRIu64 " made)\n",
+		fprintf(stderr,
+			"%s: %s: could not keep %" PRIu64 " ranges (%" PRIu64
+			" made)\n",
 			prog, w->ph->be->mode, w->ph->churn, w->nkept);
 	pthread_barrier_wait(&w->ph->start);
 	t0 = now_usec();
@@ -875,7 +921,8 @@ static pthread_t *load_start(unsigned n, atomic_bool *stop)
 	atomic_store(stop, false);
 	for (k = 0; t && k < n; k++) {
 		if (pthread_create(&t[k], NULL, load_main, stop)) {
-			fprintf(stderr, "%s: cannot start load thread %u\n", prog, k);
+			fprintf(stderr, "%s: cannot start load thread %u\n",
+				prog, k);
 			exit(1);
 		}
 	}
@@ -907,9 +954,9 @@ static int node_counters_add_up(struct vmap_space *s, unsigned nodes,
 	for (i = 0; i < nodes; i++) {
 		vmap_stats_get(s, (int)i, &st);
 		attempts = st.allocs + st.alloc_failures - before[i].allocs -
-			before[i].alloc_failures;
+			   before[i].alloc_failures;
 		answered = st.pool_hits + st.pool_misses - before[i].pool_hits -
-			before[i].pool_misses;
+			   before[i].pool_misses;
 		if (attempts != answered)
 			return 0;
 	}
@@ -925,7 +972,8 @@ static void summary_line(const char *name, const struct worker *w,
 
 	if (!verbose_summary)
 		return;
-	fprintf(out, "Summary: %s passed: %u failed: %u repeat: %u loops: %lu avg: %.0f usec\n",
+	fprintf(out,
+		"Summary: %s passed: %u failed: %u repeat: %u loops: %lu avg: %.0f usec\n",
 		name, w->passed, w->failed, p->test_repeat_count, w->ph->loops,
 		w->usec / p->test_repeat_count);
 }
@@ -937,7 +985,9 @@ static uint64_t *prefill(struct phase *ph, uint64_t n)
 
 	for (i = 0; a && i < n; i++) {
 		if (ph->be->alloc(ph, PAGE, PAGE, &a[i])) {
-			fprintf(stderr, "%s: %s: could not keep %" PRIu64 " areas busy (%" PRIu64 " made)\n",
+			fprintf(stderr,
+				"%s: %s: could not keep %" PRIu64
+				" areas busy (%" PRIu64 " made)\n",
 				prog, ph->be->mode, n, i);
 			while (i--)
 				ph->be->free(ph, a[i], PAGE);
@@ -949,16 +999,23 @@ static uint64_t *prefill(struct phase *ph, uint64_t n)
 }
 
 static int run_phase(const struct params *p, const struct backend *be,
-		     const char *name, int (*fn)(struct worker *), bool expect_fail,
-		     unsigned threads, uint64_t live, uint64_t churn, struct row *row)
+		     const char *name, int (*fn)(struct worker *),
+		     bool expect_fail, unsigned threads, uint64_t live,
+		     uint64_t churn, struct row *row)
 {
 	struct worker *w = calloc(threads, sizeof(*w));
 	struct vmap_stats st = { .size = sizeof(st) };
-	struct vmap_heap_stats hst = { .size = sizeof(hst) }, hst_end = { .size = sizeof(hst) };
+	struct vmap_heap_stats hst = { .size = sizeof(hst) },
+			       hst_end = { .size = sizeof(hst) };
 	struct vmap_stats *node_before = NULL;
 	struct vmap_space_info info;
-	struct phase ph = { .be = be, .p = p, .fn = fn, .loops = p->test_loop_count,
-			    .threads = threads, .vmalloc = p->vmalloc, .churn = churn };
+	struct phase ph = { .be = be,
+			    .p = p,
+			    .fn = fn,
+			    .loops = p->test_loop_count,
+			    .threads = threads,
+			    .vmalloc = p->vmalloc,
+			    .churn = churn };
 	uint64_t *kept = NULL, i;
 	double t0, t1, lat = 0;
 	atomic_bool load_done;
@@ -1000,7 +1057,8 @@ static int run_phase(const struct params *p, const struct backend *be,
 		w[k].id = k;
 		w[k].rng = p->seed * 7919 + k;
 		if (pthread_create(&w[k].tid, NULL, worker_main, &w[k])) {
-			fprintf(stderr, "%s: cannot start thread %u\n", prog, k);
+			fprintf(stderr, "%s: cannot start thread %u\n", prog,
+				k);
 			exit(1);
 		}
 	}
@@ -1035,16 +1093,22 @@ static int run_phase(const struct params *p, const struct backend *be,
 	row->ns_per_pair = lat / threads;
 	row->pairs_per_sec = row->pairs / (row->wall_usec / 1e6);
 	row->global_lock_per_pair = row->heap_lock_per_pair = NAN;
-	row->pool_hit_rate = row->cross_busy_per_pair = row->pooled_cross_fraction = NAN;
-	row->syscalls_per_pair = row->other_node_lock_per_pair = row->refills_per_pair = NAN;
+	row->pool_hit_rate = row->cross_busy_per_pair =
+		row->pooled_cross_fraction = NAN;
+	row->syscalls_per_pair = row->other_node_lock_per_pair =
+		row->refills_per_pair = NAN;
 	if (be->alloc == mmap_alloc && row->pairs)
-		row->syscalls_per_pair = (double)atomic_load(&ph.syscalls) / row->pairs;
+		row->syscalls_per_pair =
+			(double)atomic_load(&ph.syscalls) / row->pairs;
 	if (ph.heap && row->pairs) {
 		vmap_heap_stats(ph.heap, &hst_end);
-		row->syscalls_per_pair = (double)(hst_end.syscalls_mprotect + hst_end.syscalls_madvise +
-						  hst_end.syscalls_guard + hst_end.syscalls_mmap -
-						  hst.syscalls_mprotect - hst.syscalls_madvise -
-						  hst.syscalls_guard - hst.syscalls_mmap) /
+		row->syscalls_per_pair =
+			(double)(hst_end.syscalls_mprotect +
+				 hst_end.syscalls_madvise +
+				 hst_end.syscalls_guard +
+				 hst_end.syscalls_mmap - hst.syscalls_mprotect -
+				 hst.syscalls_madvise - hst.syscalls_guard -
+				 hst.syscalls_mmap) /
 			row->pairs;
 	}
 	if (row->range) {
@@ -1053,22 +1117,38 @@ static int run_phase(const struct params *p, const struct backend *be,
 		vmap_stats_get(ph.space, -1, &st);
 		row->nodes = info.nr_nodes;
 		if (row->pairs) {
-			row->global_lock_per_pair = (double)(st.global_lock - before.global_lock) / row->pairs;
-			row->heap_lock_per_pair = (double)(st.heap_lock - before.heap_lock) / row->pairs;
-			row->cross_busy_per_pair = (double)(st.cross_node_busy - before.cross_node_busy) / row->pairs;
-			row->other_node_lock_per_pair =
-				(double)(st.other_node_lock - before.other_node_lock) / row->pairs;
-			row->refills_per_pair = (double)(st.pool_refills - before.pool_refills) /
+			row->global_lock_per_pair =
+				(double)(st.global_lock - before.global_lock) /
 				row->pairs;
+			row->heap_lock_per_pair =
+				(double)(st.heap_lock - before.heap_lock) /
+				row->pairs;
+			row->cross_busy_per_pair =
+				(double)(st.cross_node_busy -
+					 before.cross_node_busy) /
+				row->pairs;
+			row->other_node_lock_per_pair =
+				(double)(st.other_node_lock -
+					 before.other_node_lock) /
+				row->pairs;
+			row->refills_per_pair = (double)(st.pool_refills -
+							 before.pool_refills) /
+						row->pairs;
 		}
-		if (info.nr_nodes > 1 && node_before && (fn != fix_size_alloc_test || p->nr_pages <= 256))
-			row->counters_add_up = node_counters_add_up(ph.space, info.nr_nodes,
-								    node_before);
-		if (st.pool_hits + st.pool_misses - before.pool_hits - before.pool_misses)
-			row->pool_hit_rate = (double)(st.pool_hits - before.pool_hits) /
-				(st.pool_hits + st.pool_misses - before.pool_hits - before.pool_misses);
+		if (info.nr_nodes > 1 && node_before &&
+		    (fn != fix_size_alloc_test || p->nr_pages <= 256))
+			row->counters_add_up = node_counters_add_up(
+				ph.space, info.nr_nodes, node_before);
+		if (st.pool_hits + st.pool_misses - before.pool_hits -
+		    before.pool_misses)
+			row->pool_hit_rate =
+				(double)(st.pool_hits - before.pool_hits) /
+				(st.pool_hits + st.pool_misses -
+				 before.pool_hits - before.pool_misses);
 		if (st.pooled - before.pooled)
-			row->pooled_cross_fraction = (double)(st.pooled_cross_node - before.pooled_cross_node) /
+			row->pooled_cross_fraction =
+				(double)(st.pooled_cross_node -
+					 before.pooled_cross_node) /
 				(st.pooled - before.pooled);
 		row->purges = st.purges - before.purges;
 		row->helpers = st.purge_helpers - before.purge_helpers;
@@ -1101,24 +1181,32 @@ static void emit_json(const struct row *r)
 {
 	printf("{\"test\":\"%s\",\"layer\":\"%s\",\"mode\":\"%s\",\"tag\":\"%s\",\"nodes\":%u,"
 	       "\"threads\":%u,\"loops\":%lu,\"nr_pages\":%u",
-	       r->test, r->layer, r->mode, r->tag, r->nodes, r->threads, r->loops, r->nr_pages);
+	       r->test, r->layer, r->mode, r->tag, r->nodes, r->threads,
+	       r->loops, r->nr_pages);
 	if (r->live)
 		printf(",\"live\":%" PRIu64, r->live);
 	json_num(stdout, "ns_per_pair", r->ns_per_pair, "%.1f");
 	json_num(stdout, "pairs_per_sec", r->pairs_per_sec, "%.0f");
-	json_num(stdout, "global_lock_per_pair", r->global_lock_per_pair, "%.5f");
+	json_num(stdout, "global_lock_per_pair", r->global_lock_per_pair,
+		 "%.5f");
 	json_num(stdout, "heap_lock_per_pair", r->heap_lock_per_pair, "%.5f");
 	json_num(stdout, "pool_hit_rate", r->pool_hit_rate, "%.4f");
-	json_num(stdout, "cross_node_busy_per_pair", r->cross_busy_per_pair, "%.4f");
-	json_num(stdout, "pooled_cross_node_fraction", r->pooled_cross_fraction, "%.4f");
+	json_num(stdout, "cross_node_busy_per_pair", r->cross_busy_per_pair,
+		 "%.4f");
+	json_num(stdout, "pooled_cross_node_fraction", r->pooled_cross_fraction,
+		 "%.4f");
 	json_num(stdout, "syscalls_per_pair", r->syscalls_per_pair, "%.4f");
-	json_num(stdout, "other_node_lock_per_pair", r->other_node_lock_per_pair, "%.5f");
+	json_num(stdout, "other_node_lock_per_pair",
+		 r->other_node_lock_per_pair, "%.5f");
 	json_num(stdout, "refills_per_pair", r->refills_per_pair, "%.5f");
 	printf(",\"load\":%u,\"purge_helpers\":%" PRIu64, r->load, r->helpers);
 	if (r->counters_add_up >= 0)
-		printf(",\"counters_add_up\":%s", r->counters_add_up ? "true" : "false");
-	printf(",\"purges\":%" PRIu64 ",\"passed\":%u,\"failed\":%u,\"expect_fail\":%s}\n",
-	       r->purges, r->passed, r->failed, r->expect_fail ? "true" : "false");
+		printf(",\"counters_add_up\":%s",
+		       r->counters_add_up ? "true" : "false");
+	printf(",\"purges\":%" PRIu64
+	       ",\"passed\":%u,\"failed\":%u,\"expect_fail\":%s}\n",
+	       r->purges, r->passed, r->failed,
+	       r->expect_fail ? "true" : "false");
 }
 
 static void emit_csv(const struct row *r)
@@ -1135,12 +1223,16 @@ static void emit_csv(const struct row *r)
 		      csv_out);
 		header = true;
 	}
-	fprintf(csv_out, "%s,%s,%s,%u,%u,%lu,%" PRIu64 ",%.1f,%.0f,%.5f,%.5f,%.4f,%.4f,%.4f,%" PRIu64 ",%u,%u",
-		r->test, r->mode, r->tag, r->nodes, r->threads, r->loops, r->live, r->ns_per_pair,
-		r->pairs_per_sec, r->global_lock_per_pair, r->heap_lock_per_pair,
-		r->pool_hit_rate, r->cross_busy_per_pair, r->pooled_cross_fraction,
-		r->purges, r->passed, r->failed);
-	fprintf(csv_out, ",%s,%u,%.4f\n", r->layer, r->nr_pages, r->syscalls_per_pair);
+	fprintf(csv_out,
+		"%s,%s,%s,%u,%u,%lu,%" PRIu64
+		",%.1f,%.0f,%.5f,%.5f,%.4f,%.4f,%.4f,%" PRIu64 ",%u,%u",
+		r->test, r->mode, r->tag, r->nodes, r->threads, r->loops,
+		r->live, r->ns_per_pair, r->pairs_per_sec,
+		r->global_lock_per_pair, r->heap_lock_per_pair,
+		r->pool_hit_rate, r->cross_busy_per_pair,
+		r->pooled_cross_fraction, r->purges, r->passed, r->failed);
+	fprintf(csv_out, ",%s,%u,%.4f\n", r->layer, r->nr_pages,
+		r->syscalls_per_pair);
 }
 
 static void fmt_opt(char *buf, size_t len, double v, const char *fmt)
@@ -1157,27 +1249,34 @@ static void print_table(const struct row *rows, size_t n)
 	const struct row *r, *base;
 	size_t i, j;
 
-	printf("\n%-30s %-8s %-7s %5s %7s %8s %10s %12s %10s %8s %7s %8s %11s\n", "test", "mode",
-	       "tag", "nodes", "threads", "live", "ns/pair", "pairs/s", "glock/pair",
-	       "pool-hit", "purges", "sys/pair", "vs one-lock");
+	printf("\n%-30s %-8s %-7s %5s %7s %8s %10s %12s %10s %8s %7s %8s %11s\n",
+	       "test", "mode", "tag", "nodes", "threads", "live", "ns/pair",
+	       "pairs/s", "glock/pair", "pool-hit", "purges", "sys/pair",
+	       "vs one-lock");
 	for (i = 0; i < n; i++) {
 		r = &rows[i];
 		base = NULL;
 		for (j = 0; j < n; j++)
 			if (!base && !strcmp(rows[j].mode, "one-lock") &&
 			    !strcmp(rows[j].test, r->test) &&
-			    rows[j].threads == r->threads && rows[j].live == r->live)
+			    rows[j].threads == r->threads &&
+			    rows[j].live == r->live)
 				base = &rows[j];
 		fmt_opt(glock, sizeof(glock), r->global_lock_per_pair, "%.4f");
 		fmt_opt(hit, sizeof(hit), r->pool_hit_rate * 100, "%.1f%%");
-		fmt_opt(ratio, sizeof(ratio), base ? r->pairs_per_sec / base->pairs_per_sec : NAN,
+		fmt_opt(ratio, sizeof(ratio),
+			base ? r->pairs_per_sec / base->pairs_per_sec : NAN,
 			"%.2fx");
 		fmt_opt(sys, sizeof(sys), r->syscalls_per_pair, "%.4f");
 		snprintf(live, sizeof(live), "%" PRIu64, r->live);
-		printf("%-30s %-8s %-7s %5u %7u %8s %10.1f %12.0f %10s %8s %7" PRIu64 " %8s %11s%s\n",
-		       r->test, r->mode, r->tag, r->nodes, r->threads, r->live ? live : "-",
-		       r->ns_per_pair, r->pairs_per_sec, glock, hit, r->purges, sys, ratio,
-		       r->failed ? (r->expect_fail ? "  (failed, as expected)" : "  FAILED") : "");
+		printf("%-30s %-8s %-7s %5u %7u %8s %10.1f %12.0f %10s %8s %7" PRIu64
+		       " %8s %11s%s\n",
+		       r->test, r->mode, r->tag, r->nodes, r->threads,
+		       r->live ? live : "-", r->ns_per_pair, r->pairs_per_sec,
+		       glock, hit, r->purges, sys, ratio,
+		       r->failed ? (r->expect_fail ? "  (failed, as expected)" :
+						     "  FAILED") :
+				   "");
 	}
 }
 
@@ -1193,23 +1292,30 @@ static void print_structure(const struct row *rows, size_t n)
 	size_t i;
 
 	printf("\nlock structure per pair (hardware-independent)\n");
-	printf("%-30s %-8s %-7s %5s %7s %4s %10s %10s %10s %8s %7s %7s %10s %5s\n", "test", "mode",
-	       "tag", "nodes", "threads", "load", "heap/pair", "glock/pair", "other/pair",
-	       "pool-hit", "purges", "helpers", "refill/pair", "sums");
+	printf("%-30s %-8s %-7s %5s %7s %4s %10s %10s %10s %8s %7s %7s %10s %5s\n",
+	       "test", "mode", "tag", "nodes", "threads", "load", "heap/pair",
+	       "glock/pair", "other/pair", "pool-hit", "purges", "helpers",
+	       "refill/pair", "sums");
 	for (i = 0; i < n; i++) {
 		r = &rows[i];
 		if (!r->range)
 			continue;
 		fmt_opt(heap, sizeof(heap), r->heap_lock_per_pair, "%.4f");
-		fmt_opt(shared, sizeof(shared), r->global_lock_per_pair, "%.4f");
-		fmt_opt(other, sizeof(other), r->other_node_lock_per_pair, "%.4f");
+		fmt_opt(shared, sizeof(shared), r->global_lock_per_pair,
+			"%.4f");
+		fmt_opt(other, sizeof(other), r->other_node_lock_per_pair,
+			"%.4f");
 		fmt_opt(hit, sizeof(hit), r->pool_hit_rate * 100, "%.1f%%");
 		fmt_opt(refills, sizeof(refills), r->refills_per_pair, "%.5f");
-		snprintf(sum, sizeof(sum), "%s", r->counters_add_up < 0 ? "-" :
-			 r->counters_add_up ? "ok" : "BAD");
-		printf("%-30s %-8s %-7s %5u %7u %4u %10s %10s %10s %8s %7" PRIu64 " %7" PRIu64
-		       " %10s %5s\n", r->test, r->mode, r->tag, r->nodes, r->threads, r->load, heap,
-		       shared, other, hit, r->purges, r->helpers, refills, sum);
+		snprintf(sum, sizeof(sum), "%s",
+			 r->counters_add_up < 0 ? "-" :
+			 r->counters_add_up	? "ok" :
+						  "BAD");
+		printf("%-30s %-8s %-7s %5u %7u %4u %10s %10s %10s %8s %7" PRIu64
+		       " %7" PRIu64 " %10s %5s\n",
+		       r->test, r->mode, r->tag, r->nodes, r->threads, r->load,
+		       heap, shared, other, hit, r->purges, r->helpers, refills,
+		       sum);
 	}
 }
 
@@ -1220,20 +1326,24 @@ static void print_scaling(const struct row *rows, size_t n)
 	size_t i, j;
 
 	printf("\nscaling efficiency (pairs/s at N threads / (N x pairs/s at 1 thread))\n");
-	printf("%-30s %-8s %-7s %7s %12s %10s\n", "test", "mode", "tag", "threads", "pairs/s",
-	       "efficiency");
+	printf("%-30s %-8s %-7s %7s %12s %10s\n", "test", "mode", "tag",
+	       "threads", "pairs/s", "efficiency");
 	for (i = 0; i < n; i++) {
 		one = NULL;
 		for (j = 0; j < n; j++)
-			if (rows[j].threads == 1 && !strcmp(rows[j].test, rows[i].test) &&
-			    !strcmp(rows[j].mode, rows[i].mode) && !strcmp(rows[j].tag, rows[i].tag) &&
+			if (rows[j].threads == 1 &&
+			    !strcmp(rows[j].test, rows[i].test) &&
+			    !strcmp(rows[j].mode, rows[i].mode) &&
+			    !strcmp(rows[j].tag, rows[i].tag) &&
 			    rows[j].live == rows[i].live)
 				one = &rows[j];
 		if (!one)
 			continue;
-		printf("%-30s %-8s %-7s %7u %12.0f %9.1f%%\n", rows[i].test, rows[i].mode,
-		       rows[i].tag, rows[i].threads, rows[i].pairs_per_sec,
-		       100.0 * rows[i].pairs_per_sec / (rows[i].threads * one->pairs_per_sec));
+		printf("%-30s %-8s %-7s %7u %12.0f %9.1f%%\n", rows[i].test,
+		       rows[i].mode, rows[i].tag, rows[i].threads,
+		       rows[i].pairs_per_sec,
+		       100.0 * rows[i].pairs_per_sec /
+			       (rows[i].threads * one->pairs_per_sec));
 	}
 }
 
@@ -1295,10 +1405,13 @@ static void usage(FILE *out)
 		prog);
 	for (i = 0; i < NR_TESTS; i++)
 		fprintf(out, "  %2zu: %s%s\n", i, tests[i].name,
-			tests[i].expect_fail ? "  (expected to fail)" :
-			tests[i].needs == NEEDS_SPACE ? "  (a space, any mode; no baselines)" :
-			tests[i].needs == NEEDS_HEAP ? "  (a vmalloc heap, any mode; kernel tag only; no baselines)" :
-			"");
+			tests[i].expect_fail ?
+				"  (expected to fail)" :
+			tests[i].needs == NEEDS_SPACE ?
+				"  (a space, any mode; no baselines)" :
+			tests[i].needs == NEEDS_HEAP ?
+				"  (a vmalloc heap, any mode; kernel tag only; no baselines)" :
+				"");
 }
 
 static bool parse_ulong(const char *s, unsigned long *v)
@@ -1353,11 +1466,13 @@ static void parse_args(int argc, char **argv, struct params *p)
 		val = eq ? eq + 1 : "1";
 		if ((eq ? (size_t)(eq - arg) : strlen(arg)) >= sizeof(key))
 			bad_arg(argv[i], "unknown parameter");
-		snprintf(key, sizeof(key), "%.*s", (int)(eq ? eq - arg : (long)strlen(arg)), arg);
+		snprintf(key, sizeof(key), "%.*s",
+			 (int)(eq ? eq - arg : (long)strlen(arg)), arg);
 		if (!strcmp(key, "nodes")) {
 			copy_str(p->nodes, sizeof(p->nodes), argv[i], val);
 		} else if (!strcmp(key, "baselines")) {
-			copy_str(p->baselines, sizeof(p->baselines), argv[i], val);
+			copy_str(p->baselines, sizeof(p->baselines), argv[i],
+				 val);
 			p->baselines_set = true;
 		} else if (!strcmp(key, "live")) {
 			copy_str(p->live, sizeof(p->live), argv[i], val);
@@ -1384,7 +1499,8 @@ static void parse_args(int argc, char **argv, struct params *p)
 				p->run_test_mask = v;
 			} else if (!strcmp(key, "nr_threads")) {
 				if (v > MAX_THREADS)
-					bad_arg(argv[i], "at most 1024 threads");
+					bad_arg(argv[i],
+						"at most 1024 threads");
 				p->nr_threads = (unsigned)v;
 			} else if (!strcmp(key, "test_repeat_count")) {
 				if (!v || v > 1000000)
@@ -1406,7 +1522,8 @@ static void parse_args(int argc, char **argv, struct params *p)
 				p->scale = v != 0;
 			} else if (!strcmp(key, "load")) {
 				if (v > MAX_THREADS)
-					bad_arg(argv[i], "at most 1024 load threads");
+					bad_arg(argv[i],
+						"at most 1024 load threads");
 				p->load = (unsigned)v;
 			} else if (!strcmp(key, "constrained")) {
 				p->constrained = v != 0;
@@ -1458,7 +1575,8 @@ static size_t split(char *list, char **items, size_t max)
 	size_t n = 0;
 	char *save, *t;
 
-	for (t = strtok_r(list, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save))
+	for (t = strtok_r(list, ",", &save); t && n < max;
+	     t = strtok_r(NULL, ",", &save))
 		items[n++] = t;
 	return n;
 }
@@ -1479,7 +1597,8 @@ int main(int argc, char **argv)
 	static struct backend chosen[MAX_BACKENDS];
 	static struct row rows[4096];
 	const struct backend *ours;
-	char nodes[256], baselines[64], live[256], churn[256], tags[32], *items[32];
+	char nodes[256], baselines[64], live[256], churn[256], tags[32],
+		*items[32];
 	char *tag_items[3];
 	const char *heap_tag;
 	unsigned threads_list[16], nt = 0, t, order[NR_TESTS], nr_order = 0;
@@ -1500,7 +1619,8 @@ int main(int argc, char **argv)
 
 	ntags = split(tags, tag_items, 3);
 	for (i = 0; i < ntags; i++)
-		if (strcmp(tag_items[i], "zone") && strcmp(tag_items[i], "kernel") &&
+		if (strcmp(tag_items[i], "zone") &&
+		    strcmp(tag_items[i], "kernel") &&
 		    strcmp(tag_items[i], "address"))
 			bad_arg(tag_items[i], "tag is zone, kernel or address");
 	/* The vmalloc layer chooses its pools itself (the kernel's). */
@@ -1509,7 +1629,8 @@ int main(int argc, char **argv)
 	heap_tag = p.vmalloc || !ntags ? "kernel" : tag_items[0];
 	n = p.constrained ? 0 : split(nodes, items, 32);
 	for (i = 0; p.constrained && i < NR_CONSTRAINED; i++)
-		add_backend(chosen, &nb, &constrained_backends[i], "constrained");
+		add_backend(chosen, &nb, &constrained_backends[i],
+			    "constrained");
 	for (i = 0; i < n; i++) {
 		if (!strcmp(items[i], "auto")) {
 			v = 0;
@@ -1536,7 +1657,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(items[i], "list") && !p.vmalloc)
 			add_backend(chosen, &nb, &list_backend, items[i]);
 		else if (strcmp(items[i], "none"))
-			bad_arg(items[i], "baselines are mmap, malloc, list (range mode) or none");
+			bad_arg(items[i],
+				"baselines are mmap, malloc, list (range mode) or none");
 	}
 	nl = p.live[0] ? split(live, items, 16) : 0;
 	for (i = 0; i < nl; i++) {
@@ -1566,7 +1688,8 @@ int main(int argc, char **argv)
 		/* The stub's answer tells whether liburcu was built in. */
 		if (!strncmp(tests[i].name, "kvfree_rcu", 10) &&
 		    vmap_heap_vfree_rcu(NULL, NULL) == -ENOSYS) {
-			fprintf(stderr, "%s: %s: skipped: liburcu-dev not installed when libvmap was built\n",
+			fprintf(stderr,
+				"%s: %s: skipped: liburcu-dev not installed when libvmap was built\n",
 				prog, tests[i].name);
 			continue;
 		}
@@ -1594,30 +1717,44 @@ int main(int argc, char **argv)
 		for (i = 0; i < nwork; i++) {
 			for (t = 0; t < nt; t++) {
 				for (k = 0; k < nb; k++) {
-					const struct test_case *tc = nl || nc ? NULL : &tests[order[i]];
-					const char *name = tc ? tc->name :
-						nl ? "live_fix_size_test" : "churn_test";
+					const struct test_case *tc =
+						nl || nc ? NULL :
+							   &tests[order[i]];
+					const char *name =
+						tc ? tc->name :
+						nl ? "live_fix_size_test" :
+						     "churn_test";
 					struct row *r = &rows[nrows];
 					struct backend be = chosen[k];
 					int rc;
 
-					if (tc && !test_backend(tc, &be, heap_tag)) {
+					if (tc &&
+					    !test_backend(tc, &be, heap_tag)) {
 						done++;
 						continue;
 					}
 
 					if (now_usec() - start > 3e6)
-						fprintf(stderr, "%s: [%zu/%zu] %s %s %u threads\n", prog,
-							done + 1, total, name, chosen[k].mode,
+						fprintf(stderr,
+							"%s: [%zu/%zu] %s %s %u threads\n",
+							prog, done + 1, total,
+							name, chosen[k].mode,
 							threads_list[t]);
-					rc = run_phase(&p, &be, name,
-						       tc ? tc->fn : nl ? fix_size_alloc_test : churn_test,
-						       tc ? tc->expect_fail : false, threads_list[t],
-						       nl ? lives[i] : 0, nc ? churns[i] : 0, r);
+					rc = run_phase(
+						&p, &be, name,
+						tc ? tc->fn :
+						nl ? fix_size_alloc_test :
+						     churn_test,
+						tc ? tc->expect_fail : false,
+						threads_list[t],
+						nl ? lives[i] : 0,
+						nc ? churns[i] : 0, r);
 					done++;
 					if (rc) {
-						fprintf(stderr, "%s: %s: phase skipped: %s\n", prog,
-							chosen[k].mode, strerror(-rc));
+						fprintf(stderr,
+							"%s: %s: phase skipped: %s\n",
+							prog, chosen[k].mode,
+							strerror(-rc));
 						continue;
 					}
 					if (r->failed && !r->expect_fail)

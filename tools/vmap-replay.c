@@ -205,11 +205,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 		}
 		if (c == 'c' || c == 's' || c == 'v') {
 			*(c == 'c' ? &o->check :
-			  c == 's' ? &o->stats : &o->verify) = true;
+			  c == 's' ? &o->stats :
+				     &o->verify) = true;
 			continue;
 		}
 		if (c == 'i' || c == 'x') {
-			o->params.flags |= c == 'i' ? VMAP_IMMEDIATE_FREE : VMAP_BESTFIT_INDEX;
+			o->params.flags |= c == 'i' ? VMAP_IMMEDIATE_FREE :
+						      VMAP_BESTFIT_INDEX;
 			continue;
 		}
 		if (c == '?') {
@@ -217,20 +219,36 @@ static void parse_options(int argc, char **argv, struct options *o)
 			exit(2);
 		}
 		if (!parse_u64(optarg, &v)) {
-			fprintf(stderr, "%s: bad number '%s' (see --help)\n", prog, optarg);
+			fprintf(stderr, "%s: bad number '%s' (see --help)\n",
+				prog, optarg);
 			exit(2);
 		}
 		switch (c) {
-		case 'b': o->base = v; o->given[GIVEN_BASE] = true; break;
-		case 'l': o->limit = v; o->given[GIVEN_LIMIT] = true; break;
-		case 'p': o->params.page_shift = (uint32_t)(v ? v : 99);
-			o->given[GIVEN_SHIFT] = true; break;
-		case 'n': o->params.nr_nodes = (uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000);
-			o->given[GIVEN_NODES] = true; break;
-		case 'g': o->params.granule = v ? v : 3;
-			o->given[GIVEN_SHIFT] = true; break;
-		case 'z': o->params.lazy_max_pages = v;
-			o->given[GIVEN_LAZY] = true; break;
+		case 'b':
+			o->base = v;
+			o->given[GIVEN_BASE] = true;
+			break;
+		case 'l':
+			o->limit = v;
+			o->given[GIVEN_LIMIT] = true;
+			break;
+		case 'p':
+			o->params.page_shift = (uint32_t)(v ? v : 99);
+			o->given[GIVEN_SHIFT] = true;
+			break;
+		case 'n':
+			o->params.nr_nodes =
+				(uint32_t)(v ? (v > 1000 ? 1000 : v) : 1000);
+			o->given[GIVEN_NODES] = true;
+			break;
+		case 'g':
+			o->params.granule = v ? v : 3;
+			o->given[GIVEN_SHIFT] = true;
+			break;
+		case 'z':
+			o->params.lazy_max_pages = v;
+			o->given[GIVEN_LAZY] = true;
+			break;
 		}
 	}
 	if (optind + 1 < argc) {
@@ -245,7 +263,8 @@ static void check_space(struct vmap_space *s, long line)
 	char msg[256];
 
 	if (vmap_check(s, msg, sizeof(msg))) {
-		fprintf(stderr, "%s: line %ld: invariant broken: %s\n", prog, line, msg);
+		fprintf(stderr, "%s: line %ld: invariant broken: %s\n", prog,
+			line, msg);
 		exit(1);
 	}
 }
@@ -293,22 +312,23 @@ static void read_header(const char *text, struct options *o, long line)
 		if (!field(text, keys[i], buf, sizeof(buf)) || o->given[i])
 			continue;
 		if (!parse_u64(buf, &v))
-			die_line(line, "bad number in the recording's header", buf);
+			die_line(line, "bad number in the recording's header",
+				 buf);
 		if (i == GIVEN_BASE)
 			o->base = v;
 		else if (i == GIVEN_LIMIT)
 			o->limit = v;
 		else if (i == GIVEN_SHIFT && v < 12)
-			o->params.granule = 1ull << v;	/* below a page */
+			o->params.granule = 1ull << v; /* below a page */
 		else if (i == GIVEN_SHIFT)
 			o->params.page_shift = (uint32_t)v;
 		else
 			o->params.nr_nodes = (uint32_t)v;
 	}
 	if (field(text, "flags", buf, sizeof(buf)) && parse_u64(buf, &flags))
-		o->params.flags |= (uint32_t)flags & (VMAP_TAG_BY_ADDRESS |
-						      VMAP_IMMEDIATE_FREE |
-						      VMAP_BESTFIT_INDEX);
+		o->params.flags |= (uint32_t)flags &
+				   (VMAP_TAG_BY_ADDRESS | VMAP_IMMEDIATE_FREE |
+				    VMAP_BESTFIT_INDEX);
 	/*
 	 * Version 1 was written before the refilling pools, when every
 	 * space had the kernel's; from version 2 the flags say which.
@@ -326,9 +346,10 @@ static struct vmap_space *space_create(struct options *o)
 	int rc = vmap_space_create(o->base, o->limit, &o->params, &space);
 
 	if (rc) {
-		fprintf(stderr, "%s: cannot create a space over [0x%llx, 0x%llx): %s\n",
-			prog, (unsigned long long)o->base, (unsigned long long)o->limit,
-			strerror(-rc));
+		fprintf(stderr,
+			"%s: cannot create a space over [0x%llx, 0x%llx): %s\n",
+			prog, (unsigned long long)o->base,
+			(unsigned long long)o->limit, strerror(-rc));
 		exit(2);
 	}
 	return space;
@@ -365,7 +386,7 @@ static void check_new_id(struct ids *ids, const char *id, long line)
 
 /* What the replay compares against a recording. */
 struct recording {
-	bool on;		/* a "# vmap-trace" header was read */
+	bool on; /* a "# vmap-trace" header was read */
 	unsigned long allocs, differ;
 };
 
@@ -392,7 +413,8 @@ static void settle(struct ids *ids, const char *id, int rc, uint64_t addr,
 		return;
 	rec->allocs++;
 	if (strcmp(want, result) && !rec->differ++)
-		fprintf(stderr, "%s: line %ld: recorded %s, replayed %s (first difference)\n",
+		fprintf(stderr,
+			"%s: line %ld: recorded %s, replayed %s (first difference)\n",
 			prog, line, want, result);
 }
 
@@ -409,7 +431,8 @@ static void replay_alloc(struct vmap_space *space, struct ids *ids, char **tok,
 	check_new_id(ids, tok[1], line);
 	if (!parse_u64(tok[2], &size) || !parse_u64(tok[3], &align))
 		die_line(line, "bad number", NULL);
-	if (n == 6 && (!parse_u64(tok[4], &vstart) || !parse_u64(tok[5], &vend)))
+	if (n == 6 &&
+	    (!parse_u64(tok[4], &vstart) || !parse_u64(tok[5], &vend)))
 		die_line(line, "bad number", NULL);
 	if (rec->on && field(comment, "flags", buf, sizeof(buf)) &&
 	    !parse_u64(buf, &flags))
@@ -418,7 +441,6 @@ static void replay_alloc(struct vmap_space *space, struct ids *ids, char **tok,
 			&addr);
 	settle(ids, tok[1], rc, addr, comment, rec, line);
 }
-
 
 /* "0", or flag names joined by '|'. */
 static bool parse_xflags(char *s, uint32_t *flags)
@@ -437,7 +459,8 @@ static bool parse_xflags(char *s, uint32_t *flags)
 	*flags = 0;
 	if (!strcmp(s, "0"))
 		return true;
-	for (name = strtok_r(s, "|", &save); name; name = strtok_r(NULL, "|", &save)) {
+	for (name = strtok_r(s, "|", &save); name;
+	     name = strtok_r(NULL, "|", &save)) {
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (!strcmp(name, names[i].name))
 				break;
@@ -449,25 +472,30 @@ static bool parse_xflags(char *s, uint32_t *flags)
 }
 
 /* xalloc ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS */
-static void replay_xalloc(struct vmap_space *space, struct ids *ids,
-			  char **tok, int n, const char *comment,
-			  struct recording *rec, long line)
+static void replay_xalloc(struct vmap_space *space, struct ids *ids, char **tok,
+			  int n, const char *comment, struct recording *rec,
+			  long line)
 {
 	struct vmap_request req = { 0 };
 	uint64_t addr = 0;
 	int rc;
 
 	if (n != 9)
-		die_line(line, "xalloc takes ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS",
-			 NULL);
+		die_line(
+			line,
+			"xalloc takes ID SIZE ALIGN PHASE NOCROSS MIN MAX FLAGS",
+			NULL);
 	check_new_id(ids, tok[1], line);
 	if (!parse_u64(tok[2], &req.size) || !parse_u64(tok[3], &req.align) ||
-	    !parse_u64(tok[4], &req.phase) || !parse_u64(tok[5], &req.nocross) ||
-	    !parse_u64(tok[6], &req.min) || !parse_u64(tok[7], &req.max))
+	    !parse_u64(tok[4], &req.phase) ||
+	    !parse_u64(tok[5], &req.nocross) || !parse_u64(tok[6], &req.min) ||
+	    !parse_u64(tok[7], &req.max))
 		die_line(line, "bad number", NULL);
 	if (!parse_xflags(tok[8], &req.flags))
-		die_line(line, "bad flags (exact, topdown, nopurge, nonblock, bestfit)",
-			 tok[8]);
+		die_line(
+			line,
+			"bad flags (exact, topdown, nopurge, nonblock, bestfit)",
+			tok[8]);
 	rc = vmap_xalloc(space, &req, &addr);
 	settle(ids, tok[1], rc, addr, comment, rec, line);
 }
@@ -495,7 +523,8 @@ static void report_fragmentation(struct vmap_space *space)
 	struct vmap_stats st = { .size = sizeof(st) };
 
 	vmap_stats_get(space, -1, &st);
-	fprintf(stderr, "%s: free %llu bytes in %llu blocks, largest %llu bytes; lazy %llu pages; pooled %llu pages\n",
+	fprintf(stderr,
+		"%s: free %llu bytes in %llu blocks, largest %llu bytes; lazy %llu pages; pooled %llu pages\n",
 		prog, (unsigned long long)st.free_bytes,
 		(unsigned long long)st.free_blocks,
 		(unsigned long long)st.largest_free,
@@ -537,7 +566,8 @@ int main(int argc, char **argv)
 			rec.on = true;
 			continue;
 		}
-		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save); n < 9 && tok[n];)
+		for (n = 0, tok[0] = strtok_r(buf, " \t\r\n", &save);
+		     n < 9 && tok[n];)
 			tok[++n] = strtok_r(NULL, " \t\r\n", &save);
 		if (n == 0)
 			continue;
@@ -553,33 +583,38 @@ int main(int argc, char **argv)
 		} else if (!strcmp(tok[0], "xalloc")) {
 			replay_xalloc(space, &ids, tok, n, comment, &rec, line);
 		} else if (!strcmp(tok[0], "reserve")) {
-			replay_reserve(space, &ids, tok, n, comment, &rec, line);
+			replay_reserve(space, &ids, tok, n, comment, &rec,
+				       line);
 		} else if (!strcmp(tok[0], "add")) {
 			uint64_t base, limit;
 
 			if (n != 3)
 				die_line(line, "add takes BASE LIMIT", NULL);
-			if (!parse_u64(tok[1], &base) || !parse_u64(tok[2], &limit))
+			if (!parse_u64(tok[1], &base) ||
+			    !parse_u64(tok[2], &limit))
 				die_line(line, "bad number", NULL);
 			rc = vmap_space_add(space, base, limit);
 			if (rc) {
 				char result[32];
 
-				printf("add %s\n", result_name(rc, 0, result, sizeof(result)));
+				printf("add %s\n", result_name(rc, 0, result,
+							       sizeof(result)));
 			}
 		} else if (!strcmp(tok[0], "free")) {
 			if (n != 2)
 				die_line(line, "free takes one ID", NULL);
 			sl = ids_find(&ids, tok[1], false);
 			if (!sl || !sl->live) {
-				fprintf(stderr, "%s: line %ld: warning: %s holds no range, skipped\n",
+				fprintf(stderr,
+					"%s: line %ld: warning: %s holds no range, skipped\n",
 					prog, line, tok[1]);
 				continue;
 			}
 			rc = vmap_free(space, sl->start);
 			if (rc) {
-				fprintf(stderr, "%s: line %ld: free of %s failed: %s\n", prog,
-					line, tok[1], strerror(-rc));
+				fprintf(stderr,
+					"%s: line %ld: free of %s failed: %s\n",
+					prog, line, tok[1], strerror(-rc));
 				return 1;
 			}
 			sl->live = false;
@@ -589,7 +624,8 @@ int main(int argc, char **argv)
 			vmap_purge(space);
 		} else if (!strcmp(tok[0], "shrink")) {
 			if (n != 1)
-				die_line(line, "shrink takes no argument", NULL);
+				die_line(line, "shrink takes no argument",
+					 NULL);
 			vmap_shrink(space);
 		} else {
 			die_line(line, "unknown operation", tok[0]);
@@ -605,7 +641,8 @@ int main(int argc, char **argv)
 		space = space_create(&o);
 	report_fragmentation(space);
 	if (rec.on)
-		fprintf(stderr, "%s: %lu recorded allocations, %lu replayed differently\n",
+		fprintf(stderr,
+			"%s: %lu recorded allocations, %lu replayed differently\n",
 			prog, rec.allocs, rec.differ);
 	if (o.stats) {
 		struct vmap_stats st = { .size = sizeof(st) };

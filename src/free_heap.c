@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.c - placement (lowest fit, and vmap_xalloc()'s constrained, complete
+ * free_heap.c - placement (lowest fit, and vmap_xalloc()'s constrained, complete
  * and top-down searches), clipping and coalescing in the free heap.
  *
  * Every function runs under the lock of the heap it is given (the global
@@ -21,7 +21,8 @@
 #include <errno.h>
 
 #include "debug.h"
-#include "heap.h"
+#include "free_heap.h"
+#include "lock.h"
 
 /*
  * Sizes minus one: a block of [0, 2^64) is 2^64 bytes, one more than
@@ -65,19 +66,12 @@ static void rotate_max(struct tree_node *old_top, struct tree_node *new_top)
 	va_of_node(old_top)->subtree_max = computed_max(old_top);
 }
 
-const struct tree_augment heap_augment = {
+const struct tree_augment free_heap_augment = {
 	.recompute = recompute_max,
 	.rotate = rotate_max,
 };
 
-/* Only the lock holder writes, so load-and-store is enough. */
-static void bump(atomic_uint_fast64_t *c, uint64_t delta)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + delta,
-			      memory_order_relaxed);
-}
-
-void heap_init(struct heap *h)
+void free_heap_init(struct free_heap *h)
 {
 	va_set_init(&h->set);
 	h->by_size.top = NULL;
@@ -86,7 +80,7 @@ void heap_init(struct heap *h)
 	atomic_init(&h->overlaps, 0);
 }
 
-void heap_index_enable(struct heap *h)
+void free_heap_index_enable(struct free_heap *h)
 {
 	h->indexed = true;
 }
@@ -94,20 +88,20 @@ void heap_index_enable(struct heap *h)
 static bool size_before(const struct va *a, const struct va *b)
 {
 	return size_m1(a) < size_m1(b) ||
-		(size_m1(a) == size_m1(b) && a->start < b->start);
+	       (size_m1(a) == size_m1(b) && a->start < b->start);
 }
 
 /*
  * The size index follows every block whose bounds change: out before,
  * back in after (index_put).  A plain tree: no cached values.
  */
-static void index_take(struct heap *h, struct va *b)
+static void index_take(struct free_heap *h, struct va *b)
 {
 	if (h->indexed)
 		tree_erase(&h->by_size, va_size_node(b), NULL);
 }
 
-static void index_put(struct heap *h, struct va *b)
+static void index_put(struct free_heap *h, struct va *b)
 {
 	struct tree_node **slot = &h->by_size.top, *parent = NULL;
 
@@ -125,7 +119,7 @@ static void index_put(struct heap *h, struct va *b)
 	tree_insert_fixup(&h->by_size, va_size_node(b), NULL);
 }
 
-static bool crosses(const struct heap_fit *f, uint64_t a)
+static bool crosses(const struct free_heap_fit *f, uint64_t a)
 {
 	return f->nocross && ((a ^ (a + f->size - 1)) & ~(f->nocross - 1));
 }
@@ -137,7 +131,7 @@ static bool crosses(const struct heap_fit *f, uint64_t a)
  * then sits at offset phase mod nocross in its stretch, which the caller
  * guaranteed to hold the range.  Every step checks for wrapping past 2^64.
  */
-static bool place_low(const struct heap_fit *f, uint64_t lo, uint64_t last,
+static bool place_low(const struct free_heap_fit *f, uint64_t lo, uint64_t last,
 		      uint64_t *addr)
 {
 	uint64_t a, gap = (f->phase - lo) & (f->align - 1);
@@ -161,8 +155,8 @@ static bool place_low(const struct heap_fit *f, uint64_t lo, uint64_t last,
 }
 
 /* The mirror image of place_low(): the highest place in [lo, last]. */
-static bool place_high(const struct heap_fit *f, uint64_t lo, uint64_t last,
-		       uint64_t *addr)
+static bool place_high(const struct free_heap_fit *f, uint64_t lo,
+		       uint64_t last, uint64_t *addr)
 {
 	uint64_t a, boundary;
 
@@ -170,7 +164,7 @@ static bool place_high(const struct heap_fit *f, uint64_t lo, uint64_t last,
 		return false;
 	a = last - (f->size - 1);
 	a -= (a - f->phase) & (f->align - 1);
-	if (a < lo || a > last)		/* below lo, or wrapped below 0 */
+	if (a < lo || a > last) /* below lo, or wrapped below 0 */
 		return false;
 	if (crosses(f, a)) {
 		boundary = (a + f->size - 1) & ~(f->nocross - 1);
@@ -186,7 +180,8 @@ static bool place_high(const struct heap_fit *f, uint64_t lo, uint64_t last,
 }
 
 /* Where @f places its range in block @b, clipped to the window. */
-static bool place(const struct heap_fit *f, const struct va *b, uint64_t *addr)
+static bool place(const struct free_heap_fit *f, const struct va *b,
+		  uint64_t *addr)
 {
 	uint64_t lo = b->start > f->first ? b->start : f->first;
 	uint64_t last = va_last(b) < f->last ? va_last(b) : f->last;
@@ -194,11 +189,11 @@ static bool place(const struct heap_fit *f, const struct va *b, uint64_t *addr)
 	if (lo > last)
 		return false;
 	return f->topdown ? place_high(f, lo, last, addr) :
-		place_low(f, lo, last, addr);
+			    place_low(f, lo, last, addr);
 }
 
-uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
-			    uint64_t window_bytes)
+uint64_t free_heap_search_length(uint64_t size, uint64_t align, uint64_t page,
+				 uint64_t window_bytes)
 {
 	if (align <= page || window_bytes == size)
 		return size;
@@ -209,26 +204,26 @@ uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
  * Blocks before and after @n in the walk's order: by address upwards, or
  * downwards for a top-down search.
  */
-static struct tree_node *before(const struct heap_fit *f,
+static struct tree_node *before(const struct free_heap_fit *f,
 				const struct tree_node *n)
 {
 	return f->topdown ? n->right : n->left;
 }
 
-static struct tree_node *after(const struct heap_fit *f,
+static struct tree_node *after(const struct free_heap_fit *f,
 			       const struct tree_node *n)
 {
 	return f->topdown ? n->left : n->right;
 }
 
 /* Can a block before @n in the walk's order still reach the window? */
-static bool before_reaches(const struct heap_fit *f, const struct va *n)
+static bool before_reaches(const struct free_heap_fit *f, const struct va *n)
 {
 	return f->topdown ? va_last(n) < f->last : f->first < n->start;
 }
 
 /* Is @n, and so everything after it, past the window? */
-static bool past_window(const struct heap_fit *f, const struct va *n)
+static bool past_window(const struct free_heap_fit *f, const struct va *n)
 {
 	return f->topdown ? va_last(n) < f->first : n->start > f->last;
 }
@@ -255,8 +250,8 @@ static bool past_window(const struct heap_fit *f, const struct va *n)
  * a place: O(log n + k) for the k blocks of enough size that have none
  * (misaligned, outside the window, cut by no-cross).
  */
-static struct va *best_fit(const struct heap *h, const struct heap_fit *f,
-			   uint64_t *addr)
+static struct va *best_fit(const struct free_heap *h,
+			   const struct free_heap_fit *f, uint64_t *addr)
 {
 	struct tree_node *n = h->by_size.top, *first = NULL;
 	struct va *b;
@@ -278,8 +273,8 @@ static struct va *best_fit(const struct heap *h, const struct heap_fit *f,
 	return NULL;
 }
 
-struct va *heap_find(const struct heap *h, const struct heap_fit *f,
-		     uint64_t *addr)
+struct va *free_heap_find(const struct free_heap *h,
+			  const struct free_heap_fit *f, uint64_t *addr)
 {
 	struct tree_node *n = h->set.root.top, *p;
 	bool from_before;
@@ -313,14 +308,14 @@ struct va *heap_find(const struct heap *h, const struct heap_fit *f,
 	return NULL;
 }
 
-static void insert_block(struct heap *h, struct va *va, struct tree_node *parent,
-			 struct tree_node **slot)
+static void insert_block(struct free_heap *h, struct va *va,
+			 struct tree_node *parent, struct tree_node **slot)
 {
 	va_set_link(&h->set, va, parent, slot);
 	va->subtree_max = size_m1(va);
 	if (parent)
-		tree_propagate(parent, &heap_augment, true);
-	tree_insert_fixup(&h->set.root, &va->node, &heap_augment);
+		tree_propagate(parent, &free_heap_augment, true);
+	tree_insert_fixup(&h->set.root, &va->node, &free_heap_augment);
 	index_put(h, va);
 }
 
@@ -339,10 +334,10 @@ static void insert_block(struct heap *h, struct va *va, struct tree_node *parent
  *   middle:  |<------- B ------->|      B keeps the left part, the spare
  *                 |<-taken->|           record the right part
  */
-static void clip(struct heap *h, struct va *b, uint64_t a, uint64_t size,
+static void clip(struct free_heap *h, struct va *b, uint64_t a, uint64_t size,
 		 struct va **spare, struct vlist *garbage)
 {
-	uint64_t end = a + size;	/* 0 for a range that ends at 2^64 */
+	uint64_t end = a + size; /* 0 for a range that ends at 2^64 */
 	bool whole = a == b->start && end == b->end;
 	struct tree_node *parent, **slot;
 	struct va *right;
@@ -350,14 +345,14 @@ static void clip(struct heap *h, struct va *b, uint64_t a, uint64_t size,
 	VMAP_ASSERT(a >= b->start && a + (size - 1) <= va_last(b));
 	index_take(h, b);
 	if (whole) {
-		va_set_erase(&h->set, b, &heap_augment);
+		va_set_erase(&h->set, b, &free_heap_augment);
 		vlist_add_tail(&b->link, garbage);
 	} else if (a == b->start) {
 		b->start = end;
-		tree_propagate(&b->node, &heap_augment, true);
+		tree_propagate(&b->node, &free_heap_augment, true);
 	} else if (end == b->end) {
 		b->end = a;
-		tree_propagate(&b->node, &heap_augment, true);
+		tree_propagate(&b->node, &free_heap_augment, true);
 	} else {
 		right = *spare;
 		*spare = NULL;
@@ -365,22 +360,22 @@ static void clip(struct heap *h, struct va *b, uint64_t a, uint64_t size,
 		right->end = b->end;
 		right->tag = 0;
 		b->end = a;
-		tree_propagate(&b->node, &heap_augment, true);
+		tree_propagate(&b->node, &free_heap_augment, true);
 		slot = va_set_slot(&h->set, right, &parent);
 		insert_block(h, right, parent, slot);
 	}
 	if (!whole)
 		index_put(h, b);
-	bump(&h->free_bytes, -size);
+	counter_add(&h->free_bytes, -size);
 }
 
-int heap_alloc(struct heap *h, const struct heap_fit *f, struct va **spare,
-	       struct vlist *garbage, uint64_t *start)
+int free_heap_alloc(struct free_heap *h, const struct free_heap_fit *f,
+		    struct va **spare, struct vlist *garbage, uint64_t *start)
 {
 	struct va *b;
 	uint64_t a;
 
-	b = heap_find(h, f, &a);
+	b = free_heap_find(h, f, &a);
 	if (!b)
 		return -ENOMEM;
 	VMAP_ASSERT(*spare);
@@ -389,8 +384,8 @@ int heap_alloc(struct heap *h, const struct heap_fit *f, struct va **spare,
 	return 0;
 }
 
-int heap_take_exact(struct heap *h, uint64_t start, uint64_t size,
-		    struct va **spare, struct vlist *garbage)
+int free_heap_take_exact(struct free_heap *h, uint64_t start, uint64_t size,
+			 struct va **spare, struct vlist *garbage)
 {
 	struct va *b = va_set_find(&h->set, start);
 
@@ -402,24 +397,24 @@ int heap_take_exact(struct heap *h, uint64_t start, uint64_t size,
 }
 
 /*
- * Each try is one heap_find(); a place in another node's zone moves the
+ * Each try is one free_heap_find(); a place in another node's zone moves the
  * window's first byte up to the next zone of @zm's node.  A heap
  * fragmented into many blocks inside other nodes' zones can cost a try
  * per block, hence the caller's budget.
  */
-int heap_alloc_in_node(struct heap *h, const struct heap_fit *f,
-		       const struct zone_map *zm, unsigned *tries,
-		       struct va **spare, struct vlist *garbage,
-		       uint64_t *start)
+int free_heap_alloc_in_node(struct free_heap *h, const struct free_heap_fit *f,
+			    const struct zone_map *zm, unsigned *tries,
+			    struct va **spare, struct vlist *garbage,
+			    uint64_t *start)
 {
-	struct heap_fit w = *f;
+	struct free_heap_fit w = *f;
 	uint64_t a, zone, next;
 	struct va *b;
 
 	VMAP_ASSERT(!f->topdown && !f->bestfit);
 	while (*tries) {
 		--*tries;
-		b = heap_find(h, &w, &a);
+		b = free_heap_find(h, &w, &a);
 		if (!b)
 			return -ENOMEM;
 		zone = a >> zm->zone_shift;
@@ -430,7 +425,7 @@ int heap_alloc_in_node(struct heap *h, const struct heap_fit *f,
 			return 0;
 		}
 		next = zone + (zm->node + zm->nr_nodes - zone % zm->nr_nodes) %
-			zm->nr_nodes;
+				      zm->nr_nodes;
 		/* The next own zone may lie past 2^64 or past the window. */
 		if (next > (UINT64_MAX >> zm->zone_shift) ||
 		    (next << zm->zone_shift) > w.last)
@@ -440,7 +435,7 @@ int heap_alloc_in_node(struct heap *h, const struct heap_fit *f,
 	return -EAGAIN;
 }
 
-bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
+bool free_heap_return(struct free_heap *h, struct va *va, struct vlist *garbage)
 {
 	struct tree_node *parent, **slot;
 	struct va *prev = NULL, *next = NULL, *merged = NULL;
@@ -448,10 +443,11 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 
 	slot = va_set_slot(&h->set, va, &parent);
 	if (!slot) {
-		bump(&h->overlaps, 1);
-		vmap_bug("refusing to free [0x%llx, 0x%llx): it overlaps a free range",
-			 (unsigned long long)va->start,
-			 (unsigned long long)va->end);
+		counter_add(&h->overlaps, 1);
+		vmap_bug(
+			"refusing to free [0x%llx, 0x%llx): it overlaps a free range",
+			(unsigned long long)va->start,
+			(unsigned long long)va->end);
 		vlist_add_tail(&va->link, garbage);
 		return false;
 	}
@@ -473,7 +469,7 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 	if (prev && prev->end == va->start) {
 		index_take(h, prev);
 		if (merged) {
-			va_set_erase(&h->set, merged, &heap_augment);
+			va_set_erase(&h->set, merged, &free_heap_augment);
 			vlist_add_tail(&merged->link, garbage);
 			prev->end = merged->end;
 		} else {
@@ -483,28 +479,28 @@ bool heap_return(struct heap *h, struct va *va, struct vlist *garbage)
 	}
 	if (merged) {
 		vlist_add_tail(&va->link, garbage);
-		tree_propagate(&merged->node, &heap_augment, true);
+		tree_propagate(&merged->node, &free_heap_augment, true);
 		index_put(h, merged);
 	} else {
 		va->tag = 0;
 		insert_block(h, va, parent, slot);
 	}
-	bump(&h->free_bytes, size);
+	counter_add(&h->free_bytes, size);
 	return true;
 }
 
-void heap_return_list(struct heap *h, struct vlist *list,
-		      struct vlist *garbage)
+void free_heap_return_list(struct free_heap *h, struct vlist *list,
+			   struct vlist *garbage)
 {
 	struct va *va, *tmp;
 
 	vlist_for_each_va_safe(va, tmp, list) {
 		vlist_del(&va->link);
-		heap_return(h, va, garbage);
+		free_heap_return(h, va, garbage);
 	}
 }
 
-struct va *heap_block_at_or_below(const struct heap *h, uint64_t addr)
+struct va *free_heap_block_at_or_below(const struct free_heap *h, uint64_t addr)
 {
 	struct tree_node *n = h->set.root.top;
 	struct va *va, *found = NULL;
@@ -534,7 +530,7 @@ struct va *heap_block_at_or_below(const struct heap *h, uint64_t addr)
  *     |<---area i--->|                                        crosses
  *        base'+offs_i ^ B.end = base' + end_i                 busy)
  */
-static int congruent_base(const struct heap *h, const struct pcpu_areas *a,
+static int congruent_base(const struct free_heap *h, const struct pcpu_areas *a,
 			  uint64_t lowest, uint64_t highest, uint64_t *base)
 {
 	uint64_t b_start, last_off;
@@ -549,7 +545,7 @@ static int congruent_base(const struct heap *h, const struct pcpu_areas *a,
 			return -ENOMEM;
 		/* Lasts, not ends: a block may end at 2^64 (end 0). */
 		last_off = a->offsets[i] + a->sizes[i] - 1;
-		b = heap_block_at_or_below(h, b_start + a->offsets[i]);
+		b = free_heap_block_at_or_below(h, b_start + a->offsets[i]);
 		if (!b || va_last(b) < last_off)
 			return -ENOMEM;
 		if (va_last(b) >= b_start + last_off) {
@@ -563,10 +559,10 @@ static int congruent_base(const struct heap *h, const struct pcpu_areas *a,
 	return 0;
 }
 
-int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
-			 uint64_t lowest, uint64_t highest,
-			 struct va **spares, struct vlist *garbage,
-			 uint64_t *base)
+int free_heap_alloc_congruent(struct free_heap *h, const struct pcpu_areas *a,
+			      uint64_t lowest, uint64_t highest,
+			      struct va **spares, struct vlist *garbage,
+			      uint64_t *base)
 {
 	uint64_t start;
 	struct va *b;
@@ -578,7 +574,7 @@ int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
 		return rc;
 	for (i = 0; i < a->nr; i++) {
 		start = *base + a->offsets[i];
-		b = heap_block_at_or_below(h, start);
+		b = free_heap_block_at_or_below(h, start);
 		VMAP_ASSERT(b && va_last(b) >= start + (a->sizes[i] - 1));
 		clip(h, b, start, a->sizes[i], &spares[i], garbage);
 	}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.h - the free heap: every free block of a space, fully coalesced.
+ * free_heap.h - the free heap: every free block of a space, fully coalesced.
  *
  * An augmented tree ordered by start, each node caching the largest block
  * size in its subtree, plus an address-ordered list through the same
@@ -11,8 +11,8 @@
  * beforehand, and records that a call no longer needs go to the caller's
  * @garbage list, to be freed or reused after the lock is dropped.
  */
-#ifndef VMAP_HEAP_H
-#define VMAP_HEAP_H
+#ifndef VMAP_FREE_HEAP_H
+#define VMAP_FREE_HEAP_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -25,20 +25,20 @@
  * that statistics can read them without it.  With @indexed, every block
  * is also in @by_size, ordered by (size, start), for best fit.
  */
-struct heap {
+struct free_heap {
 	struct va_set set;
 	struct tree_root by_size;
 	bool indexed;
 	atomic_uint_fast64_t free_bytes;
-	atomic_uint_fast64_t overlaps;	/* returns refused as corrupt */
+	atomic_uint_fast64_t overlaps; /* returns refused as corrupt */
 };
 
-extern const struct tree_augment heap_augment;
+extern const struct tree_augment free_heap_augment;
 
-void heap_init(struct heap *h);
+void free_heap_init(struct free_heap *h);
 
 /* Keep a size index from now on; @h must be empty. */
-void heap_index_enable(struct heap *h);
+void free_heap_index_enable(struct free_heap *h);
 
 /*
  * What a search asks of the free heap.  The kernel's requests set only
@@ -51,12 +51,12 @@ void heap_index_enable(struct heap *h);
  *		caller guarantees (@phase mod @nocross) + @size <= @nocross,
  *		so that every block has a place that does not.
  * @first, @last: the window, inclusive (so that it may end at 2^64).
- * @length:	visit only blocks at least this long (see heap_search_length).
+ * @length:	visit only blocks at least this long (see free_heap_search_length).
  * @topdown:	the highest place instead of the lowest.
  * @bestfit:	the lowest place in the smallest block that has one (lowest
  *		block among equals); needs an indexed heap.
  */
-struct heap_fit {
+struct free_heap_fit {
 	uint64_t size, align, phase, nocross;
 	uint64_t first, last;
 	uint64_t length;
@@ -67,8 +67,8 @@ struct heap_fit {
  * The lowest (or highest, or best-fit) place that satisfies @f in a block
  * of at least f->length bytes.  Returns the block and *@addr, or NULL.
  */
-struct va *heap_find(const struct heap *h, const struct heap_fit *f,
-		     uint64_t *addr);
+struct va *free_heap_find(const struct free_heap *h,
+			  const struct free_heap_fit *f, uint64_t *addr);
 
 /*
  * The length the kernel's search asks of a block (DESIGN.md section 2): any block of
@@ -77,23 +77,23 @@ struct va *heap_find(const struct heap *h, const struct heap_fit *f,
  * misaligned; an exact window (@window_bytes == size) asks only @size,
  * since no larger block could fit in it anyway.
  */
-uint64_t heap_search_length(uint64_t size, uint64_t align, uint64_t page,
-			    uint64_t window_bytes);
+uint64_t free_heap_search_length(uint64_t size, uint64_t align, uint64_t page,
+				 uint64_t window_bytes);
 
 /*
- * Take the place heap_find() chooses out of the heap.  Returns 0 and
+ * Take the place free_heap_find() chooses out of the heap.  Returns 0 and
  * *@start, or -ENOMEM.  Uses *@spare (setting it to NULL) only when the
  * range comes out of the middle of a block.
  */
-int heap_alloc(struct heap *h, const struct heap_fit *f, struct va **spare,
-	       struct vlist *garbage, uint64_t *start);
+int free_heap_alloc(struct free_heap *h, const struct free_heap_fit *f,
+		    struct va **spare, struct vlist *garbage, uint64_t *start);
 
 /*
  * Take exactly [@start, @start + @size) if one free block holds all of
  * it; -EEXIST (nothing changed) if not.  Same @spare rule.
  */
-int heap_take_exact(struct heap *h, uint64_t start, uint64_t size,
-		    struct va **spare, struct vlist *garbage);
+int free_heap_take_exact(struct free_heap *h, uint64_t start, uint64_t size,
+			 struct va **spare, struct vlist *garbage);
 
 /*
  * The zones of one node: zone z = addr >> zone_shift belongs to node
@@ -104,16 +104,16 @@ struct zone_map {
 };
 
 /*
- * heap_alloc() restricted to ranges that start in a zone of @zm's node:
+ * free_heap_alloc() restricted to ranges that start in a zone of @zm's node:
  * the lowest such place that satisfies @f (a lowest-fit request, neither
  * top-down nor best fit), found in at most *@tries searches (each search
  * made is subtracted from *@tries).  Returns 0 and *@start, -ENOMEM (none
  * in the window) or -EAGAIN (the tries ran out).  Same @spare rule.
  */
-int heap_alloc_in_node(struct heap *h, const struct heap_fit *f,
-		       const struct zone_map *zm, unsigned *tries,
-		       struct va **spare, struct vlist *garbage,
-		       uint64_t *start);
+int free_heap_alloc_in_node(struct free_heap *h, const struct free_heap_fit *f,
+			    const struct zone_map *zm, unsigned *tries,
+			    struct va **spare, struct vlist *garbage,
+			    uint64_t *start);
 
 /*
  * Give @va's range back, merging with the free neighbours on either side.
@@ -121,14 +121,16 @@ int heap_alloc_in_node(struct heap *h, const struct heap_fit *f,
  * (@va goes to @garbage, the heap is untouched, the overlap counted and
  * reported; a debug build aborts).  Returns false when refused.
  */
-bool heap_return(struct heap *h, struct va *va, struct vlist *garbage);
-
-/* heap_return() every record of @list, in order; @list ends empty. */
-void heap_return_list(struct heap *h, struct vlist *list,
+bool free_heap_return(struct free_heap *h, struct va *va,
 		      struct vlist *garbage);
 
+/* free_heap_return() every record of @list, in order; @list ends empty. */
+void free_heap_return_list(struct free_heap *h, struct vlist *list,
+			   struct vlist *garbage);
+
 /* The free block with the highest start at or below @addr, or NULL. */
-struct va *heap_block_at_or_below(const struct heap *h, uint64_t addr);
+struct va *free_heap_block_at_or_below(const struct free_heap *h,
+				       uint64_t addr);
 
 /*
  * N areas at fixed offsets from one base (the percpu allocator's
@@ -140,8 +142,8 @@ struct pcpu_areas {
 	const uint64_t *offsets, *sizes;
 	unsigned nr;
 	uint64_t align;
-	uint64_t first_start;	/* the lowest offset */
-	uint64_t last_end;	/* the highest offset + size */
+	uint64_t first_start; /* the lowest offset */
+	uint64_t last_end;    /* the highest offset + size */
 };
 
 /*
@@ -151,9 +153,9 @@ struct pcpu_areas {
  * Returns 0 and *@base, or -ENOMEM with the heap untouched.  Uses
  * @spares[i] (setting it to NULL) when area i splits a block.
  */
-int heap_alloc_congruent(struct heap *h, const struct pcpu_areas *a,
-			 uint64_t lowest, uint64_t highest,
-			 struct va **spares, struct vlist *garbage,
-			 uint64_t *base);
+int free_heap_alloc_congruent(struct free_heap *h, const struct pcpu_areas *a,
+			      uint64_t lowest, uint64_t highest,
+			      struct va **spares, struct vlist *garbage,
+			      uint64_t *base);
 
-#endif /* VMAP_HEAP_H */
+#endif /* VMAP_FREE_HEAP_H */
