@@ -178,22 +178,6 @@ void rcu_heap_drain(struct vmap_heap *h)
 
 #else /* !VMAP_HAVE_URCU */
 
-/*
- * liburcu's call_rcu thread must be paused across fork(), as its manual
- * asks.  Registered at the first deferred free, so after the spaces' own
- * handlers: prepare handlers run in reverse order of registration, so the
- * thread is paused before the space locks are taken (it may be inside a
- * vfree that needs them), and resumed after they are released.
- */
-static pthread_once_t rcu_fork_once = PTHREAD_ONCE_INIT;
-
-static void rcu_fork_install(void)
-{
-	pthread_atfork(urcu_memb_call_rcu_before_fork,
-		       urcu_memb_call_rcu_after_fork_parent,
-		       urcu_memb_call_rcu_after_fork_child);
-}
-
 int vmap_heap_vfree_rcu(struct vmap_heap *h, const void *addr)
 {
 	return -ENOSYS;
