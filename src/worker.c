@@ -40,20 +40,20 @@ unsigned workers_cap(void)
 	return cpus > MAX_NODES ? MAX_NODES : cpus;
 }
 
-unsigned workers_running(void)
+/*
+ * Claim the next piece of @job; a job leaves the queue with its last
+ * piece.  Caller holds workers.lock.
+ */
+static unsigned job_claim(struct job *job)
 {
-	unsigned n;
+	unsigned piece = job->claimed++;
 
-	pthread_mutex_lock(&workers.lock);
-	n = workers.threads;
-	pthread_mutex_unlock(&workers.lock);
-	return n;
+	if (job->claimed == job->pieces)
+		vlist_del(&job->link);
+	return piece;
 }
 
-/*
- * Claim the next piece of the oldest job; a job leaves the queue with its
- * last piece.  Caller holds workers.lock.
- */
+/* Claim the next piece of the oldest job.  Caller holds workers.lock. */
 static struct job *claim_piece(struct vlist *jobs, unsigned *piece)
 {
 	struct job *job;
@@ -61,9 +61,7 @@ static struct job *claim_piece(struct vlist *jobs, unsigned *piece)
 	if (vlist_empty(jobs))
 		return NULL;
 	job = (struct job *)((char *)jobs->next - offsetof(struct job, link));
-	*piece = job->claimed++;
-	if (job->claimed == job->pieces)
-		vlist_del(&job->link);
+	*piece = job_claim(job);
 	return job;
 }
 
@@ -160,9 +158,7 @@ void workers_finish(struct job *job)
 
 	pthread_mutex_lock(&workers.lock);
 	while (job->claimed < job->pieces) {
-		piece = job->claimed++;
-		if (job->claimed == job->pieces)
-			vlist_del(&job->link);
+		piece = job_claim(job);
 		pthread_mutex_unlock(&workers.lock);
 		job->run(job, piece);
 		pthread_mutex_lock(&workers.lock);

@@ -63,9 +63,6 @@ void workers_forget(struct vmap_space *s);
 /* The most worker threads a process has: online CPUs, 1..128. */
 unsigned workers_cap(void);
 
-/* Worker threads running now (tests). */
-unsigned workers_running(void);
-
 /* Fork handlers (fork.c): take, release, and rebuild in the child. */
 void workers_lock(void);
 void workers_unlock(void);
