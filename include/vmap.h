@@ -158,8 +158,13 @@ enum {
 	 * with a batch of ranges that start in the CPU's own node's zones,
 	 * taken under one heap lock acquisition, so that pools do not wait
 	 * for the drain and a CPU's ranges take only its own node's locks
-	 * (docs/DESIGN.md section 17).  vmap-replay and the node tests
-	 * use this for the kernel's exact placement.
+	 * (docs/DESIGN.md section 17).  The default also bounds what
+	 * waits for a purge: a size class's pools hold at most
+	 * 2 * lazy_max_pages pages over all nodes (the rest of a purge goes
+	 * to the global heap), and a free that finds more than
+	 * 4 * lazy_max_pages lazy pages purges itself (vmap_free()).  With
+	 * this flag neither bound applies, as in the kernel.  vmap-replay
+	 * and the node tests use this for the kernel's exact placement.
 	 */
 	VMAP_KERNEL_POOLS = 1u << 4,
 };
@@ -379,7 +384,12 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  * VMAP_IMMEDIATE_FREE space it is free again when the call returns).  A
  * free that takes the lazy page count above lazy_max_pages starts a purge
  * (in a drain thread; in deterministic mode, synchronously inside this
- * call).
+ * call).  Without VMAP_KERNEL_POOLS, a free that finds more than
+ * 4 * lazy_max_pages pages lazy (the drain has fallen behind: its thread
+ * waits for a CPU, or frees outrun it) waits for any purge in progress
+ * and then purges itself if the count is still over the threshold, so
+ * that the lazy backlog, which an allocation that fails must purge
+ * first, stays bounded.
  *
  * Returns 0, -ENOENT (@addr is not the start of a busy range: inside
  * one, in a gap, lazy, already freed, outside the space) or -EINVAL (NULL
@@ -678,7 +688,8 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(pooled_pages, "gauge: pages in pools now")                           \
 	X(other_node_lock, "node locks an alloc/free took of another node")    \
 	X(pool_refills, "batches taken from the heap into an empty pool")      \
-	X(refilled, "ranges those batches took")
+	X(refilled, "ranges those batches took")                               \
+	X(backlog_purges, "purges a free ran itself, the drain being behind")
 
 struct vmap_stats {
 	/* Set by the caller to sizeof(struct vmap_stats) before the call. */

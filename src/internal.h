@@ -209,7 +209,8 @@ struct vmap_space {
 	alignas(64) atomic_uint_fast64_t lazy_nr;
 
 	alignas(64) struct vlock purge_lock;
-	atomic_uint_fast64_t purges, full_purges, shrinks, flushes;
+	atomic_uint_fast64_t purges, full_purges, backlog_purges, shrinks,
+		flushes;
 	atomic_uint_fast64_t purge_helpers, purged_vas, purged_pages;
 	atomic_uint_fast64_t notifier_rounds;
 	atomic_uint_fast64_t set_overlaps; /* corrupt busy inserts */
@@ -326,7 +327,7 @@ void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
 			 const struct free_heap_fit *f, struct refill *r);
 void pool_refill_take(struct vmap_space *s, struct refill *r);
 void pool_refill_finish(struct vmap_space *s, struct refill *r);
-void pool_fill(struct vmap_node *vn, struct lazy_set *ls);
+void pool_fill(struct vmap_space *s, struct vmap_node *vn, struct lazy_set *ls);
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
 bool pools_empty(struct vmap_space *s);
 
@@ -336,7 +337,7 @@ void purge_fini(struct vmap_space *s);
 void drain_run(struct vmap_space *s);
 bool purge_locked(struct vmap_space *s, bool full);
 void purge_now(struct vmap_space *s, bool full);
-void purge_kick(struct vmap_space *s);
+void purge_kick(struct vmap_space *s, uint64_t nr_lazy);
 void shrink_now(struct vmap_space *s);
 unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 			    unsigned marked);

@@ -231,31 +231,73 @@ void pool_refill_finish(struct vmap_space *s, struct refill *r)
 }
 
 /*
+ * How many ranges of class @k (k + 1 pages) the pools of a space may take
+ * from a purge.  Refilling pools (the default) stop at lazy_max_pages
+ * pages per class, over all nodes: a class keeps at most one purge's
+ * worth (what its CPUs can use before the next purge; one busy node may
+ * hold all of it), and what is pooled is address space no search sees,
+ * which an allocation that fails must give back range by range first.  A
+ * thread freeing a million one-page ranges and allocating none had
+ * 294 000 of them pooled.  Pools that run dry refill from the heap.  Other
+ * nodes' lengths are read without their locks: the bound holds to within
+ * what their CPUs take or refill meanwhile.  The kernel's pools have no
+ * bound, and neither have a recording space's: the bound depends on
+ * lazy_max_pages, which a replay sets out of reach so that it purges only
+ * where the recording did.
+ */
+static size_t pool_room(struct vmap_space *s, unsigned k)
+{
+	uint64_t fits = 2 * s->lazy_max_pages / (k + 1), held = 0;
+	unsigned i;
+
+	if ((s->flags & VMAP_KERNEL_POOLS) || s->trace)
+		return SIZE_MAX;
+	for (i = 0; i < s->nr_nodes; i++)
+		held += pool_len(&s->nodes[i].pools[k]);
+	return held < fits ? (size_t)(fits - held) : 0;
+}
+
+/*
  * Put a purged lazy set's pool-bound ranges into @vn's pools: one lock
  * hold, one splice per size class, newest-freed first in front of what
  * the pool held.  The kernel adds a purge's ranges one at a time in
  * address order; a splice keeps the pool LIFO without visiting (and
- * missing the cache on) every range.
+ * missing the cache on) every range.  What pool_room() leaves out, the
+ * oldest-freed of the class, stays in @ls for the purge to give to the
+ * global heap.
  */
-void pool_fill(struct vmap_node *vn, struct lazy_set *ls)
+void pool_fill(struct vmap_space *s, struct vmap_node *vn, struct lazy_set *ls)
 {
+	size_t pooled = 0, n, room;
+	struct vlist kept;
+	bool all = true;
 	struct pool *p;
-	size_t pooled = 0;
 	unsigned k;
 
 	vlock_acquire(&vn->pool_lock);
 	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
-		if (!ls->class_len[k])
+		n = ls->class_len[k];
+		if (!n)
 			continue;
 		p = &vn->pools[k];
-		vlist_splice_head(&ls->lists[k], &p->head);
-		pool_len_set(p, pool_len(p) + ls->class_len[k]);
-		pooled += ls->class_len[k];
-		ls->class_len[k] = 0;
+		room = pool_room(s, k);
+		if (n > room) {
+			n = room;
+			all = false;
+			vlist_cut_head(&ls->lists[k], n, &kept);
+			vlist_splice_head(&kept, &p->head);
+		} else {
+			vlist_splice_head(&ls->lists[k], &p->head);
+		}
+		pool_len_set(p, pool_len(p) + n);
+		ls->class_len[k] -= n;
+		pooled += n;
 	}
 	vlock_release(&vn->pool_lock);
 	counter_add(&vn->count.pooled, pooled);
-	counter_add(&vn->count.pooled_cross_node, ls->cross);
+	/* Which ranges stayed behind is not known: then none are counted. */
+	if (all)
+		counter_add(&vn->count.pooled_cross_node, ls->cross);
 }
 
 bool pools_empty(struct vmap_space *s)
@@ -293,7 +335,7 @@ bool pools_empty(struct vmap_space *s)
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 {
 	bool keep_used = !(s->flags & VMAP_KERNEL_POOLS);
-	struct vlist detached, decayed, merged;
+	struct vlist detached, decayed, merged, whole;
 	struct free_heap local;
 	size_t len, n_decay;
 	struct pool *p;
@@ -303,6 +345,7 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 	vlock_assert_held(&s->purge_lock);
 	free_heap_init(&local);
 	vlist_init(&merged);
+	vlist_init(&whole);
 	for (i = 0; i < MAX_VA_SIZE_PAGES; i++) {
 		p = &vn->pools[i];
 		if (!pool_len(p))
@@ -320,17 +363,24 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 		vlock_release(&vn->pool_lock);
 
 		n_decay = full ? len : len / 4;
-		vlist_cut_head(&detached, n_decay, &decayed);
+		if (full)
+			vlist_move_all(&detached, &decayed);
+		else
+			vlist_cut_head(&detached, n_decay, &decayed);
 		if (!vlist_empty(&detached)) {
 			vlock_acquire(&vn->pool_lock);
 			vlist_splice_head(&detached, &p->head);
 			pool_len_set(p, pool_len(p) + len - n_decay);
 			vlock_release(&vn->pool_lock);
 		}
-		free_heap_return_list(&local, &decayed, &merged);
+		if (full)
+			vlist_splice_head(&decayed, &whole);
+		else
+			free_heap_return_list(&local, &decayed, &merged);
 		counter_add(&vn->count.decayed_vas, n_decay);
 	}
 	va_set_take_all(&local.set, &detached);
+	vlist_splice_head(&whole, &detached);
 	global_heap_return(s, &detached);
 	va_delete_list(&merged);
 }

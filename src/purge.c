@@ -102,7 +102,7 @@ static void purge_node(struct vmap_space *s, struct vmap_node *vn)
 	struct vlist to_heap;
 
 	if (!vn->skip_populate)
-		pool_fill(vn, ls);
+		pool_fill(s, vn, ls);
 	vlist_init(&to_heap);
 	lazy_set_gather(ls, &to_heap);
 	global_heap_return(s, &to_heap);
@@ -240,18 +240,20 @@ void purge_now(struct vmap_space *s, bool full)
  * kernel's drain purges regardless, and that second purge finds almost
  * nothing lazy yet decays the pools the first one just filled (in a
  * one-thread fix_size run, 19-24% of allocations then missed their pool;
- * 7-8% with this check).
+ * 7-8% with this check).  Returns true if it purged.
  */
-static void drain_purge(struct vmap_space *s)
+static bool drain_purge(struct vmap_space *s)
 {
 	int cancel_state;
+	bool purged = false;
 
 	trace_lock(s);
 	cancel_state = purge_lock_take(s);
 	if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
-		purge_locked(s, false);
+		purged = purge_locked(s, false);
 	purge_lock_drop(s, cancel_state);
 	trace_unlock(s);
+	return purged;
 }
 
 /* A worker runs a queued drain; re-armed first, as frees may need another. */
@@ -279,11 +281,30 @@ void shrink_now(struct vmap_space *s)
  * drain for the process's workers; the others return at once.  Where no
  * worker can be started, or in deterministic mode, the freeing thread
  * purges itself.
+ *
+ * The drain can fall behind: its worker waits for a CPU on a loaded
+ * machine, or one thread frees faster than a purge returns ranges (a
+ * thread freeing a million one-page ranges had 200 000 lazy pages against
+ * a threshold of 16 384).  Lazy ranges hold address space no search can
+ * use, and an allocation that fails purges all of them first, so a free
+ * that finds BACKLOG_LIMIT thresholds lazy purges itself, after the
+ * drain's purge if one runs (the purge mutex keeps purges one at a time,
+ * and drain_purge() skips the purge if that one brought the count down).
+ * Frees then go at the pace of purges.  The kernel only queues its drain;
+ * VMAP_KERNEL_POOLS keeps that (DESIGN.md section 17).
  */
-void purge_kick(struct vmap_space *s)
+#define BACKLOG_LIMIT 4
+
+void purge_kick(struct vmap_space *s, uint64_t nr_lazy)
 {
 	if (s->flags & VMAP_DETERMINISTIC) {
 		drain_purge(s);
+		return;
+	}
+	if (!(s->flags & VMAP_KERNEL_POOLS) &&
+	    nr_lazy > BACKLOG_LIMIT * s->lazy_max_pages) {
+		if (drain_purge(s))
+			counter_add(&s->backlog_purges, 1);
 		return;
 	}
 	if (atomic_exchange(&s->drain_pending, true))

@@ -814,7 +814,7 @@ static int free_range(struct vmap_space *s, uint64_t addr)
 	lazy_insert(s, va, cpu_vn);
 	VMAP_PROBE(free_vmap_area_noflush, addr, nr_lazy, s->lazy_max_pages);
 	if (nr_lazy > s->lazy_max_pages)
-		purge_kick(s);
+		purge_kick(s, nr_lazy);
 	return 0;
 }
 

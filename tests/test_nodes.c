@@ -11,6 +11,8 @@
  * holding the purge mutex to build a backlog, and failing thread starts.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "../src/fault.h"
@@ -576,6 +578,158 @@ TEST(one_node_has_no_pools)
 	vmap_space_destroy(s);
 }
 
+/*
+ * The default pools keep at most two purges' worth (2 x lazy_max_pages
+ * pages) of each size class over all nodes; the rest of a purge goes to
+ * the heap.  One thread frees 1 000 one-page ranges and allocates none:
+ * the kernel's pools keep more (idle pools lose only a quarter a purge).
+ */
+static uint64_t pooled_after_frees(unsigned flags)
+{
+	struct vmap_params p = { .nr_nodes = 2,
+				 .lazy_max_pages = 64,
+				 .flags = flags | VMAP_DETERMINISTIC };
+	struct vmap_space *s;
+	uint64_t a[1000], pooled, extra;
+	int i;
+
+	assert_int(vmap_space_create(BASE, BASE + 2048 * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < 1000; i++)
+		a[i] = alloc_on(s, 0, 1, PAGE);
+	for (i = 0; i < 1000; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	pooled = node_stats(s, -1).pooled_pages;
+	assert_space_ok(s);
+	/* The failing allocation gives everything back, in either design. */
+	expect_int(vmap_alloc(s, 2048 * PAGE, PAGE, 0, 0, 0, &extra), ==, 0);
+	expect_u64(node_stats(s, -1).pooled_pages, ==, 0);
+	vmap_free(s, extra);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+	return pooled;
+}
+
+TEST(pools_hold_two_purges_worth)
+{
+	uint64_t pooled = pooled_after_frees(0);
+
+	expect_u64(pooled, >, 0);
+	expect_u64(pooled, <=, 2 * 64);
+	expect_u64(pooled_after_frees(VMAP_KERNEL_POOLS), >, 2 * 64);
+}
+
+/*
+ * A drain slowed down by its flush callback falls behind frees; a free
+ * that finds more than 4 x lazy_max_pages lazy then purges itself.
+ * Checked from 4 threads at once: no two purges ever overlap (the flush
+ * runs inside every purge), after each free the lazy count is within the
+ * bound (4 thresholds, plus one range per thread that may have landed
+ * since), some frees did purge, and nothing is lost: the checker passes
+ * and every page is free once everything is freed and purged.
+ */
+#define BACKLOG_THREADS 4
+#define BACKLOG_LAZY_MAX 32
+#define BACKLOG_MAX_PAGES 4
+
+static atomic_int purges_inside;
+static atomic_bool purges_overlapped;
+
+static void slow_flush(void *cookie, uint64_t start, uint64_t end)
+{
+	(void)cookie;
+	(void)start;
+	(void)end;
+	if (atomic_fetch_add(&purges_inside, 1))
+		atomic_store(&purges_overlapped, true);
+	usleep(200);
+	atomic_fetch_sub(&purges_inside, 1);
+}
+
+struct backlog_worker {
+	struct vmap_space *s;
+	uint64_t seed, worst_lazy;
+	int failures;
+};
+
+static void *backlog_work(void *arg)
+{
+	struct backlog_worker *w = arg;
+	struct vmap_stats st = { .size = sizeof(st) };
+	uint64_t a[64], pages;
+	int round, i;
+
+	for (round = 0; round < 200; round++) {
+		for (i = 0; i < 64; i++) {
+			pages = 1 + rnd_from(&w->seed) % BACKLOG_MAX_PAGES;
+			if (vmap_alloc(w->s, pages * PAGE, PAGE, 0, 0, 0,
+				       &a[i]))
+				w->failures++;
+		}
+		for (i = 0; i < 64; i++) {
+			if (vmap_free(w->s, a[i]))
+				w->failures++;
+			vmap_stats_get(w->s, -1, &st);
+			if (st.lazy_pages > w->worst_lazy)
+				w->worst_lazy = st.lazy_pages;
+		}
+	}
+	return NULL;
+}
+
+TEST(frees_purge_when_the_drain_falls_behind)
+{
+	struct vmap_params p = { .nr_nodes = 2,
+				 .lazy_max_pages = BACKLOG_LAZY_MAX,
+				 .flush = slow_flush };
+	struct backlog_worker w[BACKLOG_THREADS];
+	pthread_t t[BACKLOG_THREADS];
+	struct vmap_space *s;
+	uint64_t seed = test_seed;
+	int i;
+
+	atomic_store(&purges_overlapped, false);
+	assert_int(vmap_space_create(BASE, BASE + 65536 * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < BACKLOG_THREADS; i++) {
+		w[i] = (struct backlog_worker){ .s = s, .seed = seed + i };
+		assert_int(pthread_create(&t[i], NULL, backlog_work, &w[i]), ==,
+			   0);
+	}
+	for (i = 0; i < BACKLOG_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		expect_int(w[i].failures, ==, 0);
+		expect_u64(w[i].worst_lazy, <=,
+			   4 * BACKLOG_LAZY_MAX +
+				   BACKLOG_THREADS * BACKLOG_MAX_PAGES);
+	}
+	expect_true(!atomic_load(&purges_overlapped));
+	expect_u64(node_stats(s, -1).backlog_purges, >, 0);
+	assert_space_ok(s);
+	assert_int(vmap_purge(s), ==, 0);
+	assert_int(vmap_shrink(s), ==, 0);
+	expect_u64(node_stats(s, -1).free_bytes, ==, 65536 * PAGE);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+/* The kernel's drain only queues: its frees never purge. */
+TEST(kernel_pools_never_purge_in_a_free)
+{
+	struct vmap_params p = { .nr_nodes = 2,
+				 .lazy_max_pages = BACKLOG_LAZY_MAX,
+				 .flags = VMAP_KERNEL_POOLS,
+				 .flush = slow_flush };
+	struct backlog_worker w = { .seed = test_seed };
+	struct vmap_space *s;
+
+	assert_int(vmap_space_create(BASE, BASE + 65536 * PAGE, &p, &s), ==, 0);
+	w.s = s;
+	backlog_work(&w);
+	expect_int(w.failures, ==, 0);
+	expect_u64(node_stats(s, -1).backlog_purges, ==, 0);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
 int main(int argc, char **argv)
 {
 	return test_main(
@@ -600,5 +754,8 @@ int main(int argc, char **argv)
 				 T(lookup_walks_back_and_wraps),
 				 T(base_in_a_non_zero_node),
 				 T(one_node_has_no_pools),
+				 T(pools_hold_two_purges_worth),
+				 T(frees_purge_when_the_drain_falls_behind),
+				 T(kernel_pools_never_purge_in_a_free),
 				 { 0 } });
 }

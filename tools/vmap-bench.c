@@ -57,6 +57,7 @@ struct params {
 	bool baselines_set;
 	bool virtual_cpus; /* thread i acts as CPU i */
 	unsigned load;	   /* busy threads beside the workers */
+	uint64_t holes;	   /* holes=: the failing-allocation probe */
 	uint64_t seed;
 };
 
@@ -1385,6 +1386,10 @@ static void usage(FILE *out)
 		"  churn=LIST                  instead of the tests, each worker keeps LIST ranges\n"
 		"                              of 1-16 pages (a quarter 64 KiB-aligned) and\n"
 		"                              replaces a random one per loop\n"
+		"  holes=N                     instead of the tests: fill a space of 2N pages\n"
+		"                              with one-page ranges, free every other one,\n"
+		"                              and time the first 256-page allocation, which\n"
+		"                              fails after a full purge (one run per design)\n"
 		"  constrained                 instead of nodes and baselines, one node: the\n"
 		"                              kernel's lowest fit, the same in a space with\n"
 		"                              the best-fit index (tag indexed), and vmap_xalloc\n"
@@ -1478,6 +1483,10 @@ static void parse_args(int argc, char **argv, struct params *p)
 			copy_str(p->live, sizeof(p->live), argv[i], val);
 		} else if (!strcmp(key, "churn")) {
 			copy_str(p->churn, sizeof(p->churn), argv[i], val);
+		} else if (!strcmp(key, "holes")) {
+			if (!parse_ulong(val, &v) || v < 1 || v > 100000000)
+				bad_arg(argv[i], "holes is 1..100000000");
+			p->holes = v;
 		} else if (!strcmp(key, "csv")) {
 			copy_str(p->csv, sizeof(p->csv), argv[i], val);
 		} else if (!strcmp(key, "tag")) {
@@ -1592,6 +1601,59 @@ static void add_backend(struct backend *chosen, size_t *nb,
 	chosen[(*nb)++] = *b;
 }
 
+/*
+ * holes=N: the latency cliff of a full purge.  N one-page holes between
+ * busy pages, freed in address order as fast as one thread can, leave N
+ * lazy or pooled ranges (or heap blocks, once purged) that no purge can
+ * join; the 256-page allocation that follows fails, after the full purge
+ * that an allocation failure makes.  The row gives what that purge found
+ * and how long the failing call took.
+ */
+static int holes_probe(const struct backend *be, const struct params *p)
+{
+	struct vmap_params vp = { .nr_nodes = be->nodes };
+	struct vmap_stats st = { .size = sizeof(st) };
+	struct vmap_space_info info = { 0 };
+	struct vmap_space *s;
+	uint64_t *addr, a, i, n = 2 * p->holes;
+	double t0, t1;
+	int rc;
+
+	if (!strcmp(be->tag, "kernel"))
+		vp.flags |= VMAP_KERNEL_POOLS;
+	else if (!strcmp(be->tag, "address"))
+		vp.flags |= VMAP_KERNEL_POOLS | VMAP_TAG_BY_ADDRESS;
+	rc = vmap_space_create(RANGE_BASE, RANGE_BASE + n * PAGE, &vp, &s);
+	if (rc)
+		return rc;
+	addr = malloc(n * sizeof(*addr));
+	if (!addr) {
+		vmap_space_destroy(s);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n && !rc; i++)
+		rc = vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &addr[i]);
+	for (i = 0; i < n && !rc; i += 2)
+		rc = vmap_free(s, addr[i]);
+	if (!rc) {
+		vmap_stats_get(s, -1, &st);
+		vmap_space_info(s, &info);
+		t0 = now_usec();
+		rc = vmap_alloc(s, 256 * PAGE, PAGE, 0, 0, 0, &a);
+		t1 = now_usec();
+		printf("%-30s %-8s %-7s %5u %9llu %9llu %9llu %11.3f %s\n",
+		       "first_failing_alloc", be->mode, be->tag, info.nr_nodes,
+		       (unsigned long long)p->holes,
+		       (unsigned long long)st.lazy_pages,
+		       (unsigned long long)st.pooled_now, (t1 - t0) / 1000,
+		       rc == -ENOMEM ? "ENOMEM" : "unexpected");
+		rc = rc == -ENOMEM ? 0 : -EPROTO;
+	}
+	free(addr);
+	vmap_space_destroy(s);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static struct backend chosen[MAX_BACKENDS];
@@ -1659,6 +1721,26 @@ int main(int argc, char **argv)
 		else if (strcmp(items[i], "none"))
 			bad_arg(items[i],
 				"baselines are mmap, malloc, list (range mode) or none");
+	}
+	if (p.holes) {
+		if (p.vmalloc || p.constrained)
+			bad_arg("holes", "holes is for range mode's designs");
+		printf("%-30s %-8s %-7s %5s %9s %9s %9s %11s %s\n", "test",
+		       "mode", "tag", "nodes", "holes", "lazy-pg", "pooled",
+		       "ms", "result");
+		for (k = 0; k < nb; k++) {
+			int rc;
+
+			if (chosen[k].alloc != range_alloc)
+				continue;
+			rc = holes_probe(&chosen[k], &p);
+			if (rc) {
+				fprintf(stderr, "%s: holes: %s\n", prog,
+					strerror(-rc));
+				return 1;
+			}
+		}
+		return 0;
 	}
 	nl = p.live[0] ? split(live, items, 16) : 0;
 	for (i = 0; i < nl; i++) {
