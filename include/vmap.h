@@ -384,7 +384,8 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  * VMAP_IMMEDIATE_FREE space it is free again when the call returns).  A
  * free that takes the lazy page count above lazy_max_pages starts a purge
  * (in a drain thread; in deterministic mode, synchronously inside this
- * call).  Without VMAP_KERNEL_POOLS, a free that finds more than
+ * call; in a space of one node without VMAP_KERNEL_POOLS, inside this
+ * call too unless another purge is running).  Without VMAP_KERNEL_POOLS, a free that finds more than
  * 4 * lazy_max_pages pages lazy (the drain has fallen behind: its thread
  * waits for a CPU, or frees outrun it) waits for any purge in progress
  * and then purges itself if the count is still over the threshold, so

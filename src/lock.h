@@ -25,6 +25,7 @@
 #define VMAP_LOCK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "debug.h"
@@ -71,6 +72,19 @@ static inline void vlock_take(struct vlock *l)
 						     memory_order_relaxed))
 		vlock_wait(l);
 	vlock_set_owner(l, vlock_self());
+}
+
+/* Take @l only if it is free; true if taken. */
+static inline bool vlock_try(struct vlock *l)
+{
+	int free_state = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&l->state, &free_state, 1,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return false;
+	vlock_set_owner(l, vlock_self());
+	return true;
 }
 
 static inline void vlock_acquire(struct vlock *l)

@@ -240,19 +240,24 @@ void purge_now(struct vmap_space *s, bool full)
  * kernel's drain purges regardless, and that second purge finds almost
  * nothing lazy yet decays the pools the first one just filled (in a
  * one-thread fix_size run, 19-24% of allocations then missed their pool;
- * 7-8% with this check).  Returns true if it purged.
+ * 7-8% with this check).  Unless @wait, it gives up at once if another
+ * purge holds the mutex.  Returns true if it purged.
  */
-static bool drain_purge(struct vmap_space *s)
+static bool drain_purge(struct vmap_space *s, bool wait)
 {
-	int cancel_state;
+	int cancel_state = os_cancel_off();
 	bool purged = false;
 
 	trace_lock(s);
-	cancel_state = purge_lock_take(s);
-	if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
-		purged = purge_locked(s, false);
-	purge_lock_drop(s, cancel_state);
+	if (wait)
+		vlock_take(&s->purge_lock);
+	if (wait || vlock_try(&s->purge_lock)) {
+		if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
+			purged = purge_locked(s, false);
+		vlock_release(&s->purge_lock);
+	}
 	trace_unlock(s);
+	os_cancel_restore(cancel_state);
 	return purged;
 }
 
@@ -260,7 +265,7 @@ static bool drain_purge(struct vmap_space *s)
 void drain_run(struct vmap_space *s)
 {
 	atomic_store(&s->drain_pending, false);
-	drain_purge(s);
+	drain_purge(s, true);
 }
 
 void shrink_now(struct vmap_space *s)
@@ -280,7 +285,7 @@ void shrink_now(struct vmap_space *s)
  * A free crossed the threshold.  Only the first free to see it queues a
  * drain for the process's workers; the others return at once.  Where no
  * worker can be started, or in deterministic mode, the freeing thread
- * purges itself.
+ * purges itself; in a space of one node too, unless a purge is running.
  *
  * The drain can fall behind: its worker waits for a CPU on a loaded
  * machine, or one thread frees faster than a purge returns ranges (a
@@ -297,21 +302,31 @@ void shrink_now(struct vmap_space *s)
 
 void purge_kick(struct vmap_space *s, uint64_t nr_lazy)
 {
+	bool kernel = s->flags & VMAP_KERNEL_POOLS;
+
 	if (s->flags & VMAP_DETERMINISTIC) {
-		drain_purge(s);
+		drain_purge(s, true);
 		return;
 	}
-	if (!(s->flags & VMAP_KERNEL_POOLS) &&
-	    nr_lazy > BACKLOG_LIMIT * s->lazy_max_pages) {
-		if (drain_purge(s))
+	if (!kernel && nr_lazy > BACKLOG_LIMIT * s->lazy_max_pages) {
+		if (drain_purge(s, true))
 			counter_add(&s->backlog_purges, 1);
+		return;
+	}
+	/*
+	 * One node: no helpers to spread the purge over, and every
+	 * allocation needs the heap lock it holds, so a drain on another CPU
+	 * would only be waited for (DESIGN.md section 17).
+	 */
+	if (!kernel && s->nr_nodes == 1) {
+		drain_purge(s, false);
 		return;
 	}
 	if (atomic_exchange(&s->drain_pending, true))
 		return;
 	if (!workers_drain(s)) {
 		atomic_store(&s->drain_pending, false);
-		drain_purge(s);
+		drain_purge(s, true);
 	}
 }
 
