@@ -159,12 +159,12 @@ enum {
 	 * taken under one heap lock acquisition, so that pools do not wait
 	 * for the drain and a CPU's ranges take only its own node's locks
 	 * (docs/DESIGN.md section 17).  The default also bounds what
-	 * waits for a purge: a size class's pools hold at most
-	 * 2 * lazy_max_pages pages over all nodes (the rest of a purge goes
-	 * to the global heap), and a free that finds more than
-	 * 4 * lazy_max_pages lazy pages purges itself (vmap_free()).  With
-	 * this flag neither bound applies, as in the kernel.  vmap-replay
-	 * and the node tests use this for the kernel's exact placement.
+	 * waits for a purge: a purge adds to a size class's pools only
+	 * while they hold less than 2 * lazy_max_pages pages over all
+	 * nodes (the rest goes to the global heap), and some frees purge
+	 * themselves (vmap_free()).  With this flag neither applies, as in
+	 * the kernel.  vmap-replay and the node tests use this for the
+	 * kernel's exact placement.
 	 */
 	VMAP_KERNEL_POOLS = 1u << 4,
 };
@@ -384,13 +384,15 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  * VMAP_IMMEDIATE_FREE space it is free again when the call returns).  A
  * free that takes the lazy page count above lazy_max_pages starts a purge
  * (in a drain thread; in deterministic mode, synchronously inside this
- * call; in a space of one node without VMAP_KERNEL_POOLS, inside this
- * call too unless another purge is running).  Without VMAP_KERNEL_POOLS, a free that finds more than
- * 4 * lazy_max_pages pages lazy (the drain has fallen behind: its thread
- * waits for a CPU, or frees outrun it) waits for any purge in progress
- * and then purges itself if the count is still over the threshold, so
- * that the lazy backlog, which an allocation that fails must purge
- * first, stays bounded.
+ * call).  In a space without VMAP_KERNEL_POOLS and with neither a flush
+ * nor a release callback, the free purges itself, inside this call, when
+ * it finds more than 4 * lazy_max_pages pages lazy (the drain has fallen
+ * behind: its thread waits for a CPU, or frees outrun it; the free waits
+ * for a purge in progress first, and purges only if the count is still
+ * over the threshold), and in a space of one node when it crosses the
+ * threshold and no purge is running.  A free therefore never calls the
+ * flush or release callback on the caller's thread, except in
+ * deterministic mode.
  *
  * Returns 0, -ENOENT (@addr is not the start of a busy range: inside
  * one, in a gap, lazy, already freed, outside the space) or -EINVAL (NULL

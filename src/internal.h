@@ -15,7 +15,10 @@
  * then (after dropping it) the heap lock, then a busy lock; one that
  * missed its pool files the batch it took under the heap lock into the
  * pool under the pool lock, after dropping the heap lock and before the
- * busy lock; a free takes a busy lock, then a lazy lock.  Only
+ * busy lock; a free takes a busy lock, then a lazy lock, and after
+ * dropping both may purge (purge_lock, waiting for it only in a space
+ * without callbacks, whose purges call no code of the program's, see
+ * purge_kick()).  Only
  * vmap_check() and the fork handler nest them, in the order above; the
  * fork handler takes each level for every live space before the next
  * level (registry order within a level), so that a callback of one space
@@ -327,7 +330,15 @@ void pool_refill_prepare(struct vmap_space *s, struct vmap_node *vn,
 			 const struct free_heap_fit *f, struct refill *r);
 void pool_refill_take(struct vmap_space *s, struct refill *r);
 void pool_refill_finish(struct vmap_space *s, struct refill *r);
-void pool_fill(struct vmap_space *s, struct vmap_node *vn, struct lazy_set *ls);
+/* What one purge may add to each size class's pools (pool.c). */
+struct pool_room {
+	atomic_size_t ranges[MAX_VA_SIZE_PAGES];
+};
+
+void pool_room_measure(struct vmap_space *s, struct vmap_node **marked,
+		       unsigned nr_marked, struct pool_room *room);
+void pool_fill(struct vmap_node *vn, struct lazy_set *ls,
+	       struct pool_room *room);
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
 bool pools_empty(struct vmap_space *s);
 

@@ -231,30 +231,57 @@ void pool_refill_finish(struct vmap_space *s, struct refill *r)
 }
 
 /*
- * How many ranges of class @k (k + 1 pages) the pools of a space may take
- * from a purge.  Refilling pools (the default) stop at lazy_max_pages
- * pages per class, over all nodes: a class keeps at most one purge's
- * worth (what its CPUs can use before the next purge; one busy node may
- * hold all of it), and what is pooled is address space no search sees,
- * which an allocation that fails must give back range by range first.  A
- * thread freeing a million one-page ranges and allocating none had
- * 294 000 of them pooled.  Pools that run dry refill from the heap.  Other
- * nodes' lengths are read without their locks: the bound holds to within
- * what their CPUs take or refill meanwhile.  The kernel's pools have no
- * bound, and neither have a recording space's: the bound depends on
- * lazy_max_pages, which a replay sets out of reach so that it purges only
- * where the recording did.
+ * What a purge may add to each size class's pools.  Refilling pools (the
+ * default) take from a purge only while a class's pools hold less than
+ * two purges' worth, 2 * lazy_max_pages pages over all nodes: what is
+ * pooled is address space no search sees, which an allocation that fails
+ * must give back range by range first (a thread freeing a million
+ * one-page ranges and allocating none had 294 000 of them pooled).  One
+ * purge's worth made a one-thread fix_size pool run dry before every
+ * purge.  Refills, one batch into an empty pool, come on top.  The room
+ * is measured once per purge, for the classes its lazy sets hold, and
+ * each node's pool_fill() claims from it, so helpers filling nodes at
+ * once share one budget; other nodes' pool lengths are read without
+ * their locks, so their CPUs' takes and refills meanwhile are not seen.
+ * The kernel's pools have no bound, and neither have a recording
+ * space's: the bound depends on lazy_max_pages, which a replay sets out
+ * of reach so that it purges only where the recording did.
  */
-static size_t pool_room(struct vmap_space *s, unsigned k)
+void pool_room_measure(struct vmap_space *s, struct vmap_node **marked,
+		       unsigned nr_marked, struct pool_room *room)
 {
-	uint64_t fits = 2 * s->lazy_max_pages / (k + 1), held = 0;
-	unsigned i;
+	uint64_t fits, held;
+	unsigned i, k, m;
+	bool wanted;
 
-	if ((s->flags & VMAP_KERNEL_POOLS) || s->trace)
-		return SIZE_MAX;
-	for (i = 0; i < s->nr_nodes; i++)
-		held += pool_len(&s->nodes[i].pools[k]);
-	return held < fits ? (size_t)(fits - held) : 0;
+	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
+		atomic_init(&room->ranges[k], SIZE_MAX);
+		if ((s->flags & VMAP_KERNEL_POOLS) || s->trace)
+			continue;
+		for (wanted = false, m = 0; m < nr_marked && !wanted; m++)
+			wanted = marked[m]->purging->class_len[k] != 0;
+		if (!wanted)
+			continue;
+		fits = s->lazy_max_pages / (k + 1);
+		fits = fits > UINT64_MAX / 2 ? UINT64_MAX : 2 * fits;
+		for (held = 0, i = 0; i < s->nr_nodes; i++)
+			held += pool_len(&s->nodes[i].pools[k]);
+		fits = held < fits ? fits - held : 0;
+		atomic_init(&room->ranges[k],
+			    fits < SIZE_MAX ? (size_t)fits : SIZE_MAX);
+	}
+}
+
+/* Up to @want ranges of class @k out of @room; how many were had. */
+static size_t room_claim(struct pool_room *room, unsigned k, size_t want)
+{
+	size_t left = atomic_load(&room->ranges[k]), got;
+
+	do {
+		got = want < left ? want : left;
+	} while (got && !atomic_compare_exchange_weak(&room->ranges[k], &left,
+						      left - got));
+	return got;
 }
 
 /*
@@ -262,28 +289,25 @@ static size_t pool_room(struct vmap_space *s, unsigned k)
  * hold, one splice per size class, newest-freed first in front of what
  * the pool held.  The kernel adds a purge's ranges one at a time in
  * address order; a splice keeps the pool LIFO without visiting (and
- * missing the cache on) every range.  What pool_room() leaves out, the
- * oldest-freed of the class, stays in @ls for the purge to give to the
+ * missing the cache on) every range.  What @room leaves out, the
+ * oldest-freed of a class, stays in @ls for the purge to give to the
  * global heap.
  */
-void pool_fill(struct vmap_space *s, struct vmap_node *vn, struct lazy_set *ls)
+void pool_fill(struct vmap_node *vn, struct lazy_set *ls,
+	       struct pool_room *room)
 {
-	size_t pooled = 0, n, room;
+	size_t pooled = 0, n;
 	struct vlist kept;
-	bool all = true;
 	struct pool *p;
 	unsigned k;
 
 	vlock_acquire(&vn->pool_lock);
 	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
-		n = ls->class_len[k];
-		if (!n)
+		if (!ls->class_len[k])
 			continue;
 		p = &vn->pools[k];
-		room = pool_room(s, k);
-		if (n > room) {
-			n = room;
-			all = false;
+		n = room_claim(room, k, ls->class_len[k]);
+		if (n < ls->class_len[k]) {
 			vlist_cut_head(&ls->lists[k], n, &kept);
 			vlist_splice_head(&kept, &p->head);
 		} else {
@@ -295,9 +319,7 @@ void pool_fill(struct vmap_space *s, struct vmap_node *vn, struct lazy_set *ls)
 	}
 	vlock_release(&vn->pool_lock);
 	counter_add(&vn->count.pooled, pooled);
-	/* Which ranges stayed behind is not known: then none are counted. */
-	if (all)
-		counter_add(&vn->count.pooled_cross_node, ls->cross);
+	counter_add(&vn->count.pooled_cross_node, ls->cross);
 }
 
 bool pools_empty(struct vmap_space *s)
@@ -330,6 +352,9 @@ bool pools_empty(struct vmap_space *s)
  * entries.  Only then are the cut ranges coalesced, in a private heap,
  * and moved into the global heap in one locked pass, so that the pool
  * looks empty to its node's allocations only for the length of the cut.
+ * A full decay (an allocation failing, a shrink) skips the private heap:
+ * the failing call's latency is what counts, and coalescing first would
+ * touch every record twice.
  * Caller holds purge_lock (a purge or a shrink).
  */
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)

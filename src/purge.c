@@ -95,14 +95,15 @@ static void release_runs(struct vmap_space *s, struct vmap_node **marked,
  * the rest to the global heap in one locked pass.  The lazy count drops
  * only now, after the ranges are usable again.
  */
-static void purge_node(struct vmap_space *s, struct vmap_node *vn)
+static void purge_node(struct vmap_space *s, struct vmap_node *vn,
+		       struct pool_room *room)
 {
 	struct lazy_set *ls = vn->purging;
 	uint64_t pages = ls->pages, nr = ls->count;
 	struct vlist to_heap;
 
 	if (!vn->skip_populate)
-		pool_fill(s, vn, ls);
+		pool_fill(vn, ls, room);
 	vlist_init(&to_heap);
 	lazy_set_gather(ls, &to_heap);
 	global_heap_return(s, &to_heap);
@@ -117,13 +118,14 @@ struct purge_job {
 	struct job job;
 	struct vmap_space *space;
 	struct vmap_node **nodes;
+	struct pool_room *room;
 };
 
 static void purge_piece(struct job *job, unsigned piece)
 {
 	struct purge_job *pj = (struct purge_job *)job;
 
-	purge_node(pj->space, pj->nodes[piece]);
+	purge_node(pj->space, pj->nodes[piece], pj->room);
 }
 
 /*
@@ -138,6 +140,7 @@ static void purge_piece(struct job *job, unsigned piece)
 bool purge_locked(struct vmap_space *s, bool full)
 {
 	struct vmap_node *marked[MAX_NODES];
+	struct pool_room room;
 	uint64_t start = UINT64_MAX, last = 0, npurged = 0;
 	unsigned nr_marked = 0, nr_helpers, i;
 	struct purge_job pj;
@@ -187,17 +190,20 @@ bool purge_locked(struct vmap_space *s, bool full)
 	if (!(s->flags & VMAP_DETERMINISTIC) && !s->trace)
 		nr_helpers = purge_helper_count(atomic_load(&s->lazy_nr),
 						s->lazy_max_pages, nr_marked);
+	if (!full)
+		pool_room_measure(s, marked, nr_marked, &room);
 	pj.job.run = purge_piece;
 	pj.job.pieces = nr_helpers;
 	pj.space = s;
 	pj.nodes = marked;
+	pj.room = &room;
 	if (!nr_helpers || !workers_submit(&pj.job))
 		nr_helpers = 0;
 	/* Counted before any node is done, so a reader who saw the lazy
 	 * count drop sees the helpers too. */
 	counter_add(&s->purge_helpers, nr_helpers);
 	for (i = nr_helpers; i < nr_marked; i++)
-		purge_node(s, marked[i]);
+		purge_node(s, marked[i], &room);
 	if (nr_helpers)
 		workers_finish(&pj.job);
 	counter_add(&s->purges, 1);
@@ -241,31 +247,36 @@ void purge_now(struct vmap_space *s, bool full)
  * nothing lazy yet decays the pools the first one just filled (in a
  * one-thread fix_size run, 19-24% of allocations then missed their pool;
  * 7-8% with this check).  Unless @wait, it gives up at once if another
- * purge holds the mutex.  Returns true if it purged.
+ * purge holds the mutex: then it returns false.  *@purged (may be NULL)
+ * tells whether it purged.
  */
-static bool drain_purge(struct vmap_space *s, bool wait)
+static bool drain_purge(struct vmap_space *s, bool wait, bool *purged)
 {
 	int cancel_state = os_cancel_off();
-	bool purged = false;
+	bool taken = wait, did = false;
 
 	trace_lock(s);
 	if (wait)
 		vlock_take(&s->purge_lock);
-	if (wait || vlock_try(&s->purge_lock)) {
+	else
+		taken = vlock_try(&s->purge_lock);
+	if (taken) {
 		if (atomic_load(&s->lazy_nr) > s->lazy_max_pages)
-			purged = purge_locked(s, false);
+			did = purge_locked(s, false);
 		vlock_release(&s->purge_lock);
 	}
 	trace_unlock(s);
 	os_cancel_restore(cancel_state);
-	return purged;
+	if (purged)
+		*purged = did;
+	return taken;
 }
 
 /* A worker runs a queued drain; re-armed first, as frees may need another. */
 void drain_run(struct vmap_space *s)
 {
 	atomic_store(&s->drain_pending, false);
-	drain_purge(s, true);
+	drain_purge(s, true, NULL);
 }
 
 void shrink_now(struct vmap_space *s)
@@ -285,48 +296,55 @@ void shrink_now(struct vmap_space *s)
  * A free crossed the threshold.  Only the first free to see it queues a
  * drain for the process's workers; the others return at once.  Where no
  * worker can be started, or in deterministic mode, the freeing thread
- * purges itself; in a space of one node too, unless a purge is running.
+ * purges itself.
  *
- * The drain can fall behind: its worker waits for a CPU on a loaded
- * machine, or one thread frees faster than a purge returns ranges (a
- * thread freeing a million one-page ranges had 200 000 lazy pages against
- * a threshold of 16 384).  Lazy ranges hold address space no search can
- * use, and an allocation that fails purges all of them first, so a free
- * that finds BACKLOG_LIMIT thresholds lazy purges itself, after the
- * drain's purge if one runs (the purge mutex keeps purges one at a time,
- * and drain_purge() skips the purge if that one brought the count down).
- * Frees then go at the pace of purges.  The kernel only queues its drain;
- * VMAP_KERNEL_POOLS keeps that (DESIGN.md section 17).
+ * Two more cases purge in the free, only in spaces that keep neither the
+ * kernel's pools nor a flush or release callback: a purge there runs no
+ * code of the user's, so a free still never calls back into the program
+ * (whose locks it may be holding, or whose callback may free into another
+ * space whose purge is waiting on this one), and only waits for the
+ * library's own work (DESIGN.md section 17):
+ *  - The drain fell behind: its worker waits for a CPU on a loaded
+ *    machine, or one thread frees faster than a purge returns ranges (a
+ *    thread freeing a million one-page ranges had 200 000 lazy pages
+ *    against a threshold of 16 384).  Lazy ranges hold address space no
+ *    search can use, and an allocation that fails purges all of them
+ *    first, so a free that finds more than BACKLOG_LIMIT thresholds lazy
+ *    purges itself, after the purge in progress if there is one (the
+ *    purge mutex keeps purges one at a time, and drain_purge() skips the
+ *    purge if that one brought the count down).  Frees then go at the
+ *    pace of purges.
+ *  - One node: no helpers to spread a purge over, and every allocation
+ *    needs the heap lock the purge holds, so a drain on another CPU
+ *    would only be waited for.  The free purges if no purge is running,
+ *    and queues the drain if one is, so that what it freed is purged.
+ * The kernel only queues its drain; VMAP_KERNEL_POOLS keeps that.
  */
 #define BACKLOG_LIMIT 4
 
 void purge_kick(struct vmap_space *s, uint64_t nr_lazy)
 {
-	bool kernel = s->flags & VMAP_KERNEL_POOLS;
+	bool purged, here = !(s->flags & VMAP_KERNEL_POOLS) && !s->flush &&
+			    !s->release;
 
 	if (s->flags & VMAP_DETERMINISTIC) {
-		drain_purge(s, true);
+		drain_purge(s, true, NULL);
 		return;
 	}
-	if (!kernel && nr_lazy > BACKLOG_LIMIT * s->lazy_max_pages) {
-		if (drain_purge(s, true))
+	if (here && s->lazy_max_pages <= UINT64_MAX / BACKLOG_LIMIT &&
+	    nr_lazy > BACKLOG_LIMIT * s->lazy_max_pages) {
+		drain_purge(s, true, &purged);
+		if (purged)
 			counter_add(&s->backlog_purges, 1);
 		return;
 	}
-	/*
-	 * One node: no helpers to spread the purge over, and every
-	 * allocation needs the heap lock it holds, so a drain on another CPU
-	 * would only be waited for (DESIGN.md section 17).
-	 */
-	if (!kernel && s->nr_nodes == 1) {
-		drain_purge(s, false);
+	if (here && s->nr_nodes == 1 && drain_purge(s, false, NULL))
 		return;
-	}
 	if (atomic_exchange(&s->drain_pending, true))
 		return;
 	if (!workers_drain(s)) {
 		atomic_store(&s->drain_pending, false);
-		drain_purge(s, true);
+		drain_purge(s, true, NULL);
 	}
 }
 

@@ -619,36 +619,18 @@ TEST(pools_hold_two_purges_worth)
 }
 
 /*
- * Purges under stress, from 4 threads that allocate and free 1-4 pages:
- * the flush callback runs inside every purge, slowly, so that a drain
- * falls behind frees, and notes whether purges ever overlap and whether
- * it ran on one of the test's threads (a purge inside a free) or on the
- * library's worker (the drain).  Whatever the design, nothing is lost:
- * the checker passes, and once everything is freed, purged and shrunk
- * every page is free again.
+ * Purges under stress, from 4 threads that allocate and free 1-4 pages in
+ * a space without callbacks, where frees purge themselves when the drain
+ * falls behind (and, with one node, at the threshold).  After each free
+ * the lazy count is within 4 thresholds plus one range per thread that
+ * may have landed since; nothing is lost: the checker passes, and once
+ * everything is freed, purged and shrunk every page is free again.  Two
+ * purges never run at once by the purge mutex, which debug builds check
+ * at every purge (vlock_assert_held) and TSan watches.
  */
 #define STRESS_THREADS 4
 #define STRESS_LAZY_MAX 32
 #define STRESS_MAX_PAGES 4
-
-static atomic_int purges_inside;
-static atomic_bool purges_overlapped;
-static atomic_int flushes_in_frees, flushes_elsewhere;
-static int seen_in_frees, seen_elsewhere; /* while the threads ran */
-static _Thread_local bool stress_thread;
-
-static void slow_flush(void *cookie, uint64_t start, uint64_t end)
-{
-	(void)cookie;
-	(void)start;
-	(void)end;
-	if (atomic_fetch_add(&purges_inside, 1))
-		atomic_store(&purges_overlapped, true);
-	atomic_fetch_add(stress_thread ? &flushes_in_frees : &flushes_elsewhere,
-			 1);
-	usleep(200);
-	atomic_fetch_sub(&purges_inside, 1);
-}
 
 struct stress_worker {
 	struct vmap_space *s;
@@ -663,7 +645,6 @@ static void *stress_work(void *arg)
 	uint64_t a[64], pages;
 	int round, i;
 
-	stress_thread = true;
 	for (round = 0; round < 200; round++) {
 		for (i = 0; i < 64; i++) {
 			pages = 1 + rnd_from(&w->seed) % STRESS_MAX_PAGES;
@@ -682,22 +663,15 @@ static void *stress_work(void *arg)
 	return NULL;
 }
 
-/* Returns the highest lazy count any thread saw after one of its frees. */
-static uint64_t purge_stress(unsigned nodes, unsigned flags)
+static void purge_stress(unsigned nodes)
 {
 	struct vmap_params p = { .nr_nodes = nodes,
-				 .lazy_max_pages = STRESS_LAZY_MAX,
-				 .flags = flags,
-				 .flush = slow_flush };
+				 .lazy_max_pages = STRESS_LAZY_MAX };
 	struct stress_worker w[STRESS_THREADS];
 	pthread_t t[STRESS_THREADS];
 	struct vmap_space *s;
-	uint64_t worst = 0;
 	int i;
 
-	atomic_store(&purges_overlapped, false);
-	atomic_store(&flushes_in_frees, 0);
-	atomic_store(&flushes_elsewhere, 0);
 	assert_int(vmap_space_create(BASE, BASE + 65536 * PAGE, &p, &s), ==, 0);
 	for (i = 0; i < STRESS_THREADS; i++) {
 		w[i] = (struct stress_worker){ .s = s, .seed = test_seed + i };
@@ -707,53 +681,218 @@ static uint64_t purge_stress(unsigned nodes, unsigned flags)
 	for (i = 0; i < STRESS_THREADS; i++) {
 		pthread_join(t[i], NULL);
 		expect_int(w[i].failures, ==, 0);
-		if (w[i].worst_lazy > worst)
-			worst = w[i].worst_lazy;
+		expect_u64(w[i].worst_lazy, <=,
+			   4 * STRESS_LAZY_MAX +
+				   STRESS_THREADS * STRESS_MAX_PAGES);
 	}
-	seen_in_frees = atomic_load(&flushes_in_frees);
-	seen_elsewhere = atomic_load(&flushes_elsewhere);
-	expect_true(!atomic_load(&purges_overlapped));
 	assert_space_ok(s);
 	assert_int(vmap_purge(s), ==, 0);
 	assert_int(vmap_shrink(s), ==, 0);
 	expect_u64(node_stats(s, -1).free_bytes, ==, 65536 * PAGE);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
-	return worst;
+}
+
+TEST(purges_in_frees_lose_nothing)
+{
+	purge_stress(1);
+	purge_stress(2);
+}
+
+struct freer {
+	struct vmap_space *s;
+	const uint64_t *addr;
+	int n;
+};
+
+static void *free_all(void *arg)
+{
+	struct freer *f = arg;
+	int i;
+
+	for (i = 0; i < f->n; i++)
+		vmap_free(f->s, f->addr[i]);
+	return NULL;
 }
 
 /*
- * With nodes, a free that finds more than 4 x lazy_max_pages lazy purges
- * itself: after each free the lazy count is within 4 thresholds plus one
- * range per thread that may have landed since.
+ * The drain cannot purge while the test holds the purge mutex; a thread
+ * frees 5 thresholds' worth meanwhile.  The free that finds more than 4
+ * thresholds lazy waits for the mutex.  Once the test lets go, one purge
+ * runs (that free's, or the drain's if the drain takes the mutex first:
+ * the other then finds the backlog gone), and the thread goes on.
  */
 TEST(frees_purge_when_the_drain_falls_behind)
 {
-	uint64_t worst = purge_stress(2, 0);
+	struct vmap_params p = { .nr_nodes = 2, .lazy_max_pages = 16 };
+	struct freer f;
+	struct vmap_space *s;
+	uint64_t a[80];
+	pthread_t t;
+	int i;
 
-	expect_u64(worst, <=,
-		   4 * STRESS_LAZY_MAX + STRESS_THREADS * STRESS_MAX_PAGES);
-	expect_int(seen_in_frees, >, 0);
+	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < 80; i++)
+		a[i] = alloc_on(s, 0, 1, PAGE);
+	f = (struct freer){ s, a, 80 };
+	vlock_take(&s->purge_lock);
+	assert_int(pthread_create(&t, NULL, free_all, &f), ==, 0);
+	while (node_stats(s, -1).lazy_pages <= 4 * 16)
+		usleep(100);
+	usleep(10000); /* the 65th free is now waiting for the mutex */
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 65);
+	vlock_release(&s->purge_lock);
+	pthread_join(t, NULL);
+	expect_u64(node_stats(s, -1).purges, ==, 1);
+	expect_u64(node_stats(s, -1).backlog_purges, <=, 1);
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 15);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
 }
 
 /*
- * One node: the free that crosses the threshold purges, unless another
- * purge runs; no drain is queued.  The kernel's design (VMAP_KERNEL_POOLS)
- * queues the drain on a worker, and its frees never purge.
+ * One node: the free that crosses the threshold purges before it returns;
+ * while another purge holds the mutex it queues the drain instead, which
+ * purges once that purge is done.
  */
 TEST(one_node_purges_in_the_free)
 {
-	purge_stress(1, 0);
-	expect_int(seen_in_frees, >, 0);
-	expect_int(seen_elsewhere, ==, 0);
+	struct vmap_params p = { .nr_nodes = 1, .lazy_max_pages = 16 };
+	struct vmap_space *s;
+	uint64_t a[40];
+	int i, spins;
+
+	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < 40; i++)
+		a[i] = alloc_on(s, 0, 1, PAGE);
+	for (i = 0; i < 17; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	expect_u64(node_stats(s, -1).purges, ==, 1);
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
+
+	vlock_take(&s->purge_lock);
+	for (; i < 40; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 23);
+	vlock_release(&s->purge_lock);
+	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
+		usleep(1000);
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
+	expect_u64(node_stats(s, -1).purges, ==, 2);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
 }
 
+/*
+ * A free never runs the user's flush or release callback on the caller's
+ * thread (outside deterministic mode), whatever the node count or
+ * backlog: here each space's release callback frees into the other
+ * space, and two threads free backlogs of 5 thresholds into both at once.
+ * Were a free to purge, each callback's free could wait for the other
+ * space's purge mutex, held by the thread waiting for it.
+ */
+static struct vmap_space *pair[2];
+static uint64_t spare_range[2][64];
+static atomic_int spare_next[2];
+static _Thread_local bool freeing_thread;
+static atomic_int callbacks_in_frees;
+
+static void release_into_other(void *cookie, uint64_t start, uint64_t end)
+{
+	int other = 1 - (int)(intptr_t)cookie, k;
+
+	(void)start;
+	(void)end;
+	if (freeing_thread)
+		atomic_fetch_add(&callbacks_in_frees, 1);
+	k = atomic_fetch_add(&spare_next[other], 1);
+	if (k < 64)
+		vmap_free(pair[other], spare_range[other][k]);
+}
+
+static void *free_backlog(void *arg)
+{
+	struct freer *f = arg;
+
+	freeing_thread = true;
+	return free_all(f);
+}
+
+static void callbacks_stay_off_freeing_threads(unsigned nodes)
+{
+	static uint64_t a[2][90];
+	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = 16 };
+	struct freer f[2];
+	pthread_t t[2];
+	int i, k, in_frees;
+
+	atomic_store(&callbacks_in_frees, 0);
+	for (k = 0; k < 2; k++) {
+		p.release = release_into_other;
+		p.release_cookie = (void *)(intptr_t)k;
+		assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p,
+					     &pair[k]),
+			   ==, 0);
+		atomic_store(&spare_next[k], 0);
+		for (i = 0; i < 64; i++)
+			spare_range[k][i] = alloc_on(pair[k], 0, 1, PAGE);
+		for (i = 0; i < 90; i++)
+			a[k][i] = alloc_on(pair[k], 0, 1, PAGE);
+		f[k] = (struct freer){ pair[k], a[k], 90 };
+	}
+	for (k = 0; k < 2; k++)
+		assert_int(pthread_create(&t[k], NULL, free_backlog, &f[k]), ==,
+			   0);
+	for (k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	in_frees = atomic_load(&callbacks_in_frees);
+	expect_int(in_frees, ==, 0);
+	for (k = 0; k < 2; k++)
+		vmap_purge(pair[k]);
+	for (k = 0; k < 2; k++) {
+		assert_space_ok(pair[k]);
+		vmap_space_destroy(pair[k]);
+	}
+}
+
+static void callbacks_two_spaces(void)
+{
+	callbacks_stay_off_freeing_threads(1);
+	callbacks_stay_off_freeing_threads(2);
+}
+
+TEST(frees_never_run_callbacks)
+{
+#ifdef __SANITIZE_THREAD__
+	test_skip(
+		"TSan cannot follow a child that starts threads; runs under ASan");
+#endif
+	/* A deadlock would hang: the child runs under a watchdog. */
+	expect_int(test_run_forked(callbacks_two_spaces, 60), ==, 0);
+}
+
+/* The kernel's drain only queues: its frees never purge. */
 TEST(kernel_pools_never_purge_in_a_free)
 {
-	purge_stress(1, VMAP_KERNEL_POOLS);
-	expect_int(seen_in_frees, ==, 0);
-	purge_stress(2, VMAP_KERNEL_POOLS);
-	expect_int(seen_in_frees, ==, 0);
+	struct vmap_params p = { .nr_nodes = 1,
+				 .lazy_max_pages = 16,
+				 .flags = VMAP_KERNEL_POOLS };
+	struct vmap_space *s;
+	uint64_t a[80];
+	int i;
+
+	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < 80; i++)
+		a[i] = alloc_on(s, 0, 1, PAGE);
+	vlock_take(&s->purge_lock);
+	for (i = 0; i < 80; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 80);
+	vlock_release(&s->purge_lock);
+	expect_u64(node_stats(s, -1).backlog_purges, ==, 0);
+	vmap_purge(s);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
 }
 
 int main(int argc, char **argv)
@@ -781,8 +920,10 @@ int main(int argc, char **argv)
 				 T(base_in_a_non_zero_node),
 				 T(one_node_has_no_pools),
 				 T(pools_hold_two_purges_worth),
+				 T(purges_in_frees_lose_nothing),
 				 T(frees_purge_when_the_drain_falls_behind),
 				 T(one_node_purges_in_the_free),
+				 T(frees_never_run_callbacks),
 				 T(kernel_pools_never_purge_in_a_free),
 				 { 0 } });
 }
