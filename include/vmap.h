@@ -386,7 +386,7 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  * (in a drain thread; in deterministic mode, synchronously inside this
  * call).  In a space without VMAP_KERNEL_POOLS and with neither a flush
  * nor a release callback, the free purges itself, inside this call, when
- * it finds more than 4 * lazy_max_pages pages lazy (the drain has fallen
+ * it finds more than 3 * lazy_max_pages pages lazy (the drain has fallen
  * behind: its thread waits for a CPU, or frees outrun it; the free waits
  * for a purge in progress first, and purges only if the count is still
  * over the threshold), and in a space of one node when it crosses the

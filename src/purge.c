@@ -320,7 +320,7 @@ void shrink_now(struct vmap_space *s)
  *    and queues the drain if one is, so that what it freed is purged.
  * The kernel only queues its drain; VMAP_KERNEL_POOLS keeps that.
  */
-#define BACKLOG_LIMIT 4
+#define BACKLOG_LIMIT 3
 
 void purge_kick(struct vmap_space *s, uint64_t nr_lazy)
 {
