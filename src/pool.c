@@ -388,21 +388,19 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 		vlock_release(&vn->pool_lock);
 
 		n_decay = full ? len : len / 4;
-		if (full)
-			vlist_move_all(&detached, &decayed);
-		else
-			vlist_cut_head(&detached, n_decay, &decayed);
+		counter_add(&vn->count.decayed_vas, n_decay);
+		if (full) {
+			vlist_splice_head(&detached, &whole);
+			continue;
+		}
+		vlist_cut_head(&detached, n_decay, &decayed);
 		if (!vlist_empty(&detached)) {
 			vlock_acquire(&vn->pool_lock);
 			vlist_splice_head(&detached, &p->head);
 			pool_len_set(p, pool_len(p) + len - n_decay);
 			vlock_release(&vn->pool_lock);
 		}
-		if (full)
-			vlist_splice_head(&decayed, &whole);
-		else
-			free_heap_return_list(&local, &decayed, &merged);
-		counter_add(&vn->count.decayed_vas, n_decay);
+		free_heap_return_list(&local, &decayed, &merged);
 	}
 	va_set_take_all(&local.set, &detached);
 	vlist_splice_head(&whole, &detached);
