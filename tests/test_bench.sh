@@ -73,6 +73,16 @@ check "churn rows: one-lock, nodes, list, none failed" \
 "$bench" live=100,1000 test_loop_count=200 nr_threads=1 json=1 >"$tmp/live" 2>/dev/null
 check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 3
 
+"$bench" holes=1000 tag=zone,kernel >"$tmp/holes" 2>/dev/null
+rc=$?
+check "holes: exit status 0 (got $rc)" test "$rc" -eq 0
+check "holes rows: one-lock and both node designs fail with ENOMEM" \
+	test "$(grep -c '^first_failing_alloc .* ENOMEM$' "$tmp/holes")" -eq 3
+"$bench" mode=vmalloc holes=10 >/dev/null 2>"$tmp/bad"
+rc=$?
+check "holes in vmalloc mode refused with exit 2 (got $rc)" test "$rc" -eq 2
+check "holes in vmalloc mode: one line on stderr" test "$(wc -l <"$tmp/bad")" -eq 1
+
 # The constrained rows: the kernel's fit, indexed, and the three complete searches.
 "$bench" constrained live=100 test_loop_count=200 nr_threads=1 json=1 >"$tmp/xalloc" 2>/dev/null
 check "5 constrained rows" test "$(wc -l <"$tmp/xalloc")" -eq 5
@@ -81,7 +91,7 @@ check "constrained rows name their search" \
 	test "$(grep -cE '"tag":"(indexed|exact|topdown|bestfit)"' "$tmp/xalloc")" -eq 4
 
 for bad in run_test_mask=0 run_test_mask=0x800 nr_threads=x nodes=0 tag=foo bogus=1 \
-	test_loop_count=0 baselines=mmap,foo live=0 cpus=foo load=x churn=0 \
+	test_loop_count=0 baselines=mmap,foo live=0 cpus=foo load=x churn=0 holes=0 \
 	nodes=2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17; do
 	"$bench" "$bad" >/dev/null 2>"$tmp/bad"
 	rc=$?
