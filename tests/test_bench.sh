@@ -19,14 +19,15 @@ args="run_test_mask=0x7ff test_loop_count=300 nr_threads=2 nodes=1,2 tag=kernel,
 "$bench" $args json=1 csv="$tmp/rows.csv" >"$tmp/json" 2>"$tmp/err"
 rc=$?
 check "exit status 0 (got $rc)" test "$rc" -eq 0
-# Tests 0-6 x (one-lock, nodes/kernel, nodes/address, mmap): 28 rows;
-# pcpu_alloc_test x (one-lock, nodes/kernel, nodes/address): 3; the two
-# kvfree_rcu tests and vm_map_ram_test x (one-lock, nodes/kernel): 6.
-# Without liburcu the kvfree_rcu tests say why they are skipped: 4 fewer.
-rows=37
+# Tests 0-6 x (one-lock, one-lock/kernel, nodes/kernel, nodes/address,
+# mmap): 35 rows; pcpu_alloc_test x (one-lock, one-lock/kernel,
+# nodes/kernel, nodes/address): 4; the two kvfree_rcu tests and
+# vm_map_ram_test x (one-lock, one-lock/kernel, nodes/kernel): 9.
+# Without liburcu the kvfree_rcu tests say why they are skipped: 6 fewer.
+rows=48
 if grep -q 'skipped: liburcu-dev not installed' "$tmp/err"; then
 	echo "test_bench: liburcu-dev not installed: the kvfree_rcu tests are skipped"
-	rows=33
+	rows=42
 	check "only the kvfree_rcu tests skipped" \
 		test "$(grep -c 'skipped' "$tmp/err")" -eq 2
 else
@@ -43,7 +44,9 @@ for t in pcpu_alloc_test vm_map_ram_test; do
 done
 check "no unexpected failure" test "$(grep -v '"expect_fail":true' "$tmp/json" | grep -vc '"failed":0,')" -eq 0
 check "align_shift fails as the kernel says" \
-	test "$(grep '"test":"align_shift_alloc_test"' "$tmp/json" | grep -c '"failed":[1-9]')" -eq 4
+	test "$(grep '"test":"align_shift_alloc_test"' "$tmp/json" | grep -c '"failed":[1-9]')" -eq 5
+check "a kernel one-lock row beside each one-lock row" \
+	test "$(grep -c '"mode":"one-lock","tag":"kernel"' "$tmp/json")" -eq "$(grep -c '"mode":"one-lock","tag":"-"' "$tmp/json")"
 check "one-lock rows have one node" test "$(grep '"mode":"one-lock"' "$tmp/json" | grep -vc '"nodes":1,')" -eq 0
 check "node rows use the pools" test "$(grep '"mode":"nodes"' "$tmp/json" | grep -c '"pool_hit_rate":0\.[0-9]*[1-9]')" -ge 1
 check "CSV has a header and $rows rows" test "$(wc -l <"$tmp/rows.csv")" -eq $((rows + 1))
@@ -62,7 +65,7 @@ check "virtual CPUs: one node per worker" \
 check "virtual CPUs: per-node counters add up" \
 	test "$(grep -c '"counters_add_up":true' "$tmp/virtual")" -eq 6
 check "virtual CPUs: other-node locks and load reported" \
-	test "$(grep -c '"other_node_lock_per_pair":[0-9].*"load":1,' "$tmp/virtual")" -eq 8
+	test "$(grep -c '"other_node_lock_per_pair":[0-9].*"load":1,' "$tmp/virtual")" -eq 10
 "$bench" run_test_mask=1 test_loop_count=200 nr_threads=4 cpus=virtual >"$tmp/vtext" 2>/dev/null
 check "virtual CPUs: lock structure table" grep -q '^lock structure per pair' "$tmp/vtext"
 "$bench" churn=100 test_loop_count=500 nr_threads=2 baselines=list json=1 >"$tmp/churn" 2>/dev/null
@@ -76,8 +79,8 @@ check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 3
 "$bench" holes=1000 tag=zone,kernel >"$tmp/holes" 2>/dev/null
 rc=$?
 check "holes: exit status 0 (got $rc)" test "$rc" -eq 0
-check "holes rows: one-lock and both node designs fail with ENOMEM" \
-	test "$(grep -c '^first_failing_alloc .* ENOMEM$' "$tmp/holes")" -eq 3
+check "holes rows: both one-lock and both node designs fail with ENOMEM" \
+	test "$(grep -c '^first_failing_alloc .* ENOMEM$' "$tmp/holes")" -eq 4
 "$bench" mode=vmalloc holes=10 >/dev/null 2>"$tmp/bad"
 rc=$?
 check "holes in vmalloc mode refused with exit 2 (got $rc)" test "$rc" -eq 2

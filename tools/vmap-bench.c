@@ -1379,8 +1379,10 @@ static void usage(FILE *out)
 		"                              zones, ranges tagged by address), kernel (pools\n"
 		"                              filled by purges only, a miss tagged with the\n"
 		"                              CPU's node), address (kernel pools, a miss\n"
-		"                              tagged by address) (default zone); vmalloc\n"
-		"                              mode always has the layer's own (kernel)\n"
+		"                              tagged by address) (default zone); kernel\n"
+		"                              also adds the kernel's one-lock row (its drain\n"
+		"                              thread); vmalloc mode always has the layer's\n"
+		"                              own (kernel)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
 		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
 		"  churn=LIST                  instead of the tests, each worker keeps LIST ranges\n"
@@ -1701,6 +1703,18 @@ int main(int argc, char **argv)
 		}
 		if (v == 1) {
 			add_backend(chosen, &nb, &ours[0], items[i]);
+			/*
+			 * tag=kernel adds the kernel's own one-lock design
+			 * beside libvmap's one node: VMAP_KERNEL_POOLS keeps
+			 * its drain thread, where one node of ours purges in
+			 * the free (DESIGN.md section 17).
+			 */
+			for (k = 0; k < ntags && !p.vmalloc; k++) {
+				if (strcmp(tag_items[k], "kernel"))
+					continue;
+				add_backend(chosen, &nb, &ours[0], items[i]);
+				chosen[nb - 1].tag = "kernel";
+			}
 			continue;
 		}
 		for (k = 0; k < ntags; k++) {
