@@ -62,18 +62,6 @@ static inline int vlock_held(struct vlock *l)
 #define vlock_assert_held(l) ((void)0)
 #endif
 
-/* Take the lock without counting it (the checker's freeze). */
-static inline void vlock_take(struct vlock *l)
-{
-	int free_state = 0;
-
-	if (!atomic_compare_exchange_strong_explicit(&l->state, &free_state, 1,
-						     memory_order_acquire,
-						     memory_order_relaxed))
-		vlock_wait(l);
-	vlock_set_owner(l, vlock_self());
-}
-
 /* Take @l only if it is free; true if taken. */
 static inline bool vlock_try(struct vlock *l)
 {
@@ -85,6 +73,15 @@ static inline bool vlock_try(struct vlock *l)
 		return false;
 	vlock_set_owner(l, vlock_self());
 	return true;
+}
+
+/* Take the lock without counting it (the checker's freeze). */
+static inline void vlock_take(struct vlock *l)
+{
+	if (vlock_try(l))
+		return;
+	vlock_wait(l);
+	vlock_set_owner(l, vlock_self());
 }
 
 static inline void vlock_acquire(struct vlock *l)
