@@ -104,14 +104,21 @@ static unsigned phase_nodes(const struct phase *ph)
 	return ph->threads < 128 ? ph->threads : 128;
 }
 
+/* The space flags of a range row's pool design (its tag). */
+static unsigned tag_flags(const char *tag)
+{
+	if (!strcmp(tag, "kernel"))
+		return VMAP_KERNEL_POOLS;
+	if (!strcmp(tag, "address"))
+		return VMAP_KERNEL_POOLS | VMAP_TAG_BY_ADDRESS;
+	return 0;
+}
+
 static int range_setup(struct phase *ph)
 {
-	struct vmap_params vp = { .nr_nodes = phase_nodes(ph) };
+	struct vmap_params vp = { .nr_nodes = phase_nodes(ph),
+				  .flags = tag_flags(ph->be->tag) };
 
-	if (!strcmp(ph->be->tag, "kernel"))
-		vp.flags |= VMAP_KERNEL_POOLS;
-	else if (!strcmp(ph->be->tag, "address"))
-		vp.flags |= VMAP_KERNEL_POOLS | VMAP_TAG_BY_ADDRESS;
 	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp,
 				 &ph->space);
 }
@@ -1613,7 +1620,8 @@ static void add_backend(struct backend *chosen, size_t *nb,
  */
 static int holes_probe(const struct backend *be, const struct params *p)
 {
-	struct vmap_params vp = { .nr_nodes = be->nodes };
+	struct vmap_params vp = { .nr_nodes = be->nodes,
+				  .flags = tag_flags(be->tag) };
 	struct vmap_stats st = { .size = sizeof(st) };
 	struct vmap_space_info info = { 0 };
 	struct vmap_space *s;
@@ -1621,10 +1629,6 @@ static int holes_probe(const struct backend *be, const struct params *p)
 	double t0, t1;
 	int rc;
 
-	if (!strcmp(be->tag, "kernel"))
-		vp.flags |= VMAP_KERNEL_POOLS;
-	else if (!strcmp(be->tag, "address"))
-		vp.flags |= VMAP_KERNEL_POOLS | VMAP_TAG_BY_ADDRESS;
 	rc = vmap_space_create(RANGE_BASE, RANGE_BASE + n * PAGE, &vp, &s);
 	if (rc)
 		return rc;
