@@ -163,7 +163,7 @@ enum {
 	 * while they hold less than 2 * lazy_max_pages pages over all
 	 * nodes (the rest goes to the global heap), and some frees purge
 	 * themselves (vmap_free()).  With this flag neither applies, as in
-	 * the kernel.  vmap-replay and the node tests use this for the
+	 * the kernel, and a one-node space has no pools.  vmap-replay and the node tests use this for the
 	 * kernel's exact placement.
 	 */
 	VMAP_KERNEL_POOLS = 1u << 4,
@@ -182,8 +182,10 @@ struct vmap_params {
 	uint32_t page_shift;
 	/*
 	 * Number of vmap nodes, 1..128; 0 = the number of online CPUs clamped
-	 * to that range.  1 is the design before the node series: one global
-	 * heap and no pools.
+	 * to that range.  1 is one global heap; with VMAP_KERNEL_POOLS it is
+	 * the design before the node series, without pools, and without the
+	 * flag the one node keeps the default pools, whose hits spare the
+	 * heap's search, split and merge.
 	 */
 	uint32_t nr_nodes;
 	/*

@@ -290,6 +290,19 @@ static inline bool tag_by_address(const struct vmap_space *s)
 	       !(s->flags & VMAP_KERNEL_POOLS);
 }
 
+/*
+ * Whether requests over the whole space go through the pools.  The kernel
+ * keeps none in a one-node space (the design before the node series), so
+ * VMAP_KERNEL_POOLS keeps none there; our refilling pools pay in one node
+ * too, since a pool hit spares the heap's search and split and, at the
+ * purge, its merge (DESIGN.md section 17).  Immediate frees never pool.
+ */
+static inline bool space_pools(const struct vmap_space *s)
+{
+	return !(s->flags & VMAP_IMMEDIATE_FREE) &&
+	       (s->nr_nodes > 1 || !(s->flags & VMAP_KERNEL_POOLS));
+}
+
 static inline bool tag_valid(const struct vmap_space *s, uint32_t tag)
 {
 	return tag >= 1 && tag <= s->nr_nodes;

@@ -571,10 +571,8 @@ static int alloc_range(struct vmap_space *s, unsigned cpu, uint64_t size,
 		f.first = 0;
 		f.last = UINT64_MAX;
 	}
-	return space_alloc(s, cpu, &f, flags,
-			   whole && s->nr_nodes > 1 &&
-				   !(s->flags & VMAP_IMMEDIATE_FREE),
-			   user, addr);
+	return space_alloc(s, cpu, &f, flags, whole && space_pools(s), user,
+			   addr);
 }
 
 int vmap_alloc_user(struct vmap_space *s, uint64_t size, uint64_t align,

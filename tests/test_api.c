@@ -15,11 +15,16 @@
 #define PAGE 4096ull
 #define BASE 0x10000000ull
 
+/*
+ * The kernel's one-node design (no pools): what a purge frees goes back
+ * to the heap, where these tests look for it.
+ */
 static struct vmap_space *one_node(uint64_t pages, uint64_t lazy_max)
 {
 	struct vmap_params p = { .nr_nodes = 1,
 				 .lazy_max_pages = lazy_max,
-				 .flags = VMAP_DETERMINISTIC };
+				 .flags = VMAP_DETERMINISTIC |
+					  VMAP_KERNEL_POOLS };
 	struct vmap_space *s = NULL;
 
 	if (vmap_space_create(BASE, BASE + pages * PAGE, &p, &s))

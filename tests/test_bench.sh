@@ -14,20 +14,20 @@ check() { # description, command...
 }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-args="run_test_mask=0x7ff test_loop_count=300 nr_threads=2 nodes=1,2 tag=kernel,address"
+args="run_test_mask=0x7ff test_loop_count=300 nr_threads=2 nodes=1,2 tag=zone,kernel"
 
 "$bench" $args json=1 csv="$tmp/rows.csv" >"$tmp/json" 2>"$tmp/err"
 rc=$?
 check "exit status 0 (got $rc)" test "$rc" -eq 0
-# Tests 0-6 x (one-lock, one-lock/kernel, nodes/kernel, nodes/address,
-# mmap): 35 rows; pcpu_alloc_test x (one-lock, one-lock/kernel,
-# nodes/kernel, nodes/address): 4; the two kvfree_rcu tests and
-# vm_map_ram_test x (one-lock, one-lock/kernel, nodes/kernel): 9.
-# Without liburcu the kvfree_rcu tests say why they are skipped: 6 fewer.
-rows=48
+# Tests 0-6 x (one-lock, nodes/zone on 1 and 2 nodes, nodes/kernel,
+# mmap): 35 rows; pcpu_alloc_test x (one-lock, nodes/zone 1 and 2,
+# nodes/kernel): 4; the two kvfree_rcu tests and vm_map_ram_test, on the
+# vmalloc layer, x (one-lock, nodes/kernel 2): 6.
+# Without liburcu the kvfree_rcu tests say why they are skipped: 4 fewer.
+rows=45
 if grep -q 'skipped: liburcu-dev not installed' "$tmp/err"; then
 	echo "test_bench: liburcu-dev not installed: the kvfree_rcu tests are skipped"
-	rows=42
+	rows=41
 	check "only the kvfree_rcu tests skipped" \
 		test "$(grep -c 'skipped' "$tmp/err")" -eq 2
 else
@@ -45,8 +45,8 @@ done
 check "no unexpected failure" test "$(grep -v '"expect_fail":true' "$tmp/json" | grep -vc '"failed":0,')" -eq 0
 check "align_shift fails as the kernel says" \
 	test "$(grep '"test":"align_shift_alloc_test"' "$tmp/json" | grep -c '"failed":[1-9]')" -eq 5
-check "a kernel one-lock row beside each one-lock row" \
-	test "$(grep -c '"mode":"one-lock","tag":"kernel"' "$tmp/json")" -eq "$(grep -c '"mode":"one-lock","tag":"-"' "$tmp/json")"
+check "libvmap's one node beside the one-lock row of each space test" \
+	test "$(grep -c '"mode":"nodes","tag":"zone","nodes":1,' "$tmp/json")" -eq 8
 check "one-lock rows have one node" test "$(grep '"mode":"one-lock"' "$tmp/json" | grep -vc '"nodes":1,')" -eq 0
 check "node rows use the pools" test "$(grep '"mode":"nodes"' "$tmp/json" | grep -c '"pool_hit_rate":0\.[0-9]*[1-9]')" -ge 1
 check "CSV has a header and $rows rows" test "$(wc -l <"$tmp/rows.csv")" -eq $((rows + 1))
@@ -71,15 +71,15 @@ check "virtual CPUs: lock structure table" grep -q '^lock structure per pair' "$
 "$bench" churn=100 test_loop_count=500 nr_threads=2 baselines=list json=1 >"$tmp/churn" 2>/dev/null
 rc=$?
 check "churn with the list baseline: exit status 0 (got $rc)" test "$rc" -eq 0
-check "churn rows: one-lock, nodes, list, none failed" \
-	test "$(grep '"test":"churn_test"' "$tmp/churn" | grep '"live":100,' | grep -c '"failed":0,')" -eq 3
+check "churn rows: one-lock, nodes on 1 and 2 nodes, list, none failed" \
+	test "$(grep '"test":"churn_test"' "$tmp/churn" | grep '"live":100,' | grep -c '"failed":0,')" -eq 4
 "$bench" live=100,1000 test_loop_count=200 nr_threads=1 json=1 >"$tmp/live" 2>/dev/null
-check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 3
+check "live rows carry live" test "$(grep -c '"live":1000,' "$tmp/live")" -eq 4
 
 "$bench" holes=1000 tag=zone,kernel >"$tmp/holes" 2>/dev/null
 rc=$?
 check "holes: exit status 0 (got $rc)" test "$rc" -eq 0
-check "holes rows: both one-lock and both node designs fail with ENOMEM" \
+check "holes rows: one-lock, one and two nodes, kernel pools fail with ENOMEM" \
 	test "$(grep -c '^first_failing_alloc .* ENOMEM$' "$tmp/holes")" -eq 4
 "$bench" mode=vmalloc holes=10 >/dev/null 2>"$tmp/bad"
 rc=$?

@@ -19,9 +19,12 @@
 #define BASE 0x10000000ull
 #define PAGES 512ull
 
+/* The kernel's one node: no pools, so a purge frees all to the heap. */
 static struct vmap_space *new_space(void)
 {
-	struct vmap_params p = { .nr_nodes = 1, .flags = VMAP_DETERMINISTIC };
+	struct vmap_params p = {
+		.nr_nodes = 1, .flags = VMAP_DETERMINISTIC | VMAP_KERNEL_POOLS
+	};
 	struct vmap_space *s = NULL;
 
 	return vmap_space_create(BASE, BASE + PAGES * PAGE, &p, &s) ? NULL : s;

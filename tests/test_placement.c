@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_placement.c - one-node placement against the linear model
+ * test_placement.c - the kernel's one-node placement (VMAP_KERNEL_POOLS:
+ * no pools, every request from the heap) against the linear model
  * (model.h): random traces of allocations (1-300 pages and larger,
  * alignments 1 byte to 2 MiB, whole-space, windowed and exact-window
  * requests), frees and purges, on spaces large and small enough to
@@ -54,7 +55,8 @@ static void run_trace(uint64_t base, uint64_t limit, uint64_t lazy_max,
 {
 	struct vmap_params p = { .nr_nodes = 1,
 				 .lazy_max_pages = lazy_max,
-				 .flags = VMAP_DETERMINISTIC };
+				 .flags = VMAP_DETERMINISTIC |
+					  VMAP_KERNEL_POOLS };
 	uint64_t size, align, vstart, vend, addr, lo = 0, hi = 0, purges, span;
 	struct live *live = calloc((size_t)ops, sizeof(*live));
 	size_t nlive = 0, i;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmap-bench - the kernel's lib/test_vmalloc.c workloads against libvmap,
- * the one-lock design (1 node) beside the node design in one run, with
- * what a program would do without us (mmap/munmap, malloc) as baselines.
+ * the one-lock design (the kernel's one node) beside the node design in
+ * one run, with what a program would do without us (mmap/munmap, malloc)
+ * as baselines.
  *
  * Each (test, backend, thread count) is one phase: a fresh space, all
  * threads released together by a barrier, every thread running the test
@@ -104,14 +105,18 @@ static unsigned phase_nodes(const struct phase *ph)
 	return ph->threads < 128 ? ph->threads : 128;
 }
 
-/* The space flags of a range row's pool design (its tag). */
+/*
+ * The space flags of a range row's pool design (its tag): zone is
+ * libvmap's default; the one-lock row ("-") and the constrained rows are
+ * the kernel's one node, which has no pools.
+ */
 static unsigned tag_flags(const char *tag)
 {
-	if (!strcmp(tag, "kernel"))
-		return VMAP_KERNEL_POOLS;
+	if (!strcmp(tag, "zone"))
+		return 0;
 	if (!strcmp(tag, "address"))
 		return VMAP_KERNEL_POOLS | VMAP_TAG_BY_ADDRESS;
-	return 0;
+	return VMAP_KERNEL_POOLS;
 }
 
 static int range_setup(struct phase *ph)
@@ -265,7 +270,9 @@ static const struct backend range_backends[] = {
  */
 static int indexed_setup(struct phase *ph)
 {
-	struct vmap_params vp = { .nr_nodes = 1, .flags = VMAP_BESTFIT_INDEX };
+	struct vmap_params vp = {
+		.nr_nodes = 1, .flags = VMAP_BESTFIT_INDEX | VMAP_KERNEL_POOLS
+	};
 
 	return vmap_space_create(RANGE_BASE, RANGE_BASE + RANGE_SIZE, &vp,
 				 &ph->space);
@@ -1374,8 +1381,10 @@ static void usage(FILE *out)
 		"                              every thread runs the same test at a time,\n"
 		"                              so each row's counters belong to one test\n"
 		"Ours:\n"
-		"  nodes=LIST                  node settings to compare, 1 = one-lock,\n"
-		"                              auto = online CPUs (default 1,auto)\n"
+		"  nodes=LIST                  node settings to compare, auto = online CPUs;\n"
+		"                              1 = the one-lock design (the kernel's, no\n"
+		"                              pools) and, with tag zone, libvmap's one node\n"
+		"                              (default 1,auto)\n"
 		"  mode=range|vmalloc          address ranges only, or real memory through the\n"
 		"                              vmalloc layer, touching each area (default range)\n"
 		"  baselines=LIST              mmap, malloc, list (a sorted hole list behind one\n"
@@ -1386,10 +1395,8 @@ static void usage(FILE *out)
 		"                              zones, ranges tagged by address), kernel (pools\n"
 		"                              filled by purges only, a miss tagged with the\n"
 		"                              CPU's node), address (kernel pools, a miss\n"
-		"                              tagged by address) (default zone); kernel\n"
-		"                              also adds the kernel's one-lock row (its drain\n"
-		"                              thread); vmalloc mode always has the layer's\n"
-		"                              own (kernel)\n"
+		"                              tagged by address) (default zone); vmalloc\n"
+		"                              mode always has the layer's own (kernel)\n"
 		"  live=LIST                   run a 1-page workload with LIST areas kept busy\n"
 		"                              instead of the tests (e.g. 1000,10000,100000,1000000)\n"
 		"  churn=LIST                  instead of the tests, each worker keeps LIST ranges\n"
@@ -1563,7 +1570,8 @@ static void parse_args(int argc, char **argv, struct params *p)
  * none of the baselines.  False if the test does not run on it.  A heap
  * has the layer's own pools, the kernel's, whatever tag= says: of the
  * node rows, only the first tag's runs, labelled as vmalloc mode labels
- * it (@first_tag: the first of tag=).
+ * it (@first_tag: the first of tag=), and not on one node, where the
+ * layer's heap is the one-lock row.
  */
 static bool test_backend(const struct test_case *tc, struct backend *be,
 			 const char *first_tag)
@@ -1578,7 +1586,7 @@ static bool test_backend(const struct test_case *tc, struct backend *be,
 		return true;
 	}
 	if (strcmp(be->tag, "-")) {
-		if (strcmp(be->tag, first_tag))
+		if (strcmp(be->tag, first_tag) || be->nodes == 1)
 			return false;
 		be->tag = "kernel";
 	}
@@ -1708,16 +1716,18 @@ int main(int argc, char **argv)
 		if (v == 1) {
 			add_backend(chosen, &nb, &ours[0], items[i]);
 			/*
-			 * tag=kernel adds the kernel's own one-lock design
-			 * beside libvmap's one node: VMAP_KERNEL_POOLS keeps
-			 * its drain thread, where one node of ours purges in
-			 * the free (DESIGN.md section 17).
+			 * The one-lock row is the design before the node
+			 * series (one heap, no pools, the drain thread);
+			 * tag=zone adds libvmap's own one node beside it,
+			 * with pools and purges in the free (DESIGN.md
+			 * section 17).  The kernel's tags on one node are
+			 * the one-lock row.
 			 */
 			for (k = 0; k < ntags && !p.vmalloc; k++) {
-				if (strcmp(tag_items[k], "kernel"))
+				if (strcmp(tag_items[k], "zone"))
 					continue;
-				add_backend(chosen, &nb, &ours[0], items[i]);
-				chosen[nb - 1].tag = "kernel";
+				add_backend(chosen, &nb, &ours[1], items[i]);
+				chosen[nb - 1].nodes = 1;
 			}
 			continue;
 		}
