@@ -70,7 +70,7 @@ static size_t count_ranges(struct vmap_space *s)
 	unsigned i, k;
 
 	for (i = 0; i < s->nr_nodes; i++) {
-		n += list_len(&s->nodes[i].busy.list);
+		n += s->nodes[i].busy.count;
 		n += s->nodes[i].lazy->count;
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
 			n += atomic_load_explicit(&s->nodes[i].pools[k].len,
@@ -103,6 +103,17 @@ static bool check_range(struct checker *c, const char *what,
 	return true;
 }
 
+/* Does @va come strictly after @prev, the range before it in a walk? */
+static bool in_order(struct checker *c, const char *what, const struct va *prev,
+		     const struct va *va)
+{
+	if (prev && va_last(prev) >= va->start)
+		return fail(c,
+			    "%s ranges out of order or overlapping at 0x%llx",
+			    what, (unsigned long long)va->start);
+	return true;
+}
+
 /* Tree and list hold the same records in strictly increasing order. */
 static bool check_set(struct checker *c, const char *what,
 		      const struct va_set *set)
@@ -117,15 +128,72 @@ static bool check_set(struct checker *c, const char *what,
 		va = va_of_node(n);
 		if (l == &set->list || va_of_link(l) != va)
 			return fail(c, "%s tree and list disagree", what);
-		if (prev && va_last(prev) >= va->start)
-			return fail(
-				c,
-				"%s ranges out of order or overlapping at 0x%llx",
-				what, (unsigned long long)va->start);
+		if (!in_order(c, what, prev, va))
+			return false;
 		prev = va;
 	}
 	if (l != &set->list)
 		return fail(c, "%s list longer than its tree", what);
+	return true;
+}
+
+/* Count a bucket array's chained ranges; false if a back link is wrong. */
+static bool count_chained(struct checker *c, struct va *const *buckets,
+			  size_t first, size_t nr, size_t most, size_t *n)
+{
+	struct va *const *link;
+	size_t i;
+
+	for (i = first; i < nr; i++) {
+		for (link = &buckets[i]; *link;
+		     link = &(*link)->chain.next, ++*n) {
+			if ((*link)->chain.pprev != link)
+				return fail(c,
+					    "busy index chain broken at 0x%llx",
+					    (unsigned long long)(*link)->start);
+			if (*n >= most)
+				return fail(
+					c,
+					"busy index holds more than its tree");
+		}
+	}
+	return true;
+}
+
+/*
+ * The busy tree as check_set() checks a set's, and its start index: every
+ * chain link consistent, every range found by its start, as many ranges
+ * indexed (in the array and in the old one's buckets not yet moved) as
+ * in the tree and as counted.
+ */
+static bool check_busy(struct checker *c, const struct busy_set *b)
+{
+	const struct tree_node *n;
+	const struct va *prev = NULL, *va;
+	size_t in_tree = 0, indexed = 0;
+
+	if (tree_verify(&b->root) < 0)
+		return fail(c, "busy tree breaks the red-black rules");
+	for (n = tree_first(&b->root); n; n = tree_next(n), in_tree++) {
+		va = va_of_node(n);
+		if (!in_order(c, "busy", prev, va))
+			return false;
+		if (busy_set_at(b, va->start) != va)
+			return fail(c,
+				    "busy range at 0x%llx is not in its index",
+				    (unsigned long long)va->start);
+		prev = va;
+	}
+	if (!count_chained(c, b->buckets, 0, b->nr_buckets, in_tree, &indexed))
+		return false;
+	if (b->old &&
+	    !count_chained(c, b->old, b->moved, b->nr_old, in_tree, &indexed))
+		return false;
+	if (indexed != in_tree || b->count != in_tree)
+		return fail(
+			c,
+			"busy tree holds %zu ranges, its index %zu, count %zu",
+			in_tree, indexed, b->count);
 	return true;
 }
 
@@ -169,7 +237,7 @@ static void check_size_index(struct checker *c, size_t blocks)
 			     (unsigned long long)va->start);
 			return;
 		}
-		if (va_set_find(&h->set, va->start) != va) {
+		if (va_tree_find(&h->set.root, va->start) != va) {
 			fail(c, "size index holds 0x%llx, not a free block",
 			     (unsigned long long)va->start);
 			return;
@@ -276,13 +344,15 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 {
 	struct vmap_space *s = c->s;
 	uint64_t lazy_pages = 0;
+	const struct tree_node *tn;
 	struct va *va;
 	size_t n;
 	unsigned k;
 
-	if (!check_set(c, "busy", &vn->busy))
+	if (!check_busy(c, &vn->busy))
 		return 0;
-	vlist_for_each_va(va, &vn->busy.list) {
+	for (tn = tree_first(&vn->busy.root); tn; tn = tree_next(tn)) {
+		va = va_of_node(tn);
 		if (!check_range(c, "busy", va))
 			return 0;
 		if (addr_to_node(s, va->start) != vn->id)

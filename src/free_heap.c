@@ -361,7 +361,7 @@ static void clip(struct free_heap *h, struct va *b, uint64_t a, uint64_t size,
 		right->tag = 0;
 		b->end = a;
 		tree_propagate(&b->node, &free_heap_augment, true);
-		slot = va_set_slot(&h->set, right, &parent);
+		slot = va_tree_slot(&h->set.root, right, &parent);
 		insert_block(h, right, parent, slot);
 	}
 	if (!whole)
@@ -387,7 +387,7 @@ int free_heap_alloc(struct free_heap *h, const struct free_heap_fit *f,
 int free_heap_take_exact(struct free_heap *h, uint64_t start, uint64_t size,
 			 struct va **spare, struct vlist *garbage)
 {
-	struct va *b = va_set_find(&h->set, start);
+	struct va *b = va_tree_find(&h->set.root, start);
 
 	if (!b || size - 1 > va_last(b) - start)
 		return -EEXIST;
@@ -441,7 +441,7 @@ bool free_heap_return(struct free_heap *h, struct va *va, struct vlist *garbage)
 	struct va *prev = NULL, *next = NULL, *merged = NULL;
 	uint64_t size = va_size(va);
 
-	slot = va_set_slot(&h->set, va, &parent);
+	slot = va_tree_slot(&h->set.root, va, &parent);
 	if (!slot) {
 		counter_add(&h->overlaps, 1);
 		vmap_bug(

@@ -15,12 +15,10 @@
 
 static size_t count_node(struct vmap_node *vn)
 {
-	struct vlist *l;
-	size_t n = 0;
+	size_t n;
 
 	vlock_acquire(&vn->busy_lock);
-	for (l = vn->busy.list.next; l != &vn->busy.list; l = l->next)
-		n++;
+	n = vn->busy.count;
 	vlock_release(&vn->busy_lock);
 	vlock_acquire(&vn->lazy_lock);
 	n += vn->lazy->count;
@@ -55,15 +53,17 @@ static int cmp_range_start(const void *a, const void *b)
 static size_t copy_node(struct vmap_space *s, struct vmap_node *vn, bool lazy,
 			struct vmap_range *r, size_t cap)
 {
+	const struct tree_node *tn;
 	size_t n = 0;
 	struct va *va;
 	unsigned k;
 
 	if (!lazy) {
 		vlock_acquire(&vn->busy_lock);
-		vlist_for_each_va(va, &vn->busy.list)
+		for (tn = tree_first(&vn->busy.root); tn; tn = tree_next(tn))
 			if (n++ < cap)
-				fill(s, &r[n - 1], va, vn->id, VMAP_RANGE_BUSY);
+				fill(s, &r[n - 1], va_of_node(tn), vn->id,
+				     VMAP_RANGE_BUSY);
 		vlock_release(&vn->busy_lock);
 		return n;
 	}

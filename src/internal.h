@@ -150,7 +150,7 @@ struct lazy_set {
  */
 struct vmap_node {
 	alignas(64) struct vlock busy_lock;
-	struct va_set busy;
+	struct busy_set busy;
 	alignas(64) struct vlock lazy_lock;
 	struct lazy_set *lazy; /* the set frees go to */
 	alignas(64) struct vlock pool_lock;

@@ -71,7 +71,13 @@ int nodes_create(struct vmap_space *s)
 		vlock_init(&vn->busy_lock);
 		vlock_init(&vn->lazy_lock);
 		vlock_init(&vn->pool_lock);
-		va_set_init(&vn->busy);
+		if (!busy_set_init(&vn->busy)) {
+			while (i--)
+				busy_set_fini(&s->nodes[i].busy);
+			free(s->nodes);
+			s->nodes = NULL;
+			return -ENOMEM;
+		}
 		lazy_set_init(&vn->lazy_sets[0]);
 		lazy_set_init(&vn->lazy_sets[1]);
 		vn->lazy = &vn->lazy_sets[0];
@@ -99,7 +105,7 @@ void nodes_destroy(struct vmap_space *s)
 		return;
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
-		va_delete_list(&vn->busy.list);
+		busy_set_fini(&vn->busy);
 		lazy_set_delete(&vn->lazy_sets[0]);
 		lazy_set_delete(&vn->lazy_sets[1]);
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
@@ -127,14 +133,38 @@ void global_heap_return(struct vmap_space *s, struct vlist *list)
 	va_delete_list(&garbage);
 }
 
+/*
+ * More buckets for @vn's busy index, allocated without the lock; if the
+ * allocation fails the index keeps its buckets (longer chains, still
+ * correct), and if another insert grew it meanwhile the new array goes.
+ */
+static void busy_grow(struct vmap_node *vn, size_t n)
+{
+	struct va **buckets = calloc(n, sizeof(*buckets));
+
+	if (!buckets)
+		return;
+	vlock_acquire(&vn->busy_lock);
+	buckets = busy_set_regrow(&vn->busy, buckets, n);
+	vlock_release(&vn->busy_lock);
+	free(buckets);
+}
+
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
 {
+	struct va **moved_from;
+	size_t grow_to;
 	bool ok;
 
 	vlock_acquire(&vn->busy_lock);
-	ok = va_set_insert(&vn->busy, va);
+	ok = busy_set_insert(&vn->busy, va);
+	moved_from = busy_set_migrate(&vn->busy);
+	grow_to = busy_set_grow_to(&vn->busy);
 	transit_done();
 	vlock_release(&vn->busy_lock);
+	free(moved_from);
+	if (grow_to)
+		busy_grow(vn, grow_to);
 	if (!ok) {
 		counter_add(&s->set_overlaps, 1);
 		vmap_bug("busy range [0x%llx, 0x%llx) overlaps another",
@@ -160,12 +190,10 @@ static void range_of_busy(struct vmap_space *s, const struct va *va,
  * A busy range lives in the node of its start, which is at or below any
  * address inside it: start at the address's node and walk the nodes
  * backwards, wrapping, until one holds a range containing the address.
- * A free (@cpu_vn set) counts each lock it takes of a node other than
- * its CPU's.  Returns that range with its node's busy lock held
- * (*@vn_out), or NULL with no lock held.
+ * Returns that range with its node's busy lock held (*@vn_out), or NULL
+ * with no lock held.
  */
 static struct va *busy_find_locked(struct vmap_space *s, uint64_t addr,
-				   struct vmap_node *cpu_vn,
 				   struct vmap_node **vn_out)
 {
 	unsigned first = addr_to_node(s, addr), i = first;
@@ -175,9 +203,7 @@ static struct va *busy_find_locked(struct vmap_space *s, uint64_t addr,
 	do {
 		vn = &s->nodes[i];
 		vlock_acquire(&vn->busy_lock);
-		if (cpu_vn && vn != cpu_vn)
-			counter_add(&cpu_vn->count.other_node_lock, 1);
-		va = va_set_find(&vn->busy, addr);
+		va = va_tree_find(&vn->busy.root, addr);
 		if (va) {
 			*vn_out = vn;
 			return va;
@@ -188,19 +214,20 @@ static struct va *busy_find_locked(struct vmap_space *s, uint64_t addr,
 	return NULL;
 }
 
+/* A free names a range by its start, which says the node: no walk. */
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 		       struct vmap_node *cpu_vn)
 {
-	struct vmap_node *vn;
-	struct va *va = busy_find_locked(s, addr, cpu_vn, &vn);
+	struct vmap_node *vn = &s->nodes[addr_to_node(s, addr)];
+	struct va *va;
 
-	if (!va)
-		return NULL;
-	if (va->start == addr) {
-		va_set_erase(&vn->busy, va, NULL);
+	vlock_acquire(&vn->busy_lock);
+	if (vn != cpu_vn)
+		counter_add(&cpu_vn->count.other_node_lock, 1);
+	va = busy_set_at(&vn->busy, addr);
+	if (va) {
+		busy_set_erase(&vn->busy, va);
 		transit_free(s, va);
-	} else {
-		va = NULL;
 	}
 	vlock_release(&vn->busy_lock);
 	return va;
@@ -209,7 +236,7 @@ struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 {
 	struct vmap_node *vn;
-	struct va *va = busy_find_locked(s, addr, NULL, &vn);
+	struct va *va = busy_find_locked(s, addr, &vn);
 
 	if (!va)
 		return -ENOENT;
@@ -239,7 +266,7 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 		for (i = 0; i < s->nr_nodes; i++) {
 			vn = &s->nodes[i];
 			vlock_acquire(&vn->busy_lock);
-			va = va_set_first_ending_after(&vn->busy, addr);
+			va = va_tree_first_ending_after(&vn->busy.root, addr);
 			if (va && (!found || va->start < best_start)) {
 				found = true;
 				best = i;
@@ -251,7 +278,7 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 			return -ENOENT;
 		vn = &s->nodes[best];
 		vlock_acquire(&vn->busy_lock);
-		va = va_set_first_ending_after(&vn->busy, addr);
+		va = va_tree_first_ending_after(&vn->busy.root, addr);
 		if (va && va->start == best_start) {
 			range_of_busy(s, va, best, out);
 			if (fn)
@@ -272,7 +299,7 @@ bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
 	for (i = 0; i < s->nr_nodes && !found; i++) {
 		vn = &s->nodes[i];
 		vlock_acquire(&vn->busy_lock);
-		found = va_set_overlap(&vn->busy, first, last) != NULL;
+		found = va_tree_overlap(&vn->busy.root, first, last) != NULL;
 		vlock_release(&vn->busy_lock);
 	}
 	return found;

@@ -193,7 +193,7 @@ static bool release_one(struct vmap_space *s)
 	vlist_for_each_va(span, &s->spans.list) {
 		if (!span->user)
 			continue;
-		b = va_set_find(&s->heap.set, span->start);
+		b = va_tree_find(&s->heap.set.root, span->start);
 		if (b && va_last(b) >= va_last(span)) {
 			found = span;
 			break;

@@ -73,10 +73,10 @@ void va_delete_list(struct vlist *list)
 	vlist_init(list);
 }
 
-struct tree_node **va_set_slot(struct va_set *set, const struct va *va,
-			       struct tree_node **parent)
+struct tree_node **va_tree_slot(struct tree_root *root, const struct va *va,
+				struct tree_node **parent)
 {
-	struct tree_node **slot = &set->root.top;
+	struct tree_node **slot = &root->top;
 	struct va *cur;
 
 	*parent = NULL;
@@ -116,7 +116,7 @@ bool va_set_insert(struct va_set *set, struct va *va)
 {
 	struct tree_node *parent, **slot;
 
-	slot = va_set_slot(set, va, &parent);
+	slot = va_tree_slot(&set->root, va, &parent);
 	if (!slot)
 		return false;
 	va_set_link(set, va, parent, slot);
@@ -135,10 +135,10 @@ void va_set_erase(struct va_set *set, struct va *va,
  * The ranges are disjoint and ordered, so every range left of one that
  * ends before @first ends before it too: one descent finds an overlap.
  */
-struct va *va_set_overlap(const struct va_set *set, uint64_t first,
-			  uint64_t last)
+struct va *va_tree_overlap(const struct tree_root *root, uint64_t first,
+			   uint64_t last)
 {
-	struct tree_node *n = set->root.top;
+	struct tree_node *n = root->top;
 	struct va *va;
 
 	while (n) {
@@ -153,9 +153,10 @@ struct va *va_set_overlap(const struct va_set *set, uint64_t first,
 	return NULL;
 }
 
-struct va *va_set_first_ending_after(const struct va_set *set, uint64_t addr)
+struct va *va_tree_first_ending_after(const struct tree_root *root,
+				      uint64_t addr)
 {
-	struct tree_node *n = set->root.top;
+	struct tree_node *n = root->top;
 	struct va *va, *found = NULL;
 
 	while (n) {
@@ -174,4 +175,151 @@ void va_set_take_all(struct va_set *set, struct vlist *out)
 {
 	vlist_move_all(&set->list, out);
 	set->root.top = NULL;
+}
+
+/*
+ * Fibonacci hashing of the start: the multiplication carries the page
+ * number's low bits, which vary most, into the top bits kept.
+ */
+static size_t bucket_of(uint64_t start, size_t nr_buckets)
+{
+	unsigned bits = (unsigned)__builtin_ctzll(nr_buckets);
+
+	return (size_t)(((start ^ (start >> 32)) * 0x9e3779b97f4a7c15ull) >>
+			(63 - bits) >> 1);
+}
+
+static void chain_add(struct va **buckets, size_t nr_buckets, struct va *va)
+{
+	struct va **head = &buckets[bucket_of(va->start, nr_buckets)];
+
+	va->chain.next = *head;
+	va->chain.pprev = head;
+	if (*head)
+		(*head)->chain.pprev = &va->chain.next;
+	*head = va;
+}
+
+bool busy_set_init(struct busy_set *b)
+{
+	b->root.top = NULL;
+	b->count = 0;
+	b->old = NULL;
+	b->nr_old = b->moved = 0;
+	b->nr_buckets = BUSY_SET_MIN_BUCKETS;
+	b->buckets = calloc(b->nr_buckets, sizeof(*b->buckets));
+	return b->buckets != NULL;
+}
+
+/* Children before their parent: an in-order walk would climb freed nodes. */
+static void delete_subtree(struct tree_node *n)
+{
+	if (!n)
+		return;
+	delete_subtree(n->left);
+	delete_subtree(n->right);
+	va_delete(va_of_node(n));
+}
+
+void busy_set_fini(struct busy_set *b)
+{
+	delete_subtree(b->root.top);
+	free(b->buckets);
+	free(b->old);
+	b->buckets = b->old = NULL;
+	b->root.top = NULL;
+	b->count = 0;
+}
+
+bool busy_set_insert(struct busy_set *b, struct va *va)
+{
+	struct tree_node *parent, **slot;
+
+	slot = va_tree_slot(&b->root, va, &parent);
+	if (!slot)
+		return false;
+	tree_link(&va->node, parent, slot);
+	tree_insert_fixup(&b->root, &va->node, NULL);
+	chain_add(b->buckets, b->nr_buckets, va);
+	b->count++;
+	return true;
+}
+
+/* The chain's back links make this the same in either array. */
+void busy_set_erase(struct busy_set *b, struct va *va)
+{
+	tree_erase(&b->root, &va->node, NULL);
+	*va->chain.pprev = va->chain.next;
+	if (va->chain.next)
+		va->chain.next->chain.pprev = va->chain.pprev;
+	b->count--;
+}
+
+static struct va *chain_find(struct va *va, uint64_t start)
+{
+	while (va && va->start != start)
+		va = va->chain.next;
+	return va;
+}
+
+struct va *busy_set_at(const struct busy_set *b, uint64_t start)
+{
+	struct va *va =
+		chain_find(b->buckets[bucket_of(start, b->nr_buckets)], start);
+	size_t i;
+
+	if (va || !b->old)
+		return va;
+	i = bucket_of(start, b->nr_old);
+	return i >= b->moved ? chain_find(b->old[i], start) : NULL;
+}
+
+size_t busy_set_grow_to(const struct busy_set *b)
+{
+	size_t n = b->nr_buckets;
+
+	if (b->old || b->count <= 2 * n)
+		return 0;
+	while (b->count > n && n <= SIZE_MAX / 2 / sizeof(*b->buckets))
+		n *= 2;
+	return n > b->nr_buckets ? n : 0;
+}
+
+struct va **busy_set_regrow(struct busy_set *b, struct va **buckets, size_t n)
+{
+	if (b->old || n <= b->nr_buckets)
+		return buckets;
+	b->old = b->buckets;
+	b->nr_old = b->nr_buckets;
+	b->moved = 0;
+	b->buckets = buckets;
+	b->nr_buckets = n;
+	return NULL;
+}
+
+/*
+ * Four buckets per insert, about eight records at the load that starts a
+ * move; the move ends well before the new array fills to the next one.
+ */
+#define BUCKETS_MOVED_PER_INSERT 4
+
+struct va **busy_set_migrate(struct busy_set *b)
+{
+	struct va **old = b->old, *va, *next;
+	unsigned k;
+
+	if (!old)
+		return NULL;
+	for (k = 0; k < BUCKETS_MOVED_PER_INSERT && b->moved < b->nr_old;
+	     k++, b->moved++) {
+		for (va = old[b->moved]; va; va = next) {
+			next = va->chain.next;
+			chain_add(b->buckets, b->nr_buckets, va);
+		}
+	}
+	if (b->moved < b->nr_old)
+		return NULL;
+	b->old = NULL;
+	b->nr_old = b->moved = 0;
+	return old;
 }

@@ -2,7 +2,8 @@
 /*
  * test_tree.c - white-box tests of the tree and the free heap: random
  * insert/erase against a sorted reference with every red-black and
- * augmented invariant checked after each step; the four clip cases;
+ * augmented invariant checked after each step; the busy set's index;
+ * the four clip cases;
  * coalescing; overlap refusal; the O(log n) lowest-fit search against a
  * linear scan of the same heap.
  */
@@ -101,7 +102,7 @@ TEST(tree_random_insert_erase)
 			tree_erase(&set.root, &recs[k].node, &test_aug);
 			vlist_del(&recs[k].link);
 		} else {
-			slot = va_set_slot(&set, &recs[k], &parent);
+			slot = va_tree_slot(&set.root, &recs[k], &parent);
 			assert_true(slot != NULL);
 			va_set_link(&set, &recs[k], parent, slot);
 			recs[k].subtree_max = va_size(&recs[k]) - 1;
@@ -119,6 +120,107 @@ TEST(tree_random_insert_erase)
 	}
 }
 
+/*
+ * A busy set against a presence map: random inserts and erases of
+ * records whose starts are multiples of 2^20 (page numbers with their
+ * low bits all zero, the hash's hard case), growing the index as the
+ * node does, a few buckets moved per insert; after each step the tree is in order, every present start
+ * is found in the index and no absent or inner one, and the count is
+ * right.  An overlapping insert changes nothing.
+ */
+static void expect_busy_matches(const struct busy_set *b, struct va *recs,
+				const bool *present, unsigned keys)
+{
+	const struct tree_node *t = tree_first(&b->root);
+	size_t n = 0;
+	unsigned k;
+
+	assert_int(tree_verify(&b->root), >=, 0);
+	for (k = 0; k < keys; k++) {
+		if (!present[k]) {
+			expect_true(busy_set_at(b, recs[k].start) == NULL);
+			continue;
+		}
+		n++;
+		assert_true(t == &recs[k].node);
+		t = tree_next(t);
+		expect_true(busy_set_at(b, recs[k].start) == &recs[k]);
+		expect_true(busy_set_at(b, recs[k].start + 1) == NULL);
+	}
+	assert_true(t == NULL);
+	expect_u64(b->count, ==, n);
+}
+
+TEST(busy_set_random_insert_erase)
+{
+	enum { KEYS = 1500 };
+	static struct va recs[KEYS];
+	static bool present[KEYS];
+	struct va **buckets, **old, wide = { 0 };
+	struct busy_set b;
+	long step, steps = scaled(30000);
+	size_t grow_to, most = 0, moving = 0;
+	unsigned k;
+
+	assert_true(busy_set_init(&b));
+	memset(present, 0, sizeof(present));
+	for (k = 0; k < KEYS; k++) {
+		recs[k].start = (uint64_t)(k + 1) << 20;
+		recs[k].end = recs[k].start + ((1 + rnd() % 255) << 12);
+	}
+	for (step = 0; step < steps; step++) {
+		k = (unsigned)(rnd() % KEYS);
+		/* Mostly inserts early on, so that the index must grow. */
+		if (present[k] && (step > steps / 2 || rnd() % 4 == 0)) {
+			busy_set_erase(&b, &recs[k]);
+			present[k] = false;
+		} else if (!present[k]) {
+			assert_true(busy_set_insert(&b, &recs[k]));
+			present[k] = true;
+		}
+		free(busy_set_migrate(&b));
+		moving += b.old != NULL;
+		grow_to = busy_set_grow_to(&b);
+		if (grow_to) {
+			assert_u64(grow_to, >, b.nr_buckets);
+			buckets = calloc(grow_to, sizeof(*buckets));
+			assert_true(buckets != NULL);
+			assert_true(busy_set_regrow(&b, buckets, grow_to) ==
+				    NULL);
+			/* A second array while one move runs is refused. */
+			old = calloc(2 * grow_to, sizeof(*old));
+			assert_true(busy_set_regrow(&b, old, 2 * grow_to) ==
+				    old);
+			free(old);
+		}
+		most = b.count > most ? b.count : most;
+		if (step % 64 == 0 || b.old || step == steps - 1)
+			expect_busy_matches(&b, recs, present, KEYS);
+		if (test_failed_now)
+			return;
+	}
+	expect_u64(most, >, 2 * BUSY_SET_MIN_BUCKETS); /* it did grow */
+	expect_u64(b.nr_buckets, >, BUSY_SET_MIN_BUCKETS);
+	expect_u64(moving, >, 0); /* and look-ups ran while ranges moved */
+
+	for (k = 0; k < KEYS && !present[k]; k++)
+		;
+	if (k < KEYS) {
+		wide.start = recs[k].start - (1 << 12);
+		wide.end = recs[k].start + (1 << 12);
+		most = b.count;
+		expect_true(!busy_set_insert(&b, &wide));
+		expect_u64(b.count, ==, most);
+		expect_true(busy_set_at(&b, wide.start) == NULL);
+	}
+	for (k = 0; k < KEYS; k++)
+		if (present[k])
+			busy_set_erase(&b, &recs[k]);
+	expect_true(b.root.top == NULL);
+	expect_u64(b.count, ==, 0);
+	busy_set_fini(&b);
+}
+
 TEST(plain_set_find_and_overlap)
 {
 	struct va a = { .start = 100, .end = 200 },
@@ -130,11 +232,11 @@ TEST(plain_set_find_and_overlap)
 	assert_true(va_set_insert(&set, &a));
 	assert_true(va_set_insert(&set, &b));
 	expect_true(!va_set_insert(&set, &c));
-	expect_true(va_set_find(&set, 100) == &a);
-	expect_true(va_set_find(&set, 199) == &a);
-	expect_true(va_set_find(&set, 200) == &b);
-	expect_true(va_set_find(&set, 300) == NULL);
-	expect_true(va_set_find(&set, 99) == NULL);
+	expect_true(va_tree_find(&set.root, 100) == &a);
+	expect_true(va_tree_find(&set.root, 199) == &a);
+	expect_true(va_tree_find(&set.root, 200) == &b);
+	expect_true(va_tree_find(&set.root, 300) == NULL);
+	expect_true(va_tree_find(&set.root, 99) == NULL);
 	assert_int(tree_verify(&set.root), >=, 1);
 }
 
@@ -368,7 +470,7 @@ static void expect_index_matches(struct free_heap *h)
 	assert_int(tree_verify(&h->by_size), >=, 0);
 	for (n = tree_first(&h->by_size); n; n = tree_next(n), count++) {
 		va = va_of_size_node(n);
-		assert_true(va_set_find(&h->set, va->start) == va);
+		assert_true(va_tree_find(&h->set.root, va->start) == va);
 		if (prev)
 			assert_true(va_size(prev) - 1 < va_size(va) - 1 ||
 				    (va_size(prev) == va_size(va) &&
@@ -450,6 +552,7 @@ int main(int argc, char **argv)
 {
 	return test_main(argc, argv,
 			 (struct test[]){ T(tree_random_insert_erase),
+					  T(busy_set_random_insert_erase),
 					  T(plain_set_find_and_overlap),
 					  T(heap_coalesces_both_sides),
 					  T(heap_refuses_overlap),
