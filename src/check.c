@@ -162,27 +162,34 @@ static bool count_chained(struct checker *c, struct va *const *buckets,
 
 /*
  * The busy tree as check_set() checks a set's, and its start index: every
- * chain link consistent, every range found by its start, as many ranges
- * indexed (in the array and in the old one's buckets not yet moved) as
- * in the tree and as counted.
+ * chain link consistent, every busy range found by its start, as many
+ * ranges indexed (in the array and in the old one's buckets not yet
+ * moved) as busy in the tree and as counted.  *@idle: the idle ones.
  */
-static bool check_busy(struct checker *c, const struct busy_set *b)
+static bool check_busy(struct checker *c, const struct busy_set *b,
+		       size_t *idle)
 {
 	const struct tree_node *n;
 	const struct va *prev = NULL, *va;
 	size_t in_tree = 0, indexed = 0;
 
+	*idle = 0;
 	if (tree_verify(&b->root) < 0)
 		return fail(c, "busy tree breaks the red-black rules");
-	for (n = tree_first(&b->root); n; n = tree_next(n), in_tree++) {
+	for (n = tree_first(&b->root); n; n = tree_next(n)) {
 		va = va_of_node(n);
 		if (!in_order(c, "busy", prev, va))
 			return false;
+		prev = va;
+		if (!va->busy) {
+			++*idle;
+			continue;
+		}
+		in_tree++;
 		if (busy_set_at(b, va->start) != va)
 			return fail(c,
 				    "busy range at 0x%llx is not in its index",
 				    (unsigned long long)va->start);
-		prev = va;
 	}
 	if (!count_chained(c, b->buckets, 0, b->nr_buckets, in_tree, &indexed))
 		return false;
@@ -192,9 +199,26 @@ static bool check_busy(struct checker *c, const struct busy_set *b)
 	if (indexed != in_tree || b->count != in_tree)
 		return fail(
 			c,
-			"busy tree holds %zu ranges, its index %zu, count %zu",
+			"busy tree holds %zu busy ranges, its index %zu, count %zu",
 			in_tree, indexed, b->count);
 	return true;
+}
+
+/*
+ * A lazy or pooled range of @vn: in a space that keeps idle ranges it is
+ * idle in @vn's busy tree (its tag's node is its address's), elsewhere
+ * in no tree; counted in *@idle.
+ */
+static void check_idle(struct checker *c, struct vmap_node *vn,
+		       const struct va *va, size_t *idle)
+{
+	if (!busy_keeps_idle(c->s))
+		return;
+	if (va_tree_find(&vn->busy.root, va->start) != va || va->busy)
+		fail(c,
+		     "lazy or pooled range at 0x%llx is not idle in the busy tree of node %u",
+		     (unsigned long long)va->start, vn->id);
+	++*idle;
 }
 
 static uint64_t check_max(struct checker *c, const struct tree_node *n)
@@ -290,7 +314,8 @@ static void check_heap(struct checker *c)
  * pool-bound range on the list of its size, the other list holding only
  * ranges no pool takes, and the set's counts and bounds exact.
  */
-static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
+static uint64_t check_lazy(struct checker *c, struct vmap_node *vn,
+			   size_t *idle)
 {
 	struct vmap_space *s = c->s;
 	const struct lazy_set *ls = vn->lazy;
@@ -310,6 +335,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn)
 				fail(c,
 				     "lazy range at 0x%llx is in node %u, not its tag's",
 				     (unsigned long long)va->start, vn->id);
+			check_idle(c, vn, va, idle);
 			pool_bound = tag_valid(s, va->tag) &&
 				     va_pages(s, va) <= MAX_VA_SIZE_PAGES;
 			if (k != LAZY_OTHER ?
@@ -345,15 +371,15 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 	struct vmap_space *s = c->s;
 	uint64_t lazy_pages = 0;
 	const struct tree_node *tn;
+	size_t n, idle, lazy_or_pooled = 0;
 	struct va *va;
-	size_t n;
 	unsigned k;
 
-	if (!check_busy(c, &vn->busy))
+	if (!check_busy(c, &vn->busy, &idle))
 		return 0;
 	for (tn = tree_first(&vn->busy.root); tn; tn = tree_next(tn)) {
 		va = va_of_node(tn);
-		if (!check_range(c, "busy", va))
+		if (va->busy && !check_range(c, "busy", va))
 			return 0;
 		if (addr_to_node(s, va->start) != vn->id)
 			fail(c,
@@ -361,7 +387,7 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 			     (unsigned long long)va->start, vn->id,
 			     addr_to_node(s, va->start));
 	}
-	lazy_pages = check_lazy(c, vn);
+	lazy_pages = check_lazy(c, vn, &lazy_or_pooled);
 	for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
 		n = 0;
 		vlist_for_each_va(va, &vn->pools[k].head) {
@@ -377,6 +403,7 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 				     "pooled range at 0x%llx in node %u has tag %u",
 				     (unsigned long long)va->start, vn->id,
 				     va->tag);
+			check_idle(c, vn, va, &lazy_or_pooled);
 			n++;
 		}
 		if (n != atomic_load(&vn->pools[k].len))
@@ -385,6 +412,10 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 			     k, vn->id, (size_t)atomic_load(&vn->pools[k].len),
 			     n);
 	}
+	if (idle != lazy_or_pooled)
+		fail(c,
+		     "busy tree of node %u holds %zu idle ranges, its lazy set and pools %zu",
+		     vn->id, idle, lazy_or_pooled);
 	if (vn->purging)
 		fail(c, "node %u has a purge work item outside a purge",
 		     vn->id);

@@ -61,7 +61,7 @@ static size_t copy_node(struct vmap_space *s, struct vmap_node *vn, bool lazy,
 	if (!lazy) {
 		vlock_acquire(&vn->busy_lock);
 		for (tn = tree_first(&vn->busy.root); tn; tn = tree_next(tn))
-			if (n++ < cap)
+			if (va_of_node(tn)->busy && n++ < cap)
 				fill(s, &r[n - 1], va_of_node(tn), vn->id,
 				     VMAP_RANGE_BUSY);
 		vlock_release(&vn->busy_lock);

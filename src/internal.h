@@ -18,8 +18,11 @@
  * busy lock; a free takes a busy lock, then a lazy lock, and after
  * dropping both may purge (purge_lock, waiting for it only in a space
  * without callbacks, whose purges call no code of the program's, see
- * purge_kick()).  Only
- * vmap_check() and the fork handler nest them, in the order above; the
+ * purge_kick()).  In a space that keeps idle ranges in its busy trees
+ * (busy_keeps_idle()) a pool hit takes its node's busy lock and, inside
+ * it, the pool lock, and a refill files its batch under both, nested
+ * the same way, so that a range is never outside every structure.  Only
+ * vmap_check() and the fork handler nest them otherwise, in the order above; the
  * fork handler takes each level for every live space before the next
  * level (registry order within a level), so that a callback of one space
  * calling into another space that a purge is running in cannot hold the
@@ -39,7 +42,8 @@
  *   heap_lock          the free heap (heap.h), the span set and each
  *                      node's refill_next; the hull is written under it
  *                      and read without it
- *   busy_lock          a node's busy set
+ *   busy_lock          a node's busy set, and whether each range in it
+ *                      is busy or idle
  *   lazy_lock          which lazy set of a node frees go to, and that set
  *   pool_lock          a node's 256 pools (lists and taken flags;
  *                      lengths are written under it and may be read
@@ -303,6 +307,17 @@ static inline bool space_pools(const struct vmap_space *s)
 	       (s->nr_nodes > 1 || !(s->flags & VMAP_KERNEL_POOLS));
 }
 
+/*
+ * Whether a freed range stays in its busy tree, idle, until it goes back
+ * to the global heap, so that the pool hit that makes it busy again
+ * needs no descent (DESIGN.md section 3).  Needs a range's pool to be
+ * the node of its address, which the kernel's tagging does not give.
+ */
+static inline bool busy_keeps_idle(const struct vmap_space *s)
+{
+	return !(s->flags & (VMAP_KERNEL_POOLS | VMAP_IMMEDIATE_FREE));
+}
+
 static inline bool tag_valid(const struct vmap_space *s, uint32_t tag)
 {
 	return tag >= 1 && tag <= s->nr_nodes;
@@ -328,6 +343,11 @@ int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);
 int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 	      vmap_range_fn fn, void *cookie);
 bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
+void busy_forget(struct vmap_space *s, struct vlist *list);
+struct va *busy_take_pooled(struct vmap_space *s, struct vmap_node *vn,
+			    uint64_t size, uint64_t align, uint64_t user);
+void busy_add_idle(struct vmap_space *s, struct vmap_node *vn,
+		   struct vlist *batch, size_t *n);
 
 /* lazy.c */
 void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn);

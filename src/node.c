@@ -150,21 +150,41 @@ static void busy_grow(struct vmap_node *vn, size_t n)
 	free(buckets);
 }
 
-bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
-{
+/*
+ * What a range going busy owes the index: a few buckets moved, under the
+ * busy lock, and, after it, the old array freed or a larger one made.
+ */
+struct index_upkeep {
 	struct va **moved_from;
 	size_t grow_to;
+};
+
+static void index_upkeep_locked(struct vmap_node *vn, struct index_upkeep *u)
+{
+	u->moved_from = busy_set_migrate(&vn->busy);
+	u->grow_to = busy_set_grow_to(&vn->busy);
+}
+
+static void index_upkeep_unlocked(struct vmap_node *vn,
+				  const struct index_upkeep *u)
+{
+	free(u->moved_from);
+	if (u->grow_to)
+		busy_grow(vn, u->grow_to);
+}
+
+bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
+{
+	struct index_upkeep u;
 	bool ok;
 
+	va->busy = true;
 	vlock_acquire(&vn->busy_lock);
 	ok = busy_set_insert(&vn->busy, va);
-	moved_from = busy_set_migrate(&vn->busy);
-	grow_to = busy_set_grow_to(&vn->busy);
+	index_upkeep_locked(vn, &u);
 	transit_done();
 	vlock_release(&vn->busy_lock);
-	free(moved_from);
-	if (grow_to)
-		busy_grow(vn, grow_to);
+	index_upkeep_unlocked(vn, &u);
 	if (!ok) {
 		counter_add(&s->set_overlaps, 1);
 		vmap_bug("busy range [0x%llx, 0x%llx) overlaps another",
@@ -204,17 +224,22 @@ static struct va *busy_find_locked(struct vmap_space *s, uint64_t addr,
 		vn = &s->nodes[i];
 		vlock_acquire(&vn->busy_lock);
 		va = va_tree_find(&vn->busy.root, addr);
-		if (va) {
+		if (va && va->busy) {
 			*vn_out = vn;
 			return va;
 		}
 		vlock_release(&vn->busy_lock);
+		if (va) /* idle: nothing else can hold the address */
+			return NULL;
 		i = i ? i - 1 : s->nr_nodes - 1;
 	} while (i != first);
 	return NULL;
 }
 
-/* A free names a range by its start, which says the node: no walk. */
+/*
+ * A free names a range by its start, which says the node: no walk.  The
+ * range stays in the tree, idle, if the space keeps idle ranges.
+ */
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 		       struct vmap_node *cpu_vn)
 {
@@ -226,11 +251,93 @@ struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 		counter_add(&cpu_vn->count.other_node_lock, 1);
 	va = busy_set_at(&vn->busy, addr);
 	if (va) {
-		busy_set_erase(&vn->busy, va);
+		if (busy_keeps_idle(s))
+			busy_set_idle(&vn->busy, va);
+		else
+			busy_set_erase(&vn->busy, va);
 		transit_free(s, va);
 	}
 	vlock_release(&vn->busy_lock);
 	return va;
+}
+
+/*
+ * A pool hit in a space that keeps idle ranges: the range is idle in
+ * @vn's tree (a pool holds ranges of its own node's zones there), so it
+ * goes busy, with the caller's @user word, in the busy lock's critical
+ * section that took it from the pool, and never leaves a structure.
+ */
+struct va *busy_take_pooled(struct vmap_space *s, struct vmap_node *vn,
+			    uint64_t size, uint64_t align, uint64_t user)
+{
+	struct index_upkeep u;
+	struct va *va;
+
+	vlock_acquire(&vn->busy_lock);
+	va = pool_take(s, vn, size, align);
+	if (va) {
+		VMAP_ASSERT(addr_to_node(s, va->start) == vn->id && !va->busy);
+		va->user = user;
+		busy_set_revive(&vn->busy, va);
+		transit_done();
+	}
+	index_upkeep_locked(vn, &u);
+	vlock_release(&vn->busy_lock);
+	index_upkeep_unlocked(vn, &u);
+	return va;
+}
+
+/*
+ * A refill's batch, in a space that keeps idle ranges, joins @vn's tree
+ * idle under its busy lock, which the caller holds and files the batch
+ * in the pool under.  A range that overlaps one of the tree (a corrupt
+ * heap) is dropped with its address space.
+ */
+void busy_add_idle(struct vmap_space *s, struct vmap_node *vn,
+		   struct vlist *batch, size_t *n)
+{
+	struct va *va, *tmp;
+
+	vlock_assert_held(&vn->busy_lock);
+	vlist_for_each_va_safe(va, tmp, batch) {
+		if (busy_set_insert(&vn->busy, va))
+			continue;
+		counter_add(&s->set_overlaps, 1);
+		vmap_bug("pooled range [0x%llx, 0x%llx) overlaps another",
+			 (unsigned long long)va->start,
+			 (unsigned long long)va->end);
+		vlist_del(&va->link);
+		va_delete(va);
+		--*n;
+	}
+}
+
+/*
+ * Ranges on their way to the global heap leave their busy trees, where a
+ * space that keeps idle ranges still has them (the heap may merge and
+ * delete their records).  Consecutive ranges of one node share a lock
+ * acquisition; a purge's and a decay's all do.
+ */
+void busy_forget(struct vmap_space *s, struct vlist *list)
+{
+	struct vmap_node *vn = NULL, *next;
+	struct va *va;
+
+	if (!busy_keeps_idle(s))
+		return;
+	vlist_for_each_va(va, list) {
+		next = &s->nodes[addr_to_node(s, va->start)];
+		if (next != vn) {
+			if (vn)
+				vlock_release(&vn->busy_lock);
+			vn = next;
+			vlock_acquire(&vn->busy_lock);
+		}
+		VMAP_ASSERT(!va->busy);
+		busy_set_erase(&vn->busy, va);
+	}
+	if (vn)
+		vlock_release(&vn->busy_lock);
 }
 
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
@@ -266,7 +373,7 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 		for (i = 0; i < s->nr_nodes; i++) {
 			vn = &s->nodes[i];
 			vlock_acquire(&vn->busy_lock);
-			va = va_tree_first_ending_after(&vn->busy.root, addr);
+			va = busy_set_first_ending_after(&vn->busy, addr);
 			if (va && (!found || va->start < best_start)) {
 				found = true;
 				best = i;
@@ -278,7 +385,7 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 			return -ENOENT;
 		vn = &s->nodes[best];
 		vlock_acquire(&vn->busy_lock);
-		va = va_tree_first_ending_after(&vn->busy.root, addr);
+		va = busy_set_first_ending_after(&vn->busy, addr);
 		if (va && va->start == best_start) {
 			range_of_busy(s, va, best, out);
 			if (fn)
@@ -293,13 +400,15 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
 {
 	struct vmap_node *vn;
+	struct va *va;
 	bool found = false;
 	unsigned i;
 
 	for (i = 0; i < s->nr_nodes && !found; i++) {
 		vn = &s->nodes[i];
 		vlock_acquire(&vn->busy_lock);
-		found = va_tree_overlap(&vn->busy.root, first, last) != NULL;
+		va = busy_set_first_ending_after(&vn->busy, first);
+		found = va && va->start <= last;
 		vlock_release(&vn->busy_lock);
 	}
 	return found;

@@ -8,7 +8,8 @@
  * Decay holds the pool lock only to detach and re-attach a list, and the
  * heap lock only for its one pass into the global heap.  A refill holds
  * the heap lock for its batch of searches, then the pool lock to file
- * the batch: never both.
+ * the batch: never both (in a space that keeps idle ranges, the node's
+ * busy lock around the pool lock, see internal.h).
  */
 #include <errno.h>
 
@@ -212,20 +213,30 @@ void pool_refill_take(struct vmap_space *s, struct refill *r)
 
 /*
  * After the heap lock is dropped, before the allocation's own range goes
- * busy: file the batch, free unused records.
+ * busy: file the batch, free unused records.  A space that keeps idle
+ * ranges (internal.h) puts the batch in the node's busy tree too, under
+ * its busy lock, around the pool lock's critical section that ends the
+ * batch's transit.
  */
 void pool_refill_finish(struct vmap_space *s, struct refill *r)
 {
 	struct pool *p = pool_for(s, r->vn, r->fit.size);
+	bool keeps = busy_keeps_idle(s);
 
 	va_delete_list(&r->recs);
 	if (!r->got)
 		return;
+	if (keeps) {
+		vlock_acquire(&r->vn->busy_lock);
+		busy_add_idle(s, r->vn, &r->batch, &r->got);
+	}
 	vlock_acquire(&r->vn->pool_lock);
 	vlist_splice_head(&r->batch, &p->head);
 	pool_len_set(p, pool_len(p) + r->got);
 	transit_batch(NULL);
 	vlock_release(&r->vn->pool_lock);
+	if (keeps)
+		vlock_release(&r->vn->busy_lock);
 	counter_add(&r->vn->count.pool_refills, 1);
 	counter_add(&r->vn->count.refilled, r->got);
 }
@@ -390,10 +401,12 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 		n_decay = full ? len : len / 4;
 		counter_add(&vn->count.decayed_vas, n_decay);
 		if (full) {
+			busy_forget(s, &detached);
 			vlist_splice_head(&detached, &whole);
 			continue;
 		}
 		vlist_cut_head(&detached, n_decay, &decayed);
+		busy_forget(s, &decayed);
 		if (!vlist_empty(&detached)) {
 			vlock_acquire(&vn->pool_lock);
 			vlist_splice_head(&detached, &p->head);

@@ -106,6 +106,7 @@ static void purge_node(struct vmap_space *s, struct vmap_node *vn,
 		pool_fill(vn, ls, room);
 	vlist_init(&to_heap);
 	lazy_set_gather(ls, &to_heap);
+	busy_forget(s, &to_heap);
 	global_heap_return(s, &to_heap);
 	vn->purging = NULL;
 	atomic_fetch_sub(&s->lazy_nr, pages);

@@ -453,12 +453,15 @@ static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
 {
 	unsigned addr_node = addr_to_node(s, va->start);
 
-	va->tag = 0;
-	if (pooled)
-		va->tag = 1 + (tag_by_address(s) ? addr_node : cpu_vn->id);
-	if (!busy_insert(s, &s->nodes[addr_node], va)) {
-		va_delete(va);
-		return -EUCLEAN;
+	if (!va->busy) { /* else a pool hit that went busy in its tree */
+		va->tag = 0;
+		if (pooled)
+			va->tag = 1 +
+				  (tag_by_address(s) ? addr_node : cpu_vn->id);
+		if (!busy_insert(s, &s->nodes[addr_node], va)) {
+			va_delete(va);
+			return -EUCLEAN;
+		}
 	}
 	if (addr_node != cpu_vn->id) {
 		counter_add(&cpu_vn->count.cross_node_busy, 1);
@@ -486,7 +489,10 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 
 	transit_ready();
 	if (pooled && (f->size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
-		va = pool_take(s, cpu_vn, f->size, f->align);
+		va = busy_keeps_idle(s) ?
+			     busy_take_pooled(s, cpu_vn, f->size, f->align,
+					      user) :
+			     pool_take(s, cpu_vn, f->size, f->align);
 		counter_add(va ? &cpu_vn->count.pool_hits :
 				 &cpu_vn->count.pool_misses,
 			    1);
@@ -514,7 +520,8 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 		va->start = start;
 		va->end = start + f->size;
 	}
-	va->user = user;
+	if (!va->busy)
+		va->user = user;
 	start = va->start;
 	VMAP_ASSERT(start >= f->first && va_last(va) <= f->last);
 	VMAP_ASSERT(((start - f->phase) & (f->align - 1)) == 0);

@@ -212,18 +212,19 @@ bool busy_set_init(struct busy_set *b)
 }
 
 /* Children before their parent: an in-order walk would climb freed nodes. */
-static void delete_subtree(struct tree_node *n)
+static void delete_busy_subtree(struct tree_node *n)
 {
 	if (!n)
 		return;
-	delete_subtree(n->left);
-	delete_subtree(n->right);
-	va_delete(va_of_node(n));
+	delete_busy_subtree(n->left);
+	delete_busy_subtree(n->right);
+	if (va_of_node(n)->busy)
+		va_delete(va_of_node(n));
 }
 
 void busy_set_fini(struct busy_set *b)
 {
-	delete_subtree(b->root.top);
+	delete_busy_subtree(b->root.top);
 	free(b->buckets);
 	free(b->old);
 	b->buckets = b->old = NULL;
@@ -240,19 +241,33 @@ bool busy_set_insert(struct busy_set *b, struct va *va)
 		return false;
 	tree_link(&va->node, parent, slot);
 	tree_insert_fixup(&b->root, &va->node, NULL);
-	chain_add(b->buckets, b->nr_buckets, va);
-	b->count++;
+	if (va->busy)
+		busy_set_revive(b, va);
 	return true;
 }
 
-/* The chain's back links make this the same in either array. */
-void busy_set_erase(struct busy_set *b, struct va *va)
+void busy_set_revive(struct busy_set *b, struct va *va)
 {
-	tree_erase(&b->root, &va->node, NULL);
+	va->busy = true;
+	chain_add(b->buckets, b->nr_buckets, va);
+	b->count++;
+}
+
+/* The chain's back links make this the same in either array. */
+void busy_set_idle(struct busy_set *b, struct va *va)
+{
 	*va->chain.pprev = va->chain.next;
 	if (va->chain.next)
 		va->chain.next->chain.pprev = va->chain.pprev;
+	va->busy = false;
 	b->count--;
+}
+
+void busy_set_erase(struct busy_set *b, struct va *va)
+{
+	tree_erase(&b->root, &va->node, NULL);
+	if (va->busy)
+		busy_set_idle(b, va);
 }
 
 static struct va *chain_find(struct va *va, uint64_t start)
@@ -272,6 +287,29 @@ struct va *busy_set_at(const struct busy_set *b, uint64_t start)
 		return va;
 	i = bucket_of(start, b->nr_old);
 	return i >= b->moved ? chain_find(b->old[i], start) : NULL;
+}
+
+struct va *busy_set_containing(const struct busy_set *b, uint64_t addr)
+{
+	struct va *va = va_tree_find(&b->root, addr);
+
+	return va && va->busy ? va : NULL;
+}
+
+/*
+ * Idle ranges between are stepped over one by one: a walk of the busy
+ * ranges costs the idle ones in its way too.
+ */
+struct va *busy_set_first_ending_after(const struct busy_set *b, uint64_t addr)
+{
+	struct va *va = va_tree_first_ending_after(&b->root, addr);
+	struct tree_node *n;
+
+	while (va && !va->busy) {
+		n = tree_next(&va->node);
+		va = n ? va_of_node(n) : NULL;
+	}
+	return va;
 }
 
 size_t busy_set_grow_to(const struct busy_set *b)

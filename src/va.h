@@ -129,6 +129,8 @@ struct va {
 	uint32_t tag;
 	/* Allocated by va_new_indexed(): a struct va_indexed (in padding). */
 	bool indexed;
+	/* In a busy set and busy, not idle (struct busy_set). */
+	bool busy;
 };
 
 /*
@@ -249,6 +251,11 @@ void va_set_take_all(struct va_set *set, struct vlist *out);
  * live ranges the descent was a fifth of a churning pair).  The index
  * chains through the records (struct va's @chain).
  *
+ * A set may also hold idle ranges: freed, lazy or pooled, kept in the
+ * tree so that a pooled range goes busy again without a descent (the
+ * node's choice, DESIGN.md section 3).  The index and the count hold the
+ * busy ones only, and every look-up below skips idle ones.
+ *
  * When the ranges outnumber the buckets twice, the owner allocates a
  * larger array without its lock (busy_set_grow_to()) and hands it over
  * (busy_set_regrow()); the ranges then move to it a few buckets per
@@ -260,7 +267,7 @@ struct busy_set {
 	struct tree_root root;
 	struct va **buckets;
 	size_t nr_buckets; /* a power of two */
-	size_t count;
+	size_t count;	   /* busy ranges */
 	/* While ranges move: the old array, its size, buckets moved. */
 	struct va **old;
 	size_t nr_old, moved;
@@ -270,13 +277,24 @@ struct busy_set {
 
 /* Empty, with BUSY_SET_MIN_BUCKETS buckets; false if out of memory. */
 bool busy_set_init(struct busy_set *b);
-/* Delete every record and the arrays. */
+/* Delete the busy records (idle ones are on their lists) and the arrays. */
 void busy_set_fini(struct busy_set *b);
-/* Insert; false (nothing done) if @va overlaps a range of @b. */
+/*
+ * Insert, busy or idle as @va->busy says; false (nothing done) if @va
+ * overlaps a range of @b.
+ */
 bool busy_set_insert(struct busy_set *b, struct va *va);
+/* Take @va, busy or idle, out of @b. */
 void busy_set_erase(struct busy_set *b, struct va *va);
-/* The range that starts at @start, or NULL. */
+/* A busy range goes idle, an idle one busy: the tree stays as it is. */
+void busy_set_idle(struct busy_set *b, struct va *va);
+void busy_set_revive(struct busy_set *b, struct va *va);
+/* The busy range that starts at @start, or NULL. */
 struct va *busy_set_at(const struct busy_set *b, uint64_t start);
+/* The busy range containing @addr, or NULL. */
+struct va *busy_set_containing(const struct busy_set *b, uint64_t addr);
+/* The lowest busy range that ends above @addr, or NULL. */
+struct va *busy_set_first_ending_after(const struct busy_set *b, uint64_t addr);
 /* The bucket count @b should grow to, or 0 (enough, or still moving). */
 size_t busy_set_grow_to(const struct busy_set *b);
 /*

@@ -121,33 +121,45 @@ TEST(tree_random_insert_erase)
 }
 
 /*
- * A busy set against a presence map: random inserts and erases of
- * records whose starts are multiples of 2^20 (page numbers with their
- * low bits all zero, the hash's hard case), growing the index as the
- * node does, a few buckets moved per insert; after each step the tree is in order, every present start
- * is found in the index and no absent or inner one, and the count is
- * right.  An overlapping insert changes nothing.
+ * A busy set against a map of states (absent, busy, idle): random
+ * inserts (busy or idle), erases, and busy <-> idle turns of records
+ * whose starts are multiples of 2^20 (page numbers with their low bits
+ * all zero, the hash's hard case), growing the index as the node does, a
+ * few buckets moved per insert or revival.  After each step the tree
+ * holds the present records in order; the index finds exactly the busy
+ * ones by their start, never by an inner address; containing look-ups
+ * and walks see busy ranges only; the count is the busy ones'.  An
+ * overlapping insert changes nothing.
  */
+enum rec_state { ABSENT, BUSY, IDLE };
+
 static void expect_busy_matches(const struct busy_set *b, struct va *recs,
-				const bool *present, unsigned keys)
+				const enum rec_state *state, unsigned keys)
 {
 	const struct tree_node *t = tree_first(&b->root);
+	struct va *next_busy = busy_set_first_ending_after(b, 0);
 	size_t n = 0;
 	unsigned k;
 
 	assert_int(tree_verify(&b->root), >=, 0);
 	for (k = 0; k < keys; k++) {
-		if (!present[k]) {
-			expect_true(busy_set_at(b, recs[k].start) == NULL);
+		struct va *want = state[k] == BUSY ? &recs[k] : NULL;
+
+		expect_true(busy_set_at(b, recs[k].start) == want);
+		expect_true(busy_set_containing(b, recs[k].end - 1) == want);
+		if (state[k] == ABSENT)
 			continue;
-		}
-		n++;
 		assert_true(t == &recs[k].node);
 		t = tree_next(t);
-		expect_true(busy_set_at(b, recs[k].start) == &recs[k]);
 		expect_true(busy_set_at(b, recs[k].start + 1) == NULL);
+		if (state[k] == IDLE)
+			continue;
+		n++;
+		expect_true(next_busy == &recs[k]);
+		next_busy = busy_set_first_ending_after(b, recs[k].end);
 	}
 	assert_true(t == NULL);
+	expect_true(next_busy == NULL);
 	expect_u64(b->count, ==, n);
 }
 
@@ -155,28 +167,37 @@ TEST(busy_set_random_insert_erase)
 {
 	enum { KEYS = 1500 };
 	static struct va recs[KEYS];
-	static bool present[KEYS];
-	struct va **buckets, **old, wide = { 0 };
+	static enum rec_state state[KEYS];
+	struct va **buckets, **old, wide = { .busy = true };
 	struct busy_set b;
 	long step, steps = scaled(30000);
 	size_t grow_to, most = 0, moving = 0;
 	unsigned k;
 
 	assert_true(busy_set_init(&b));
-	memset(present, 0, sizeof(present));
 	for (k = 0; k < KEYS; k++) {
+		state[k] = ABSENT;
 		recs[k].start = (uint64_t)(k + 1) << 20;
 		recs[k].end = recs[k].start + ((1 + rnd() % 255) << 12);
 	}
 	for (step = 0; step < steps; step++) {
 		k = (unsigned)(rnd() % KEYS);
 		/* Mostly inserts early on, so that the index must grow. */
-		if (present[k] && (step > steps / 2 || rnd() % 4 == 0)) {
+		if (state[k] != ABSENT &&
+		    (step > steps / 2 || rnd() % 4 == 0)) {
 			busy_set_erase(&b, &recs[k]);
-			present[k] = false;
-		} else if (!present[k]) {
+			expect_true(!recs[k].busy);
+			state[k] = ABSENT;
+		} else if (state[k] == ABSENT) {
+			recs[k].busy = rnd() % 4 != 0;
 			assert_true(busy_set_insert(&b, &recs[k]));
-			present[k] = true;
+			state[k] = recs[k].busy ? BUSY : IDLE;
+		} else if (state[k] == BUSY) {
+			busy_set_idle(&b, &recs[k]);
+			state[k] = IDLE;
+		} else {
+			busy_set_revive(&b, &recs[k]);
+			state[k] = BUSY;
 		}
 		free(busy_set_migrate(&b));
 		moving += b.old != NULL;
@@ -195,7 +216,7 @@ TEST(busy_set_random_insert_erase)
 		}
 		most = b.count > most ? b.count : most;
 		if (step % 64 == 0 || b.old || step == steps - 1)
-			expect_busy_matches(&b, recs, present, KEYS);
+			expect_busy_matches(&b, recs, state, KEYS);
 		if (test_failed_now)
 			return;
 	}
@@ -203,7 +224,7 @@ TEST(busy_set_random_insert_erase)
 	expect_u64(b.nr_buckets, >, BUSY_SET_MIN_BUCKETS);
 	expect_u64(moving, >, 0); /* and look-ups ran while ranges moved */
 
-	for (k = 0; k < KEYS && !present[k]; k++)
+	for (k = 0; k < KEYS && state[k] == ABSENT; k++)
 		;
 	if (k < KEYS) {
 		wide.start = recs[k].start - (1 << 12);
@@ -214,7 +235,7 @@ TEST(busy_set_random_insert_erase)
 		expect_true(busy_set_at(&b, wide.start) == NULL);
 	}
 	for (k = 0; k < KEYS; k++)
-		if (present[k])
+		if (state[k] != ABSENT)
 			busy_set_erase(&b, &recs[k]);
 	expect_true(b.root.top == NULL);
 	expect_u64(b.count, ==, 0);
