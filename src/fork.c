@@ -20,7 +20,9 @@
  * the one it puts the range in: the prepare handler takes both, so the
  * child sees every range either in a structure or in a slot, never in
  * both.  The child gives the slots' ranges back: an allocation's to the
- * free heap (its caller never saw it), a free's to the lazy set.  A pool
+ * free heap (its caller never saw it; one from a pool of a space that
+ * keeps idle ranges leaves its busy tree first), a free's to the lazy
+ * set.  A pool
  * refill's batch (pool.c) travels with its allocation's range from the
  * heap to the pool: the slot holds it too, until the pool lock's
  * critical section that files it; the child gives it to the free heap.
@@ -52,6 +54,7 @@ struct transit {
 	struct vmap_space *space; /* NULL: nothing in transit */
 	struct va *freeing;	  /* a free's record; NULL for an allocation */
 	uint64_t start, end;	  /* an allocation's range */
+	struct va *pooled;	  /* its record if it came from a pool */
 	struct vlist *batch;	  /* its refill's batch, or NULL */
 };
 
@@ -112,11 +115,18 @@ void transit_ready(void)
 void transit_take(struct vmap_space *s, uint64_t start, uint64_t end)
 {
 	if (slot) {
-		slot->freeing = NULL;
+		slot->freeing = slot->pooled = NULL;
 		slot->start = start;
 		slot->end = end;
 		slot->space = s;
 	}
+}
+
+void transit_take_pooled(struct vmap_space *s, struct va *va)
+{
+	transit_take(s, va->start, va->end);
+	if (slot)
+		slot->pooled = va;
 }
 
 void transit_batch(struct vlist *batch)
@@ -149,6 +159,14 @@ static void transit_recover(struct transit *t)
 	t->space = NULL;
 	if (t->freeing) {
 		lazy_insert(s, t->freeing, NULL);
+		return;
+	}
+	/* A pooled range may still be idle in its busy tree: take it out. */
+	if (t->pooled && busy_keeps_idle(s)) {
+		vlist_init(&one);
+		vlist_add_tail(&t->pooled->link, &one);
+		busy_forget(s, &one);
+		global_heap_return(s, &one);
 		return;
 	}
 	/* The list head is on the dead thread's stack, copied with it. */

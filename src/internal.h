@@ -19,10 +19,10 @@
  * dropping both may purge (purge_lock, waiting for it only in a space
  * without callbacks, whose purges call no code of the program's, see
  * purge_kick()).  In a space that keeps idle ranges in its busy trees
- * (busy_keeps_idle()) a pool hit takes its node's busy lock and, inside
- * it, the pool lock, and a refill files its batch under both, nested
- * the same way, so that a range is never outside every structure.  Only
- * vmap_check() and the fork handler nest them otherwise, in the order above; the
+ * (busy_keeps_idle()) a refill files its batch under its node's busy
+ * lock and, inside it, the pool lock, so that the batch joins the tree
+ * and the pool in one step.  Only vmap_check() and the fork handler nest
+ * them otherwise, in the order above; the
  * fork handler takes each level for every live space before the next
  * level (registry order within a level), so that a callback of one space
  * calling into another space that a purge is running in cannot hold the
@@ -400,6 +400,7 @@ void registry_del(struct vmap_space *s);
  */
 void transit_ready(void);
 void transit_take(struct vmap_space *s, uint64_t start, uint64_t end);
+void transit_take_pooled(struct vmap_space *s, struct va *va);
 void transit_batch(struct vlist *batch);
 void transit_free(struct vmap_space *s, struct va *va);
 void transit_done(void);

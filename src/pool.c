@@ -59,7 +59,7 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 		} else {
 			pool_len_set(p, pool_len(p) - 1);
 			p->taken = true;
-			transit_take(s, va->start, va->end);
+			transit_take_pooled(s, va);
 		}
 	}
 	vlock_release(&vn->pool_lock);
