@@ -185,7 +185,11 @@ struct vmap_params {
 	 * to that range.  1 is one global heap; with VMAP_KERNEL_POOLS it is
 	 * the design before the node series, without pools, and without the
 	 * flag the one node keeps the default pools, whose hits spare the
-	 * heap's search, split and merge.
+	 * heap's search, split and merge.  As with more nodes, pooled ranges
+	 * serve whole-space vmap_alloc() requests only: a windowed or
+	 * vmap_xalloc() request that may not purge (VMAP_NONBLOCK,
+	 * VMAP_NOPURGE) does not see them until a decay or a full purge
+	 * gives them back.
 	 */
 	uint32_t nr_nodes;
 	/*

@@ -59,8 +59,8 @@ static size_t list_len(const struct vlist *h)
 }
 
 /*
- * How many ranges the partition check must hold: the busy lists walked,
- * pools and lazy sets by their counters.  Only a capacity: the counters
+ * How many ranges the partition check must hold: busy, pooled and lazy
+ * ranges by their counters.  Only a capacity: the counters
  * themselves are verified against their lists below, and check_range()
  * never writes past the array.
  */

@@ -122,6 +122,11 @@ void transit_take(struct vmap_space *s, uint64_t start, uint64_t end)
 	}
 }
 
+bool transit_recorded(void)
+{
+	return slot != NULL;
+}
+
 void transit_take_pooled(struct vmap_space *s, struct va *va)
 {
 	transit_take(s, va->start, va->end);
@@ -161,8 +166,11 @@ static void transit_recover(struct transit *t)
 		lazy_insert(s, t->freeing, NULL);
 		return;
 	}
-	/* A pooled range may still be idle in its busy tree: take it out. */
-	if (t->pooled && busy_keeps_idle(s)) {
+	/*
+	 * A range from a pool has its record, still idle in its busy tree
+	 * where the space keeps idle ranges: out of the tree, then back.
+	 */
+	if (t->pooled) {
 		vlist_init(&one);
 		vlist_add_tail(&t->pooled->link, &one);
 		busy_forget(s, &one);

@@ -12,10 +12,10 @@
  * that a purge holds purge_lock while it takes the others one at a time,
  * and a notifier may free (busy, lazy locks) or purge (purge_lock) while
  * the notifier rwlock is read-held.  An allocation takes a pool lock,
- * then (after dropping it) the heap lock, then a busy lock; one that
- * missed its pool files the batch it took under the heap lock into the
- * pool under the pool lock, after dropping the heap lock and before the
- * busy lock; a free takes a busy lock, then a lazy lock, and after
+ * then (after dropping it) a busy lock if it hit, else the heap lock,
+ * then a busy lock; one that missed its pool files the batch it took
+ * under the heap lock into the pool under the pool lock, after dropping
+ * the heap lock and before the busy lock; a free takes a busy lock, then a lazy lock, and after
  * dropping both may purge (purge_lock, waiting for it only in a space
  * without callbacks, whose purges call no code of the program's, see
  * purge_kick()).  In a space that keeps idle ranges in its busy trees
@@ -344,8 +344,8 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 	      vmap_range_fn fn, void *cookie);
 bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
 void busy_forget(struct vmap_space *s, struct vlist *list);
-struct va *busy_take_pooled(struct vmap_space *s, struct vmap_node *vn,
-			    uint64_t size, uint64_t align, uint64_t user);
+bool busy_take_pooled(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
+		      uint64_t align, uint64_t user, uint64_t *start);
 void busy_add_idle(struct vmap_space *s, struct vmap_node *vn,
 		   struct vlist *batch, size_t *n);
 
@@ -401,6 +401,8 @@ void registry_del(struct vmap_space *s);
 void transit_ready(void);
 void transit_take(struct vmap_space *s, uint64_t start, uint64_t end);
 void transit_take_pooled(struct vmap_space *s, struct va *va);
+/* Whether this thread's transits are recorded (it has its slot). */
+bool transit_recorded(void);
 void transit_batch(struct vlist *batch);
 void transit_free(struct vmap_space *s, struct va *va);
 void transit_done(void);

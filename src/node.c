@@ -6,7 +6,9 @@
  *
  * Locks: a node's busy_lock guards its busy set; global_heap_return()
  * takes the heap lock.  No function here holds two locks at once, except
- * nodes_lock_all(), which freezes a space for the checker and for fork.
+ * nodes_lock_all(), which freezes a space for the checker and for fork,
+ * and busy_take_pooled() of an exiting thread, and busy_add_idle()'s
+ * caller, which take a node's pool lock inside its busy lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -264,30 +266,41 @@ struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 /*
  * A pool hit in a space that keeps idle ranges: the range is idle in
  * @vn's tree (a pool holds ranges of its own node's zones there), so it
- * only goes busy, with the caller's @user word.  Between the pool lock
- * and the busy lock it is in transit, with its record (fork.c).  Taking
- * the pool lock inside the busy lock instead cost one node 18% of its
- * pairs at two threads (the busy lock held longer).
+ * only goes busy, with the caller's @user word; *@start says where.
+ * Once the busy lock is dropped the range is visible and may be freed,
+ * so the record is not touched after.  Between the pool lock and the
+ * busy lock the range is in transit, with its record (fork.c); taking
+ * the pool lock inside the busy lock instead held the busy lock longer,
+ * which cost one node 18% of its pairs at two threads, and is done only
+ * by a thread whose transit slot is gone (exiting: its destructors ran).
  */
-struct va *busy_take_pooled(struct vmap_space *s, struct vmap_node *vn,
-			    uint64_t size, uint64_t align, uint64_t user)
+bool busy_take_pooled(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
+		      uint64_t align, uint64_t user, uint64_t *start)
 {
+	bool nested = !transit_recorded();
 	struct index_upkeep u;
 	struct va *va;
 
+	if (nested)
+		vlock_acquire(&vn->busy_lock);
 	va = pool_take(s, vn, size, align);
-	if (!va)
-		return NULL;
+	if (!va) {
+		if (nested)
+			vlock_release(&vn->busy_lock);
+		return false;
+	}
 	VMAP_ASSERT(addr_to_node(s, va->start) == vn->id);
-	vlock_acquire(&vn->busy_lock);
+	if (!nested)
+		vlock_acquire(&vn->busy_lock);
 	VMAP_ASSERT(!va->busy);
 	va->user = user;
+	*start = va->start;
 	busy_set_revive(&vn->busy, va);
 	transit_done();
 	index_upkeep_locked(vn, &u);
 	vlock_release(&vn->busy_lock);
 	index_upkeep_unlocked(vn, &u);
-	return va;
+	return true;
 }
 
 /*
@@ -319,18 +332,24 @@ void busy_add_idle(struct vmap_space *s, struct vmap_node *vn,
  * Ranges on their way to the global heap leave their busy trees, where a
  * space that keeps idle ranges still has them (the heap may merge and
  * delete their records).  Consecutive ranges of one node share a lock
- * acquisition; a purge's and a decay's all do.
+ * acquisition (a purge's and a decay's are all one node's), up to
+ * FORGET_BATCH of them, so that the node's frees and pool hits wait for
+ * a batch at most, not for the whole purge.
  */
+#define FORGET_BATCH 64
+
 void busy_forget(struct vmap_space *s, struct vlist *list)
 {
 	struct vmap_node *vn = NULL, *next;
+	unsigned batch = 0;
 	struct va *va;
 
 	if (!busy_keeps_idle(s))
 		return;
 	vlist_for_each_va(va, list) {
 		next = &s->nodes[addr_to_node(s, va->start)];
-		if (next != vn) {
+		if (next != vn || ++batch == FORGET_BATCH) {
+			batch = 0;
 			if (vn)
 				vlock_release(&vn->busy_lock);
 			vn = next;
@@ -356,47 +375,84 @@ int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 }
 
 /*
- * Each node's candidate is found under its own lock; the lowest is then
- * looked up again under its node's lock alone, and the search starts over
- * if it went meanwhile.  So no two busy locks are ever held together.
+ * Node @i's lowest range (busy or idle) that ends above @pos: its start
+ * and state, under the node's lock alone.  False if there is none.
+ */
+static bool first_range_after(struct vmap_space *s, unsigned i, uint64_t pos,
+			      uint64_t *start, bool *busy)
+{
+	struct vmap_node *vn = &s->nodes[i];
+	struct va *va;
+
+	vlock_acquire(&vn->busy_lock);
+	va = va_tree_first_ending_after(&vn->busy.root, pos);
+	if (va) {
+		*start = va->start;
+		*busy = va->busy;
+	}
+	vlock_release(&vn->busy_lock);
+	return va != NULL;
+}
+
+/*
+ * The ranges of all nodes, busy and idle, are merged in address order:
+ * each round finds every node's first range above the position.  If the
+ * lowest is busy it is looked up again under its node's lock alone (the
+ * round starts over if it went meanwhile); if idle, the position moves
+ * past the run of idle ranges of that node below every other node's
+ * first, so a walk steps over each idle range once, where asking every
+ * node for its first busy range stepped over a node's idle ranges at
+ * every call.  No two busy locks are ever held together.
  */
 int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 	      vmap_range_fn fn, void *cookie)
 {
-	uint64_t best_start;
+	uint64_t pos = addr, first, best_start, bound;
+	bool busy, best_busy = false, found;
 	struct vmap_node *vn;
-	struct va *va;
+	struct tree_node *n;
 	unsigned i, best;
-	bool found;
+	struct va *va;
 
 	for (;;) {
 		found = false;
 		best = 0;
-		best_start = 0;
+		best_start = bound = UINT64_MAX;
 		for (i = 0; i < s->nr_nodes; i++) {
-			vn = &s->nodes[i];
-			vlock_acquire(&vn->busy_lock);
-			va = busy_set_first_ending_after(&vn->busy, addr);
-			if (va && (!found || va->start < best_start)) {
-				found = true;
+			if (!first_range_after(s, i, pos, &first, &busy))
+				continue;
+			if (!found || first < best_start) {
+				if (found)
+					bound = best_start;
 				best = i;
-				best_start = va->start;
+				best_start = first;
+				best_busy = busy;
+				found = true;
+			} else if (first < bound) {
+				bound = first;
 			}
-			vlock_release(&vn->busy_lock);
 		}
 		if (!found)
 			return -ENOENT;
 		vn = &s->nodes[best];
 		vlock_acquire(&vn->busy_lock);
-		va = busy_set_first_ending_after(&vn->busy, addr);
-		if (va && va->start == best_start) {
+		va = va_tree_first_ending_after(&vn->busy.root, pos);
+		if (va && va->start == best_start && va->busy && best_busy) {
 			range_of_busy(s, va, best, out);
 			if (fn)
 				fn(cookie, out);
 			vlock_release(&vn->busy_lock);
 			return 0;
 		}
+		/* Past this node's idle run (or a range that went). */
+		while (va && !va->busy && va->start < bound) {
+			pos = va->end;
+			n = pos ? tree_next(&va->node) : NULL;
+			va = n ? va_of_node(n) : NULL;
+		}
 		vlock_release(&vn->busy_lock);
+		if (!pos)
+			return -ENOENT; /* the idle run ended at 2^64 */
 	}
 }
 

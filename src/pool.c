@@ -406,13 +406,13 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 			continue;
 		}
 		vlist_cut_head(&detached, n_decay, &decayed);
-		busy_forget(s, &decayed);
 		if (!vlist_empty(&detached)) {
 			vlock_acquire(&vn->pool_lock);
 			vlist_splice_head(&detached, &p->head);
 			pool_len_set(p, pool_len(p) + len - n_decay);
 			vlock_release(&vn->pool_lock);
 		}
+		busy_forget(s, &decayed);
 		free_heap_return_list(&local, &decayed, &merged);
 	}
 	va_set_take_all(&local.set, &detached);

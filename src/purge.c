@@ -92,7 +92,8 @@ static void release_runs(struct vmap_space *s, struct vmap_node **marked,
 /*
  * Purge one node's work item: pool-bound ranges to this node's pools
  * (lazy ranges live in the node of their tag) unless pools are skipped,
- * the rest to the global heap in one locked pass.  The lazy count drops
+ * the rest out of their busy trees where the space keeps idle ranges,
+ * then to the global heap in one locked pass.  The lazy count drops
  * only now, after the ranges are usable again.
  */
 static void purge_node(struct vmap_space *s, struct vmap_node *vn,

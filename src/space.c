@@ -453,15 +453,12 @@ static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
 {
 	unsigned addr_node = addr_to_node(s, va->start);
 
-	if (!va->busy) { /* else a pool hit that went busy in its tree */
-		va->tag = 0;
-		if (pooled)
-			va->tag = 1 +
-				  (tag_by_address(s) ? addr_node : cpu_vn->id);
-		if (!busy_insert(s, &s->nodes[addr_node], va)) {
-			va_delete(va);
-			return -EUCLEAN;
-		}
+	va->tag = 0;
+	if (pooled)
+		va->tag = 1 + (tag_by_address(s) ? addr_node : cpu_vn->id);
+	if (!busy_insert(s, &s->nodes[addr_node], va)) {
+		va_delete(va);
+		return -EUCLEAN;
 	}
 	if (addr_node != cpu_vn->id) {
 		counter_add(&cpu_vn->count.cross_node_busy, 1);
@@ -484,24 +481,38 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 	struct vmap_node *cpu_vn = &s->nodes[cpu % s->nr_nodes];
 	struct refill refill, *to_refill = NULL;
 	struct va *va = NULL;
+	bool hit = false;
 	uint64_t start;
 	int rc;
 
 	transit_ready();
 	if (pooled && (f->size >> s->page_shift) <= MAX_VA_SIZE_PAGES) {
-		va = busy_keeps_idle(s) ?
-			     busy_take_pooled(s, cpu_vn, f->size, f->align,
-					      user) :
-			     pool_take(s, cpu_vn, f->size, f->align);
-		counter_add(va ? &cpu_vn->count.pool_hits :
-				 &cpu_vn->count.pool_misses,
+		if (busy_keeps_idle(s)) {
+			hit = busy_take_pooled(s, cpu_vn, f->size, f->align,
+					       user, &start);
+		} else {
+			va = pool_take(s, cpu_vn, f->size, f->align);
+			hit = va != NULL;
+		}
+		counter_add(hit ? &cpu_vn->count.pool_hits :
+				  &cpu_vn->count.pool_misses,
 			    1);
-		if (va)
-			VMAP_PROBE(pool_hit, cpu_vn->id, va->start, f->size);
+		if (hit)
+			VMAP_PROBE(pool_hit, cpu_vn->id, va ? va->start : start,
+				   f->size);
 		else
 			VMAP_PROBE(pool_miss, cpu_vn->id, f->size, f->align);
 		if (!(s->flags & VMAP_KERNEL_POOLS))
 			to_refill = &refill;
+	}
+	/*
+	 * A range revived in its tree is busy and visible: from here on its
+	 * record is for whichever thread frees it, so nothing reads it.
+	 */
+	if (hit && !va) {
+		counter_add(&cpu_vn->count.allocs, 1);
+		*addr = start;
+		return 0;
 	}
 	if (!va) {
 		va = space_va_new(s);
@@ -520,8 +531,7 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 		va->start = start;
 		va->end = start + f->size;
 	}
-	if (!va->busy)
-		va->user = user;
+	va->user = user;
 	start = va->start;
 	VMAP_ASSERT(start >= f->first && va_last(va) <= f->last);
 	VMAP_ASSERT(((start - f->phase) & (f->align - 1)) == 0);

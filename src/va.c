@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * va.c - range records and the address-ordered tree+list set.
+ * va.c - range records, the address-ordered tree+list set, and the busy
+ * set (tree and start index).
  *
  * No locks: every function works on a set its caller holds the lock of.
  */

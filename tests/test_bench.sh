@@ -62,8 +62,9 @@ check "scaling table" grep -q '^scaling efficiency' "$tmp/scale"
 	tag=zone,kernel,address json=1 >"$tmp/virtual" 2>/dev/null
 check "virtual CPUs: one node per worker" \
 	test "$(grep '"mode":"nodes"' "$tmp/virtual" | grep -c '"nodes":16,"threads":16')" -eq 6
+# Every row with pools, both tests: one node (zone) and 16 (three tags).
 check "virtual CPUs: per-node counters add up" \
-	test "$(grep -c '"counters_add_up":true' "$tmp/virtual")" -eq 6
+	test "$(grep -c '"counters_add_up":true' "$tmp/virtual")" -eq 8
 check "virtual CPUs: other-node locks and load reported" \
 	test "$(grep -c '"other_node_lock_per_pair":[0-9].*"load":1,' "$tmp/virtual")" -eq 10
 "$bench" run_test_mask=1 test_loop_count=200 nr_threads=4 cpus=virtual >"$tmp/vtext" 2>/dev/null

@@ -609,6 +609,79 @@ TEST(one_node_pools_only_by_default)
 }
 
 /*
+ * Freed ranges stay idle in their busy trees (lazy, then pooled): look-ups
+ * and walks must see only the busy ones.  Two nodes, ranges from both
+ * CPUs, a random half freed, some purged into pools; vmap_next() from the
+ * bottom returns exactly the busy ranges in address order, vmap_find()
+ * finds an inner address of each and none of the freed, and a space
+ * ending at 2^64 whose top range is idle ends its walk there.
+ */
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+TEST(walks_and_lookups_skip_idle_ranges)
+{
+	enum { N = 600 };
+	static uint64_t a[N], busy[N];
+	struct vmap_params p = { .nr_nodes = 2,
+				 .lazy_max_pages = 1 << 20,
+				 .flags = VMAP_DETERMINISTIC };
+	struct vmap_space *s;
+	struct vmap_range r;
+	uint64_t pos, top;
+	size_t i, n = 0, seen = 0;
+
+	assert_int(vmap_space_create(BASE, BASE + 8192 * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < N; i++) {
+		a[i] = alloc_on(s, (int)(i % 2), 1 + i % 3, PAGE);
+		assert_u64(a[i], !=, ~0ull);
+	}
+	for (i = 0; i < N; i++) {
+		if (rnd() % 2) {
+			busy[n++] = a[i];
+			continue;
+		}
+		assert_int(vmap_free(s, a[i]), ==, 0);
+		if (i == N / 2)
+			assert_int(vmap_purge(s), ==, 0); /* some pooled */
+	}
+	assert_space_ok(s);
+	expect_u64(node_stats(s, -1).pooled_now, >, 0);
+	qsort(busy, n, sizeof(busy[0]), cmp_u64);
+	for (pos = BASE; !vmap_next(s, pos, &r, NULL, NULL); pos = r.end) {
+		assert_u64(seen, <, n);
+		expect_u64(r.start, ==, busy[seen]);
+		seen++;
+	}
+	expect_u64(seen, ==, n);
+	for (i = 0; i < N; i++) {
+		bool is_busy = bsearch(&a[i], busy, n, sizeof(busy[0]),
+				       cmp_u64) != NULL;
+
+		expect_int(vmap_find(s, a[i] + PAGE - 1, &r), ==,
+			   is_busy ? 0 : -ENOENT);
+	}
+	vmap_space_destroy(s);
+
+	assert_int(vmap_space_create(0 - 64 * PAGE, 0, &p, &s), ==, 0);
+	vmap_set_thread_cpu(0);
+	assert_int(vmap_alloc(s, 32 * PAGE, PAGE, 0, 0, 0, &pos), ==, 0);
+	assert_int(vmap_alloc(s, 32 * PAGE, PAGE, 0, 0, 0, &top), ==, 0);
+	vmap_set_thread_cpu(-1);
+	expect_u64(top + 32 * PAGE, ==, 0);
+	assert_int(vmap_free(s, top), ==, 0);
+	assert_int(vmap_next(s, pos, &r, NULL, NULL), ==, 0);
+	expect_u64(r.start, ==, pos);
+	expect_int(vmap_next(s, r.end, &r, NULL, NULL), ==, -ENOENT);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+/*
  * The default pools keep at most two purges' worth (2 x lazy_max_pages
  * pages) of each size class over all nodes; the rest of a purge goes to
  * the heap.  One thread frees 1 000 one-page ranges and allocates none:
@@ -954,6 +1027,7 @@ int main(int argc, char **argv)
 				 T(lookup_walks_back_and_wraps),
 				 T(base_in_a_non_zero_node),
 				 T(one_node_pools_only_by_default),
+				 T(walks_and_lookups_skip_idle_ranges),
 				 T(pools_hold_two_purges_worth),
 				 T(purges_in_frees_lose_nothing),
 				 T(frees_purge_when_the_drain_falls_behind),

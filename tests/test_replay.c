@@ -130,6 +130,33 @@ TEST(recording_header_and_fields)
 	expect_true(strcmp(res.out, "a 0x100000\nb 0x100000\n") == 0);
 }
 
+/*
+ * Up to version 2 a recorded space of one node had no pools: its trace
+ * replays as the kernel's one node.  From version 3 one node keeps the
+ * default pools, so the same lines replay differently (a miss refills
+ * its pool from the middle of the space, and the next allocation hits).
+ */
+TEST(one_node_version_2_has_no_pools)
+{
+	static const char lines[] =
+		" base=0x100000000 limit=0x140000000 page_shift=12 nodes=1 flags=0x0 lazy_max_pages=16384\n"
+		"alloc a 4096 4096 # ret=0x100000000\n"
+		"alloc b 4096 4096 # ret=0x100001000\n"
+		"free a\n"
+		"purge\n"
+		"alloc c 4096 4096 # ret=0x100000000\n";
+	char trace[512];
+
+	snprintf(trace, sizeof(trace), "# vmap-trace 2%s", lines);
+	run("--verify", trace, &res);
+	expect_int(res.status, ==, 0);
+	expect_true(strstr(res.err, "3 recorded allocations, 0 replayed "
+				    "differently") != NULL);
+	snprintf(trace, sizeof(trace), "# vmap-trace 3%s", lines);
+	run("--verify", trace, &res);
+	expect_int(res.status, ==, 1);
+}
+
 TEST(bad_lines_exit_2_naming_the_line)
 {
 	static const char *bad[] = {
@@ -362,6 +389,7 @@ int main(int argc, char **argv)
 		(struct test[]){ T(hand_checked_trace),
 				 T(threshold_purges_in_line),
 				 T(recording_header_and_fields),
+				 T(one_node_version_2_has_no_pools),
 				 T(bad_lines_exit_2_naming_the_line),
 				 T(constrained_ops_to_the_top),
 				 T(spans_added_by_the_trace),

@@ -1150,7 +1150,10 @@ static int run_phase(const struct params *p, const struct backend *be,
 							 before.pool_refills) /
 						row->pairs;
 		}
-		if (info.nr_nodes > 1 && node_before &&
+		/* The one-lock row (the kernel's one node) has no pools. */
+		if ((info.nr_nodes > 1 ||
+		     !(tag_flags(ph.be->tag) & VMAP_KERNEL_POOLS)) &&
+		    node_before &&
 		    (fn != fix_size_alloc_test || p->nr_pages <= 256))
 			row->counters_add_up = node_counters_add_up(
 				ph.space, info.nr_nodes, node_before);

@@ -306,6 +306,7 @@ static void read_header(const char *text, struct options *o, long line)
 					    "nodes" };
 	char buf[64];
 	uint64_t v, flags = 0;
+	unsigned long version;
 	unsigned i;
 
 	for (i = 0; i < 4; i++) {
@@ -331,10 +332,13 @@ static void read_header(const char *text, struct options *o, long line)
 				    VMAP_BESTFIT_INDEX);
 	/*
 	 * Version 1 was written before the refilling pools, when every
-	 * space had the kernel's; from version 2 the flags say which.
+	 * space had the kernel's; from version 2 the flags say which.  Up to
+	 * version 2 a space of one node had no pools whatever its flags;
+	 * from version 3 one node keeps the default pools too.
 	 */
-	if (strtoul(text + strlen(" vmap-trace "), NULL, 10) >= 2 &&
-	    !(flags & VMAP_KERNEL_POOLS))
+	version = strtoul(text + strlen(" vmap-trace "), NULL, 10);
+	if (version >= 2 && !(flags & VMAP_KERNEL_POOLS) &&
+	    (version >= 3 || o->params.nr_nodes != 1))
 		o->params.flags &= ~(uint32_t)VMAP_KERNEL_POOLS;
 	if (!o->given[GIVEN_LAZY])
 		o->params.lazy_max_pages = UINT64_MAX;
