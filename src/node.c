@@ -459,15 +459,13 @@ int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last)
 {
 	struct vmap_node *vn;
-	struct va *va;
 	bool found = false;
 	unsigned i;
 
 	for (i = 0; i < s->nr_nodes && !found; i++) {
 		vn = &s->nodes[i];
 		vlock_acquire(&vn->busy_lock);
-		va = busy_set_first_ending_after(&vn->busy, first);
-		found = va && va->start <= last;
+		found = busy_set_overlaps(&vn->busy, first, last);
 		vlock_release(&vn->busy_lock);
 	}
 	return found;

@@ -290,27 +290,17 @@ struct va *busy_set_at(const struct busy_set *b, uint64_t start)
 	return i >= b->moved ? chain_find(b->old[i], start) : NULL;
 }
 
-struct va *busy_set_containing(const struct busy_set *b, uint64_t addr)
+/* Idle ranges inside [first, last] are stepped over one by one. */
+bool busy_set_overlaps(const struct busy_set *b, uint64_t first, uint64_t last)
 {
-	struct va *va = va_tree_find(&b->root, addr);
-
-	return va && va->busy ? va : NULL;
-}
-
-/*
- * Idle ranges between are stepped over one by one: a walk of the busy
- * ranges costs the idle ones in its way too.
- */
-struct va *busy_set_first_ending_after(const struct busy_set *b, uint64_t addr)
-{
-	struct va *va = va_tree_first_ending_after(&b->root, addr);
+	struct va *va = va_tree_first_ending_after(&b->root, first);
 	struct tree_node *n;
 
-	while (va && !va->busy) {
+	while (va && !va->busy && va->start <= last) {
 		n = tree_next(&va->node);
 		va = n ? va_of_node(n) : NULL;
 	}
-	return va;
+	return va && va->busy && va->start <= last;
 }
 
 size_t busy_set_grow_to(const struct busy_set *b)

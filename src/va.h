@@ -291,10 +291,8 @@ void busy_set_idle(struct busy_set *b, struct va *va);
 void busy_set_revive(struct busy_set *b, struct va *va);
 /* The busy range that starts at @start, or NULL. */
 struct va *busy_set_at(const struct busy_set *b, uint64_t start);
-/* The busy range containing @addr, or NULL. */
-struct va *busy_set_containing(const struct busy_set *b, uint64_t addr);
-/* The lowest busy range that ends above @addr, or NULL. */
-struct va *busy_set_first_ending_after(const struct busy_set *b, uint64_t addr);
+/* Does a busy range share a byte with [@first, @last]? */
+bool busy_set_overlaps(const struct busy_set *b, uint64_t first, uint64_t last);
 /* The bucket count @b should grow to, or 0 (enough, or still moving). */
 size_t busy_set_grow_to(const struct busy_set *b);
 /*
