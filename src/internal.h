@@ -22,7 +22,8 @@
  * (busy_keeps_idle()) a refill files its batch under its node's busy
  * lock and, inside it, the pool lock, so that the batch joins the tree
  * and the pool in one step.  Only vmap_check() and the fork handler nest
- * them otherwise, in the order above; the
+ * them otherwise (and a pool hit of an exiting thread, busy then pool),
+ * in the order above; the
  * fork handler takes each level for every live space before the next
  * level (registry order within a level), so that a callback of one space
  * calling into another space that a purge is running in cannot hold the

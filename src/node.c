@@ -180,8 +180,9 @@ bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
 	struct index_upkeep u;
 	bool ok;
 
-	va->busy = true;
 	vlock_acquire(&vn->busy_lock);
+	va->busy =
+		true; /* under the lock: a fork child sees it set only here */
 	ok = busy_set_insert(&vn->busy, va);
 	index_upkeep_locked(vn, &u);
 	transit_done();
@@ -375,84 +376,85 @@ int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out)
 }
 
 /*
- * Node @i's lowest range (busy or idle) that ends above @pos: its start
- * and state, under the node's lock alone.  False if there is none.
+ * The start of node @i's lowest range (busy or idle) that ends above
+ * @pos, under the node's lock alone.  False if there is none.
  */
 static bool first_range_after(struct vmap_space *s, unsigned i, uint64_t pos,
-			      uint64_t *start, bool *busy)
+			      uint64_t *start)
 {
 	struct vmap_node *vn = &s->nodes[i];
 	struct va *va;
 
 	vlock_acquire(&vn->busy_lock);
 	va = va_tree_first_ending_after(&vn->busy.root, pos);
-	if (va) {
+	if (va)
 		*start = va->start;
-		*busy = va->busy;
-	}
 	vlock_release(&vn->busy_lock);
 	return va != NULL;
 }
 
 /*
  * The ranges of all nodes, busy and idle, are merged in address order:
- * each round finds every node's first range above the position.  If the
- * lowest is busy it is looked up again under its node's lock alone (the
- * round starts over if it went meanwhile); if idle, the position moves
- * past the run of idle ranges of that node below every other node's
- * first, so a walk steps over each idle range once, where asking every
- * node for its first busy range stepped over a node's idle ranges at
- * every call.  No two busy locks are ever held together.
+ * each round finds every node's first range above the position, then,
+ * under the lock of the node with the lowest, walks that node's ranges
+ * while they lie below every other node's first: the first busy one is
+ * the answer, idle ones are stepped over.  A walk of the busy ranges so
+ * steps over each idle range once, where asking every node for its first
+ * busy range stepped over a node's idle ranges at every call.  A round
+ * that finds the node changed meanwhile starts over.  No two busy locks
+ * are ever held together.
  */
 int busy_next(struct vmap_space *s, uint64_t addr, struct vmap_range *out,
 	      vmap_range_fn fn, void *cookie)
 {
-	uint64_t pos = addr, first, best_start, bound;
-	bool busy, best_busy = false, found;
+	uint64_t pos = addr, first, best_start = 0, bound = 0;
+	bool found, bounded;
 	struct vmap_node *vn;
 	struct tree_node *n;
 	unsigned i, best;
 	struct va *va;
 
 	for (;;) {
-		found = false;
+		found = bounded = false;
 		best = 0;
-		best_start = bound = UINT64_MAX;
 		for (i = 0; i < s->nr_nodes; i++) {
-			if (!first_range_after(s, i, pos, &first, &busy))
+			if (!first_range_after(s, i, pos, &first))
 				continue;
-			if (!found || first < best_start) {
-				if (found)
-					bound = best_start;
-				best = i;
-				best_start = first;
-				best_busy = busy;
-				found = true;
-			} else if (first < bound) {
-				bound = first;
+			if (found && first > best_start) {
+				if (!bounded || first < bound)
+					bound = first;
+				bounded = true;
+				continue;
 			}
+			if (found && (!bounded || best_start < bound))
+				bound = best_start;
+			bounded = found;
+			best = i;
+			best_start = first;
+			found = true;
 		}
 		if (!found)
 			return -ENOENT;
 		vn = &s->nodes[best];
 		vlock_acquire(&vn->busy_lock);
 		va = va_tree_first_ending_after(&vn->busy.root, pos);
-		if (va && va->start == best_start && va->busy && best_busy) {
-			range_of_busy(s, va, best, out);
-			if (fn)
-				fn(cookie, out);
-			vlock_release(&vn->busy_lock);
-			return 0;
-		}
-		/* Past this node's idle run (or a range that went). */
-		while (va && !va->busy && va->start < bound) {
+		while (va && (!bounded || va->start < bound)) {
+			if (va->busy) {
+				range_of_busy(s, va, best, out);
+				if (fn)
+					fn(cookie, out);
+				vlock_release(&vn->busy_lock);
+				return 0;
+			}
+			if (!va->end) { /* idle up to 2^64: nothing above */
+				vlock_release(&vn->busy_lock);
+				return -ENOENT;
+			}
 			pos = va->end;
-			n = pos ? tree_next(&va->node) : NULL;
+			n = tree_next(&va->node);
 			va = n ? va_of_node(n) : NULL;
 		}
 		vlock_release(&vn->busy_lock);
-		if (!pos)
-			return -ENOENT; /* the idle run ended at 2^64 */
 	}
 }
 

@@ -191,11 +191,63 @@ TEST(virtual_cpus_counters_add_up)
 	vmap_space_destroy(v[0].s);
 }
 
+/*
+ * A walk sees a range that stays busy throughout, whatever other threads
+ * allocate, free and purge below it: vmap_next() from the bottom of the
+ * space and from 0 never says -ENOENT while the top range is busy (a
+ * round that found its node changed once ended a walk from 0).
+ */
+static atomic_bool churn_stop;
+
+static void *pool_churn(void *arg)
+{
+	struct vmap_space *s = arg;
+	uint64_t a[8];
+	int i;
+
+	while (!atomic_load(&churn_stop)) {
+		for (i = 0; i < 8; i++)
+			if (vmap_alloc(s, PAGE, PAGE, 0, 0, 0, &a[i]))
+				a[i] = 0;
+		for (i = 0; i < 8; i++)
+			if (a[i])
+				vmap_free(s, a[i]);
+	}
+	return NULL;
+}
+
+TEST(walks_see_a_range_busy_throughout)
+{
+	struct vmap_params p = { .nr_nodes = 2, .lazy_max_pages = 32 };
+	struct vmap_space *s;
+	struct vmap_range r;
+	long i, calls = scaled(100000), missed = 0;
+	uint64_t top;
+	pthread_t t;
+
+	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
+	assert_int(vmap_alloc(s, PAGE, PAGE, BASE + 4095 * PAGE,
+			      BASE + 4096 * PAGE, 0, &top),
+		   ==, 0);
+	atomic_store(&churn_stop, false);
+	assert_int(pthread_create(&t, NULL, pool_churn, s), ==, 0);
+	for (i = 0; i < calls; i++) {
+		missed += vmap_next(s, 0, &r, NULL, NULL) != 0;
+		missed += vmap_next(s, BASE, &r, NULL, NULL) != 0;
+	}
+	atomic_store(&churn_stop, true);
+	pthread_join(t, NULL);
+	expect_int(missed, ==, 0);
+	assert_int(vmap_free(s, top), ==, 0);
+	vmap_space_destroy(s);
+}
+
 int main(int argc, char **argv)
 {
 	return test_main(
 		argc, argv,
 		(struct test[]){ T(two_threads_one_node),
+				 T(walks_see_a_range_busy_throughout),
 				 T(four_threads_four_nodes),
 				 T(four_threads_four_nodes_kernel_pools),
 				 T(eight_threads_auto_nodes_small_space),

@@ -305,16 +305,20 @@ static void read_header(const char *text, struct options *o, long line)
 	static const char *const keys[] = { "base", "limit", "page_shift",
 					    "nodes" };
 	char buf[64];
-	uint64_t v, flags = 0;
+	uint64_t v, flags = 0, recorded_nodes = 0;
 	unsigned long version;
 	unsigned i;
 
 	for (i = 0; i < 4; i++) {
-		if (!field(text, keys[i], buf, sizeof(buf)) || o->given[i])
+		if (!field(text, keys[i], buf, sizeof(buf)))
 			continue;
 		if (!parse_u64(buf, &v))
 			die_line(line, "bad number in the recording's header",
 				 buf);
+		if (i == GIVEN_NODES)
+			recorded_nodes = v;
+		if (o->given[i])
+			continue;
 		if (i == GIVEN_BASE)
 			o->base = v;
 		else if (i == GIVEN_LIMIT)
@@ -333,12 +337,13 @@ static void read_header(const char *text, struct options *o, long line)
 	/*
 	 * Version 1 was written before the refilling pools, when every
 	 * space had the kernel's; from version 2 the flags say which.  Up to
-	 * version 2 a space of one node had no pools whatever its flags;
-	 * from version 3 one node keeps the default pools too.
+	 * version 2 a recorded space of one node had no pools whatever its
+	 * flags (and keeps none with --nodes); from version 3 one node keeps
+	 * the default pools too.
 	 */
 	version = strtoul(text + strlen(" vmap-trace "), NULL, 10);
 	if (version >= 2 && !(flags & VMAP_KERNEL_POOLS) &&
-	    (version >= 3 || o->params.nr_nodes != 1))
+	    (version >= 3 || recorded_nodes != 1))
 		o->params.flags &= ~(uint32_t)VMAP_KERNEL_POOLS;
 	if (!o->given[GIVEN_LAZY])
 		o->params.lazy_max_pages = UINT64_MAX;
