@@ -532,7 +532,11 @@ typedef void (*vmap_range_fn)(void *cookie, const struct vmap_range *range);
  * the range before the call returns, under its node's busy lock (see
  * vmap_range_fn); no two node locks are ever held together.
  * Returns 0, -ENOENT (no busy range ends above @addr) or -EINVAL (NULL
- * @space or @range).  Takes each node's busy lock in turn.
+ * @space or @range).  Takes each node's busy lock in turn.  Freed ranges
+ * not yet back in the free heap (lazy, pooled) lie between busy ones:
+ * a call steps over those up to the range it returns, one round over
+ * the nodes per run of them in one node, so a whole walk costs the busy
+ * and the freed ranges once each.
  */
 VMAP_API int vmap_next(struct vmap_space *space, uint64_t addr,
 		       struct vmap_range *range, vmap_range_fn fn,
