@@ -163,8 +163,11 @@ enum {
 	 * while they hold less than 2 * lazy_max_pages pages over all
 	 * nodes (the rest goes to the global heap), and some frees purge
 	 * themselves (vmap_free()).  With this flag neither applies, as in
-	 * the kernel, and a one-node space has no pools.  vmap-replay and the node tests use this for the
-	 * kernel's exact placement.
+	 * the kernel, a one-node space has no pools, and a free takes its
+	 * range out of its node's busy tree (by default it stays there,
+	 * idle, until it goes back to the global heap, so that a pool hit
+	 * descends no tree).  vmap-replay and the node tests use this for
+	 * the kernel's exact placement.
 	 */
 	VMAP_KERNEL_POOLS = 1u << 4,
 };
