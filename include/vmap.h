@@ -323,8 +323,9 @@ VMAP_API int vmap_space_info(const struct vmap_space *space,
 enum {
 	/*
 	 * Never wait for a purge: where the request does not fit without
-	 * one, fail with -EBUSY if purging could help, -ENOMEM if not.
-	 * Purge notifiers are not called.
+	 * one, fail with -EBUSY if lazy or pooled ranges exist (a purge
+	 * might make room; whether it would is not worked out), -ENOMEM if
+	 * none do.  Purge notifiers are not called.
 	 */
 	VMAP_NONBLOCK = 1u << 0,
 	/*
@@ -377,7 +378,7 @@ enum {
  * of two, vstart >= vend, a window outside the space or smaller than
  * @size, size + align - 1 overflowing, unknown flags, a NULL argument),
  * -ENOMEM (no room, or no memory for bookkeeping), -EBUSY (VMAP_NONBLOCK
- * and only a purge could make room) or -EUCLEAN (the range the search
+ * and lazy or pooled ranges exist, which a purge might turn into room) or -EUCLEAN (the range the search
  * found overlaps a busy one: the space is corrupt, which a debug build
  * reports by aborting; the range is not handed out and the overlap is
  * counted in the stats' overlaps).  May block: takes the purge mutex on
@@ -473,8 +474,8 @@ struct vmap_request {
  * page multiples, min >= max with max non-zero, a window that meets no
  * span, or meets none in @size bytes; a space with a source skips the
  * last two), -ENOMEM (no room, a failed import, or no memory for
- * bookkeeping) or -EBUSY (VMAP_NONBLOCK and only a purge could make
- * room).  May block, as vmap_alloc(), and the import callback may.
+ * bookkeeping) or -EBUSY (VMAP_NONBLOCK and lazy or pooled ranges exist,
+ * as for vmap_alloc()).  May block, as vmap_alloc(), and the import callback may.
  */
 VMAP_API int vmap_xalloc(struct vmap_space *space,
 			 const struct vmap_request *req, uint64_t *addr);
