@@ -205,16 +205,23 @@ static bool check_busy(struct checker *c, const struct busy_set *b,
 }
 
 /*
- * A lazy or pooled range of @vn: in a space that keeps idle ranges it is
- * idle in @vn's busy tree (its tag's node is its address's), elsewhere
- * in no tree; counted in *@idle.
+ * A lazy or pooled range of @vn: in a space that keeps idle ranges a lazy
+ * one is idle in @vn's busy tree (its tag's node is its address's), and
+ * so is a pooled one unless a refill put it in the pool and no hit has
+ * taken it yet; elsewhere none is in a tree.  Those in the tree are
+ * counted in *@idle.
  */
 static void check_idle(struct checker *c, struct vmap_node *vn,
-		       const struct va *va, size_t *idle)
+		       const struct va *va, bool lazy, size_t *idle)
 {
-	if (!busy_keeps_idle(c->s))
+	if (!busy_keeps_idle(c->s) || (!lazy && !va->in_busy_tree)) {
+		if (va->in_busy_tree)
+			fail(c, "range at 0x%llx is marked as in a busy tree",
+			     (unsigned long long)va->start);
 		return;
-	if (va_tree_find(&vn->busy.root, va->start) != va || va->busy)
+	}
+	if (!va->in_busy_tree ||
+	    va_tree_find(&vn->busy.root, va->start) != va || va->busy)
 		fail(c,
 		     "lazy or pooled range at 0x%llx is not idle in the busy tree of node %u",
 		     (unsigned long long)va->start, vn->id);
@@ -335,7 +342,7 @@ static uint64_t check_lazy(struct checker *c, struct vmap_node *vn,
 				fail(c,
 				     "lazy range at 0x%llx is in node %u, not its tag's",
 				     (unsigned long long)va->start, vn->id);
-			check_idle(c, vn, va, idle);
+			check_idle(c, vn, va, true, idle);
 			pool_bound = tag_valid(s, va->tag) &&
 				     va_pages(s, va) <= MAX_VA_SIZE_PAGES;
 			if (k != LAZY_OTHER ?
@@ -403,7 +410,7 @@ static uint64_t check_node(struct checker *c, struct vmap_node *vn)
 				     "pooled range at 0x%llx in node %u has tag %u",
 				     (unsigned long long)va->start, vn->id,
 				     va->tag);
-			check_idle(c, vn, va, &lazy_or_pooled);
+			check_idle(c, vn, va, false, &lazy_or_pooled);
 			n++;
 		}
 		if (n != atomic_load(&vn->pools[k].len))

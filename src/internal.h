@@ -18,12 +18,9 @@
  * the heap lock and before the busy lock; a free takes a busy lock, then a lazy lock, and after
  * dropping both may purge (purge_lock, waiting for it only in a space
  * without callbacks, whose purges call no code of the program's, see
- * purge_kick()).  In a space that keeps idle ranges in its busy trees
- * (busy_keeps_idle()) a refill files its batch under its node's busy
- * lock and, inside it, the pool lock, so that the batch joins the tree
- * and the pool in one step.  Only vmap_check() and the fork handler nest
- * them otherwise (and a pool hit of an exiting thread, busy then pool),
- * in the order above; the
+ * purge_kick()).  Only vmap_check() and the fork handler nest them (and
+ * a pool hit of an exiting thread in a space that keeps idle ranges,
+ * busy then pool), in the order above; the
  * fork handler takes each level for every live space before the next
  * level (registry order within a level), so that a callback of one space
  * calling into another space that a purge is running in cannot hold the
@@ -347,8 +344,6 @@ bool busy_overlaps(struct vmap_space *s, uint64_t first, uint64_t last);
 void busy_forget(struct vmap_space *s, struct vlist *list);
 bool busy_take_pooled(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 		      uint64_t align, uint64_t user, uint64_t *start);
-void busy_add_idle(struct vmap_space *s, struct vmap_node *vn,
-		   struct vlist *batch, size_t *n);
 
 /* lazy.c */
 void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn);

@@ -7,8 +7,8 @@
  * Locks: a node's busy_lock guards its busy set; global_heap_return()
  * takes the heap lock.  No function here holds two locks at once, except
  * nodes_lock_all(), which freezes a space for the checker and for fork,
- * and busy_take_pooled() of an exiting thread, and busy_add_idle()'s
- * caller, which take a node's pool lock inside its busy lock.
+ * and busy_take_pooled() of an exiting thread, which takes a node's pool
+ * lock inside its busy lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -278,7 +278,7 @@ struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 bool busy_take_pooled(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 		      uint64_t align, uint64_t user, uint64_t *start)
 {
-	bool nested = !transit_recorded();
+	bool nested = !transit_recorded(), inserted = true;
 	struct index_upkeep u;
 	struct va *va;
 
@@ -296,37 +296,24 @@ bool busy_take_pooled(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 	VMAP_ASSERT(!va->busy);
 	va->user = user;
 	*start = va->start;
-	busy_set_revive(&vn->busy, va);
+	if (va->in_busy_tree) {
+		busy_set_revive(&vn->busy, va);
+	} else { /* first use of a refilled range */
+		va->busy = true;
+		inserted = busy_set_insert(&vn->busy, va);
+	}
 	transit_done();
 	index_upkeep_locked(vn, &u);
 	vlock_release(&vn->busy_lock);
 	index_upkeep_unlocked(vn, &u);
-	return true;
-}
-
-/*
- * A refill's batch, in a space that keeps idle ranges, joins @vn's tree
- * idle under its busy lock, which the caller holds and files the batch
- * in the pool under.  A range that overlaps one of the tree (a corrupt
- * heap) is dropped with its address space.
- */
-void busy_add_idle(struct vmap_space *s, struct vmap_node *vn,
-		   struct vlist *batch, size_t *n)
-{
-	struct va *va, *tmp;
-
-	vlock_assert_held(&vn->busy_lock);
-	vlist_for_each_va_safe(va, tmp, batch) {
-		if (busy_set_insert(&vn->busy, va))
-			continue;
+	if (!inserted) {
 		counter_add(&s->set_overlaps, 1);
 		vmap_bug("pooled range [0x%llx, 0x%llx) overlaps another",
-			 (unsigned long long)va->start,
-			 (unsigned long long)va->end);
-		vlist_del(&va->link);
+			 (unsigned long long)*start,
+			 (unsigned long long)(*start + size));
 		va_delete(va);
-		--*n;
 	}
+	return inserted;
 }
 
 /*
@@ -348,6 +335,8 @@ void busy_forget(struct vmap_space *s, struct vlist *list)
 	if (!busy_keeps_idle(s))
 		return;
 	vlist_for_each_va(va, list) {
+		if (!va->in_busy_tree) /* refilled, never used */
+			continue;
 		next = &s->nodes[addr_to_node(s, va->start)];
 		if (next != vn || ++batch == FORGET_BATCH) {
 			batch = 0;

@@ -8,8 +8,7 @@
  * Decay holds the pool lock only to detach and re-attach a list, and the
  * heap lock only for its one pass into the global heap.  A refill holds
  * the heap lock for its batch of searches, then the pool lock to file
- * the batch: never both (in a space that keeps idle ranges, the node's
- * busy lock around the pool lock, see internal.h).
+ * the batch: never both.
  */
 #include <errno.h>
 
@@ -213,30 +212,22 @@ void pool_refill_take(struct vmap_space *s, struct refill *r)
 
 /*
  * After the heap lock is dropped, before the allocation's own range goes
- * busy: file the batch, free unused records.  A space that keeps idle
- * ranges (internal.h) puts the batch in the node's busy tree too, under
- * its busy lock, around the pool lock's critical section that ends the
- * batch's transit.
+ * busy: file the batch, free unused records.  The batch's ranges are in
+ * no busy tree: one joins its tree when a pool hit first takes it
+ * (busy_take_pooled()), so ranges that decay unused cost no tree work.
  */
 void pool_refill_finish(struct vmap_space *s, struct refill *r)
 {
 	struct pool *p = pool_for(s, r->vn, r->fit.size);
-	bool keeps = busy_keeps_idle(s);
 
 	va_delete_list(&r->recs);
 	if (!r->got)
 		return;
-	if (keeps) {
-		vlock_acquire(&r->vn->busy_lock);
-		busy_add_idle(s, r->vn, &r->batch, &r->got);
-	}
 	vlock_acquire(&r->vn->pool_lock);
 	vlist_splice_head(&r->batch, &p->head);
 	pool_len_set(p, pool_len(p) + r->got);
 	transit_batch(NULL);
 	vlock_release(&r->vn->pool_lock);
-	if (keeps)
-		vlock_release(&r->vn->busy_lock);
 	counter_add(&r->vn->count.pool_refills, 1);
 	counter_add(&r->vn->count.refilled, r->got);
 }

@@ -242,6 +242,7 @@ bool busy_set_insert(struct busy_set *b, struct va *va)
 		return false;
 	tree_link(&va->node, parent, slot);
 	tree_insert_fixup(&b->root, &va->node, NULL);
+	va->in_busy_tree = true;
 	if (va->busy)
 		busy_set_revive(b, va);
 	return true;
@@ -267,6 +268,7 @@ void busy_set_idle(struct busy_set *b, struct va *va)
 void busy_set_erase(struct busy_set *b, struct va *va)
 {
 	tree_erase(&b->root, &va->node, NULL);
+	va->in_busy_tree = false;
 	if (va->busy)
 		busy_set_idle(b, va);
 }

@@ -129,8 +129,8 @@ struct va {
 	uint32_t tag;
 	/* Allocated by va_new_indexed(): a struct va_indexed (in padding). */
 	bool indexed;
-	/* In a busy set and busy, not idle (struct busy_set). */
-	bool busy;
+	/* In a busy set's tree (struct busy_set), and busy there, not idle. */
+	bool in_busy_tree, busy;
 };
 
 /*
