@@ -175,25 +175,29 @@ static void index_upkeep_unlocked(struct vmap_node *vn,
 		busy_grow(vn, u->grow_to);
 }
 
+/* A range going busy overlaps one of its tree: the space is corrupt. */
+static void report_overlap(struct vmap_space *s, uint64_t start, uint64_t end)
+{
+	counter_add(&s->set_overlaps, 1);
+	vmap_bug("busy range [0x%llx, 0x%llx) overlaps another",
+		 (unsigned long long)start, (unsigned long long)end);
+}
+
 bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
 {
 	struct index_upkeep u;
 	bool ok;
 
 	vlock_acquire(&vn->busy_lock);
-	va->busy =
-		true; /* under the lock: a fork child sees it set only here */
+	/* Set under the lock: a fork child sees it set only in the tree. */
+	va->busy = true;
 	ok = busy_set_insert(&vn->busy, va);
 	index_upkeep_locked(vn, &u);
 	transit_done();
 	vlock_release(&vn->busy_lock);
 	index_upkeep_unlocked(vn, &u);
-	if (!ok) {
-		counter_add(&s->set_overlaps, 1);
-		vmap_bug("busy range [0x%llx, 0x%llx) overlaps another",
-			 (unsigned long long)va->start,
-			 (unsigned long long)va->end);
-	}
+	if (!ok)
+		report_overlap(s, va->start, va->end);
 	return ok;
 }
 
@@ -307,10 +311,7 @@ bool busy_take_pooled(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 	vlock_release(&vn->busy_lock);
 	index_upkeep_unlocked(vn, &u);
 	if (!inserted) {
-		counter_add(&s->set_overlaps, 1);
-		vmap_bug("pooled range [0x%llx, 0x%llx) overlaps another",
-			 (unsigned long long)*start,
-			 (unsigned long long)(*start + size));
+		report_overlap(s, *start, *start + size);
 		va_delete(va);
 	}
 	return inserted;

@@ -493,13 +493,14 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 		} else {
 			va = pool_take(s, cpu_vn, f->size, f->align);
 			hit = va != NULL;
+			if (hit)
+				start = va->start;
 		}
 		counter_add(hit ? &cpu_vn->count.pool_hits :
 				  &cpu_vn->count.pool_misses,
 			    1);
 		if (hit)
-			VMAP_PROBE(pool_hit, cpu_vn->id, va ? va->start : start,
-				   f->size);
+			VMAP_PROBE(pool_hit, cpu_vn->id, start, f->size);
 		else
 			VMAP_PROBE(pool_miss, cpu_vn->id, f->size, f->align);
 		if (!(s->flags & VMAP_KERNEL_POOLS))
