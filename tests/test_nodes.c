@@ -64,6 +64,16 @@ static struct vmap_stats node_stats(struct vmap_space *s, int node)
 	return st;
 }
 
+/* After a purge and a shrink, all @pages of @s are free; then it goes. */
+static void expect_all_free_then_destroy(struct vmap_space *s, uint64_t pages)
+{
+	assert_int(vmap_purge(s), ==, 0);
+	assert_int(vmap_shrink(s), ==, 0);
+	expect_u64(node_stats(s, -1).free_bytes, ==, pages * PAGE);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
 static uint64_t alloc_on(struct vmap_space *s, int cpu, uint64_t pages,
 			 uint64_t align)
 {
@@ -566,11 +576,7 @@ TEST(refill_in_an_indexed_space_at_the_top)
 	assert_space_ok(s);
 	assert_int(vmap_xalloc(s, &req, &b), ==, 0);
 	assert_int(vmap_free(s, b), ==, 0);
-	assert_int(vmap_purge(s), ==, 0);
-	assert_int(vmap_shrink(s), ==, 0);
-	expect_u64(node_stats(s, -1).free_bytes, ==, 4096 * PAGE);
-	assert_space_ok(s);
-	vmap_space_destroy(s);
+	expect_all_free_then_destroy(s, 4096);
 }
 
 /*
@@ -789,11 +795,7 @@ static void purge_stress(unsigned nodes)
 				   STRESS_THREADS * STRESS_MAX_PAGES);
 	}
 	assert_space_ok(s);
-	assert_int(vmap_purge(s), ==, 0);
-	assert_int(vmap_shrink(s), ==, 0);
-	expect_u64(node_stats(s, -1).free_bytes, ==, 65536 * PAGE);
-	assert_space_ok(s);
-	vmap_space_destroy(s);
+	expect_all_free_then_destroy(s, 65536);
 }
 
 TEST(purges_in_frees_lose_nothing)
