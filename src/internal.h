@@ -43,11 +43,12 @@
  *   busy_lock          a node's busy set, and whether each range in it
  *                      is busy or idle
  *   lazy_lock          which lazy set of a node frees go to, and that set
- *   pool_lock          a node's 256 pools (lists and taken flags;
- *                      lengths are written under it and may be read
- *                      without it)
- *   purge_lock         one purge or shrink at a time, and each node's
- *                      purge work item (purging, skip_populate)
+ *   pool_lock          a node's 256 pools (lists, lengths and take
+ *                      counts; the counts are written under it and may
+ *                      be read without it)
+ *   purge_lock         one purge or shrink at a time, each node's
+ *                      purge work item (purging, skip_populate) and
+ *                      its pools' fill quotas
  *   notifier_lock      the notifier array (rwlock: calls read-hold it)
  *   workers' lock      drain_link, drain_queued, drain_running,
  *                      drain_again
@@ -94,10 +95,16 @@
 
 #define MAX_NODES 128
 
+/*
+ * @taken counts the ranges taken since the last decay, which reads and
+ * clears it; @fill_quota is what the purge after that decay may add
+ * (pool_decay(), pool_fill()).
+ */
 struct pool {
 	struct vlist head; /* LIFO: most recently purged first */
 	atomic_size_t len;
-	bool taken; /* a range was taken since the last decay */
+	atomic_size_t taken;
+	size_t fill_quota;
 };
 
 /* Per-node event counters; see VMAP_STAT_FIELDS for their meaning. */

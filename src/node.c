@@ -87,7 +87,8 @@ int nodes_create(struct vmap_space *s)
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
 			vlist_init(&vn->pools[k].head);
 			atomic_init(&vn->pools[k].len, 0);
-			vn->pools[k].taken = false;
+			atomic_init(&vn->pools[k].taken, 0);
+			vn->pools[k].fill_quota = 0;
 		}
 		vn->skip_populate = false;
 		vn->refill_next = refill_origin(s);

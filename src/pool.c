@@ -24,14 +24,18 @@ static struct pool *pool_for(struct vmap_space *s, struct vmap_node *vn,
 	return &vn->pools[pages - 1];
 }
 
-static size_t pool_len(struct pool *p)
+/*
+ * A pool's length and take count are written under its node's pool lock
+ * and may be read without it, to skip an empty or unused pool cheaply.
+ */
+static size_t load_relaxed(atomic_size_t *v)
 {
-	return atomic_load_explicit(&p->len, memory_order_relaxed);
+	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-static void pool_len_set(struct pool *p, size_t len)
+static void store_relaxed(atomic_size_t *v, size_t n)
 {
-	atomic_store_explicit(&p->len, len, memory_order_relaxed);
+	atomic_store_explicit(v, n, memory_order_relaxed);
 }
 
 /*
@@ -46,7 +50,7 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 	struct pool *p = pool_for(s, vn, size);
 	struct va *va = NULL;
 
-	if (!p || !pool_len(p))
+	if (!p || !load_relaxed(&p->len))
 		return NULL;
 	vlock_acquire(&vn->pool_lock);
 	if (!vlist_empty(&p->head)) {
@@ -56,8 +60,8 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 			vlist_add_tail(&va->link, &p->head);
 			va = NULL;
 		} else {
-			pool_len_set(p, pool_len(p) - 1);
-			p->taken = true;
+			store_relaxed(&p->len, load_relaxed(&p->len) - 1);
+			store_relaxed(&p->taken, load_relaxed(&p->taken) + 1);
 			transit_take_pooled(s, va);
 		}
 	}
@@ -225,7 +229,7 @@ void pool_refill_finish(struct vmap_space *s, struct refill *r)
 		return;
 	vlock_acquire(&r->vn->pool_lock);
 	vlist_splice_head(&r->batch, &p->head);
-	pool_len_set(p, pool_len(p) + r->got);
+	store_relaxed(&p->len, load_relaxed(&p->len) + r->got);
 	transit_batch(NULL);
 	vlock_release(&r->vn->pool_lock);
 	counter_add(&r->vn->count.pool_refills, 1);
@@ -245,9 +249,10 @@ void pool_refill_finish(struct vmap_space *s, struct refill *r)
  * each node's pool_fill() claims from it, so helpers filling nodes at
  * once share one budget; other nodes' pool lengths are read without
  * their locks, so their CPUs' takes and refills meanwhile are not seen.
- * The kernel's pools have no bound, and neither have a recording
- * space's: the bound depends on lazy_max_pages, which a replay sets out
- * of reach so that it purges only where the recording did.
+ * Each pool's fill quota (pool_decay()) bounds it too.  The kernel's
+ * pools have no bound, and a recording space has only the quota: the
+ * room depends on lazy_max_pages, which a replay sets out of reach so
+ * that it purges only where the recording did.
  */
 void pool_room_measure(struct vmap_space *s, struct vmap_node **marked,
 		       unsigned nr_marked, struct pool_room *room)
@@ -267,7 +272,7 @@ void pool_room_measure(struct vmap_space *s, struct vmap_node **marked,
 		fits = s->lazy_max_pages / (k + 1);
 		fits = fits > UINT64_MAX / 2 ? UINT64_MAX : 2 * fits;
 		for (held = 0, i = 0; i < s->nr_nodes; i++)
-			held += pool_len(&s->nodes[i].pools[k]);
+			held += load_relaxed(&s->nodes[i].pools[k].len);
 		fits = held < fits ? fits - held : 0;
 		atomic_init(&room->ranges[k],
 			    fits < SIZE_MAX ? (size_t)fits : SIZE_MAX);
@@ -291,9 +296,9 @@ static size_t room_claim(struct pool_room *room, unsigned k, size_t want)
  * hold, one splice per size class, newest-freed first in front of what
  * the pool held.  The kernel adds a purge's ranges one at a time in
  * address order; a splice keeps the pool LIFO without visiting (and
- * missing the cache on) every range.  What @room leaves out, the
- * oldest-freed of a class, stays in @ls for the purge to give to the
- * global heap.
+ * missing the cache on) every range.  What the pool's fill quota and
+ * @room leave out, the oldest-freed of a class, stays in @ls for the
+ * purge to give to the global heap.
  */
 void pool_fill(struct vmap_node *vn, struct lazy_set *ls,
 	       struct pool_room *room)
@@ -308,14 +313,17 @@ void pool_fill(struct vmap_node *vn, struct lazy_set *ls,
 		if (!ls->class_len[k])
 			continue;
 		p = &vn->pools[k];
-		n = room_claim(room, k, ls->class_len[k]);
+		n = ls->class_len[k] < p->fill_quota ? ls->class_len[k] :
+						       p->fill_quota;
+		n = room_claim(room, k, n);
+		p->fill_quota -= n;
 		if (n < ls->class_len[k]) {
 			vlist_cut_head(&ls->lists[k], n, &kept);
 			vlist_splice_head(&kept, &p->head);
 		} else {
 			vlist_splice_head(&ls->lists[k], &p->head);
 		}
-		pool_len_set(p, pool_len(p) + n);
+		store_relaxed(&p->len, load_relaxed(&p->len) + n);
 		ls->class_len[k] -= n;
 		pooled += n;
 	}
@@ -330,9 +338,17 @@ bool pools_empty(struct vmap_space *s)
 
 	for (i = 0; i < s->nr_nodes; i++)
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++)
-			if (pool_len(&s->nodes[i].pools[k]))
+			if (load_relaxed(&s->nodes[i].pools[k].len))
 				return false;
 	return true;
+}
+
+/* What a purge may add to a pool from which @taken ranges were taken. */
+static size_t fill_quota(bool refilling, size_t taken)
+{
+	if (!refilling || taken > SIZE_MAX / 2)
+		return SIZE_MAX;
+	return 2 * taken;
 }
 
 /*
@@ -346,6 +362,15 @@ bool pools_empty(struct vmap_space *s)
  * use would only take back from the heap, one refill later, what decay
  * gave it (with sizes of 1-100 pages, half the cycles of a pair went to
  * that round trip).
+ *
+ * Decay also sets what the purge that follows may add to each pool.
+ * Refilling pools get twice what was taken from them since the last
+ * decay: a pool fills by demand, so a node whose CPU only frees (a
+ * thread freeing a million one-page ranges) pools nothing, where a purge
+ * that filled every class to its room left a failing allocation 32 768
+ * pooled ranges to give back first, 7-8 ms of its 10.  Twice, like the
+ * room, so that a pool in steady use has what it gave out and as much
+ * again.  The kernel's pools take whatever the purge brings.
  *
  * Each pool's list is detached under the lock, the quarter to give back
  * is cut off its head (the most recently pooled ranges, as the kernel
@@ -361,12 +386,11 @@ bool pools_empty(struct vmap_space *s)
  */
 void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 {
-	bool keep_used = !(s->flags & VMAP_KERNEL_POOLS);
+	bool refilling = !(s->flags & VMAP_KERNEL_POOLS);
 	struct vlist detached, decayed, merged, whole;
 	struct free_heap local;
-	size_t len, n_decay;
+	size_t len, n_decay, taken;
 	struct pool *p;
-	bool used;
 	unsigned i;
 
 	vlock_assert_held(&s->purge_lock);
@@ -375,18 +399,21 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 	vlist_init(&whole);
 	for (i = 0; i < MAX_VA_SIZE_PAGES; i++) {
 		p = &vn->pools[i];
-		if (!pool_len(p))
+		if (!load_relaxed(&p->len) && !load_relaxed(&p->taken)) {
+			p->fill_quota = fill_quota(refilling, 0);
 			continue;
+		}
 		vlock_acquire(&vn->pool_lock);
-		used = p->taken;
-		p->taken = false;
-		if (keep_used && used && !full) {
+		taken = load_relaxed(&p->taken);
+		store_relaxed(&p->taken, 0);
+		p->fill_quota = fill_quota(refilling, taken);
+		if (!load_relaxed(&p->len) || (refilling && taken && !full)) {
 			vlock_release(&vn->pool_lock);
 			continue;
 		}
 		vlist_move_all(&p->head, &detached);
-		len = pool_len(p);
-		pool_len_set(p, 0);
+		len = load_relaxed(&p->len);
+		store_relaxed(&p->len, 0);
 		vlock_release(&vn->pool_lock);
 
 		n_decay = full ? len : len / 4;
@@ -400,7 +427,8 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 		if (!vlist_empty(&detached)) {
 			vlock_acquire(&vn->pool_lock);
 			vlist_splice_head(&detached, &p->head);
-			pool_len_set(p, pool_len(p) + len - n_decay);
+			store_relaxed(&p->len,
+				      load_relaxed(&p->len) + len - n_decay);
 			vlock_release(&vn->pool_lock);
 		}
 		busy_forget(s, &decayed);

@@ -434,7 +434,9 @@ TEST(base_in_a_non_zero_node)
  * CPU 1 misses: it gets the lowest fit (in node 0's zone, tagged by its
  * address), and its pool a batch of 256 ranges, all in node 1's zones,
  * which the next 256 allocations take without a cross-node busy insert.
- * Freed and purged, each range goes back to the pool of its zone's node.
+ * Freed and purged, each range goes back to the pool of its zone's node
+ * if that pool was taken from: node 0's never was, so its range goes to
+ * the heap.
  */
 TEST(refill_takes_batch_from_own_zones)
 {
@@ -463,7 +465,7 @@ TEST(refill_takes_batch_from_own_zones)
 	for (i = 0; i < 257; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
 	assert_int(vmap_purge(s), ==, 0);
-	expect_u64(node_stats(s, 0).pooled_now, ==, 1);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 0);
 	expect_u64(node_stats(s, 1).pooled_now, ==, 256);
 	expect_u64(node_stats(s, -1).pooled_cross_node, ==, 0);
 	assert_space_ok(s);
@@ -489,6 +491,49 @@ TEST(refilled_pool_decays_only_when_idle)
 	vmap_purge(s);
 	expect_u64(node_stats(s, 0).pooled_now, ==, 144);
 	expect_u64(node_stats(s, 0).decayed_vas, ==, 64 + 47);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+/*
+ * A purge adds to a refilling pool at most twice what was taken from it
+ * since the purge before; the rest goes to the heap.  30 taken: the 20
+ * freed are all pooled; 3 taken: 6 of the 11 freed are; none taken: none
+ * of the 3 freed, and the idle pool gives back a quarter besides.
+ */
+TEST(purge_fills_pools_by_demand)
+{
+	struct vmap_space *s = refill_space(2, 65536);
+	static uint64_t a[34];
+	uint64_t free_before;
+	unsigned i;
+
+	assert_true(s != NULL);
+	for (i = 0; i < 31; i++) /* one miss, 30 hits */
+		a[i] = alloc_on(s, 0, 1, PAGE);
+	assert_u64(node_stats(s, 0).pool_hits, ==, 30);
+	assert_u64(node_stats(s, 0).pooled_now, ==, 226);
+	for (i = 0; i < 20; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	vmap_purge(s);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 246);
+
+	for (i = 31; i < 34; i++)
+		a[i] = alloc_on(s, 0, 1, PAGE);
+	for (i = 20; i < 31; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	free_before = node_stats(s, -1).free_bytes;
+	vmap_purge(s);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 243 + 6);
+	expect_u64(node_stats(s, -1).free_bytes, ==, free_before + 5 * PAGE);
+
+	for (i = 31; i < 34; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	free_before = node_stats(s, -1).free_bytes;
+	vmap_purge(s);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 249 - 249 / 4);
+	expect_u64(node_stats(s, -1).free_bytes, ==,
+		   free_before + (3 + 249 / 4) * PAGE);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
 }
@@ -1016,6 +1061,7 @@ int main(int argc, char **argv)
 				 T(restricted_window_never_pooled),
 				 T(refill_takes_batch_from_own_zones),
 				 T(refilled_pool_decays_only_when_idle),
+				 T(purge_fills_pools_by_demand),
 				 T(refill_only_up_to_zone_alignment),
 				 T(refill_capped_in_small_space),
 				 T(refused_allocation_refills_nothing),
