@@ -96,8 +96,8 @@
 #define MAX_NODES 128
 
 /*
- * @taken counts the ranges taken since the last decay, which reads and
- * clears it; @fill_quota is what the purge after that decay may add
+ * @taken counts the requests for the pool's class (hits and misses) since
+ * the last decay, which reads and clears it; @fill_quota is what the purge after that decay may add
  * (pool_decay(), pool_fill()).
  */
 struct pool {

@@ -3,8 +3,9 @@
  * pool.c - per-node pools of purged ranges, one per page count 1..256,
  * and their decay.
  *
- * A node's pool_lock guards the lists of all its pools; each length is
- * written under it and read without it to skip empty pools cheaply.
+ * A node's pool_lock guards the lists of all its pools; each length and
+ * take count is written under it and read without it to skip empty or
+ * unused pools cheaply.
  * Decay holds the pool lock only to detach and re-attach a list, and the
  * heap lock only for its one pass into the global heap.  A refill holds
  * the heap lock for its batch of searches, then the pool lock to file
@@ -219,19 +220,26 @@ void pool_refill_take(struct vmap_space *s, struct refill *r)
  * busy: file the batch, free unused records.  The batch's ranges are in
  * no busy tree: one joins its tree when a pool hit first takes it
  * (busy_take_pooled()), so ranges that decay unused cost no tree work.
+ * The miss counts as a take, demand for the next purge's fill
+ * (pool_decay()), also when it got no batch: a class whose requests
+ * never get one (aligned beyond a zone, or in a space too small for a
+ * batch) would otherwise never be pooled again.
  */
 void pool_refill_finish(struct vmap_space *s, struct refill *r)
 {
 	struct pool *p = pool_for(s, r->vn, r->fit.size);
 
 	va_delete_list(&r->recs);
+	vlock_acquire(&r->vn->pool_lock);
+	store_relaxed(&p->taken, load_relaxed(&p->taken) + 1);
+	if (r->got) {
+		vlist_splice_head(&r->batch, &p->head);
+		store_relaxed(&p->len, load_relaxed(&p->len) + r->got);
+		transit_batch(NULL);
+	}
+	vlock_release(&r->vn->pool_lock);
 	if (!r->got)
 		return;
-	vlock_acquire(&r->vn->pool_lock);
-	vlist_splice_head(&r->batch, &p->head);
-	store_relaxed(&p->len, load_relaxed(&p->len) + r->got);
-	transit_batch(NULL);
-	vlock_release(&r->vn->pool_lock);
 	counter_add(&r->vn->count.pool_refills, 1);
 	counter_add(&r->vn->count.refilled, r->got);
 }
@@ -358,14 +366,14 @@ static size_t fill_quota(bool refilling, size_t taken)
  * steady use close to its working size, while an idle one of n entries is
  * down to 1-3 entries after about log4(n) purges (integer division leaves
  * pools of 1-3 entries alone unless @full).  Refilling pools (the default)
- * decay only when idle, no range taken since the last decay: a pool in
+ * decay only when idle, no request since the last decay: a pool in
  * use would only take back from the heap, one refill later, what decay
  * gave it (with sizes of 1-100 pages, half the cycles of a pair went to
  * that round trip).
  *
  * Decay also sets what the purge that follows may add to each pool.
- * Refilling pools get twice what was taken from them since the last
- * decay: a pool fills by demand, so a node whose CPU only frees (a
+ * Refilling pools get twice what was taken from them (hits and misses)
+ * since the last decay, the last purge or shrink: a pool fills by demand, so a node whose CPU only frees (a
  * thread freeing a million one-page ranges) pools nothing, where a purge
  * that filled every class to its room left a failing allocation 32 768
  * pooled ranges to give back first, 7-8 ms of its 10.  Twice, like the
@@ -399,7 +407,7 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 	vlist_init(&whole);
 	for (i = 0; i < MAX_VA_SIZE_PAGES; i++) {
 		p = &vn->pools[i];
-		if (!load_relaxed(&p->len) && !load_relaxed(&p->taken)) {
+		if (!load_relaxed(&p->taken) && !load_relaxed(&p->len)) {
 			p->fill_quota = fill_quota(refilling, 0);
 			continue;
 		}

@@ -473,8 +473,8 @@ TEST(refill_takes_batch_from_own_zones)
 }
 
 /*
- * Refilling pools decay only when idle: a purge after a range was taken
- * leaves the pool alone, one after none was taken gives back a quarter.
+ * Refilling pools decay only when idle: a purge after a request (a miss
+ * or a hit) leaves the pool alone, one after none gives back a quarter.
  */
 TEST(refilled_pool_decays_only_when_idle)
 {
@@ -483,7 +483,9 @@ TEST(refilled_pool_decays_only_when_idle)
 	assert_true(s != NULL);
 	alloc_on(s, 0, 1, PAGE); /* miss: the pool gets 256 */
 	assert_u64(node_stats(s, 0).pooled_now, ==, 256);
-	vmap_purge(s); /* nothing taken yet: idle */
+	vmap_purge(s); /* the miss was a request */
+	expect_u64(node_stats(s, 0).pooled_now, ==, 256);
+	vmap_purge(s); /* none since: idle */
 	expect_u64(node_stats(s, 0).pooled_now, ==, 192);
 	alloc_on(s, 0, 1, PAGE); /* a hit */
 	vmap_purge(s);
@@ -497,9 +499,10 @@ TEST(refilled_pool_decays_only_when_idle)
 
 /*
  * A purge adds to a refilling pool at most twice what was taken from it
- * since the purge before; the rest goes to the heap.  30 taken: the 20
- * freed are all pooled; 3 taken: 6 of the 11 freed are; none taken: none
- * of the 3 freed, and the idle pool gives back a quarter besides.
+ * since the purge before (hits and misses); the rest goes to the heap.
+ * A miss and 30 hits: the 20 freed are all pooled; 3 hits: 6 of the 11
+ * freed are; none: none of the 3 freed, and the idle pool gives back a
+ * quarter besides.
  */
 TEST(purge_fills_pools_by_demand)
 {
@@ -536,6 +539,29 @@ TEST(purge_fills_pools_by_demand)
 		   free_before + (3 + 249 / 4) * PAGE);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
+}
+
+/*
+ * A miss that gets no batch (aligned beyond a zone) is demand too: the
+ * range it freed is pooled at the next purge, and the next request of
+ * its class hits.
+ */
+TEST(miss_without_batch_is_demand)
+{
+	struct vmap_space *s = refill_space(2, 65536);
+	uint64_t a;
+
+	assert_true(s != NULL);
+	a = alloc_on(s, 0, 8, 2 * ZONE);
+	assert_int(zone_node(a, 2), ==, 0);
+	assert_u64(node_stats(s, 0).pool_refills, ==, 0);
+	assert_int(vmap_free(s, a), ==, 0);
+	vmap_purge(s);
+	expect_u64(node_stats(s, 0).pooled_now, ==, 1);
+	expect_u64(alloc_on(s, 0, 8, 2 * ZONE), ==, a);
+	expect_u64(node_stats(s, 0).pool_hits, ==, 1);
+	assert_int(vmap_free(s, a), ==, 0);
+	expect_all_free_then_destroy(s, 65536);
 }
 
 /* Alignments up to a zone are batched; larger ones miss alone. */
@@ -1062,6 +1088,7 @@ int main(int argc, char **argv)
 				 T(refill_takes_batch_from_own_zones),
 				 T(refilled_pool_decays_only_when_idle),
 				 T(purge_fills_pools_by_demand),
+				 T(miss_without_batch_is_demand),
 				 T(refill_only_up_to_zone_alignment),
 				 T(refill_capped_in_small_space),
 				 T(refused_allocation_refills_nothing),

@@ -134,7 +134,8 @@ TEST(recording_header_and_fields)
  * Up to version 2 a recorded space of one node had no pools: its trace
  * replays as the kernel's one node.  From version 3 one node keeps the
  * default pools, so the same lines replay differently (a miss refills
- * its pool from the middle of the space, and the next allocation hits).
+ * its pool from the middle of the space, and the next allocation hits),
+ * with a warning until version 4 (pools filled by demand).
  */
 TEST(one_node_version_2_has_no_pools)
 {
@@ -155,6 +156,10 @@ TEST(one_node_version_2_has_no_pools)
 	snprintf(trace, sizeof(trace), "# vmap-trace 3%s", lines);
 	run("--verify", trace, &res);
 	expect_int(res.status, ==, 1);
+	expect_true(strstr(res.err, "without the demand quota") != NULL);
+	snprintf(trace, sizeof(trace), "# vmap-trace 4%s", lines);
+	run("--verify", trace, &res);
+	expect_true(strstr(res.err, "demand quota") == NULL);
 }
 
 TEST(bad_lines_exit_2_naming_the_line)

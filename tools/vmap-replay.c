@@ -339,12 +339,19 @@ static void read_header(const char *text, struct options *o, long line)
 	 * space had the kernel's; from version 2 the flags say which.  Up to
 	 * version 2 a recorded space of one node had no pools whatever its
 	 * flags (and keeps none with --nodes); from version 3 one node keeps
-	 * the default pools too.
+	 * the default pools too.  Before version 4 a purge filled default
+	 * pools without the demand quota, which this library no longer has:
+	 * such a replay may place differently, and says so.
 	 */
 	version = strtoul(text + strlen(" vmap-trace "), NULL, 10);
 	if (version >= 2 && !(flags & VMAP_KERNEL_POOLS) &&
-	    (version >= 3 || recorded_nodes != 1))
+	    (version >= 3 || recorded_nodes != 1)) {
 		o->params.flags &= ~(uint32_t)VMAP_KERNEL_POOLS;
+		if (version < 4)
+			fprintf(stderr,
+				"%s: line %ld: a vmap-trace %lu recording of refilling pools, filled without the demand quota of version 4: placement may differ\n",
+				prog, line, version);
+	}
 	if (!o->given[GIVEN_LAZY])
 		o->params.lazy_max_pages = UINT64_MAX;
 }
