@@ -435,13 +435,18 @@ int free_heap_alloc_in_node(struct free_heap *h, const struct free_heap_fit *f,
 	return -EAGAIN;
 }
 
-bool free_heap_return(struct free_heap *h, struct va *va, struct vlist *garbage)
+/*
+ * free_heap_return(), searching from *@finger (a block of the heap, or
+ * NULL) and leaving there the block that @va went into.
+ */
+static bool return_near(struct free_heap *h, struct va *va,
+			struct vlist *garbage, struct va **finger)
 {
 	struct tree_node *parent, **slot;
 	struct va *prev = NULL, *next = NULL, *merged = NULL;
 	uint64_t size = va_size(va);
 
-	slot = va_tree_slot(&h->set.root, va, &parent);
+	slot = va_tree_slot_near(&h->set.root, va, *finger, &parent);
 	if (!slot) {
 		counter_add(&h->overlaps, 1);
 		vmap_bug(
@@ -481,22 +486,37 @@ bool free_heap_return(struct free_heap *h, struct va *va, struct vlist *garbage)
 		vlist_add_tail(&va->link, garbage);
 		tree_propagate(&merged->node, &free_heap_augment, true);
 		index_put(h, merged);
+		*finger = merged;
 	} else {
 		va->tag = 0;
 		insert_block(h, va, parent, slot);
+		*finger = va;
 	}
 	counter_add(&h->free_bytes, size);
 	return true;
 }
 
+bool free_heap_return(struct free_heap *h, struct va *va, struct vlist *garbage)
+{
+	struct va *finger = NULL;
+
+	return return_near(h, va, garbage, &finger);
+}
+
+/*
+ * Each search starts from the block the previous range went into: a
+ * purge's lazy ranges, freed in address order by many programs, and a
+ * decay's, coalesced in address order first, then sit a few levels
+ * apart in the heap's tree.
+ */
 void free_heap_return_list(struct free_heap *h, struct vlist *list,
 			   struct vlist *garbage)
 {
-	struct va *va, *tmp;
+	struct va *va, *tmp, *finger = NULL;
 
 	vlist_for_each_va_safe(va, tmp, list) {
 		vlist_del(&va->link);
-		free_heap_return(h, va, garbage);
+		return_near(h, va, garbage, &finger);
 	}
 }
 

@@ -74,13 +74,13 @@ void va_delete_list(struct vlist *list)
 	vlist_init(list);
 }
 
-struct tree_node **va_tree_slot(struct tree_root *root, const struct va *va,
-				struct tree_node **parent)
+/* The descent of va_tree_slot() from @slot, whose parent is *@parent. */
+static struct tree_node **slot_below(struct tree_node **slot,
+				     const struct va *va,
+				     struct tree_node **parent)
 {
-	struct tree_node **slot = &root->top;
 	struct va *cur;
 
-	*parent = NULL;
 	while (*slot) {
 		cur = va_of_node(*slot);
 		*parent = *slot;
@@ -92,6 +92,47 @@ struct tree_node **va_tree_slot(struct tree_root *root, const struct va *va,
 			return NULL;
 	}
 	return slot;
+}
+
+struct tree_node **va_tree_slot(struct tree_root *root, const struct va *va,
+				struct tree_node **parent)
+{
+	*parent = NULL;
+	return slot_below(&root->top, va, parent);
+}
+
+/*
+ * Say @va lies below @finger.  @finger's lowest ancestor A that lies
+ * below @va has @finger in its right subtree, and that subtree holds
+ * every range between A and the ancestor bounding it from above, so
+ * @va's slot and any range @va overlaps: the descent starts at A's right
+ * child.  Neighbours in address order are usually a few levels apart, so
+ * a batch returned in address order climbs and descends a few levels
+ * each instead of the whole height.  Above @finger, the mirror image.
+ */
+struct tree_node **va_tree_slot_near(struct tree_root *root,
+				     const struct va *va,
+				     const struct va *finger,
+				     struct tree_node **parent)
+{
+	struct tree_node *n;
+
+	if (finger && va_last(va) < finger->start) {
+		for (n = finger->node.parent; n; n = n->parent) {
+			if (va_last(va_of_node(n)) < va->start) {
+				*parent = n;
+				return slot_below(&n->right, va, parent);
+			}
+		}
+	} else if (finger && va->start > va_last(finger)) {
+		for (n = finger->node.parent; n; n = n->parent) {
+			if (va_of_node(n)->start > va_last(va)) {
+				*parent = n;
+				return slot_below(&n->left, va, parent);
+			}
+		}
+	}
+	return va_tree_slot(root, va, parent);
 }
 
 void va_set_link(struct va_set *set, struct va *va, struct tree_node *parent,

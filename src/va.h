@@ -208,6 +208,16 @@ struct tree_node **va_tree_slot(struct tree_root *root, const struct va *va,
 				struct tree_node **parent);
 
 /*
+ * The same, searching from @finger, a range in the tree (or NULL: from
+ * the top), so that ranges near the last one placed are found in a few
+ * steps.
+ */
+struct tree_node **va_tree_slot_near(struct tree_root *root,
+				     const struct va *va,
+				     const struct va *finger,
+				     struct tree_node **parent);
+
+/*
  * Link @va at a slot found by va_tree_slot(), in tree and list.  Values of
  * an augmented tree are the caller's to update before the fixup, so this
  * only links; va_set_insert() does everything for a plain set.

@@ -400,6 +400,106 @@ static void random_heap(struct free_heap *h, struct vlist *garbage,
 	}
 }
 
+/*
+ * A search from any block of the heap (or none) finds the slot and
+ * parent, or the overlap, that a descent from the top finds; near the
+ * top of the 64-bit range too.
+ */
+TEST(slot_near_matches_descent)
+{
+	static struct va *blocks[4096];
+	struct tree_node **slot, **near, *parent, *near_parent;
+	struct va q, *finger, *va;
+	struct vlist garbage;
+	struct free_heap h;
+	long round, k, rounds = scaled(100);
+	size_t n;
+
+	for (round = 0; round < rounds; round++) {
+		uint64_t base = round % 2 ? 0 : 0ull - 4096;
+
+		random_heap(&h, &garbage, base, false);
+		n = 0;
+		vlist_for_each_va(va, &h.set.list)
+			blocks[n++] = va;
+		for (k = 0; k < 500; k++) {
+			q.start = base + rnd() % 4096;
+			q.end = q.start + 1 + rnd() % 24;
+			if (q.end - base > 4096 || (q.end && q.end < q.start))
+				q.end = base + 4096;
+			finger = n && rnd() % 8 ? blocks[rnd() % n] : NULL;
+			slot = va_tree_slot(&h.set.root, &q, &parent);
+			near = va_tree_slot_near(&h.set.root, &q, finger,
+						 &near_parent);
+			assert_true(near == slot);
+			if (slot)
+				assert_true(near_parent == parent);
+		}
+		va_delete_list(&garbage);
+		va_delete_list(&h.set.list);
+	}
+}
+
+/*
+ * Returning a list coalesces as returning its ranges one by one would,
+ * in address order up or down and in random order: the heap's blocks
+ * are then the maximal runs of a bitmap of free units.
+ */
+TEST(heap_return_list_matches_bitmap)
+{
+	static bool free_unit[4096];
+	static uint64_t order[4096];
+	struct vlist garbage, list;
+	struct free_heap h;
+	uint64_t x, run, total, dummy;
+	long round, rounds = scaled(100);
+	size_t n, i, j;
+	struct va *va;
+
+	for (round = 0; round < rounds; round++) {
+		random_heap(&h, &garbage, 0, false);
+		memset(free_unit, 0, sizeof(free_unit));
+		vlist_for_each_va(va, &h.set.list)
+			for (x = va->start; x < va->end; x++)
+				free_unit[x] = true;
+		for (n = 0, x = 0; x < 4096; x++)
+			if (!free_unit[x] && rnd() % 2)
+				order[n++] = x;
+		for (i = 0; round % 3 == 2 && i + 1 < n; i++) {
+			j = i + rnd() % (n - i);
+			x = order[i];
+			order[i] = order[j];
+			order[j] = x;
+		}
+		vlist_init(&list);
+		for (i = 0; i < n; i++) {
+			x = order[round % 3 == 1 ? n - 1 - i : i];
+			free_unit[x] = true;
+			vlist_add_tail(&rec(x, x + 1)->link, &list);
+		}
+		free_heap_return_list(&h, &list, &garbage);
+		assert_true(vlist_empty(&list));
+		assert_int(tree_verify(&h.set.root), >=, 1);
+		assert_true(maxima_exact(h.set.root.top, &dummy));
+		va = va_of_link(h.set.list.next);
+		for (total = 0, x = 0; x < 4096; x += run ? run : 1) {
+			for (run = 0; x + run < 4096 && free_unit[x + run];)
+				run++;
+			if (!run)
+				continue;
+			assert_true(&va->link != &h.set.list);
+			assert_u64(va->start, ==, x);
+			assert_u64(va->end, ==, x + run);
+			va = va_of_link(va->link.next);
+			total += run;
+		}
+		assert_true(&va->link == &h.set.list);
+		expect_u64(atomic_load(&h.free_bytes), ==, total);
+		va_delete_list(&garbage);
+		va_delete_list(&h.set.list);
+	}
+}
+
 /* The kernel's debug self-check: tree search against a linear scan. */
 TEST(lowest_fit_matches_linear_scan)
 {
@@ -578,6 +678,8 @@ int main(int argc, char **argv)
 					  T(heap_coalesces_both_sides),
 					  T(heap_refuses_overlap),
 					  T(heap_clip_cases),
+					  T(slot_near_matches_descent),
+					  T(heap_return_list_matches_bitmap),
 					  T(lowest_fit_matches_linear_scan),
 					  T(node_fit_matches_linear_scan),
 					  { 0 } });
