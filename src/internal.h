@@ -97,8 +97,8 @@
 
 /*
  * @taken counts the requests for the pool's class (hits and misses) since
- * the last decay, which reads and clears it; @fill_quota is what the purge after that decay may add
- * (pool_decay(), pool_fill()).
+ * the last decay, which reads and clears it; @fill_quota is what the
+ * purge after that decay may add (pool_decay(), pool_fill()).
  */
 struct pool {
 	struct vlist head; /* LIFO: most recently purged first */

@@ -372,13 +372,14 @@ static size_t fill_quota(bool refilling, size_t taken)
  * that round trip).
  *
  * Decay also sets what the purge that follows may add to each pool.
- * Refilling pools get twice what was taken from them (hits and misses)
- * since the last decay, the last purge or shrink: a pool fills by demand, so a node whose CPU only frees (a
- * thread freeing a million one-page ranges) pools nothing, where a purge
- * that filled every class to its room left a failing allocation 32 768
- * pooled ranges to give back first, 7-8 ms of its 10.  Twice, like the
- * room, so that a pool in steady use has what it gave out and as much
- * again.  The kernel's pools take whatever the purge brings.
+ * Refilling pools get twice the requests they had (hits and misses)
+ * since the last decay, the last purge or shrink: a pool fills by
+ * demand, so a node whose CPU only frees (a thread freeing a million
+ * one-page ranges) pools nothing, where a purge that filled every class
+ * to its room left a failing allocation 32 768 pooled ranges to give back
+ * first, 7-8 ms of its 10.  Twice, like the room, so that a pool in
+ * steady use has what it gave out and as much again.  The kernel's pools
+ * take whatever the purge brings.
  *
  * Each pool's list is detached under the lock, the quarter to give back
  * is cut off its head (the most recently pooled ranges, as the kernel
