@@ -351,7 +351,7 @@ bool pools_empty(struct vmap_space *s)
 	return true;
 }
 
-/* What a purge may add to a pool from which @taken ranges were taken. */
+/* What a purge may add to a pool that had @taken requests since decay. */
 static size_t fill_quota(bool refilling, size_t taken)
 {
 	if (!refilling || taken > SIZE_MAX / 2)
