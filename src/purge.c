@@ -130,6 +130,15 @@ static void purge_piece(struct job *job, unsigned piece)
 	purge_node(pj->space, pj->nodes[piece], pj->room);
 }
 
+/* Is more than BACKLOG_LIMIT thresholds lazy (purge_kick())? */
+#define BACKLOG_LIMIT 3
+
+static bool backlogged(const struct vmap_space *s, uint64_t lazy)
+{
+	return s->lazy_max_pages <= UINT64_MAX / BACKLOG_LIMIT &&
+	       lazy > BACKLOG_LIMIT * s->lazy_max_pages;
+}
+
 /*
  * One purge (DESIGN.md sections 3, 6 and 7).  Caller holds purge_lock.
  * Returns true if there were lazy ranges.
@@ -137,13 +146,19 @@ static void purge_piece(struct job *job, unsigned piece)
  * The helper count comes from the lazy count read before this purge
  * subtracts anything: one node per lazy_max_pages of backlog goes to a
  * helper, the rest (at least one) is purged inline, so a small backlog
- * costs no thread wake-ups and a large one is spread over CPUs.
+ * costs no thread wake-ups and a large one is spread over CPUs.  Pools
+ * that refill themselves do not wait for purges, so there a purge's
+ * length matters only once the backlog is over its bound (frees then
+ * purge themselves): below it the purge takes no helper.  With sizes of
+ * 1-100 pages at two threads on two vCPUs, half the purges took one, a
+ * thread more competing with the program's (random_size, two nodes:
+ * 1.76-2.04x the one-lock design with them, 1.98-2.43x without).
  */
 bool purge_locked(struct vmap_space *s, bool full)
 {
 	struct vmap_node *marked[MAX_NODES];
 	struct pool_room room;
-	uint64_t start = UINT64_MAX, last = 0, npurged = 0;
+	uint64_t start = UINT64_MAX, last = 0, npurged = 0, lazy;
 	unsigned nr_marked = 0, nr_helpers, i;
 	struct purge_job pj;
 	struct vmap_node *vn;
@@ -189,9 +204,11 @@ bool purge_locked(struct vmap_space *s, bool full)
 	 * another shape, and placement above a page depends on the shape.
 	 */
 	nr_helpers = 0;
-	if (!(s->flags & VMAP_DETERMINISTIC) && !s->trace)
-		nr_helpers = purge_helper_count(atomic_load(&s->lazy_nr),
-						s->lazy_max_pages, nr_marked);
+	lazy = atomic_load(&s->lazy_nr);
+	if (!(s->flags & VMAP_DETERMINISTIC) && !s->trace &&
+	    ((s->flags & VMAP_KERNEL_POOLS) || backlogged(s, lazy)))
+		nr_helpers =
+			purge_helper_count(lazy, s->lazy_max_pages, nr_marked);
 	if (!full)
 		pool_room_measure(s, marked, nr_marked, &room);
 	pj.job.run = purge_piece;
@@ -322,8 +339,6 @@ void shrink_now(struct vmap_space *s)
  *    and queues the drain if one is, so that what it freed is purged.
  * The kernel only queues its drain; VMAP_KERNEL_POOLS keeps that.
  */
-#define BACKLOG_LIMIT 3
-
 void purge_kick(struct vmap_space *s, uint64_t nr_lazy)
 {
 	bool purged, here = !(s->flags & VMAP_KERNEL_POOLS) && !s->flush &&
@@ -333,8 +348,7 @@ void purge_kick(struct vmap_space *s, uint64_t nr_lazy)
 		drain_purge(s, true, NULL);
 		return;
 	}
-	if (here && s->lazy_max_pages <= UINT64_MAX / BACKLOG_LIMIT &&
-	    nr_lazy > BACKLOG_LIMIT * s->lazy_max_pages) {
+	if (here && backlogged(s, nr_lazy)) {
 		drain_purge(s, true, &purged);
 		if (purged)
 			counter_add(&s->backlog_purges, 1);
