@@ -399,8 +399,10 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  * it finds more than 3 * lazy_max_pages pages lazy (the drain has fallen
  * behind: its thread waits for a CPU, or frees outrun it; the free waits
  * for a purge in progress first, and purges only if the count is still
- * over the threshold), and in a space of one node when it crosses the
- * threshold and no purge is running.  A free therefore never calls the
+ * over the threshold), and when it crosses the threshold, no purge is
+ * running or pending, and its CPU's node is the only one that allocated
+ * since the last such free (a space of one node, a program with one
+ * allocating thread; the free_purges statistic counts these).  A free therefore never calls the
  * flush or release callback on the caller's thread, except in
  * deterministic mode.
  *
@@ -706,7 +708,8 @@ VMAP_API int vmap_check(struct vmap_space *space, char *msg, size_t msglen);
 	X(other_node_lock, "node locks an alloc/free took of another node")    \
 	X(pool_refills, "batches taken from the heap into an empty pool")      \
 	X(refilled, "ranges those batches took")                               \
-	X(backlog_purges, "purges a free ran itself, the drain being behind")
+	X(backlog_purges, "purges a free ran itself, the drain being behind")  \
+	X(free_purges, "purges a free ran itself, its node alone allocating")
 
 struct vmap_stats {
 	/* Set by the caller to sizeof(struct vmap_stats) before the call. */

@@ -170,6 +170,7 @@ struct vmap_node {
 	 */
 	struct lazy_set *purging;
 	bool skip_populate;
+	uint64_t allocs_seen; /* count.allocs at the last look (purge_lock) */
 	uint64_t refill_next; /* where the next refill starts (heap_lock) */
 	struct lazy_set lazy_sets[2];
 	unsigned id;
@@ -221,8 +222,8 @@ struct vmap_space {
 	alignas(64) atomic_uint_fast64_t lazy_nr;
 
 	alignas(64) struct vlock purge_lock;
-	atomic_uint_fast64_t purges, full_purges, backlog_purges, shrinks,
-		flushes;
+	atomic_uint_fast64_t purges, full_purges, backlog_purges, free_purges,
+		shrinks, flushes;
 	atomic_uint_fast64_t purge_helpers, purged_vas, purged_pages;
 	atomic_uint_fast64_t notifier_rounds;
 	atomic_uint_fast64_t set_overlaps; /* corrupt busy inserts */
@@ -384,7 +385,8 @@ void purge_fini(struct vmap_space *s);
 void drain_run(struct vmap_space *s);
 bool purge_locked(struct vmap_space *s, bool full);
 void purge_now(struct vmap_space *s, bool full);
-void purge_kick(struct vmap_space *s, uint64_t nr_lazy);
+void purge_kick(struct vmap_space *s, uint64_t nr_lazy,
+		struct vmap_node *cpu_vn);
 void shrink_now(struct vmap_space *s);
 unsigned purge_helper_count(uint64_t lazy_pages, uint64_t lazy_max_pages,
 			    unsigned marked);

@@ -830,7 +830,7 @@ static int free_range(struct vmap_space *s, uint64_t addr)
 	lazy_insert(s, va, cpu_vn);
 	VMAP_PROBE(free_vmap_area_noflush, addr, nr_lazy, s->lazy_max_pages);
 	if (nr_lazy > s->lazy_max_pages)
-		purge_kick(s, nr_lazy);
+		purge_kick(s, nr_lazy, cpu_vn);
 	return 0;
 }
 

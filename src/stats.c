@@ -76,6 +76,7 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 		st.purges = counter_read(&s->purges);
 		st.full_purges = counter_read(&s->full_purges);
 		st.backlog_purges = counter_read(&s->backlog_purges);
+		st.free_purges = counter_read(&s->free_purges);
 		st.shrinks = counter_read(&s->shrinks);
 		st.flushes = counter_read(&s->flushes);
 		st.purge_helpers = counter_read(&s->purge_helpers);

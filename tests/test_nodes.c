@@ -927,13 +927,13 @@ TEST(frees_purge_when_the_drain_falls_behind)
 }
 
 /*
- * One node: the free that crosses the threshold purges before it returns;
- * while another purge holds the mutex it queues the drain instead, which
- * purges once that purge is done.
+ * One node, or one node allocating: the free that crosses the threshold
+ * purges before it returns; while another purge holds the mutex it queues
+ * the drain instead, which purges once that purge is done.
  */
-TEST(one_node_purges_in_the_free)
+static void purges_in_the_free(unsigned nodes)
 {
-	struct vmap_params p = { .nr_nodes = 1, .lazy_max_pages = 16 };
+	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = 16 };
 	struct vmap_space *s;
 	uint64_t a[40];
 	int i, spins;
@@ -941,20 +941,53 @@ TEST(one_node_purges_in_the_free)
 	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
 	for (i = 0; i < 40; i++)
 		a[i] = alloc_on(s, 0, 1, PAGE);
+	vmap_set_thread_cpu(0);
 	for (i = 0; i < 17; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
+	expect_u64(node_stats(s, -1).free_purges, ==, 1);
 	expect_u64(node_stats(s, -1).purges, ==, 1);
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
 
 	vlock_take(&s->purge_lock);
 	for (; i < 40; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
+	vmap_set_thread_cpu(-1);
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 23);
 	vlock_release(&s->purge_lock);
 	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
 		usleep(1000);
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
 	expect_u64(node_stats(s, -1).purges, ==, 2);
+	assert_space_ok(s);
+	vmap_space_destroy(s);
+}
+
+TEST(one_allocating_node_purges_in_the_free)
+{
+	purges_in_the_free(1);
+	purges_in_the_free(2);
+}
+
+/* Two nodes allocating: the free that crosses the threshold drains. */
+TEST(two_allocating_nodes_leave_the_purge_to_the_drain)
+{
+	struct vmap_params p = { .nr_nodes = 2, .lazy_max_pages = 16 };
+	struct vmap_space *s;
+	uint64_t a[17];
+	int i, spins;
+
+	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
+	for (i = 0; i < 17; i++)
+		a[i] = alloc_on(s, i % 2, 1, PAGE);
+	vmap_set_thread_cpu(0);
+	for (i = 0; i < 17; i++)
+		assert_int(vmap_free(s, a[i]), ==, 0);
+	vmap_set_thread_cpu(-1);
+	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
+		usleep(1000);
+	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
+	expect_u64(node_stats(s, -1).purges, ==, 1);
+	expect_u64(node_stats(s, -1).free_purges, ==, 0);
 	assert_space_ok(s);
 	vmap_space_destroy(s);
 }
@@ -1080,34 +1113,36 @@ int main(int argc, char **argv)
 {
 	return test_main(
 		argc, argv,
-		(struct test[]){ T(pool_class_is_page_count),
-				 T(misaligned_head_rotates_to_tail),
-				 T(miss_tags_allocating_node),
-				 T(address_tag_alternative),
-				 T(restricted_window_never_pooled),
-				 T(refill_takes_batch_from_own_zones),
-				 T(refilled_pool_decays_only_when_idle),
-				 T(purge_fills_pools_by_demand),
-				 T(miss_without_batch_is_demand),
-				 T(refill_only_up_to_zone_alignment),
-				 T(refill_capped_in_small_space),
-				 T(refused_allocation_refills_nothing),
-				 T(refill_in_an_indexed_space_at_the_top),
-				 T(decay_gives_back_a_quarter),
-				 T(shrink_empties_every_pool),
-				 T(full_purge_on_failure_merges_pools),
-				 T(helper_count_formula),
-				 T(helpers_purge_a_backlog),
-				 T(inline_when_helpers_cannot_start),
-				 T(lookup_walks_back_and_wraps),
-				 T(base_in_a_non_zero_node),
-				 T(one_node_pools_only_by_default),
-				 T(walks_and_lookups_skip_idle_ranges),
-				 T(pools_hold_two_purges_worth),
-				 T(purges_in_frees_lose_nothing),
-				 T(frees_purge_when_the_drain_falls_behind),
-				 T(one_node_purges_in_the_free),
-				 T(frees_never_run_callbacks),
-				 T(kernel_pools_never_purge_in_a_free),
-				 { 0 } });
+		(struct test[]){
+			T(pool_class_is_page_count),
+			T(misaligned_head_rotates_to_tail),
+			T(miss_tags_allocating_node),
+			T(address_tag_alternative),
+			T(restricted_window_never_pooled),
+			T(refill_takes_batch_from_own_zones),
+			T(refilled_pool_decays_only_when_idle),
+			T(purge_fills_pools_by_demand),
+			T(miss_without_batch_is_demand),
+			T(refill_only_up_to_zone_alignment),
+			T(refill_capped_in_small_space),
+			T(refused_allocation_refills_nothing),
+			T(refill_in_an_indexed_space_at_the_top),
+			T(decay_gives_back_a_quarter),
+			T(shrink_empties_every_pool),
+			T(full_purge_on_failure_merges_pools),
+			T(helper_count_formula),
+			T(helpers_purge_a_backlog),
+			T(inline_when_helpers_cannot_start),
+			T(lookup_walks_back_and_wraps),
+			T(base_in_a_non_zero_node),
+			T(one_node_pools_only_by_default),
+			T(walks_and_lookups_skip_idle_ranges),
+			T(pools_hold_two_purges_worth),
+			T(purges_in_frees_lose_nothing),
+			T(frees_purge_when_the_drain_falls_behind),
+			T(one_allocating_node_purges_in_the_free),
+			T(two_allocating_nodes_leave_the_purge_to_the_drain),
+			T(frees_never_run_callbacks),
+			T(kernel_pools_never_purge_in_a_free),
+			{ 0 } });
 }
