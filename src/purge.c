@@ -363,10 +363,11 @@ void shrink_now(struct vmap_space *s)
  *    from, and a drain on another CPU would leave the pooled ranges'
  *    records in that CPU's cache (random sizes of 1-100 pages, one
  *    thread, two nodes: 204 ns per pair with the drain, 120 purging in
- *    the free).  The free purges if no purge is running, and queues the
- *    drain if one is, so that what it freed is purged.  With two threads
- *    allocating, the purge in the free cost random_size a quarter more
- *    than the drain, so then the drain keeps it.
+ *    the free).  The free purges if no purge is running or pending, and
+ *    queues the drain if one is running, so that what it freed is
+ *    purged.  With two threads allocating, the purge in the free cost
+ *    random_size a quarter more than the drain, so then the drain keeps
+ *    it.
  * The kernel only queues its drain; VMAP_KERNEL_POOLS keeps that.
  */
 void purge_kick(struct vmap_space *s, uint64_t nr_lazy,
