@@ -401,10 +401,10 @@ VMAP_API int vmap_alloc(struct vmap_space *space, uint64_t size, uint64_t align,
  * for a purge in progress first, and purges only if the count is still
  * over the threshold), and when it crosses the threshold, no purge is
  * running or pending, and its CPU's node is the only one that allocated
- * since the last such free (a space of one node, a program with one
- * allocating thread; the free_purges statistic counts these).  A free therefore never calls the
- * flush or release callback on the caller's thread, except in
- * deterministic mode.
+ * since the last purge (a space of one node, a program with one
+ * allocating thread; the free_purges statistic counts these).  A free
+ * therefore never calls the flush or release callback on the caller's
+ * thread, except in deterministic mode.
  *
  * Returns 0, -ENOENT (@addr is not the start of a busy range: inside
  * one, in a gap, lazy, already freed, outside the space) or -EINVAL (NULL

@@ -170,7 +170,7 @@ struct vmap_node {
 	 */
 	struct lazy_set *purging;
 	bool skip_populate;
-	uint64_t allocs_seen; /* count.allocs at the last look (purge_lock) */
+	uint64_t allocs_seen; /* count.allocs at the last purge (purge_lock) */
 	uint64_t refill_next; /* where the next refill starts (heap_lock) */
 	struct lazy_set lazy_sets[2];
 	unsigned id;

@@ -301,15 +301,17 @@ static void no_flush(void *cookie, uint64_t start, uint64_t end)
 }
 
 /*
- * Build a backlog of 4 x lazy_max pages on 4 nodes while the test holds
- * the purge mutex, so the drain thread waits; then let it purge.  The
- * space has a flush callback, so that its frees never purge themselves
- * (one would wait for the mutex this thread holds).
+ * Build a backlog of @per_node pages on each of 4 nodes (lazy_max_pages
+ * is 16) while the test holds the purge mutex, so the drain thread waits;
+ * then let it purge.  The space has a flush callback, so that its frees
+ * never purge themselves (one would wait for the mutex this thread holds).
  */
-static void backlog_purge(bool threads_fail, uint64_t *helpers)
+static void backlog_purge(bool threads_fail, int per_node, uint32_t flags,
+			  uint64_t *helpers)
 {
 	struct vmap_params p = { .nr_nodes = 4,
 				 .lazy_max_pages = 16,
+				 .flags = flags,
 				 .flush = no_flush };
 	struct vmap_space *s;
 	uint64_t a[4][16];
@@ -317,12 +319,12 @@ static void backlog_purge(bool threads_fail, uint64_t *helpers)
 
 	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
 	for (cpu = 0; cpu < 4; cpu++)
-		for (i = 0; i < 16; i++)
+		for (i = 0; i < per_node; i++)
 			a[cpu][i] = alloc_on(s, cpu, 1, PAGE);
 	vlock_take(&s->purge_lock);
 	for (cpu = 0; cpu < 4; cpu++) {
 		vmap_set_thread_cpu(cpu);
-		for (i = 0; i < 16; i++)
+		for (i = 0; i < per_node; i++)
 			assert_int(vmap_free(s, a[cpu][i]), ==, 0);
 	}
 	vmap_set_thread_cpu(-1);
@@ -333,7 +335,7 @@ static void backlog_purge(bool threads_fail, uint64_t *helpers)
 		usleep(1000);
 	fault_disarm();
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
-	expect_u64(node_stats(s, -1).purged_vas, ==, 64);
+	expect_u64(node_stats(s, -1).purged_vas, ==, 4 * (uint64_t)per_node);
 	*helpers = node_stats(s, -1).purge_helpers;
 	assert_space_ok(s);
 	vmap_space_destroy(s);
@@ -343,16 +345,30 @@ TEST(helpers_purge_a_backlog)
 {
 	uint64_t helpers;
 
-	backlog_purge(false, &helpers);
+	backlog_purge(false, 16, 0, &helpers);
 	/* 64 / 16 = 4 nodes' worth: 3 helpers, where a second worker can run. */
 	expect_u64(helpers, ==, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 3 : 0);
+}
+
+/*
+ * Three thresholds' worth: the kernel's formula gives 2 helpers; pools
+ * that refill themselves take none until the backlog is over the bound.
+ */
+TEST(refilling_pools_take_helpers_past_the_bound)
+{
+	uint64_t helpers;
+
+	backlog_purge(false, 12, VMAP_KERNEL_POOLS, &helpers);
+	expect_u64(helpers, ==, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 0);
+	backlog_purge(false, 12, 0, &helpers);
+	expect_u64(helpers, ==, 0);
 }
 
 static void backlog_purge_without_threads(void)
 {
 	uint64_t helpers;
 
-	backlog_purge(true, &helpers);
+	backlog_purge(true, 16, 0, &helpers);
 	expect_u64(helpers, ==, 0);
 }
 
@@ -1132,6 +1148,7 @@ int main(int argc, char **argv)
 			T(full_purge_on_failure_merges_pools),
 			T(helper_count_formula),
 			T(helpers_purge_a_backlog),
+			T(refilling_pools_take_helpers_past_the_bound),
 			T(inline_when_helpers_cannot_start),
 			T(lookup_walks_back_and_wraps),
 			T(base_in_a_non_zero_node),
