@@ -292,8 +292,8 @@ void purge_now(struct vmap_space *s, bool full)
  * 7-8% with this check).  Unless @wait, it gives up at once if another
  * purge holds the mutex: then it returns false.  With @alone (may be
  * NULL), it also gives up, returning false, if a node other than @alone
- * took an allocation since the last purge.  *@purged (may
- * be NULL) tells whether it purged.
+ * took an allocation since the last purge.  *@purged (may be NULL) tells
+ * whether it purged.
  */
 static bool drain_purge(struct vmap_space *s, bool wait,
 			const struct vmap_node *alone, bool *purged)
@@ -366,11 +366,11 @@ void shrink_now(struct vmap_space *s)
  *    from, and a drain on another CPU would leave the pooled ranges'
  *    records in that CPU's cache (random sizes of 1-100 pages, one
  *    thread, two nodes: 168-178 ns per pair with the drain, 119-124
- *    purging in the free).  The free purges if no purge is running or pending, and
- *    queues the drain if one is running, so that what it freed is
- *    purged.  With two threads allocating, the purge in the free cost
- *    random_size a quarter more than the drain, so then the drain keeps
- *    it.
+ *    purging in the free).  The free purges if no purge is running or
+ *    pending, and queues the drain if one is running, so that what it
+ *    freed is purged.  With two threads allocating, the purge in the free
+ *    cost random_size a quarter more than the drain, so then the drain
+ *    keeps it.
  * The kernel only queues its drain; VMAP_KERNEL_POOLS keeps that.
  */
 void purge_kick(struct vmap_space *s, uint64_t nr_lazy,

@@ -64,6 +64,15 @@ static struct vmap_stats node_stats(struct vmap_space *s, int node)
 	return st;
 }
 
+/* Wait (10 s at most) for the drain to purge every lazy range of @s. */
+static void wait_until_nothing_lazy(struct vmap_space *s)
+{
+	int spins;
+
+	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
+		usleep(1000);
+}
+
 /* After a purge and a shrink, all @pages of @s are free; then it goes. */
 static void expect_all_free_then_destroy(struct vmap_space *s, uint64_t pages)
 {
@@ -315,7 +324,7 @@ static void backlog_purge(bool threads_fail, int per_node, uint32_t flags,
 				 .flush = no_flush };
 	struct vmap_space *s;
 	uint64_t a[4][16];
-	int cpu, i, spins;
+	int cpu, i;
 
 	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
 	for (cpu = 0; cpu < 4; cpu++)
@@ -331,8 +340,7 @@ static void backlog_purge(bool threads_fail, int per_node, uint32_t flags,
 	if (threads_fail)
 		fault_arm(1u << FAULT_THREAD, 1, true);
 	vlock_release(&s->purge_lock);
-	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
-		usleep(1000);
+	wait_until_nothing_lazy(s);
 	fault_disarm();
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
 	expect_u64(node_stats(s, -1).purged_vas, ==, 4 * (uint64_t)per_node);
@@ -952,7 +960,7 @@ static void purges_in_the_free(unsigned nodes)
 	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = 16 };
 	struct vmap_space *s;
 	uint64_t a[40];
-	int i, spins;
+	int i;
 
 	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
 	for (i = 0; i < 40; i++)
@@ -970,8 +978,7 @@ static void purges_in_the_free(unsigned nodes)
 	vmap_set_thread_cpu(-1);
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 23);
 	vlock_release(&s->purge_lock);
-	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
-		usleep(1000);
+	wait_until_nothing_lazy(s);
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
 	expect_u64(node_stats(s, -1).purges, ==, 2);
 	assert_space_ok(s);
@@ -990,7 +997,7 @@ TEST(two_allocating_nodes_leave_the_purge_to_the_drain)
 	struct vmap_params p = { .nr_nodes = 2, .lazy_max_pages = 16 };
 	struct vmap_space *s;
 	uint64_t a[17];
-	int i, spins;
+	int i;
 
 	assert_int(vmap_space_create(BASE, BASE + 4096 * PAGE, &p, &s), ==, 0);
 	for (i = 0; i < 17; i++)
@@ -999,8 +1006,7 @@ TEST(two_allocating_nodes_leave_the_purge_to_the_drain)
 	for (i = 0; i < 17; i++)
 		assert_int(vmap_free(s, a[i]), ==, 0);
 	vmap_set_thread_cpu(-1);
-	for (spins = 0; spins < 10000 && node_stats(s, -1).lazy_pages; spins++)
-		usleep(1000);
+	wait_until_nothing_lazy(s);
 	expect_u64(node_stats(s, -1).lazy_pages, ==, 0);
 	expect_u64(node_stats(s, -1).purges, ==, 1);
 	expect_u64(node_stats(s, -1).free_purges, ==, 0);
