@@ -96,14 +96,19 @@
 #define MAX_NODES 128
 
 /*
- * @taken counts the requests for the pool's class (hits and misses) since
- * the last decay, which reads and clears it; @fill_quota is what the
- * purge after that decay may add (pool_decay(), pool_fill()).
+ * @taken counts the requests for the pool's class (hits and misses), and
+ * is never cleared: the purge notes it at every decay pass
+ * (@taken_purged) and at every decay point of the node (@taken_decayed),
+ * so the requests since either are a subtraction, read without the pool
+ * lock.  @fill_quota is what the purges after a decay pass may add
+ * (pool_decay(), pool_fill()).  The notes and the quota are under
+ * purge_lock.
  */
 struct pool {
 	struct vlist head; /* LIFO: most recently purged first */
 	atomic_size_t len;
 	atomic_size_t taken;
+	size_t taken_purged, taken_decayed;
 	size_t fill_quota;
 };
 
@@ -171,6 +176,8 @@ struct vmap_node {
 	struct lazy_set *purging;
 	bool skip_populate;
 	uint64_t allocs_seen; /* count.allocs at the last purge (purge_lock) */
+	/* Pages its purged lazy sets held since its last decay point (same). */
+	uint64_t decay_pages;
 	uint64_t refill_next; /* where the next refill starts (heap_lock) */
 	struct lazy_set lazy_sets[2];
 	unsigned id;
@@ -376,7 +383,16 @@ void pool_room_measure(struct vmap_space *s, struct vmap_node **marked,
 		       unsigned nr_marked, struct pool_room *room);
 void pool_fill(struct vmap_node *vn, struct lazy_set *ls,
 	       struct pool_room *room);
-void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full);
+/* How a purge decays a node's pools (pool_decay()). */
+enum pool_decay {
+	DECAY_NONE, /* only the fill quotas: not a decay point */
+	DECAY_IDLE, /* a quarter of each pool idle since the last decay point */
+	DECAY_ALL,  /* a quarter of every pool */
+	DECAY_FULL, /* every pool whole */
+};
+
+void pool_decay(struct vmap_space *s, struct vmap_node *vn,
+		enum pool_decay how);
 bool pools_empty(struct vmap_space *s);
 
 /* purge.c */

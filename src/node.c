@@ -88,10 +88,13 @@ int nodes_create(struct vmap_space *s)
 			vlist_init(&vn->pools[k].head);
 			atomic_init(&vn->pools[k].len, 0);
 			atomic_init(&vn->pools[k].taken, 0);
+			vn->pools[k].taken_purged = 0;
+			vn->pools[k].taken_decayed = 0;
 			vn->pools[k].fill_quota = 0;
 		}
 		vn->skip_populate = false;
 		vn->allocs_seen = 0;
+		vn->decay_pages = 0;
 		vn->refill_next = refill_origin(s);
 #define NODE_COUNTER_INIT(name) atomic_init(&vn->count.name, 0);
 		NODE_COUNTERS(NODE_COUNTER_INIT)

@@ -4,8 +4,8 @@
  * and their decay.
  *
  * A node's pool_lock guards the lists of all its pools; each length and
- * take count is written under it and read without it to skip empty or
- * unused pools cheaply.
+ * request count is written under it and read without it (to skip empty
+ * pools cheaply, and by decay).
  * Decay holds the pool lock only to detach and re-attach a list, and the
  * heap lock only for its one pass into the global heap.  A refill holds
  * the heap lock for its batch of searches, then the pool lock to file
@@ -360,42 +360,46 @@ static size_t fill_quota(bool refilling, size_t taken)
 }
 
 /*
- * Give a quarter of each pool back (all of it when @full), so that
- * address space cached by a node that stopped allocating drifts back to
- * the global heap over a few purges.  A quarter keeps a pool that is in
- * steady use close to its working size, while an idle one of n entries is
- * down to 1-3 entries after about log4(n) purges (integer division leaves
- * pools of 1-3 entries alone unless @full).  Refilling pools (the default)
- * decay only when idle, no request since the last decay: a pool in
- * use would only take back from the heap, one refill later, what decay
- * gave it (with sizes of 1-100 pages, half the cycles of a pair went to
- * that round trip).
+ * Give a quarter of pools back (all of them whole with DECAY_FULL), so
+ * that address space cached by a node that stopped allocating drifts back
+ * to the global heap over a few purges.  A quarter keeps a pool that is
+ * in steady use close to its working size, while an idle one of n entries
+ * is down to 1-3 entries after about log4(n) decays (integer division
+ * leaves pools of 1-3 entries alone unless DECAY_FULL).  The kernel's
+ * pools decay at every purge, every pool (DECAY_ALL).  Refilling pools
+ * (the default) decay only at their node's decay points (purge.c says
+ * when), and only if idle, no request since the last one (DECAY_IDLE): a
+ * pool in use would only take back from the heap, one refill later, what
+ * decay gave it (with sizes of 1-100 pages, half the cycles of a pair
+ * went to that round trip).
  *
- * Decay also sets what the purge that follows may add to each pool.
+ * Every pass also sets what the purges that follow may add to each pool.
  * Refilling pools get twice the requests they had (hits and misses)
- * since the last decay, the last purge or shrink: a pool fills by
+ * since the pass before, the last purge or shrink: a pool fills by
  * demand, so a node whose CPU only frees (a thread freeing a million
  * one-page ranges) pools nothing, where a purge that filled every class
  * to its room left a failing allocation 32 768 pooled ranges to give back
  * first, 7-8 ms of its 10.  Twice, like the room, so that a pool in
  * steady use has what it gave out and as much again.  The kernel's pools
- * take whatever the purge brings.
+ * take whatever the purge brings.  The request counts are read without
+ * the pool lock: a request that races with the read counts for the next
+ * pass.
  *
- * Each pool's list is detached under the lock, the quarter to give back
- * is cut off its head (the most recently pooled ranges, as the kernel
- * does), and the rest is spliced back at once, in front of whatever was
- * added meanwhile: the kernel replaced the list on re-attach and lost such
- * entries.  Only then are the cut ranges coalesced, in a private heap,
- * and moved into the global heap in one locked pass, so that the pool
- * looks empty to its node's allocations only for the length of the cut.
- * A full decay (an allocation failing, a shrink) skips the private heap:
- * the failing call's latency is what counts, and coalescing first would
- * touch every record twice.
+ * Each decaying pool's list is detached under the lock, the quarter to
+ * give back is cut off its head (the most recently pooled ranges, as the
+ * kernel does), and the rest is spliced back at once, in front of
+ * whatever was added meanwhile: the kernel replaced the list on re-attach
+ * and lost such entries.  Only then are the cut ranges coalesced, in a
+ * private heap, and moved into the global heap in one locked pass, so
+ * that the pool looks empty to its node's allocations only for the
+ * length of the cut.  A full decay (an allocation failing, a shrink)
+ * skips the private heap: the failing call's latency is what counts, and
+ * coalescing first would touch every record twice.
  * Caller holds purge_lock (a purge or a shrink).
  */
-void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
+void pool_decay(struct vmap_space *s, struct vmap_node *vn, enum pool_decay how)
 {
-	bool refilling = !(s->flags & VMAP_KERNEL_POOLS);
+	bool refilling = !(s->flags & VMAP_KERNEL_POOLS), used;
 	struct vlist detached, decayed, merged, whole;
 	struct free_heap local;
 	size_t len, n_decay, taken;
@@ -408,26 +412,24 @@ void pool_decay(struct vmap_space *s, struct vmap_node *vn, bool full)
 	vlist_init(&whole);
 	for (i = 0; i < MAX_VA_SIZE_PAGES; i++) {
 		p = &vn->pools[i];
-		if (!load_relaxed(&p->taken) && !load_relaxed(&p->len)) {
-			p->fill_quota = fill_quota(refilling, 0);
-			continue;
-		}
-		vlock_acquire(&vn->pool_lock);
 		taken = load_relaxed(&p->taken);
-		store_relaxed(&p->taken, 0);
-		p->fill_quota = fill_quota(refilling, taken);
-		if (!load_relaxed(&p->len) || (refilling && taken && !full)) {
-			vlock_release(&vn->pool_lock);
+		p->fill_quota = fill_quota(refilling, taken - p->taken_purged);
+		p->taken_purged = taken;
+		if (how == DECAY_NONE)
 			continue;
-		}
+		used = taken != p->taken_decayed;
+		p->taken_decayed = taken;
+		if (!load_relaxed(&p->len) || (how == DECAY_IDLE && used))
+			continue;
+		vlock_acquire(&vn->pool_lock);
 		vlist_move_all(&p->head, &detached);
 		len = load_relaxed(&p->len);
 		store_relaxed(&p->len, 0);
 		vlock_release(&vn->pool_lock);
 
-		n_decay = full ? len : len / 4;
+		n_decay = how == DECAY_FULL ? len : len / 4;
 		counter_add(&vn->count.decayed_vas, n_decay);
-		if (full) {
+		if (how == DECAY_FULL) {
 			busy_forget(s, &detached);
 			vlist_splice_head(&detached, &whole);
 			continue;

@@ -72,7 +72,7 @@ int trace_open(struct vmap_space *s)
 	pthread_mutex_init(&t->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	fprintf(t->out,
-		"# vmap-trace 4 base=0x%llx limit=0x%llx page_shift=%u nodes=%u flags=0x%x lazy_max_pages=%llu\n",
+		"# vmap-trace 5 base=0x%llx limit=0x%llx page_shift=%u nodes=%u flags=0x%x lazy_max_pages=%llu\n",
 		(unsigned long long)space_first(s),
 		(unsigned long long)(space_last(s) + 1), s->page_shift,
 		s->nr_nodes, s->flags, (unsigned long long)s->lazy_max_pages);

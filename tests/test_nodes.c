@@ -522,6 +522,53 @@ TEST(refilled_pool_decays_only_when_idle)
 }
 
 /*
+ * An allocating node's idle pools decay only once its lazy sets have held
+ * a whole purge's pages since its last decay point.  Node 0 keeps a pool
+ * of two-page ranges unused while it frees one page per purge and node 1
+ * three: 1 of every 4 pages purged is node 0's, so its idle pool gives
+ * back a quarter at every 4th purge, not at each.
+ */
+TEST(busy_nodes_decay_once_per_purge_of_their_own)
+{
+	struct vmap_space *s = refill_space(2, 65536);
+	uint64_t kept[3], pooled, two_pages;
+	int round, i;
+
+	assert_true(s != NULL);
+	/*
+	 * Misses, kept busy: a missing allocation's own range is the lowest
+	 * fit, which may lie in the other node's zones and would be pooled
+	 * there once freed.  Every later allocation hits its own pool.
+	 */
+	pooled = node_stats(s, 0).pooled_now;
+	kept[0] = alloc_on(s, 0, 2, PAGE);
+	two_pages = node_stats(s, 0).pooled_now - pooled;
+	assert_u64(two_pages, >=, 4);
+	kept[1] = alloc_on(s, 0, 1, PAGE);
+	kept[2] = alloc_on(s, 1, 1, PAGE);
+	vmap_purge(s); /* nothing lazy: no decay point */
+	assert_int(vmap_free(s, alloc_on(s, 0, 1, PAGE)), ==, 0);
+	vmap_purge(s); /* node 0 held all of it: a decay point */
+	pooled = node_stats(s, 0).pooled_now;
+	for (round = 1; round <= 8; round++) {
+		assert_int(vmap_free(s, alloc_on(s, 0, 1, PAGE)), ==, 0);
+		for (i = 0; i < 3; i++)
+			assert_int(vmap_free(s, alloc_on(s, 1, 1, PAGE)), ==,
+				   0);
+		vmap_purge(s);
+		if (round % 4 == 0) {
+			pooled -= two_pages / 4;
+			two_pages -= two_pages / 4;
+		}
+		expect_u64(node_stats(s, 0).pooled_now, ==, pooled);
+	}
+	for (i = 0; i < 3; i++)
+		assert_int(vmap_free(s, kept[i]), ==, 0);
+	assert_space_ok(s);
+	expect_all_free_then_destroy(s, 65536);
+}
+
+/*
  * A purge adds to a refilling pool at most twice what was taken from it
  * since the purge before (hits and misses); the rest goes to the heap.
  * A miss and 30 hits: the 20 freed are all pooled; 3 hits: 6 of the 11
@@ -1144,6 +1191,7 @@ int main(int argc, char **argv)
 			T(refill_takes_batch_from_own_zones),
 			T(refilled_pool_decays_only_when_idle),
 			T(purge_fills_pools_by_demand),
+			T(busy_nodes_decay_once_per_purge_of_their_own),
 			T(miss_without_batch_is_demand),
 			T(refill_only_up_to_zone_alignment),
 			T(refill_capped_in_small_space),

@@ -340,16 +340,18 @@ static void read_header(const char *text, struct options *o, long line)
 	 * version 2 a recorded space of one node had no pools whatever its
 	 * flags (and keeps none with --nodes); from version 3 one node keeps
 	 * the default pools too.  Before version 4 a purge filled default
-	 * pools without the demand quota, which this library no longer has:
-	 * such a replay may place differently, and says so.
+	 * pools without the demand quota, and before version 5 a busy node's
+	 * idle pools decayed at every purge, not at its decay points; this
+	 * library does neither any more, so such a replay may place
+	 * differently, and says so.
 	 */
 	version = strtoul(text + strlen(" vmap-trace "), NULL, 10);
 	if (version >= 2 && !(flags & VMAP_KERNEL_POOLS) &&
 	    (version >= 3 || recorded_nodes != 1)) {
 		o->params.flags &= ~(uint32_t)VMAP_KERNEL_POOLS;
-		if (version < 4)
+		if (version < 5)
 			fprintf(stderr,
-				"%s: line %ld: a vmap-trace %lu recording of refilling pools, filled without the demand quota of version 4: placement may differ\n",
+				"%s: line %ld: a vmap-trace %lu recording of refilling pools, which filled and decayed otherwise before version 5: placement may differ\n",
 				prog, line, version);
 	}
 	if (!o->given[GIVEN_LAZY])
