@@ -199,7 +199,10 @@ struct vmap_params {
 	 * Lazy pages that may accumulate before a free starts a purge; 0 =
 	 * the kernel's formula fls(nr_cpus) * (32 MiB / page size), with
 	 * nr_cpus = 1 under VMAP_DETERMINISTIC.  vmap_space_info() reports
-	 * the value in use.
+	 * the value in use.  Unless VMAP_KERNEL_POOLS or VMAP_DETERMINISTIC,
+	 * each node's frees count their pages a batch at a time (up to
+	 * lazy_max_pages / 8 over all nodes), so a purge may start up to an
+	 * eighth of it late.
 	 */
 	uint64_t lazy_max_pages;
 	/*

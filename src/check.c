@@ -515,9 +515,9 @@ int vmap_check(struct vmap_space *s, char *msg, size_t msglen)
 	check_heap(&c);
 	for (i = 0; i < s->nr_nodes && !c.failed; i++)
 		lazy_pages += check_node(&c, &s->nodes[i]);
-	if (!c.failed && lazy_pages != atomic_load(&s->lazy_nr))
+	if (!c.failed && lazy_pages != lazy_pages_now(s))
 		fail(&c, "lazy counter %llu, lazy lists hold %llu pages",
-		     (unsigned long long)atomic_load(&s->lazy_nr),
+		     (unsigned long long)lazy_pages_now(s),
 		     (unsigned long long)lazy_pages);
 	if (!c.failed && c.nr_all > c.cap)
 		fail(&c, "range counters disagree with the lists");

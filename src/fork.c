@@ -197,8 +197,10 @@ static void lazy_recount(struct vmap_space *s)
 	uint64_t pages = 0;
 	unsigned i;
 
-	for (i = 0; i < s->nr_nodes; i++)
+	for (i = 0; i < s->nr_nodes; i++) {
 		pages += s->nodes[i].lazy->pages;
+		atomic_store(&s->nodes[i].lazy_uncounted, 0);
+	}
 	atomic_store(&s->lazy_nr, pages);
 }
 

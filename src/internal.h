@@ -42,7 +42,9 @@
  *                      and read without it
  *   busy_lock          a node's busy set, and whether each range in it
  *                      is busy or idle
- *   lazy_lock          which lazy set of a node frees go to, and that set
+ *   lazy_lock          which lazy set of a node frees go to, that set,
+ *                      and the node's pages not yet in lazy_nr (written
+ *                      under it, read without it by statistics)
  *   pool_lock          a node's 256 pools (lists, lengths and take
  *                      counts; the counts are written under it and may
  *                      be read without it)
@@ -54,7 +56,7 @@
  *                      drain_again
  *   registry lock      registry_link
  *   trace_lock         the recording's file, and the order of its lines
- *   lazy_nr            atomic, no lock
+ *   lazy_nr            atomic, no lock; frees add to it in batches (lazy.c)
  *   counters           relaxed atomics, no lock
  */
 #ifndef VMAP_INTERNAL_H
@@ -167,6 +169,8 @@ struct vmap_node {
 	struct busy_set busy;
 	alignas(64) struct vlock lazy_lock;
 	struct lazy_set *lazy; /* the set frees go to */
+	/* Pages of its lazy sets that lazy_nr does not count yet (lazy.c). */
+	atomic_uint_fast64_t lazy_uncounted;
 	alignas(64) struct vlock pool_lock;
 	struct pool pools[MAX_VA_SIZE_PAGES];
 	/*
@@ -206,6 +210,8 @@ struct vmap_space {
 	atomic_uint_fast64_t hull_first, hull_last;
 	uint64_t page_size;
 	uint64_t lazy_max_pages;
+	/* Pages a node's frees gather before adding them to lazy_nr (lazy.c). */
+	uint64_t lazy_batch_pages;
 	unsigned page_shift, zone_shift;
 	unsigned nr_nodes;
 	unsigned flags;
@@ -361,7 +367,11 @@ bool busy_take_pooled(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 		      uint64_t align, uint64_t user, uint64_t *start);
 
 /* lazy.c */
-void lazy_insert(struct vmap_space *s, struct va *va, struct vmap_node *cpu_vn);
+uint64_t lazy_batch_size(const struct vmap_space *s);
+uint64_t lazy_insert(struct vmap_space *s, struct va *va,
+		     struct vmap_node *cpu_vn);
+void lazy_count_node(struct vmap_space *s, struct vmap_node *vn);
+uint64_t lazy_pages_now(struct vmap_space *s);
 struct vmap_node *lazy_node_of(struct vmap_space *s, const struct va *va);
 void lazy_set_init(struct lazy_set *ls);
 void lazy_set_delete(struct lazy_set *ls);

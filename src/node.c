@@ -83,6 +83,7 @@ int nodes_create(struct vmap_space *s)
 		lazy_set_init(&vn->lazy_sets[0]);
 		lazy_set_init(&vn->lazy_sets[1]);
 		vn->lazy = &vn->lazy_sets[0];
+		atomic_init(&vn->lazy_uncounted, 0);
 		vn->purging = NULL;
 		for (k = 0; k < MAX_VA_SIZE_PAGES; k++) {
 			vlist_init(&vn->pools[k].head);

@@ -233,6 +233,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 		/* Detach the node's lazy set by pointing frees at the other one. */
 		vlock_acquire(&vn->lazy_lock);
 		if (vn->lazy->count) {
+			lazy_count_node(s, vn);
 			vn->purging = vn->lazy;
 			vn->lazy =
 				&vn->lazy_sets[vn->lazy == &vn->lazy_sets[0]];

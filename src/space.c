@@ -155,6 +155,7 @@ static int space_create(uint64_t base, uint64_t limit,
 			s->page_shift,
 			(p->flags & VMAP_DETERMINISTIC) ? 1 : cpus);
 	s->flags = p->flags;
+	s->lazy_batch_pages = lazy_batch_size(s);
 	s->flush = p->flush;
 	s->flush_cookie = p->flush_cookie;
 	s->release = p->release;
@@ -380,7 +381,7 @@ static uint64_t call_notifiers(struct vmap_space *s)
 
 static bool reclaimable(struct vmap_space *s)
 {
-	return atomic_load(&s->lazy_nr) || !pools_empty(s);
+	return lazy_pages_now(s) || !pools_empty(s);
 }
 
 /*
@@ -808,7 +809,7 @@ static void free_now(struct vmap_space *s, struct va *va)
 static int free_range(struct vmap_space *s, uint64_t addr)
 {
 	struct vmap_node *cpu_vn;
-	uint64_t pages, nr_lazy;
+	uint64_t nr_lazy;
 	struct va *va;
 
 	if (addr < space_first(s) || addr > space_last(s))
@@ -825,9 +826,7 @@ static int free_range(struct vmap_space *s, uint64_t addr)
 		free_now(s, va);
 		return 0;
 	}
-	pages = va_pages(s, va);
-	nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
-	lazy_insert(s, va, cpu_vn);
+	nr_lazy = lazy_insert(s, va, cpu_vn);
 	VMAP_PROBE(free_vmap_area_noflush, addr, nr_lazy, s->lazy_max_pages);
 	if (nr_lazy > s->lazy_max_pages)
 		purge_kick(s, nr_lazy, cpu_vn);

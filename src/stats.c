@@ -85,7 +85,7 @@ int vmap_stats_get(struct vmap_space *s, int node, struct vmap_stats *out)
 		st.notifier_rounds = counter_read(&s->notifier_rounds);
 		st.overlaps = atomic_load(&s->heap.overlaps) +
 			      counter_read(&s->set_overlaps);
-		st.lazy_pages = atomic_load(&s->lazy_nr);
+		st.lazy_pages = lazy_pages_now(s);
 		st.free_bytes = atomic_load(&s->heap.free_bytes);
 		add_free_heap_shape(s, &st);
 	}
