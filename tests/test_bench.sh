@@ -58,6 +58,11 @@ check "table with a ratio column" grep -q 'vs one-lock' "$tmp/text"
 
 "$bench" $args scale=1 nr_threads=2 run_test_mask=1 >"$tmp/scale" 2>/dev/null
 check "scaling table" grep -q '^scaling efficiency' "$tmp/scale"
+# Each design is measured against its own one-thread row: 100% there.
+check "scaling: one thread is 100% for every design" \
+	test "$(sed -n '/^scaling efficiency/,$p' "$tmp/scale" | awk '$5 == 1' | grep -vc ' 100\.0%$')" -eq 0
+check "scaling: a one-thread row per design" \
+	test "$(sed -n '/^scaling efficiency/,$p' "$tmp/scale" | awk '$5 == 1' | wc -l)" -eq 5
 "$bench" run_test_mask=9 test_loop_count=2000 nr_threads=16 cpus=virtual load=1 baselines=none \
 	tag=zone,kernel,address json=1 >"$tmp/virtual" 2>/dev/null
 check "virtual CPUs: one node per worker" \

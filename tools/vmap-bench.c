@@ -1337,29 +1337,36 @@ static void print_structure(const struct row *rows, size_t n)
 	}
 }
 
-/* Scaling efficiency: throughput at N / (N x throughput at 1). */
+/*
+ * Scaling efficiency: throughput at N / (N x throughput at 1), against the
+ * one-thread row of the same design (test, mode, tag, node count, live
+ * areas and load).  A row without one (auto nodes under cpus=virtual
+ * change with the threads) is left out.
+ */
 static void print_scaling(const struct row *rows, size_t n)
 {
 	const struct row *one;
 	size_t i, j;
 
 	printf("\nscaling efficiency (pairs/s at N threads / (N x pairs/s at 1 thread))\n");
-	printf("%-30s %-8s %-7s %7s %12s %10s\n", "test", "mode", "tag",
-	       "threads", "pairs/s", "efficiency");
+	printf("%-30s %-8s %-7s %5s %7s %12s %10s\n", "test", "mode", "tag",
+	       "nodes", "threads", "pairs/s", "efficiency");
 	for (i = 0; i < n; i++) {
 		one = NULL;
-		for (j = 0; j < n; j++)
+		for (j = 0; j < n && !one; j++)
 			if (rows[j].threads == 1 &&
 			    !strcmp(rows[j].test, rows[i].test) &&
 			    !strcmp(rows[j].mode, rows[i].mode) &&
 			    !strcmp(rows[j].tag, rows[i].tag) &&
-			    rows[j].live == rows[i].live)
+			    rows[j].nodes == rows[i].nodes &&
+			    rows[j].live == rows[i].live &&
+			    rows[j].load == rows[i].load)
 				one = &rows[j];
 		if (!one)
 			continue;
-		printf("%-30s %-8s %-7s %7u %12.0f %9.1f%%\n", rows[i].test,
-		       rows[i].mode, rows[i].tag, rows[i].threads,
-		       rows[i].pairs_per_sec,
+		printf("%-30s %-8s %-7s %5u %7u %12.0f %9.1f%%\n", rows[i].test,
+		       rows[i].mode, rows[i].tag, rows[i].nodes,
+		       rows[i].threads, rows[i].pairs_per_sec,
 		       100.0 * rows[i].pairs_per_sec /
 			       (rows[i].threads * one->pairs_per_sec));
 	}
