@@ -599,9 +599,10 @@ VMAP_API int vmap_snapshot(struct vmap_space *space, struct vmap_range **ranges,
 			   size_t *count);
 
 /*
- * vmap_purge - purge every lazy range now (decaying the pools as every
- * purge does).  Returns 0 or -EINVAL (NULL).  Takes the purge mutex: may
- * block.
+ * vmap_purge - purge every lazy range now, decaying the pools as every
+ * purge does (the kernel's at every purge, the default ones at their
+ * node's decay points: vmap_purge(3)).  Returns 0 or -EINVAL (NULL).
+ * Takes the purge mutex: may block.
  */
 VMAP_API int vmap_purge(struct vmap_space *space);
 

@@ -180,8 +180,10 @@ struct vmap_node {
 	struct lazy_set *purging;
 	bool skip_populate;
 	uint64_t allocs_seen; /* count.allocs at the last purge (purge_lock) */
-	/* Pages its purged lazy sets held since its last decay point (same). */
+	/* Pages its purged lazy sets held, and purges, since its last decay
+	 * point (purge_lock). */
 	uint64_t decay_pages;
+	unsigned decay_purges;
 	uint64_t refill_next; /* where the next refill starts (heap_lock) */
 	struct lazy_set lazy_sets[2];
 	unsigned id;

@@ -74,14 +74,19 @@ static uint64_t uncounted(struct vmap_node *vn)
 
 /*
  * Add @vn's gathered pages to the space's lazy count; returns the count
- * after.  Caller holds vn->lazy_lock.
+ * after.  The count goes up before the gathered pages are cleared, with
+ * release, so that lazy_pages_now(), which reads them in the other order,
+ * may count them twice for a moment but never misses them: a reader that
+ * saw no lazy page would let a VMAP_NONBLOCK allocation fail with
+ * -ENOMEM where a purge could have helped.  Caller holds vn->lazy_lock.
  */
 static uint64_t count_gathered(struct vmap_space *s, struct vmap_node *vn)
 {
-	uint64_t pages = uncounted(vn);
+	uint64_t pages = uncounted(vn),
+		 nr_lazy = atomic_fetch_add(&s->lazy_nr, pages) + pages;
 
-	atomic_store_explicit(&vn->lazy_uncounted, 0, memory_order_relaxed);
-	return atomic_fetch_add(&s->lazy_nr, pages) + pages;
+	atomic_store_explicit(&vn->lazy_uncounted, 0, memory_order_release);
+	return nr_lazy;
 }
 
 void lazy_count_node(struct vmap_space *s, struct vmap_node *vn)
@@ -91,15 +96,20 @@ void lazy_count_node(struct vmap_space *s, struct vmap_node *vn)
 		count_gathered(s, vn);
 }
 
-/* The space's lazy pages, counted or not; exact only when quiescent. */
+/*
+ * The space's lazy pages, counted or not; exact only when quiescent, and
+ * otherwise never below the pages lazy throughout the call (see
+ * count_gathered()).
+ */
 uint64_t lazy_pages_now(struct vmap_space *s)
 {
-	uint64_t pages = atomic_load(&s->lazy_nr);
+	uint64_t pages = 0;
 	unsigned i;
 
 	for (i = 0; i < s->nr_nodes; i++)
-		pages += uncounted(&s->nodes[i]);
-	return pages;
+		pages += atomic_load_explicit(&s->nodes[i].lazy_uncounted,
+					      memory_order_acquire);
+	return pages + atomic_load(&s->lazy_nr);
 }
 
 /*

@@ -96,6 +96,7 @@ int nodes_create(struct vmap_space *s)
 		vn->skip_populate = false;
 		vn->allocs_seen = 0;
 		vn->decay_pages = 0;
+		vn->decay_purges = 0;
 		vn->refill_next = refill_origin(s);
 #define NODE_COUNTER_INIT(name) atomic_init(&vn->count.name, 0);
 		NODE_COUNTERS(NODE_COUNTER_INIT)

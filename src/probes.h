@@ -8,6 +8,8 @@
  *       (vstart and vend as passed, both 0 for the whole space; failed is
  *       0 or the negative errno, and addr 0 then)
  *   free_vmap_area_noflush(va_start, nr_lazy, nr_lazy_max)
+ *       (nr_lazy is 0 for a free that only gathered its pages for a
+ *       later batch, lazy.c)
  *   purge_vmap_area_lazy(start, end, npurged)
  *   pool_hit(node, addr, size)      pool_miss(node, size, align)
  *   vmalloc(addr, size, align)      vfree(addr)

@@ -154,6 +154,12 @@ static bool others_allocated(struct vmap_space *s, const struct vmap_node *vn)
 }
 
 /*
+ * A busy node comes to a decay point at least once per this many purges
+ * per node in the space, however little its lazy sets hold.
+ */
+#define DECAY_PURGES_PER_NODE 4
+
+/*
  * How this purge decays @vn's pools, of @pages purged in all.  The kernel
  * decays every pool at every purge.  Refilling pools decay at a decay
  * point of their node, and then only those idle since the last one: at
@@ -165,10 +171,13 @@ static bool others_allocated(struct vmap_space *s, const struct vmap_node *vn)
  * of n busy nodes sees 1/n of a purge's frees between two purges, and
  * ever more of its pools look idle.  With sizes of 1-100 pages at two
  * threads, two nodes gave 8% of their pooled ranges back at every-purge
- * decay, and refilled them from the heap.  The count is of purged pages,
- * not of lazy_max_pages, which a replay sets out of reach.  Caller holds
- * purge_lock; called once per node per purge, after the lazy sets are
- * detached.
+ * decay, and refilled them from the heap.  A node that allocates a
+ * trickle and frees little would hold its idle pools until a full purge,
+ * so it comes to a point after DECAY_PURGES_PER_NODE * nodes purges in
+ * any case: four times as late as n nodes alike.  The counts are of
+ * purged pages and of purges, not of lazy_max_pages, which a replay sets
+ * out of reach.  Caller holds purge_lock; called once per node per
+ * purge, after the lazy sets are detached.
  */
 static enum pool_decay decay_point(struct vmap_space *s, struct vmap_node *vn,
 				   bool full, uint64_t pages)
@@ -179,10 +188,13 @@ static enum pool_decay decay_point(struct vmap_space *s, struct vmap_node *vn,
 	vn->allocs_seen = allocs;
 	if (vn->purging)
 		vn->decay_pages += vn->purging->pages;
+	vn->decay_purges++;
 	if (!full && !(s->flags & VMAP_KERNEL_POOLS) && !idle &&
-	    (!pages || vn->decay_pages < pages))
+	    (!pages || vn->decay_pages < pages) &&
+	    vn->decay_purges < DECAY_PURGES_PER_NODE * s->nr_nodes)
 		return DECAY_NONE;
 	vn->decay_pages = 0;
+	vn->decay_purges = 0;
 	if (full)
 		return DECAY_FULL;
 	if ((s->flags & VMAP_KERNEL_POOLS) || idle)

@@ -569,6 +569,45 @@ TEST(busy_nodes_decay_once_per_purge_of_their_own)
 }
 
 /*
+ * A node that allocates a trickle and frees nothing never holds a purge's
+ * pages, yet comes to a decay point after 4 purges per node (8 here): its
+ * idle pool gives back a quarter then, not only at a full purge.
+ */
+TEST(trickling_node_decays_after_four_purges_per_node)
+{
+	struct vmap_space *s = refill_space(2, 65536);
+	uint64_t kept[11], two_pages, one_page, pooled;
+	int round, i;
+
+	assert_true(s != NULL);
+	kept[0] = alloc_on(s, 0, 2, PAGE); /* misses: batches, kept busy */
+	two_pages = node_stats(s, 0).pooled_now;
+	kept[1] = alloc_on(s, 0, 1, PAGE);
+	one_page = node_stats(s, 0).pooled_now - two_pages;
+	kept[2] = alloc_on(s, 1, 1, PAGE);
+	vmap_purge(s);
+	vmap_purge(s); /* node 0 idle: a quarter of every pool */
+	two_pages -= two_pages / 4;
+	pooled = two_pages + one_page - one_page / 4;
+	expect_u64(node_stats(s, 0).pooled_now, ==, pooled);
+	for (round = 1; round <= 8; round++) {
+		kept[2 + round] = alloc_on(s, 0, 1, PAGE); /* a hit, kept */
+		for (i = 0; i < 3; i++)
+			assert_int(vmap_free(s, alloc_on(s, 1, 1, PAGE)), ==,
+				   0);
+		vmap_purge(s);
+		pooled--;
+		if (round == 8)
+			pooled -= two_pages / 4;
+		expect_u64(node_stats(s, 0).pooled_now, ==, pooled);
+	}
+	for (i = 0; i < 11; i++)
+		assert_int(vmap_free(s, kept[i]), ==, 0);
+	assert_space_ok(s);
+	expect_all_free_then_destroy(s, 65536);
+}
+
+/*
  * A purge adds to a refilling pool at most twice what was taken from it
  * since the purge before (hits and misses); the rest goes to the heap.
  * A miss and 30 hits: the 20 freed are all pooled; 3 hits: 6 of the 11
@@ -1274,6 +1313,7 @@ int main(int argc, char **argv)
 			T(refilled_pool_decays_only_when_idle),
 			T(purge_fills_pools_by_demand),
 			T(busy_nodes_decay_once_per_purge_of_their_own),
+			T(trickling_node_decays_after_four_purges_per_node),
 			T(miss_without_batch_is_demand),
 			T(refill_only_up_to_zone_alignment),
 			T(refill_capped_in_small_space),
