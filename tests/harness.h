@@ -12,7 +12,9 @@
  * Environment: VMAP_TEST_SEED (the seed of every randomized test; printed
  * on failure), VMAP_TEST_SCALE (multiplies iteration counts: 0.1 for a
  * slow machine or a sanitizer, 10 for a long run), VMAP_TEST_FILTER (run
- * only tests whose name contains it).  Exit code: 0 all passed, 1 a
+ * only tests whose name contains it).  A forked child that outlives its
+ * watchdog (test_run_forked) is killed after gdb, if installed, printed
+ * its threads' stacks.  Exit code: 0 all passed, 1 a
  * failure, 77 all skipped.  The last line is "name: N passed, N failed".
  */
 #ifndef VMAP_TEST_HARNESS_H
@@ -140,6 +142,23 @@ static inline long scaled(long n)
  * the test rather than hanging the suite.  Returns the child's exit
  * status, or -1 if it hung or died of a signal (both printed).
  */
+/*
+ * Every thread's stack of a hung child, with gdb where it is installed,
+ * so that a deadlock that shows once in many runs can be read.
+ */
+static inline void test_print_stacks(pid_t pid)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd),
+		 "command -v gdb >/dev/null && gdb -p %ld -batch -nx "
+		 "-ex 'thread apply all bt' 2>&1 | grep -v '^\\[' >&2",
+		 (long)pid);
+	fflush(NULL);
+	if (system(cmd) == -1)
+		fprintf(stderr, "no stacks: cannot run a shell\n");
+}
+
 static inline int test_run_forked(void (*fn)(void), unsigned timeout_s)
 {
 	unsigned waited_ms;
@@ -167,10 +186,11 @@ static inline int test_run_forked(void (*fn)(void), unsigned timeout_s)
 		}
 		usleep(10000);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
 	fprintf(stderr, "child still running after %u s: killed (deadlock?)\n",
 		timeout_s);
+	test_print_stacks(pid);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
 	return -1;
 }
 
