@@ -521,6 +521,16 @@ TEST(refilled_pool_decays_only_when_idle)
 	vmap_space_destroy(s);
 }
 
+/* Three one-page pairs on @cpu's node, then a purge. */
+static void purge_after_three_pairs_on(struct vmap_space *s, int cpu)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		assert_int(vmap_free(s, alloc_on(s, cpu, 1, PAGE)), ==, 0);
+	vmap_purge(s);
+}
+
 /*
  * An allocating node's idle pools decay only once its lazy sets have held
  * a whole purge's pages since its last decay point.  Node 0 keeps a pool
@@ -552,10 +562,7 @@ TEST(busy_nodes_decay_once_per_purge_of_their_own)
 	pooled = node_stats(s, 0).pooled_now;
 	for (round = 1; round <= 8; round++) {
 		assert_int(vmap_free(s, alloc_on(s, 0, 1, PAGE)), ==, 0);
-		for (i = 0; i < 3; i++)
-			assert_int(vmap_free(s, alloc_on(s, 1, 1, PAGE)), ==,
-				   0);
-		vmap_purge(s);
+		purge_after_three_pairs_on(s, 1);
 		if (round % 4 == 0) {
 			pooled -= two_pages / 4;
 			two_pages -= two_pages / 4;
@@ -592,10 +599,7 @@ TEST(trickling_node_decays_after_four_purges_per_node)
 	expect_u64(node_stats(s, 0).pooled_now, ==, pooled);
 	for (round = 1; round <= 8; round++) {
 		kept[2 + round] = alloc_on(s, 0, 1, PAGE); /* a hit, kept */
-		for (i = 0; i < 3; i++)
-			assert_int(vmap_free(s, alloc_on(s, 1, 1, PAGE)), ==,
-				   0);
-		vmap_purge(s);
+		purge_after_three_pairs_on(s, 1);
 		pooled--;
 		if (round == 8)
 			pooled -= two_pages / 4;
