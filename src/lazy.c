@@ -53,7 +53,8 @@ void lazy_set_delete(struct lazy_set *ls)
  * How many pages a node's frees gather under its lazy lock before adding
  * them to the space's lazy count, the one atomic that every free of the
  * kernel's design writes: two threads freeing on two nodes wrote it in
- * turn, and that one instruction took 8% of a random_size pair's samples.
+ * turn, and that one instruction took 8% of the samples of two threads
+ * making random 1-100 page pairs (perf).
  * With every node a batch short, the count reads at most an eighth of
  * lazy_max_pages low, so a purge starts at most that late; the purge
  * adds a node's gathered pages when it detaches the node's lazy set.
