@@ -57,7 +57,10 @@
  *   registry lock      registry_link
  *   trace_lock         the recording's file, and the order of its lines
  *   lazy_nr            atomic, no lock; frees add to it in batches (lazy.c)
- *   counters           relaxed atomics, no lock
+ *   counters           relaxed atomics, no lock; except a node's pool_hits,
+ *                      written under its pool_lock, and its frees, under
+ *                      its lazy_lock (atomic adds in a VMAP_IMMEDIATE_FREE
+ *                      space, which has no lazy sets)
  */
 #ifndef VMAP_INTERNAL_H
 #define VMAP_INTERNAL_H
@@ -116,7 +119,6 @@ struct pool {
 
 /* Per-node event counters; see VMAP_STAT_FIELDS for their meaning. */
 #define NODE_COUNTERS(X)                                                       \
-	X(allocs)                                                              \
 	X(alloc_failures)                                                      \
 	X(frees)                                                               \
 	X(pool_hits)                                                           \
@@ -133,6 +135,8 @@ struct node_counters {
 #define NODE_COUNTER_MEMBER(name) atomic_uint_fast64_t name;
 	NODE_COUNTERS(NODE_COUNTER_MEMBER)
 #undef NODE_COUNTER_MEMBER
+	/* Allocations that did not hit a pool; the statistic adds the hits. */
+	atomic_uint_fast64_t heap_allocs;
 };
 
 /*
@@ -179,7 +183,7 @@ struct vmap_node {
 	 */
 	struct lazy_set *purging;
 	bool skip_populate;
-	uint64_t allocs_seen; /* count.allocs at the last purge (purge_lock) */
+	uint64_t allocs_seen; /* node_allocs() at the last purge (purge_lock) */
 	/* Pages its purged lazy sets held, and purges, since its last decay
 	 * point (purge_lock). */
 	uint64_t decay_pages;

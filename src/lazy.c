@@ -149,10 +149,10 @@ uint64_t lazy_insert(struct vmap_space *s, struct va *va,
 			      memory_order_relaxed);
 	if (uncounted(vn) > s->lazy_batch_pages)
 		nr_lazy = count_gathered(s, vn);
+	counter_add_locked(&vn->count.frees, 1);
 	transit_done();
 	vlock_release(&vn->lazy_lock);
 	if (cpu_vn && vn != cpu_vn)
 		counter_add(&cpu_vn->count.other_node_lock, 1);
-	counter_add(&vn->count.frees, 1);
 	return nr_lazy;
 }

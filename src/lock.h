@@ -112,7 +112,20 @@ static inline void counter_add(atomic_uint_fast64_t *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-static inline uint64_t counter_read(atomic_uint_fast64_t *c)
+/*
+ * The same for a counter that only the holder of one lock writes, a lock
+ * its writer holds anyway: a plain load and store, where an atomic add
+ * locks the bus (the three counters of an alloc+free pair took a tenth
+ * of it).
+ */
+static inline void counter_add_locked(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline uint64_t counter_read(const atomic_uint_fast64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
 }

@@ -101,6 +101,7 @@ int nodes_create(struct vmap_space *s)
 #define NODE_COUNTER_INIT(name) atomic_init(&vn->count.name, 0);
 		NODE_COUNTERS(NODE_COUNTER_INIT)
 #undef NODE_COUNTER_INIT
+		atomic_init(&vn->count.heap_allocs, 0);
 	}
 	return 0;
 }

@@ -63,6 +63,7 @@ struct va *pool_take(struct vmap_space *s, struct vmap_node *vn, uint64_t size,
 		} else {
 			store_relaxed(&p->len, load_relaxed(&p->len) - 1);
 			store_relaxed(&p->taken, load_relaxed(&p->taken) + 1);
+			counter_add_locked(&vn->count.pool_hits, 1);
 			transit_take_pooled(s, va);
 		}
 	}

@@ -133,7 +133,8 @@ static void purge_piece(struct job *job, unsigned piece)
 
 static uint64_t node_allocs(const struct vmap_node *vn)
 {
-	return atomic_load_explicit(&vn->count.allocs, memory_order_relaxed);
+	return counter_read(&vn->count.heap_allocs) +
+	       counter_read(&vn->count.pool_hits);
 }
 
 /*

@@ -465,7 +465,6 @@ static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
 		counter_add(&cpu_vn->count.cross_node_busy, 1);
 		counter_add(&cpu_vn->count.other_node_lock, 1);
 	}
-	counter_add(&cpu_vn->count.allocs, 1);
 	return 0;
 }
 
@@ -497,9 +496,8 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 			if (hit)
 				start = va->start;
 		}
-		counter_add(hit ? &cpu_vn->count.pool_hits :
-				  &cpu_vn->count.pool_misses,
-			    1);
+		if (!hit) /* pool_take() counts the hits */
+			counter_add(&cpu_vn->count.pool_misses, 1);
 		if (hit)
 			VMAP_PROBE(pool_hit, cpu_vn->id, start, f->size);
 		else
@@ -512,7 +510,6 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 	 * record is for whichever thread frees it, so nothing reads it.
 	 */
 	if (hit && !va) {
-		counter_add(&cpu_vn->count.allocs, 1);
 		*addr = start;
 		return 0;
 	}
@@ -538,9 +535,12 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 	VMAP_ASSERT(start >= f->first && va_last(va) <= f->last);
 	VMAP_ASSERT(((start - f->phase) & (f->align - 1)) == 0);
 	rc = busy_add(s, va, pooled, cpu_vn);
-	if (!rc)
-		*addr = start;
-	return rc;
+	if (rc)
+		return rc;
+	if (!hit)
+		counter_add(&cpu_vn->count.heap_allocs, 1);
+	*addr = start;
+	return 0;
 }
 
 int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
@@ -769,7 +769,10 @@ static int reserve_range(struct vmap_space *s, unsigned cpu, uint64_t addr,
 	va->start = addr;
 	va->end = addr + size;
 	va->user = user;
-	return busy_add(s, va, false, cpu_vn);
+	rc = busy_add(s, va, false, cpu_vn);
+	if (!rc)
+		counter_add(&cpu_vn->count.heap_allocs, 1);
+	return rc;
 }
 
 int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
@@ -1048,7 +1051,7 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)],
 				busy[i])) {
 			counter_add(&s->nodes[this_cpu(s) % s->nr_nodes]
-					     .count.allocs,
+					     .count.heap_allocs,
 				    1);
 		} else {
 			va_delete(busy[i]);

@@ -13,7 +13,10 @@
 #include "internal.h"
 #include "os.h"
 
-/* Every node counter is a stats field of the same name. */
+/*
+ * Every node counter is a stats field of the same name; allocations are
+ * the heap's and the pool hits.
+ */
 static void add_node(struct vmap_node *vn, struct vmap_stats *st)
 {
 	unsigned k;
@@ -21,6 +24,8 @@ static void add_node(struct vmap_node *vn, struct vmap_stats *st)
 #define NODE_COUNTER_SUM(name) st->name += counter_read(&vn->count.name);
 	NODE_COUNTERS(NODE_COUNTER_SUM)
 #undef NODE_COUNTER_SUM
+	st->allocs += counter_read(&vn->count.heap_allocs) +
+		      counter_read(&vn->count.pool_hits);
 	st->node_lock += vlock_count(&vn->busy_lock) +
 			 vlock_count(&vn->lazy_lock) +
 			 vlock_count(&vn->pool_lock);

@@ -129,7 +129,7 @@ struct vcpu {
 	struct vmap_space *s;
 	unsigned cpu;
 	long pairs;
-	uint64_t made;
+	uint64_t made, freed;
 };
 
 /* One-page to 256-page whole-space pairs, up to 8 held, as CPU @cpu. */
@@ -151,21 +151,28 @@ static void *vcpu_main(void *arg)
 			n++;
 		}
 		if (n && (z & 6))
-			vmap_free(v->s, held[--n]);
+			v->freed += !vmap_free(v->s, held[--n]);
 	}
 	while (n)
-		vmap_free(v->s, held[--n]);
+		v->freed += !vmap_free(v->s, held[--n]);
 	return NULL;
 }
 
-TEST(virtual_cpus_counters_add_up)
+/*
+ * VCPUS threads, each acting as one CPU, on @nodes nodes: each node's
+ * allocations are what its CPUs made, and the space's frees what they
+ * freed, also where several CPUs share a node (its pool hits and frees
+ * are counted under its locks, and none may be lost).
+ */
+static void vcpus_on(unsigned nodes)
 {
-	struct vmap_params p = { .nr_nodes = VCPUS, .lazy_max_pages = 4096 };
+	struct vmap_params p = { .nr_nodes = nodes, .lazy_max_pages = 4096 };
 	struct vmap_stats st = { .size = sizeof(st) };
 	struct vcpu v[VCPUS];
 	pthread_t tid[VCPUS];
+	uint64_t made, freed = 0;
 	char msg[256];
-	unsigned i;
+	unsigned i, node;
 
 	assert_int(vmap_space_create(BASE, BASE + 65536 * PAGE, &p, &v[0].s),
 		   ==, 0);
@@ -173,22 +180,34 @@ TEST(virtual_cpus_counters_add_up)
 		v[i].s = v[0].s;
 		v[i].cpu = i;
 		v[i].pairs = scaled(20000);
-		v[i].made = 0;
+		v[i].made = v[i].freed = 0;
 		assert_int(pthread_create(&tid[i], NULL, vcpu_main, &v[i]), ==,
 			   0);
 	}
-	for (i = 0; i < VCPUS; i++)
-		pthread_join(tid[i], NULL);
 	for (i = 0; i < VCPUS; i++) {
-		vmap_stats_get(v[0].s, (int)i, &st);
-		expect_u64(st.allocs, ==, v[i].made);
+		pthread_join(tid[i], NULL);
+		freed += v[i].freed;
+	}
+	for (node = 0; node < nodes; node++) {
+		for (made = 0, i = node; i < VCPUS; i += nodes)
+			made += v[i].made;
+		vmap_stats_get(v[0].s, (int)node, &st);
+		expect_u64(st.allocs, ==, made);
 		expect_u64(st.allocs + st.alloc_failures, ==,
 			   st.pool_hits + st.pool_misses);
 		expect_u64(st.cross_node_busy, <=, st.pool_misses);
 		expect_u64(st.refilled, >=, st.pool_refills);
 	}
+	vmap_stats_get(v[0].s, -1, &st);
+	expect_u64(st.frees, ==, freed);
 	test_check(vmap_check(v[0].s, msg, sizeof(msg)) == 0, 0, "%s", msg);
 	vmap_space_destroy(v[0].s);
+}
+
+TEST(virtual_cpus_counters_add_up)
+{
+	vcpus_on(VCPUS);
+	vcpus_on(2);
 }
 
 /*
