@@ -220,6 +220,7 @@ struct vmap_space {
 	uint64_t lazy_batch_pages;
 	unsigned page_shift, zone_shift;
 	unsigned nr_nodes;
+	unsigned nr_cpus; /* online when the space was made */
 	unsigned flags;
 	vmap_flush_fn flush;
 	void *flush_cookie;

@@ -213,26 +213,55 @@ static bool backlogged(const struct vmap_space *s, uint64_t lazy)
 }
 
 /*
+ * How many nodes this purge hands to helpers, from the lazy count read
+ * before it subtracts anything and the nodes that took an allocation
+ * since the last purge (@busy).  The kernel's formula: one node per
+ * lazy_max_pages of backlog goes to a helper, the rest (at least one) is
+ * purged inline, so a small backlog costs no thread wake-ups and a large
+ * one is spread over CPUs.  Pools that refill themselves do not wait for
+ * purges, so there a purge's length matters only once the backlog is
+ * over its bound (frees then purge themselves): below it the purge takes
+ * no helper.  With sizes of 1-100 pages at two threads on two vCPUs, half
+ * the purges took one, a thread more competing with the program's
+ * (random_size, two nodes: 1.76-2.04x the one-lock design with them,
+ * 1.98-2.43x without).  Past the bound they take at most the CPUs that
+ * neither an allocating node nor this purge keeps busy: a helper on a
+ * busy CPU only takes turns with the program (two threads on two vCPUs
+ * still had one in nearly every backlogged purge, 650 helpers in 2 M
+ * pairs, and were 10-20% slower for it).
+ */
+static unsigned helpers_for(struct vmap_space *s, unsigned nr_marked,
+			    unsigned busy)
+{
+	uint64_t lazy = atomic_load(&s->lazy_nr);
+	unsigned formula, idle;
+
+	/*
+	 * Recording purges every node inline, in node order, as a replay
+	 * does: nodes returned to the heap in another order leave its tree
+	 * another shape, and placement above a page depends on the shape.
+	 */
+	if ((s->flags & VMAP_DETERMINISTIC) || s->trace)
+		return 0;
+	formula = purge_helper_count(lazy, s->lazy_max_pages, nr_marked);
+	if (s->flags & VMAP_KERNEL_POOLS)
+		return formula;
+	if (!backlogged(s, lazy))
+		return 0;
+	idle = s->nr_cpus > busy + 1 ? s->nr_cpus - busy - 1 : 0;
+	return formula < idle ? formula : idle;
+}
+
+/*
  * One purge (DESIGN.md sections 3, 6 and 7).  Caller holds purge_lock.
  * Returns true if there were lazy ranges.
- *
- * The helper count comes from the lazy count read before this purge
- * subtracts anything: one node per lazy_max_pages of backlog goes to a
- * helper, the rest (at least one) is purged inline, so a small backlog
- * costs no thread wake-ups and a large one is spread over CPUs.  Pools
- * that refill themselves do not wait for purges, so there a purge's
- * length matters only once the backlog is over its bound (frees then
- * purge themselves): below it the purge takes no helper.  With sizes of
- * 1-100 pages at two threads on two vCPUs, half the purges took one, a
- * thread more competing with the program's (random_size, two nodes:
- * 1.76-2.04x the one-lock design with them, 1.98-2.43x without).
  */
 bool purge_locked(struct vmap_space *s, bool full)
 {
 	struct vmap_node *marked[MAX_NODES];
 	struct pool_room room;
-	uint64_t start = UINT64_MAX, last = 0, npurged = 0, pages = 0, lazy;
-	unsigned nr_marked = 0, nr_helpers, i;
+	uint64_t start = UINT64_MAX, last = 0, npurged = 0, pages = 0;
+	unsigned nr_marked = 0, nr_helpers, busy = 0, i;
 	struct purge_job pj;
 	struct vmap_node *vn;
 
@@ -242,6 +271,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
 		vn->skip_populate = full;
+		busy += node_allocs(vn) != vn->allocs_seen;
 
 		/* Detach the node's lazy set by pointing frees at the other one. */
 		vlock_acquire(&vn->lazy_lock);
@@ -275,17 +305,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 	}
 	if (s->release)
 		release_runs(s, marked, nr_marked);
-	/*
-	 * Recording purges every node inline, in node order, as a replay
-	 * does: nodes returned to the heap in another order leave its tree
-	 * another shape, and placement above a page depends on the shape.
-	 */
-	nr_helpers = 0;
-	lazy = atomic_load(&s->lazy_nr);
-	if (!(s->flags & VMAP_DETERMINISTIC) && !s->trace &&
-	    ((s->flags & VMAP_KERNEL_POOLS) || backlogged(s, lazy)))
-		nr_helpers =
-			purge_helper_count(lazy, s->lazy_max_pages, nr_marked);
+	nr_helpers = helpers_for(s, nr_marked, busy);
 	if (!full)
 		pool_room_measure(s, marked, nr_marked, &room);
 	pj.job.run = purge_piece;

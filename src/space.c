@@ -149,6 +149,7 @@ static int space_create(uint64_t base, uint64_t limit,
 	s->zone_shift = s->page_shift + (unsigned)__builtin_ctz(ZONE_PAGES);
 	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
 				    (cpus > MAX_NODES ? MAX_NODES : cpus);
+	s->nr_cpus = cpus;
 	s->lazy_max_pages = p->lazy_max_pages;
 	if (!s->lazy_max_pages)
 		s->lazy_max_pages = default_lazy_max_pages(

@@ -314,9 +314,11 @@ static void no_flush(void *cookie, uint64_t start, uint64_t end)
  * is 16) while the test holds the purge mutex, so the drain thread waits;
  * then let it purge.  The space has a flush callback, so that its frees
  * never purge themselves (one would wait for the mutex this thread holds).
+ * With @noted, a purge (of nothing) comes between the allocations and the
+ * frees, so that at the backlog's purge no node has allocated since.
  */
 static void backlog_purge(bool threads_fail, int per_node, uint32_t flags,
-			  uint64_t *helpers)
+			  bool noted, uint64_t *helpers)
 {
 	struct vmap_params p = { .nr_nodes = 4,
 				 .lazy_max_pages = 16,
@@ -330,6 +332,8 @@ static void backlog_purge(bool threads_fail, int per_node, uint32_t flags,
 	for (cpu = 0; cpu < 4; cpu++)
 		for (i = 0; i < per_node; i++)
 			a[cpu][i] = alloc_on(s, cpu, 1, PAGE);
+	if (noted)
+		vmap_purge(s);
 	vlock_take(&s->purge_lock);
 	for (cpu = 0; cpu < 4; cpu++) {
 		vmap_set_thread_cpu(cpu);
@@ -349,12 +353,27 @@ static void backlog_purge(bool threads_fail, int per_node, uint32_t flags,
 	vmap_space_destroy(s);
 }
 
+/* The helpers a backlog of four nodes' worth takes with @busy CPUs. */
+static uint64_t helpers_beside(long busy)
+{
+	long idle = sysconf(_SC_NPROCESSORS_ONLN) - busy - 1;
+
+	return idle < 0 ? 0 : idle < 3 ? (uint64_t)idle : 3;
+}
+
+/*
+ * 64 / 16 = 4 nodes' worth: the kernel's formula gives 3 helpers, which
+ * take the CPUs that no allocating node and not the purge keep busy.
+ */
 TEST(helpers_purge_a_backlog)
 {
 	uint64_t helpers;
 
-	backlog_purge(false, 16, 0, &helpers);
-	/* 64 / 16 = 4 nodes' worth: 3 helpers, where a second worker can run. */
+	backlog_purge(false, 16, 0, true, &helpers);
+	expect_u64(helpers, ==, helpers_beside(0));
+	backlog_purge(false, 16, 0, false, &helpers);
+	expect_u64(helpers, ==, helpers_beside(4));
+	backlog_purge(false, 16, VMAP_KERNEL_POOLS, false, &helpers);
 	expect_u64(helpers, ==, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 3 : 0);
 }
 
@@ -366,9 +385,9 @@ TEST(refilling_pools_take_helpers_past_the_bound)
 {
 	uint64_t helpers;
 
-	backlog_purge(false, 12, VMAP_KERNEL_POOLS, &helpers);
+	backlog_purge(false, 12, VMAP_KERNEL_POOLS, true, &helpers);
 	expect_u64(helpers, ==, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 0);
-	backlog_purge(false, 12, 0, &helpers);
+	backlog_purge(false, 12, 0, true, &helpers);
 	expect_u64(helpers, ==, 0);
 }
 
@@ -376,7 +395,7 @@ static void backlog_purge_without_threads(void)
 {
 	uint64_t helpers;
 
-	backlog_purge(true, 16, 0, &helpers);
+	backlog_purge(true, 16, 0, true, &helpers);
 	expect_u64(helpers, ==, 0);
 }
 
