@@ -168,9 +168,14 @@ static void transit_recover(struct transit *t)
 	}
 	/*
 	 * A range from a pool has its record, still idle in its busy tree
-	 * where the space keeps idle ranges: out of the tree, then back.
+	 * where the space keeps idle ranges: out of the tree, then back.  Its
+	 * pool counted a hit that no allocation completed: taken back (the
+	 * child is alone, so the pool lock that covers the count is not
+	 * needed).
 	 */
 	if (t->pooled) {
+		counter_add_locked(&lazy_node_of(s, t->pooled)->count.pool_hits,
+				   (uint64_t)-1);
 		vlist_init(&one);
 		vlist_add_tail(&t->pooled->link, &one);
 		busy_forget(s, &one);

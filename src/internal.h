@@ -220,7 +220,7 @@ struct vmap_space {
 	uint64_t lazy_batch_pages;
 	unsigned page_shift, zone_shift;
 	unsigned nr_nodes;
-	unsigned nr_cpus; /* online when the space was made */
+	unsigned nr_cpus; /* its creator's usable CPUs (os_usable_cpus()) */
 	unsigned flags;
 	vmap_flush_fn flush;
 	void *flush_cookie;
@@ -362,7 +362,12 @@ void nodes_destroy(struct vmap_space *s);
 unsigned this_cpu(const struct vmap_space *s);
 int thread_cpu_set(int cpu);
 unsigned thread_cpu_get(void);
-bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va);
+/*
+ * @allocs (may be NULL) counts the allocation, before the range leaves
+ * transit: a fork child then counts exactly the busy ranges it has.
+ */
+bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va,
+		 atomic_uint_fast64_t *allocs);
 struct va *busy_unlink(struct vmap_space *s, uint64_t addr,
 		       struct vmap_node *cpu_vn);
 int busy_lookup(struct vmap_space *s, uint64_t addr, struct vmap_range *out);

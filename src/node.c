@@ -191,7 +191,8 @@ static void report_overlap(struct vmap_space *s, uint64_t start, uint64_t end)
 		 (unsigned long long)start, (unsigned long long)end);
 }
 
-bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
+bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va,
+		 atomic_uint_fast64_t *allocs)
 {
 	struct index_upkeep u;
 	bool ok;
@@ -201,6 +202,8 @@ bool busy_insert(struct vmap_space *s, struct vmap_node *vn, struct va *va)
 	va->busy = true;
 	ok = busy_set_insert(&vn->busy, va);
 	index_upkeep_locked(vn, &u);
+	if (ok && allocs)
+		counter_add(allocs, 1);
 	transit_done();
 	vlock_release(&vn->busy_lock);
 	index_upkeep_unlocked(vn, &u);

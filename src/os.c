@@ -23,6 +23,15 @@ unsigned os_nr_cpus(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+unsigned os_usable_cpus(void)
+{
+	cpu_set_t set;
+
+	if (!sched_getaffinity(0, sizeof(set), &set) && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	return os_nr_cpus();
+}
+
 unsigned os_current_cpu(void)
 {
 	static atomic_uint next_index;

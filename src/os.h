@@ -5,6 +5,8 @@
  * Contract: every function is thread-safe, none takes a lock of the
  * library, and failures are reported, never fatal.
  *  os_nr_cpus()       online CPUs, at least 1.
+ *  os_usable_cpus()   the CPUs the calling thread may run on (its
+ *                     affinity: taskset, a container's cpuset), at least 1.
  *  os_current_cpu()   the CPU the caller runs on now (cheap: glibc reads it
  *                     from the rseq area), or a stable per-thread index
  *                     where the system cannot tell.
@@ -50,6 +52,7 @@
 #include <stdio.h>
 
 unsigned os_nr_cpus(void);
+unsigned os_usable_cpus(void);
 unsigned os_current_cpu(void);
 long os_thread_id(void);
 int os_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);

@@ -214,8 +214,9 @@ static bool backlogged(const struct vmap_space *s, uint64_t lazy)
 
 /*
  * How many nodes this purge hands to helpers, from the lazy count read
- * before it subtracts anything and the nodes that took an allocation
- * since the last purge (@busy).  The kernel's formula: one node per
+ * before it subtracts anything and the CPUs known busy (@busy: one per
+ * node that took an allocation since the last purge, and this thread's
+ * if its node is not among them).  The kernel's formula: one node per
  * lazy_max_pages of backlog goes to a helper, the rest (at least one) is
  * purged inline, so a small backlog costs no thread wake-ups and a large
  * one is spread over CPUs.  Pools that refill themselves do not wait for
@@ -224,8 +225,8 @@ static bool backlogged(const struct vmap_space *s, uint64_t lazy)
  * no helper.  With sizes of 1-100 pages at two threads on two vCPUs, half
  * the purges took one, a thread more competing with the program's
  * (random_size, two nodes: 1.76-2.04x the one-lock design with them,
- * 1.98-2.43x without).  Past the bound they take at most the CPUs that
- * neither an allocating node nor this purge keeps busy: a helper on a
+ * 1.98-2.43x without).  Past the bound they take at most the usable CPUs
+ * that neither an allocating node nor this purge keeps busy: a helper on a
  * busy CPU only takes turns with the program (two threads on two vCPUs
  * still had one in nearly every backlogged purge, 650 helpers in 2 M
  * pairs, and were 10-20% slower for it).
@@ -248,7 +249,7 @@ static unsigned helpers_for(struct vmap_space *s, unsigned nr_marked,
 		return formula;
 	if (!backlogged(s, lazy))
 		return 0;
-	idle = s->nr_cpus > busy + 1 ? s->nr_cpus - busy - 1 : 0;
+	idle = s->nr_cpus > busy ? s->nr_cpus - busy : 0;
 	return formula < idle ? formula : idle;
 }
 
@@ -261,7 +262,9 @@ bool purge_locked(struct vmap_space *s, bool full)
 	struct vmap_node *marked[MAX_NODES];
 	struct pool_room room;
 	uint64_t start = UINT64_MAX, last = 0, npurged = 0, pages = 0;
-	unsigned nr_marked = 0, nr_helpers, busy = 0, i;
+	unsigned nr_marked = 0, nr_helpers, busy = 0, i,
+		 self = s->nr_nodes > 1 ? this_cpu(s) % s->nr_nodes : 0;
+	bool self_busy = false;
 	struct purge_job pj;
 	struct vmap_node *vn;
 
@@ -271,7 +274,10 @@ bool purge_locked(struct vmap_space *s, bool full)
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
 		vn->skip_populate = full;
-		busy += node_allocs(vn) != vn->allocs_seen;
+		if (node_allocs(vn) != vn->allocs_seen) {
+			busy++;
+			self_busy |= i == self;
+		}
 
 		/* Detach the node's lazy set by pointing frees at the other one. */
 		vlock_acquire(&vn->lazy_lock);
@@ -305,7 +311,8 @@ bool purge_locked(struct vmap_space *s, bool full)
 	}
 	if (s->release)
 		release_runs(s, marked, nr_marked);
-	nr_helpers = helpers_for(s, nr_marked, busy);
+	/* This thread's CPU is busy too, if its node did not count it. */
+	nr_helpers = helpers_for(s, nr_marked, busy + !self_busy);
 	if (!full)
 		pool_room_measure(s, marked, nr_marked, &room);
 	pj.job.run = purge_piece;

@@ -149,7 +149,7 @@ static int space_create(uint64_t base, uint64_t limit,
 	s->zone_shift = s->page_shift + (unsigned)__builtin_ctz(ZONE_PAGES);
 	s->nr_nodes = p->nr_nodes ? p->nr_nodes :
 				    (cpus > MAX_NODES ? MAX_NODES : cpus);
-	s->nr_cpus = cpus;
+	s->nr_cpus = os_usable_cpus();
 	s->lazy_max_pages = p->lazy_max_pages;
 	if (!s->lazy_max_pages)
 		s->lazy_max_pages = default_lazy_max_pages(
@@ -450,7 +450,7 @@ static int heap_take(struct vmap_space *s, const struct free_heap_fit *f,
  * allocation's own range (the lowest fit, anywhere) goes to the node it
  * belongs to.
  */
-static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
+static int busy_add(struct vmap_space *s, struct va *va, bool pooled, bool hit,
 		    struct vmap_node *cpu_vn)
 {
 	unsigned addr_node = addr_to_node(s, va->start);
@@ -458,7 +458,9 @@ static int busy_add(struct vmap_space *s, struct va *va, bool pooled,
 	va->tag = 0;
 	if (pooled)
 		va->tag = 1 + (tag_by_address(s) ? addr_node : cpu_vn->id);
-	if (!busy_insert(s, &s->nodes[addr_node], va)) {
+	/* A hit was counted as one by pool_take(). */
+	if (!busy_insert(s, &s->nodes[addr_node], va,
+			 hit ? NULL : &cpu_vn->count.heap_allocs)) {
 		va_delete(va);
 		return -EUCLEAN;
 	}
@@ -535,13 +537,10 @@ static int space_alloc(struct vmap_space *s, unsigned cpu,
 	start = va->start;
 	VMAP_ASSERT(start >= f->first && va_last(va) <= f->last);
 	VMAP_ASSERT(((start - f->phase) & (f->align - 1)) == 0);
-	rc = busy_add(s, va, pooled, cpu_vn);
-	if (rc)
-		return rc;
-	if (!hit)
-		counter_add(&cpu_vn->count.heap_allocs, 1);
-	*addr = start;
-	return 0;
+	rc = busy_add(s, va, pooled, hit, cpu_vn);
+	if (!rc)
+		*addr = start;
+	return rc;
 }
 
 int vmap_alloc(struct vmap_space *s, uint64_t size, uint64_t align,
@@ -770,10 +769,7 @@ static int reserve_range(struct vmap_space *s, unsigned cpu, uint64_t addr,
 	va->start = addr;
 	va->end = addr + size;
 	va->user = user;
-	rc = busy_add(s, va, false, cpu_vn);
-	if (!rc)
-		counter_add(&cpu_vn->count.heap_allocs, 1);
-	return rc;
+	return busy_add(s, va, false, false, cpu_vn);
 }
 
 int vmap_reserve(struct vmap_space *s, uint64_t addr, uint64_t size,
@@ -1049,12 +1045,10 @@ int vmap_pcpu_get_vm_areas(struct vmap_space *s, const uint64_t *offsets,
 		busy[i]->end = busy[i]->start + sizes[i];
 		busy[i]->tag = 0;
 		busy[i]->user = 0;
-		if (busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)],
-				busy[i])) {
-			counter_add(&s->nodes[this_cpu(s) % s->nr_nodes]
-					     .count.heap_allocs,
-				    1);
-		} else {
+		if (!busy_insert(s, &s->nodes[addr_to_node(s, busy[i]->start)],
+				 busy[i],
+				 &s->nodes[this_cpu(s) % s->nr_nodes]
+					  .count.heap_allocs)) {
 			va_delete(busy[i]);
 			rc = -EUCLEAN;
 		}

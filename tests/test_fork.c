@@ -138,6 +138,24 @@ static void *maintain(void *arg)
 	return NULL;
 }
 
+/*
+ * The child's counts agree with its ranges: what it holds busy is what
+ * was allocated and not freed, although threads of the parent were in
+ * the middle of allocations and frees at the fork.
+ */
+static void child_counts_its_ranges(void)
+{
+	struct vmap_stats st = stats_of(space);
+	struct vmap_range *r;
+	size_t n, i, busy = 0;
+
+	assert_int(vmap_snapshot(space, &r, &n), ==, 0);
+	for (i = 0; i < n; i++)
+		busy += r[i].state == VMAP_RANGE_BUSY;
+	free(r);
+	expect_u64(st.allocs - st.frees, ==, busy);
+}
+
 /* Shape 4: everything a child may do, on the inherited space and heap. */
 static void child_uses_everything(void)
 {
@@ -146,6 +164,7 @@ static void child_uses_everything(void)
 	int i;
 
 	assert_space_ok(space);
+	child_counts_its_ranges();
 	for (i = 0; i < 64; i++)
 		assert_int(vmap_alloc(space, PAGE * (1 + i % 4), PAGE, 0, 0, 0,
 				      &a[i]),
