@@ -177,16 +177,13 @@ static bool others_allocated(struct vmap_space *s, const struct vmap_node *vn)
  * so it comes to a point after DECAY_PURGES_PER_NODE * nodes purges in
  * any case: four times as late as n nodes alike.  The counts are of
  * purged pages and of purges, not of lazy_max_pages, which a replay sets
- * out of reach.  Caller holds purge_lock; called once per node per
- * purge, after the lazy sets are detached.
+ * out of reach.  @idle: the node took no allocation since the last purge.
+ * Caller holds purge_lock; called once per node per purge, after the lazy
+ * sets are detached.
  */
 static enum pool_decay decay_point(struct vmap_space *s, struct vmap_node *vn,
-				   bool full, uint64_t pages)
+				   bool full, bool idle, uint64_t pages)
 {
-	uint64_t allocs = node_allocs(vn);
-	bool idle = allocs == vn->allocs_seen;
-
-	vn->allocs_seen = allocs;
 	if (vn->purging)
 		vn->decay_pages += vn->purging->pages;
 	vn->decay_purges++;
@@ -264,7 +261,8 @@ bool purge_locked(struct vmap_space *s, bool full)
 	uint64_t start = UINT64_MAX, last = 0, npurged = 0, pages = 0;
 	unsigned nr_marked = 0, nr_helpers, busy = 0, i,
 		 self = s->nr_nodes > 1 ? this_cpu(s) % s->nr_nodes : 0;
-	bool self_busy = false;
+	bool idle[MAX_NODES], self_busy = false;
+	uint64_t allocs;
 	struct purge_job pj;
 	struct vmap_node *vn;
 
@@ -274,7 +272,10 @@ bool purge_locked(struct vmap_space *s, bool full)
 	for (i = 0; i < s->nr_nodes; i++) {
 		vn = &s->nodes[i];
 		vn->skip_populate = full;
-		if (node_allocs(vn) != vn->allocs_seen) {
+		allocs = node_allocs(vn);
+		idle[i] = allocs == vn->allocs_seen;
+		vn->allocs_seen = allocs;
+		if (!idle[i]) {
 			busy++;
 			self_busy |= i == self;
 		}
@@ -299,7 +300,7 @@ bool purge_locked(struct vmap_space *s, bool full)
 	}
 	for (i = 0; i < s->nr_nodes; i++)
 		pool_decay(s, &s->nodes[i],
-			   decay_point(s, &s->nodes[i], full, pages));
+			   decay_point(s, &s->nodes[i], full, idle[i], pages));
 	if (full)
 		counter_add(&s->full_purges, 1);
 	if (!nr_marked)
